@@ -1,0 +1,498 @@
+"""The acceptor: accepts clients, parses RESP, routes commands to shards, relays replies in order.
+
+It is the sequencer of the whole server. Everything a client sends is parsed here and, in the
+order received, either answered on the spot (connection and server commands), appended to
+the batch of the shard that owns the key's hash slot, or appended to every shard's batch (a
+fan-out, whose parts the acceptor merges). All parts of one command are appended in one step,
+before the next command is looked at, and each shard executes its pipe strictly in arrival
+order, so every command is atomic and the server is serializable (docs/architecture.md).
+
+Batching: commands bound for a shard during one event-loop turn travel as one frame (a list
+of *runs*, see :mod:`shardserver.shard`), written at the end of the turn; each shard answers a
+frame with one frame. Consecutive commands of one client for one shard form a run whose
+replies come back already concatenated.
+
+Ordering: each client keeps a queue of entries, one per run or local reply, in request order.
+A reply fills its entry; the filled prefix of the queue is written out, in one write per
+client per reply frame. A client whose queue grows past a limit is paused (asyncio
+``pause_reading``) until it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import marshal
+import os
+import signal
+import time
+from binascii import crc_hqx
+from collections import deque
+from collections.abc import Callable
+from itertools import count
+from typing import Any
+
+from shardserver.commands.table import COMMANDS, CommandSpec, Route
+from shardserver.config import Config
+from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
+from shardserver.framing import FrameDecoder, FrameWriter
+from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
+from shardserver.slots import shard_table, slot_for_key
+
+log = logging.getLogger("shardserver.acceptor")
+
+#: Pause reading from a client with this many unanswered entries; resume below the low mark.
+PENDING_HIGH = 4096
+PENDING_LOW = 1024
+READ_SIZE = 1 << 20
+
+
+def _lookup_table() -> dict[bytes, CommandSpec]:
+    """Commands by name as clients send them: lower and upper case (others are lowered)."""
+    table: dict[bytes, CommandSpec] = {}
+    for name, spec in COMMANDS.items():
+        table[name.encode()] = spec
+        table[name.upper().encode()] = spec
+    return table
+
+
+LOOKUP = _lookup_table()
+_KEY, _LOCAL, _ALL = Route.KEY, Route.LOCAL, Route.ALL
+
+
+class ShardLink:
+    """The acceptor's end of one shard: its process, pipes, and the batches in flight."""
+
+    def __init__(self, index: int, process: Any, command_fd: int, reply_fd: int) -> None:
+        self.index = index
+        self.process = process
+        self.command_fd = command_fd
+        self.reply_fd = reply_fd
+        self.writer = FrameWriter(command_fd)
+        self.decoder = FrameDecoder()
+        #: Targets of each batch sent and not yet answered, oldest first.
+        self.inflight: deque[list] = deque()
+        self.alive = True
+
+
+class Gather:
+    """Collects the parts of a fan-out command and fills the client's entry with the merge."""
+
+    __slots__ = ("client", "entry", "spec", "argv", "parts", "remaining")
+
+    def __init__(self, client: ClientConnection, entry: list, spec: CommandSpec, argv: list,
+                 parts: int) -> None:
+        self.client = client
+        self.entry = entry
+        self.spec = spec
+        self.argv = argv
+        self.parts: list[Any] = [None] * parts
+        self.remaining = parts
+
+    def deliver(self, index: int, value: Any) -> None:
+        self.parts[index] = value
+        self.remaining -= 1
+        if self.remaining:
+            return
+        client = self.client
+        if value.__class__ is bytes and value[:1] == b"-":
+            merged = value
+        else:
+            failed = [p for p in self.parts if p.__class__ is bytes and p[:1] == b"-"]
+            merged = failed[0] if failed else self.spec.merge(client, self.argv, self.parts)
+        self.entry[0] = merged
+        pending = client.pending
+        if pending and pending[0] is self.entry:
+            client.drain()
+
+
+class Acceptor:
+    """Owns the listening socket, the clients and the links to the shards."""
+
+    def __init__(self, config: Config, links: list[ShardLink],
+                 respawn: Callable[[int], ShardLink]) -> None:
+        self.config = config
+        self.links = links
+        self.respawn = respawn
+        self.shard_of_slot = shard_table(len(links))
+        self.batches: list[list] = [[] for _ in links]
+        self.targets: list[list] = [[] for _ in links]
+        self.turn = 0
+        self.flush_scheduled = False
+        self.clients: dict[int, ClientConnection] = {}
+        self.next_client_id = count(1)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: asyncio.base_events.Server | None = None
+        self.stopping: asyncio.Future | None = None
+        self.started_at = time.time()
+        self.max_bulk_len = config["proto-max-bulk-len"]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        """Listen, serve until SIGTERM/SIGINT or SHUTDOWN, then stop everything; exit status."""
+        loop = self.loop = asyncio.get_running_loop()
+        self.stopping = loop.create_future()
+        for link in self.links:
+            self._attach(link)
+        try:
+            self.server = await loop.create_server(
+                lambda: ClientConnection(self),
+                host=self.config["bind"],
+                port=self.config["port"],
+                backlog=self.config["tcp-backlog"],
+                reuse_address=True,
+            )
+        except OSError as problem:
+            log.warning(
+                "Could not create server TCP listening socket %s:%s: %s",
+                self.config["bind"], self.config["port"], problem.strerror,
+            )
+            self._close_links()
+            return 1
+        port = self.server.sockets[0].getsockname()[1]
+        self.config.values["port"] = port
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        log.info("Listening on %s:%d with %d shards", self.config["bind"], port, len(self.links))
+        log.info("Ready to accept connections tcp")
+        await self.stopping
+        await self._shutdown()
+        return 0
+
+    def request_stop(self, reason: str = "SHUTDOWN") -> None:
+        log.warning("Received %s, shutting down", reason)
+        if self.stopping is not None and not self.stopping.done():
+            self.stopping.set_result(None)
+
+    async def _shutdown(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for client in list(self.clients.values()):
+            client.transport.abort()
+        self._close_links()
+        deadline = time.monotonic() + 1.5
+        for link in self.links:
+            link.process.join(max(0.0, deadline - time.monotonic()))
+            if link.process.is_alive():
+                link.process.kill()
+                link.process.join(0.2)
+        log.warning("redis-clone is now ready to exit, bye bye...")
+
+    def _close_links(self) -> None:
+        for link in self.links:
+            self._detach(link)
+            for fd in (link.command_fd, link.reply_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _attach(self, link: ShardLink) -> None:
+        os.set_blocking(link.command_fd, False)
+        os.set_blocking(link.reply_fd, False)
+        self.loop.add_reader(link.reply_fd, self._on_shard_readable, link)
+
+    def _detach(self, link: ShardLink) -> None:
+        if self.loop is not None:
+            self.loop.remove_reader(link.reply_fd)
+            self.loop.remove_writer(link.command_fd)
+
+    # -- batching --------------------------------------------------------------------------
+
+    def enqueue(self, client: ClientConnection, shard: int, argv: list) -> None:
+        """Append a command to its shard's batch, extending the client's open run if it can."""
+        if client.run_shard == shard and client.run_turn == self.turn:
+            client.run.append(argv)
+            return
+        run = [client.ctx, argv]
+        entry = [None]
+        self.batches[shard].append(run)
+        self.targets[shard].append((client, entry))
+        client.pending.append(entry)
+        client.run = run
+        client.run_shard = shard
+        client.run_turn = self.turn
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def fan_out(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
+        """Send a command's part to every shard, in this same step; merge the parts later."""
+        if spec.check is not None:
+            problem = spec.check(client, argv)
+            if problem is not None:
+                client.reply(problem)
+                return
+        entry = [None]
+        client.pending.append(entry)
+        client.run_shard = -1
+        gather = Gather(client, entry, spec, argv, len(self.links))
+        part = [b"@" + spec.name.encode(), *argv[1:]]
+        for shard in range(len(self.links)):
+            self.batches[shard].append([client.ctx, part])
+            self.targets[shard].append((gather, shard))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send each shard its batch for this turn: one frame per shard."""
+        self.flush_scheduled = False
+        self.turn += 1
+        batches, targets = self.batches, self.targets
+        for index, link in enumerate(self.links):
+            batch = batches[index]
+            if not batch:
+                continue
+            link.inflight.append(targets[index])
+            batches[index] = []
+            targets[index] = []
+            if not link.alive:
+                continue
+            try:
+                if not link.writer.write(marshal.dumps(batch)):
+                    self.loop.add_writer(link.command_fd, self._on_shard_writable, link)
+            except OSError as problem:
+                self._shard_failed(link, f"write failed: {problem}")
+
+    def _on_shard_writable(self, link: ShardLink) -> None:
+        try:
+            if link.writer.flush():
+                self.loop.remove_writer(link.command_fd)
+        except OSError as problem:
+            self._shard_failed(link, f"write failed: {problem}")
+
+    def _on_shard_readable(self, link: ShardLink) -> None:
+        """Drain the reply pipe and hand every reply to its client entry or fan-out."""
+        fd = link.reply_fd
+        drain: list[ClientConnection] = []
+        loads = marshal.loads
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError as problem:
+                self._shard_failed(link, f"read failed: {problem}")
+                return
+            if not data:
+                self._shard_failed(link, "pipe closed")
+                return
+            for payload in link.decoder.feed(data):
+                targets = link.inflight.popleft()
+                for (client, entry), reply in zip(targets, loads(payload), strict=True):
+                    if entry.__class__ is list:
+                        entry[0] = reply
+                        pending = client.pending
+                        if pending and pending[0] is entry and not client.draining:
+                            client.draining = True
+                            drain.append(client)
+                    else:
+                        client.deliver(entry, reply)
+            if len(data) < READ_SIZE:
+                break
+        for client in drain:
+            client.draining = False
+            client.drain()
+
+    def _shard_failed(self, link: ShardLink, why: str) -> None:
+        """A shard died: fail what it had in flight, start a fresh one, carry on."""
+        if not link.alive:
+            return
+        link.alive = False
+        log.warning("shard %d (pid %s) failed: %s; restarting it", link.index,
+                    link.process.pid, why)
+        self._detach(link)
+        for fd in (link.command_fd, link.reply_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        failure = error(f"ERR shard {link.index} failed while running this command")
+        while link.inflight:
+            for client, entry in link.inflight.popleft():
+                if entry.__class__ is list:
+                    entry[0] = failure
+                    pending = client.pending
+                    if pending and pending[0] is entry:
+                        client.drain()
+                else:
+                    client.deliver(entry, failure)
+        if self.stopping is not None and self.stopping.done():
+            return
+        link.process.join(0.5)
+        fresh = self.respawn(link.index)
+        self.links[link.index] = fresh
+        self._attach(fresh)
+
+    # -- services for command handlers ---------------------------------------------------------
+
+    def check_password(self, password: bytes) -> bool:
+        required = self.config["requirepass"]
+        return not required or password == required.encode()
+
+    def set_config(self, name: str, value: str) -> None:
+        """CONFIG SET one setting; raises ConfigError."""
+        self.config.set(name, value)
+        if name == "proto-max-bulk-len":
+            self.max_bulk_len = self.config[name]
+
+    def register(self, client: ClientConnection) -> int:
+        client_id = next(self.next_client_id)
+        self.clients[client_id] = client
+        return client_id
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client: its parser, its session state, and its replies waiting to leave in order."""
+
+    def __init__(self, server: Acceptor) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.reader = CommandReader(server.max_bulk_len)
+        self.pending: deque[list] = deque()
+        self.out: list[bytes] = []
+        self.id = 0
+        self.protocol = 2
+        self.enc: type[Resp2] = Resp2
+        self.db = 0
+        self.ctx = 0
+        self.name: bytes | None = None
+        self.library: dict[str, bytes] = {}
+        self.run: list | None = None
+        self.run_shard = -1
+        self.run_turn = -1
+        self.draining = False
+        self.paused = False
+        self.writing_paused = False
+        self.closing = False
+        self.closed = False
+
+    # -- asyncio callbacks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.id = self.server.register(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pending.clear()
+        self.server.clients.pop(self.id, None)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if not self.paused and not self.closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        server = self.server
+        lookup = LOOKUP
+        shard_of_slot = server.shard_of_slot
+        for argv in self.reader.read(data):
+            if argv.__class__ is not list:
+                self._protocol_error(argv)
+                break
+            spec = lookup.get(argv[0])
+            if spec is None:
+                spec = lookup.get(argv[0].lower())
+                if spec is None:
+                    self.reply(unknown_command(argv))
+                    continue
+            arity = spec.arity
+            if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+                self.reply(wrong_arity(spec.name))
+                continue
+            route = spec.route
+            if route is _KEY:
+                key = argv[spec.first_key]
+                slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
+                argv[0] = spec.wire_name
+                server.enqueue(self, shard_of_slot[slot], argv)
+            elif spec.subcommands:
+                self._container(spec, argv)
+            elif route is _LOCAL:
+                self.reply(spec.run(self, argv))
+                if self.closing:
+                    break
+            else:
+                server.fan_out(self, spec, argv)
+        if self.out:
+            self.transport.write(b"".join(self.out))
+            self.out.clear()
+        if len(self.pending) > PENDING_HIGH and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _container(self, spec: CommandSpec, argv: list) -> None:
+        sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
+        if sub is None:
+            self.reply(unknown_subcommand(argv))
+            return
+        arity = sub.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            self.reply(wrong_arity(sub.name))
+        elif sub.route is _LOCAL:
+            self.reply(sub.run(self, argv))
+        else:
+            self.server.fan_out(self, sub, argv)
+
+    def _protocol_error(self, problem: ProtocolError) -> None:
+        log.log(logging.INFO - 5, "client %d: %s", self.id, problem)
+        self.reply(error(f"ERR {problem}"))
+        self.close_after_reply()
+
+    # -- replies -------------------------------------------------------------------------
+
+    def reply(self, data: bytes) -> None:
+        """A reply known now: it leaves after every earlier reply of this client."""
+        if self.pending:
+            self.pending.append([data])
+            self.run_shard = -1
+        else:
+            self.out.append(data)
+
+    def drain(self) -> None:
+        """Write the replies at the head of the queue that are ready."""
+        if self.closed:
+            return
+        pending = self.pending
+        ready = []
+        while pending and pending[0][0] is not None:
+            ready.append(pending.popleft()[0])
+        if ready:
+            self.transport.write(b"".join(ready))
+        if self.paused and len(pending) < PENDING_LOW:
+            self.paused = False
+            if not self.writing_paused and not self.closing:
+                self.transport.resume_reading()
+        if self.closing and not pending:
+            self.transport.close()
+
+    # -- session state used by handlers -------------------------------------------------
+
+    def close_after_reply(self) -> None:
+        """Close once every reply so far is written (QUIT, protocol errors)."""
+        self.closing = True
+        self.transport.pause_reading()
+        if not self.pending:
+            if self.out:
+                self.transport.write(b"".join(self.out))
+                self.out.clear()
+            self.transport.close()
+
+    def select_db(self, index: int) -> None:
+        self.db = index
+        self.ctx = index * 2 + (1 if self.protocol == 3 else 0)
+        self.run_shard = -1
+
+    def set_protocol(self, protocol: int) -> None:
+        self.protocol = protocol
+        self.enc = encoder_for(protocol)
+        self.select_db(self.db)

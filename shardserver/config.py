@@ -1,0 +1,304 @@
+"""Server settings: their names, types, defaults and validation.
+
+Settings have Redis's names (``port``, ``hz``, ``proto-max-bulk-len``...). They come from, in
+order of precedence: command-line flags (``--name value``, as ``redis-server`` takes them), the
+TOML file (``--config FILE``, default ``config.toml`` beside the launcher), and the defaults
+below. ``CONFIG GET``/``CONFIG SET`` read and change the same table at run time.
+
+Redis 7.0 settings that mean nothing here (encoding thresholds and the like) are accepted, kept
+and returned, so tools that tune them keep working; they are listed in :data:`PASSIVE`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the problem in one line."""
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+}
+
+
+def parse_memory(text: str) -> int:
+    """A Redis memory size: ``1024``, ``64mb``, ``1gb``, ``5k`` (case-insensitive)."""
+    raw = text.strip().lower()
+    digits = raw.rstrip("kmgb")
+    unit = raw[len(digits) :]
+    if not digits.lstrip("-").isdigit() or unit not in _UNITS:
+        raise ConfigError(f"argument must be a memory value: {text!r}")
+    return int(digits) * _UNITS[unit]
+
+
+def _yes_no(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("yes", "no"):
+        raise ConfigError("argument must be 'yes' or 'no'")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its default, how to parse a value, and whether CONFIG SET may change it."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    mutable: bool = True
+    doc: str = ""
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise ConfigError("argument couldn't be parsed into an integer") from None
+        if not low <= value <= high:
+            raise ConfigError(f"argument must be between {low} and {high} inclusive")
+        return value
+
+    return parse
+
+
+def _enum(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"argument must be one of: {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _memory_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = parse_memory(str(text))
+        if not low <= value <= high:
+            raise ConfigError(f"argument must be between {low} and {high} inclusive")
+        return value
+
+    return parse
+
+
+def _string(text: str) -> str:
+    return str(text)
+
+
+def _shards(text: str) -> int:
+    value = str(text).strip().lower()
+    if value in ("auto", "0"):
+        return os.cpu_count() or 1
+    return _int_range(1, 1024)(value)
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("bind", "127.0.0.1", _string, False, "address to listen on"),
+        Setting("port", 6379, _int_range(0, 65535), False, "TCP port (0 picks a free one)"),
+        Setting("shards", "auto", _shards, False, "shard worker processes; auto = CPU cores"),
+        Setting("hz", 10, _int_range(1, 500), True, "active expiry sweeps per second, per shard"),
+        Setting("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
+        Setting("logfile", "", _string, False, "log file; empty logs to standard error"),
+        Setting("databases", 16, _int_range(1, 1024), False, "number of logical databases"),
+        Setting("proto-max-bulk-len", 512 * 1024 * 1024, _memory_range(1024 * 1024, 2**40)),
+        Setting("maxclients", 10000, _int_range(1, 1_000_000), True, "most clients at once"),
+        Setting("timeout", 0, _int_range(0, 2**31 - 1), True, "idle client timeout, 0 = never"),
+        Setting("client-output-buffer-pause", 64 * 1024 * 1024, _memory_range(0, 2**40)),
+        Setting("save", "", _string, True, "snapshot rules (persistence is not built yet)"),
+        Setting("appendonly", "no", _yes_no, True, "append-only log (not built yet)"),
+        Setting("appendfsync", "everysec", _enum("always", "everysec", "no")),
+        Setting("dir", ".", _string, True, "working directory for data files"),
+        Setting("dbfilename", "dump.rdb", _string, True, "snapshot file name"),
+        Setting("appendfilename", "appendonly.aof", _string, False, "append-only file name"),
+        Setting("requirepass", "", _string, True, "password (AUTH); empty means none"),
+        Setting("tcp-backlog", 511, _int_range(0, 65535), False, "listen backlog"),
+        Setting("tcp-keepalive", 300, _int_range(0, 2**31 - 1), True, "keepalive seconds"),
+        Setting("daemonize", "no", _yes_no, False, "accepted for compatibility; always 'no'"),
+        Setting("protected-mode", "no", _yes_no, True, "accepted for compatibility"),
+    ]
+}
+
+#: Redis 7.0 settings with no effect here, kept and returned by CONFIG GET as Redis would.
+PASSIVE: dict[str, str] = {
+    "hash-max-listpack-entries": "128",
+    "hash-max-listpack-value": "64",
+    "hash-max-ziplist-entries": "128",
+    "hash-max-ziplist-value": "64",
+    "list-max-listpack-size": "-2",
+    "list-max-ziplist-size": "-2",
+    "list-compress-depth": "0",
+    "set-max-intset-entries": "512",
+    "set-max-listpack-entries": "128",
+    "zset-max-listpack-entries": "128",
+    "zset-max-listpack-value": "64",
+    "zset-max-ziplist-entries": "128",
+    "zset-max-ziplist-value": "64",
+    "stream-node-max-bytes": "4096",
+    "stream-node-max-entries": "100",
+    "activerehashing": "yes",
+    "maxmemory": "0",
+    "maxmemory-policy": "noeviction",
+    "maxmemory-samples": "5",
+    "lazyfree-lazy-eviction": "no",
+    "lazyfree-lazy-expire": "no",
+    "lazyfree-lazy-server-del": "no",
+    "lazyfree-lazy-user-del": "no",
+    "lazyfree-lazy-user-flush": "no",
+    "slowlog-log-slower-than": "10000",
+    "slowlog-max-len": "128",
+    "latency-monitor-threshold": "0",
+    "notify-keyspace-events": "",
+    "active-expire-effort": "1",
+    "dynamic-hz": "yes",
+    "lua-time-limit": "5000",
+    "busy-reply-threshold": "5000",
+    "client-query-buffer-limit": "1073741824",
+    "stop-writes-on-bgsave-error": "yes",
+    "rdbcompression": "yes",
+    "rdbchecksum": "yes",
+    "aof-load-truncated": "yes",
+    "aof-use-rdb-preamble": "yes",
+    "no-appendfsync-on-rewrite": "no",
+    "auto-aof-rewrite-percentage": "100",
+    "auto-aof-rewrite-min-size": "67108864",
+    "replica-read-only": "yes",
+    "cluster-enabled": "no",
+    "io-threads": "1",
+    "enable-debug-command": "no",
+}
+
+
+def format_value(name: str, value: Any) -> str:
+    """A setting's value as CONFIG GET shows it."""
+    return str(value)
+
+
+class Config:
+    """The live settings of one server: known settings, passive ones, and where they came from."""
+
+    def __init__(self, values: dict[str, Any], source: str | None = None) -> None:
+        self.values = values
+        self.source = source
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get_all(self) -> dict[str, str]:
+        """Every setting as CONFIG GET shows it."""
+        shown = dict(PASSIVE)
+        shown.update({k: format_value(k, v) for k, v in self.values.items() if k in SETTINGS})
+        shown.update({k: v for k, v in self.values.items() if k not in SETTINGS})
+        return shown
+
+    def set(self, name: str, text: str) -> None:
+        """Change a setting at run time, as CONFIG SET does; raises ConfigError."""
+        setting = SETTINGS.get(name)
+        if setting is None:
+            if name not in PASSIVE and name not in self.values:
+                raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
+            self.values[name] = text
+            return
+        if not setting.mutable:
+            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - "
+                              "can't set immutable config")
+        self.values[name] = setting.parse(text)
+
+    def as_plain(self) -> dict[str, Any]:
+        """The settings as plain data, to hand to a shard process."""
+        return dict(self.values)
+
+
+def _apply(values: dict[str, Any], name: str, raw: Any, origin: str) -> None:
+    key = name.strip().lower().replace("_", "-")
+    setting = SETTINGS.get(key)
+    if setting is None:
+        if key in PASSIVE:
+            values[key] = str(raw)
+            return
+        raise ConfigError(f"{origin}: unknown setting '{name}'")
+    try:
+        values[key] = setting.parse(str(raw) if not isinstance(raw, str) else raw)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: bad value for '{key}' ({raw!r}): {error}") from None
+
+
+def default_config_path() -> str:
+    """``config.toml`` beside the launcher (the repository root)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config.toml")
+
+
+FLAG_ALIASES = {"c": "config", "p": "port", "h": "help", "v": "version"}
+
+
+def parse_args(argv: list[str]) -> tuple[Config, dict[str, bool]]:
+    """Build the configuration from command-line arguments; raises ConfigError.
+
+    Returns the config and the actions requested (``help``, ``version``).
+    """
+    overrides: list[tuple[str, str]] = []
+    actions = {"help": False, "version": False}
+    config_path: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise ConfigError(f"unexpected argument '{arg}' (settings are given as --name value)")
+        name = arg.lstrip("-")
+        name, eq, inline_value = name.partition("=")
+        name = FLAG_ALIASES.get(name, name) if arg.startswith("-") and not arg.startswith("--") \
+            else name
+        if name in ("help", "version"):
+            actions[name] = True
+            i += 1
+            continue
+        if eq:
+            value = inline_value
+            i += 1
+        else:
+            if i + 1 >= len(argv):
+                raise ConfigError(f"option '--{name}' needs a value")
+            value = argv[i + 1]
+            i += 2
+        if name == "config":
+            config_path = value
+        else:
+            overrides.append((name, value))
+
+    values = {name: setting.default for name, setting in SETTINGS.items()}
+    values["shards"] = _shards("auto")
+    source = config_path or default_config_path()
+    if config_path is not None or os.path.exists(source):
+        try:
+            with open(source, "rb") as handle:
+                table = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file '{source}' not found") from None
+        except OSError as error:
+            raise ConfigError(f"config file '{source}' cannot be read: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file '{source}' is not valid TOML: {error}") from None
+        for name, raw in table.items():
+            if isinstance(raw, dict | list):
+                raise ConfigError(f"{source}: setting '{name}' must be a single value")
+            _apply(values, name, raw, source)
+    else:
+        source = None
+    for name, raw in overrides:
+        _apply(values, name, raw, "command line")
+    return Config(values, source), actions

@@ -1,0 +1,42 @@
+"""Redis's error replies, word for word, as encoded RESP errors."""
+
+WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+SYNTAX = b"-ERR syntax error\r\n"
+NOT_INTEGER = b"-ERR value is not an integer or out of range\r\n"
+DB_INDEX = b"-ERR DB index is out of range\r\n"
+
+
+def error(text: str) -> bytes:
+    """An error reply from its text (which starts with the error code)."""
+    return b"-" + text.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+
+
+def wrong_arity(name: str) -> bytes:
+    return error(f"ERR wrong number of arguments for '{name}' command")
+
+
+def invalid_expire(name: str) -> bytes:
+    return error(f"ERR invalid expire time in '{name}' command")
+
+
+def error_bytes(text: bytes) -> bytes:
+    """An error reply from raw bytes (arguments echoed back keep their exact bytes)."""
+    return b"-" + text.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+
+
+def unknown_command(argv: list[bytes]) -> bytes:
+    """Redis's text: the name, then the first arguments quoted, up to 128 bytes of them."""
+    shown = b""
+    for arg in argv[1:]:
+        if len(shown) >= 128:
+            break
+        shown += b"'" + arg[: 128 - len(shown)] + b"' "
+    return error_bytes(
+        b"ERR unknown command '" + argv[0][:128] + b"', with args beginning with: " + shown
+    )
+
+
+def unknown_subcommand(argv: list[bytes]) -> bytes:
+    return error_bytes(
+        b"ERR unknown subcommand '" + argv[1][:128] + b"'. Try " + argv[0].upper() + b" HELP."
+    )

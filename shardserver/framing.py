@@ -1,0 +1,131 @@
+"""Length-prefixed frames over a pipe between the acceptor and a shard.
+
+A frame is an 8-byte little-endian payload length followed by the payload. The payload is
+opaque here (the acceptor and the shards put ``marshal`` data in it). One frame carries a
+whole batch, so the fixed cost of a pipe crossing (a syscall and a wake-up on each side) is paid
+once per batch, not once per command.
+
+:class:`FrameDecoder` is pure (fed bytes, hands back payloads); :func:`write_all` and
+:class:`FrameWriter` do the blocking and the non-blocking writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+HEADER_SIZE = 8
+_MAX_WRITE = 1 << 20
+
+
+def frame_header(payload_length: int) -> bytes:
+    """The header that precedes a payload of this many bytes."""
+    return payload_length.to_bytes(HEADER_SIZE, "little")
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Header and payload as one bytes object (copies; for small payloads)."""
+    return len(payload).to_bytes(HEADER_SIZE, "little") + payload
+
+
+class FrameDecoder:
+    """Reassembles frames from pipe reads of any size."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def buffered(self) -> int:
+        """How many bytes of an incomplete frame are held."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The payloads of every frame that ``data`` completes, in order."""
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+            self._buf.clear()
+        payloads = []
+        pos, end = 0, len(data)
+        while end - pos >= HEADER_SIZE:
+            length = int.from_bytes(data[pos : pos + HEADER_SIZE], "little")
+            start = pos + HEADER_SIZE
+            if end - start < length:
+                break
+            payloads.append(data[start : start + length])
+            pos = start + length
+        if pos < end:
+            self._buf += data[pos:] if pos else data
+        return payloads
+
+
+def write_all(fd: int, chunks: list[bytes]) -> None:
+    """Write every byte of ``chunks`` to a blocking file descriptor."""
+    views = [memoryview(chunk) for chunk in chunks if chunk]
+    while views:
+        written = os.writev(fd, views[:64])
+        while written:
+            if written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][written:]
+                written = 0
+
+
+class FrameWriter:
+    """Writes frames to a non-blocking file descriptor, keeping what the pipe cannot take yet.
+
+    :meth:`write` returns True when everything was written, False when bytes are waiting;
+    call :meth:`flush` when the descriptor is writable again, until it returns True.
+    """
+
+    __slots__ = ("_fd", "_pending")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending: list[memoryview] = []
+
+    @property
+    def waiting(self) -> bool:
+        """Whether bytes are waiting for the pipe to drain."""
+        return bool(self._pending)
+
+    def write(self, payload: bytes) -> bool:
+        """Queue one frame and write as much as the pipe takes now."""
+        self._pending.append(memoryview(frame_header(len(payload))))
+        self._pending.append(memoryview(payload))
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Write waiting bytes; True when none are left."""
+        pending = self._pending
+        while pending:
+            try:
+                written = os.writev(self._fd, pending[:64])
+            except BlockingIOError:
+                return False
+            except InterruptedError:
+                continue
+            except OSError as error:
+                if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return False
+                raise
+            while written:
+                head = pending[0]
+                if written >= len(head):
+                    written -= len(head)
+                    pending.pop(0)
+                else:
+                    pending[0] = head[written:]
+                    written = 0
+        return True
+
+
+def read_available(fd: int, limit: int = _MAX_WRITE) -> bytes:
+    """Read what a non-blocking descriptor holds now (at most ``limit`` bytes).
+
+    Returns b"" at end of file; raises BlockingIOError when nothing is there.
+    """
+    return os.read(fd, limit)

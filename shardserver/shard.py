@@ -1,0 +1,104 @@
+"""A shard: one partition of the keyspace and the commands that run against it.
+
+A plain object first: :meth:`Shard.execute_batch` takes a batch as the acceptor builds it and
+returns the replies, with no pipes, processes or sockets involved, so unit tests call it
+directly. :mod:`shardserver.worker` runs one in a process.
+
+A batch is a list of *runs*. A run is ``[ctx, argv, argv, ...]``: consecutive commands of one
+client, with ``ctx = db_index * 2 + (1 if the client speaks RESP3 else 0)``. The reply to a
+run is the concatenation of its commands' encoded replies, so the acceptor relays it as one
+piece. A run of one internal fan-out part (``argv[0]`` starting with ``@``) returns that
+part's plain value instead, for the acceptor to merge.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from shardserver.commands.table import COMMANDS, Route
+from shardserver.errors import error
+from shardserver.keyspace import Database, active_expire_cycle, now_ms
+from shardserver.resp import Resp2, Resp3
+
+log = logging.getLogger("shardserver.shard")
+
+_ENCODERS = (Resp2, Resp3)
+
+
+def _shard_handlers() -> dict[bytes, Any]:
+    """Handlers by the wire name the acceptor puts in ``argv[0]``."""
+    handlers: dict[bytes, Any] = {}
+    for spec in COMMANDS.values():
+        for each in [spec, *spec.subcommands.values()]:
+            if each.route is Route.KEY:
+                handlers[each.name.encode()] = each.run
+            elif each.route is Route.ALL:
+                handlers[b"@" + each.name.encode()] = each.run
+    return handlers
+
+
+HANDLERS = _shard_handlers()
+
+
+class Shard:
+    """One shard's databases, statistics and command execution."""
+
+    def __init__(self, index: int, databases: int = 16, hz: int = 10) -> None:
+        self.index = index
+        self.dbs = [Database() for _ in range(databases)]
+        self.hz = hz
+        self.now = now_ms()
+        self.commands_processed = 0
+        self.expired_by_sweep = 0
+        self._rng = random.Random()
+
+    def execute_batch(self, batch: list[list]) -> list:
+        """Run every command of a batch in order; one reply per run."""
+        self.now = now_ms()
+        dbs = self.dbs
+        handlers = HANDLERS
+        replies = []
+        count = 0
+        for run in batch:
+            ctx = run[0]
+            db = dbs[ctx >> 1]
+            enc = _ENCODERS[ctx & 1]
+            if len(run) == 2:
+                argv = run[1]
+                count += 1
+                try:
+                    if argv[0][0] == 0x40:  # '@': a fan-out part, returns a plain value
+                        replies.append(handlers[argv[0]](self, argv, ctx >> 1))
+                    else:
+                        replies.append(handlers[argv[0]](self, db, argv, enc))
+                except Exception as exc:  # a bug must cost one reply, never the shard
+                    replies.append(self._internal_error(argv, exc))
+                continue
+            out = []
+            for argv in run[1:]:
+                try:
+                    out.append(handlers[argv[0]](self, db, argv, enc))
+                except Exception as exc:
+                    out.append(self._internal_error(argv, exc))
+            count += len(out)
+            replies.append(b"".join(out))
+        self.commands_processed += count
+        return replies
+
+    def _internal_error(self, argv: list[bytes], exc: Exception) -> bytes:
+        log.exception("shard %d: command %r failed", self.index, argv[:1])
+        return error(f"ERR internal error in shard {self.index}: {type(exc).__name__}")
+
+    def expire_cycle(self, budget_s: float | None = None) -> int:
+        """One active-expiry sweep, with about a quarter of the sweep interval as budget."""
+        if budget_s is None:
+            budget_s = 0.25 / self.hz
+        removed = active_expire_cycle(self.dbs, budget_s, time.perf_counter, now_ms, self._rng)
+        self.expired_by_sweep += removed
+        return removed
+
+    def key_count(self) -> int:
+        return sum(len(db) for db in self.dbs)
