@@ -18,15 +18,77 @@ from pathlib import Path
 import hiredis
 
 #: Commands whose metadata we keep: what we serve now and what the roadmap (docs) names.
-NAMES = """
-append decr decrby get getdel getex getrange getset incr incrby incrbyfloat lcs mget mset
-msetnx psetex set setex setnx setrange strlen substr
-copy del exists expire expireat expiretime keys move persist pexpire pexpireat pexpiretime
-pttl randomkey rename renamenx scan touch ttl type unlink
-command config dbsize debug flushall flushdb info lastsave save bgsave bgrewriteaof shutdown
-swapdb time monitor
-auth client echo hello ping quit reset select cluster readonly readwrite
-""".split()
+NAMES = [
+    "append",
+    "decr",
+    "decrby",
+    "get",
+    "getdel",
+    "getex",
+    "getrange",
+    "getset",
+    "incr",
+    "incrby",
+    "incrbyfloat",
+    "lcs",
+    "mget",
+    "mset",
+    "msetnx",
+    "psetex",
+    "set",
+    "setex",
+    "setnx",
+    "setrange",
+    "strlen",
+    "substr",
+    "copy",
+    "del",
+    "exists",
+    "expire",
+    "expireat",
+    "expiretime",
+    "keys",
+    "move",
+    "persist",
+    "pexpire",
+    "pexpireat",
+    "pexpiretime",
+    "pttl",
+    "randomkey",
+    "rename",
+    "renamenx",
+    "scan",
+    "touch",
+    "ttl",
+    "type",
+    "unlink",
+    "command",
+    "config",
+    "dbsize",
+    "debug",
+    "flushall",
+    "flushdb",
+    "info",
+    "lastsave",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "shutdown",
+    "swapdb",
+    "time",
+    "monitor",
+    "auth",
+    "client",
+    "echo",
+    "hello",
+    "ping",
+    "quit",
+    "reset",
+    "select",
+    "cluster",
+    "readonly",
+    "readwrite",
+]
 
 OUT = Path(__file__).resolve().parent.parent / "shardserver" / "commands" / "meta.json"
 

@@ -21,6 +21,7 @@ client per reply frame. A client whose queue grows past a limit is paused (async
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import marshal
 import os
@@ -80,8 +81,9 @@ class Gather:
 
     __slots__ = ("client", "entry", "spec", "argv", "parts", "remaining")
 
-    def __init__(self, client: ClientConnection, entry: list, spec: CommandSpec, argv: list,
-                 parts: int) -> None:
+    def __init__(
+        self, client: ClientConnection, entry: list, spec: CommandSpec, argv: list, parts: int
+    ) -> None:
         self.client = client
         self.entry = entry
         self.spec = spec
@@ -109,8 +111,9 @@ class Gather:
 class Acceptor:
     """Owns the listening socket, the clients and the links to the shards."""
 
-    def __init__(self, config: Config, links: list[ShardLink],
-                 respawn: Callable[[int], ShardLink]) -> None:
+    def __init__(
+        self, config: Config, links: list[ShardLink], respawn: Callable[[int], ShardLink]
+    ) -> None:
         self.config = config
         self.links = links
         self.respawn = respawn
@@ -146,7 +149,9 @@ class Acceptor:
         except OSError as problem:
             log.warning(
                 "Could not create server TCP listening socket %s:%s: %s",
-                self.config["bind"], self.config["port"], problem.strerror,
+                self.config["bind"],
+                self.config["port"],
+                problem.strerror,
             )
             self._close_links()
             return 1
@@ -183,10 +188,8 @@ class Acceptor:
         for link in self.links:
             self._detach(link)
             for fd in (link.command_fd, link.reply_fd):
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
 
     def _attach(self, link: ShardLink) -> None:
         os.set_blocking(link.command_fd, False)
@@ -301,14 +304,13 @@ class Acceptor:
         if not link.alive:
             return
         link.alive = False
-        log.warning("shard %d (pid %s) failed: %s; restarting it", link.index,
-                    link.process.pid, why)
+        log.warning(
+            "shard %d (pid %s) failed: %s; restarting it", link.index, link.process.pid, why
+        )
         self._detach(link)
         for fd in (link.command_fd, link.reply_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         failure = error(f"ERR shard {link.index} failed while running this command")
         while link.inflight:
             for client, entry in link.inflight.popleft():

@@ -8,7 +8,6 @@ each shard reads end of file on its command pipe and exits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -80,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
     log.info(
         "redis-clone %s (Redis %s compatible) starting, pid %d, config %s",
-        __version__, REDIS_COMPAT_VERSION, os.getpid(), config.source or "(defaults)",
+        __version__,
+        REDIS_COMPAT_VERSION,
+        os.getpid(),
+        config.source or "(defaults)",
     )
     context = multiprocessing.get_context("spawn")
     links = [start_shard(context, i, config) for i in range(int(config["shards"]))]

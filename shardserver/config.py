@@ -211,12 +211,16 @@ class Config:
         setting = SETTINGS.get(name)
         if setting is None:
             if name not in PASSIVE and name not in self.values:
-                raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
+                raise ConfigError(
+                    f"Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )
             self.values[name] = text
             return
         if not setting.mutable:
-            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - "
-                              "can't set immutable config")
+            raise ConfigError(
+                f"CONFIG SET failed (possibly related to argument '{name}') - "
+                "can't set immutable config"
+            )
         self.values[name] = setting.parse(text)
 
     def as_plain(self) -> dict[str, Any]:
@@ -261,8 +265,11 @@ def parse_args(argv: list[str]) -> tuple[Config, dict[str, bool]]:
             raise ConfigError(f"unexpected argument '{arg}' (settings are given as --name value)")
         name = arg.lstrip("-")
         name, eq, inline_value = name.partition("=")
-        name = FLAG_ALIASES.get(name, name) if arg.startswith("-") and not arg.startswith("--") \
+        name = (
+            FLAG_ALIASES.get(name, name)
+            if arg.startswith("-") and not arg.startswith("--")
             else name
+        )
         if name in ("help", "version"):
             actions[name] = True
             i += 1

@@ -18,6 +18,8 @@ Replies
 
 from __future__ import annotations
 
+from itertools import chain
+
 import hiredis
 
 #: Redis's PROTO_INLINE_MAX_SIZE: the longest inline request, and the longest length line.
@@ -243,6 +245,21 @@ class RequestParser:
         return args
 
 
+#: Decimal digits of every number below 65536, for sizing canonical encodings in C loops.
+_DIGITS = bytes(len(str(n)) for n in range(1 << 16))
+
+
+def encoded_size(commands: list[list[bytes]]) -> int:
+    """Bytes of the canonical multibulk encoding of ``commands`` (``*N``, then ``$L`` each)."""
+    lengths = list(map(len, chain.from_iterable(commands)))
+    counts = list(map(len, commands))
+    try:
+        digits = sum(map(_DIGITS.__getitem__, lengths)) + sum(map(_DIGITS.__getitem__, counts))
+    except IndexError:
+        digits = sum(len(str(n)) for n in lengths) + sum(len(str(n)) for n in counts)
+    return sum(lengths) + digits + 5 * len(lengths) + 3 * len(counts)
+
+
 class CommandReader:
     """Turns a connection's byte stream into commands, as fast as hiredis allows.
 
@@ -251,19 +268,38 @@ class CommandReader:
     :class:`ProtocolError` to reply with (the commands before it are valid and must run).
 
     Fast path: hiredis parses multibulk requests in C. It stays exact by keeping the chunks
-    received since hiredis last stood on a command boundary (normally none: clients send
+    received since the stream last stood on a command boundary (normally none: clients send
     whole commands), and handing them to a :class:`RequestParser` when anything looks off:
     hiredis rejecting the bytes (an inline command, a bad type byte), a parsed item that is
     not a list of bytes, or an incomplete command whose header Redis would already refuse
     (a ``$`` length over ``proto-max-bulk-len``, which hiredis would wait for). From then on
     the reference parser serves the connection.
+
+    Where the boundaries are: hiredis consumes a type byte or a finished element of an
+    unfinished array without saying so (``has_data()`` is then False mid-command), so the
+    reader counts instead. Redis accepts only canonical lengths, so the bytes hiredis consumed
+    for the commands it returned are exactly their canonical encoding (:func:`encoded_size`);
+    the window is on a boundary when that count equals the bytes received. Anything
+    non-canonical keeps the counts apart, and the reference parser then reports it as Redis
+    would.
     """
 
-    __slots__ = ("_reader", "_window", "_window_commands", "_checker", "_parser", "_max_bulk")
+    __slots__ = (
+        "_reader",
+        "_window",
+        "_window_bytes",
+        "_window_used",
+        "_window_commands",
+        "_checker",
+        "_parser",
+        "_max_bulk",
+    )
 
     def __init__(self, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> None:
         self._reader: hiredis.Reader | None = hiredis.Reader()
         self._window: list[bytes] = []
+        self._window_bytes = 0
+        self._window_used = 0
         self._window_commands = 0
         self._checker: RequestParser | None = None
         self._parser: RequestParser | None = None
@@ -283,8 +319,10 @@ class CommandReader:
         if not window and data[:1] != b"*":
             return self._switch(data, [])
         window.append(data)
+        self._window_bytes += len(data)
         reader.feed(data)
         commands: list = []
+        skipped = 0
         try:
             item = reader.gets()
             while item is not False:
@@ -294,32 +332,35 @@ class CommandReader:
                             return self._switch(None, commands)
                     if item:
                         commands.append(item)
-                elif item is not None:  # *-1 and *0 are skipped, as Redis skips them
+                    else:
+                        skipped += 4  # *0: Redis skips empty requests too
+                elif item is None:
+                    skipped += 5  # *-1
+                else:
                     return self._switch(None, commands)
                 item = reader.gets()
         except hiredis.ProtocolError:
             return self._switch(None, commands)
         self._window_commands += len(commands)
-        if reader.has_data():
-            # Incomplete command: check its header as Redis would, before the data arrives.
-            checker = self._checker
-            try:
-                if checker is None:
-                    checker = self._checker = RequestParser(self._max_bulk)
-                    for chunk in window:
-                        checker.feed(chunk)
-                    while checker.next_command() is not None:
-                        pass
-                else:
-                    checker.feed(data)
-                    while checker.next_command() is not None:
-                        pass
-            except ProtocolError:
-                return self._switch(None, commands)
-        else:
+        self._window_used += encoded_size(commands) + skipped if commands else skipped
+        if self._window_used == self._window_bytes:
             window.clear()
-            self._window_commands = 0
+            self._window_bytes = self._window_used = self._window_commands = 0
             self._checker = None
+            return commands
+        # Mid-command: check the header of what has arrived as Redis would, before the rest.
+        checker = self._checker
+        try:
+            if checker is None:
+                checker = self._checker = RequestParser(self._max_bulk)
+                for chunk in window:
+                    checker.feed(chunk)
+            else:
+                checker.feed(data)
+            while checker.next_command() is not None:
+                pass
+        except ProtocolError:
+            return self._switch(None, commands)
         return commands
 
     def _switch(self, data: bytes | None, commands: list) -> list:
@@ -330,6 +371,7 @@ class CommandReader:
         skip = self._window_commands + len(commands)
         self._reader = None
         self._window = []
+        self._window_bytes = self._window_used = 0
         self._checker = None
         try:
             for _ in range(skip):  # already handed out by hiredis

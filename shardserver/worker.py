@@ -8,6 +8,7 @@ killed): the worker exits, so no process is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import marshal
 import os
@@ -42,10 +43,8 @@ def run_worker(index: int, settings: dict, commands: Connection, replies: Connec
     setup_logging(settings["loglevel"], settings.get("logfile", ""), role="S")
     shard = Shard(index, databases=settings["databases"], hz=settings["hz"])
     read_fd, write_fd = commands.fileno(), replies.fileno()
-    try:
+    with contextlib.suppress(BrokenPipeError):
         serve(shard, read_fd, write_fd)
-    except BrokenPipeError:
-        pass
     log.debug("shard %d exiting", index)
 
 

@@ -112,8 +112,9 @@ def client_setinfo(session, argv: list[bytes]) -> bytes:
         text = argv[2].decode("utf-8", "replace")
         return error(f"ERR Unrecognized option '{text}'")
     if not _valid_client_name(argv[3]):
-        return error(f"ERR {attribute.decode()} cannot contain spaces, newlines or special "
-                     "characters.")
+        return error(
+            f"ERR {attribute.decode()} cannot contain spaces, newlines or special characters."
+        )
     session.library[attribute.decode()] = argv[3]
     return b"+OK\r\n"
 

@@ -131,13 +131,16 @@ def config_get(session, argv: list[bytes]) -> bytes:
 def config_set(session, argv: list[bytes]) -> bytes:
     if len(argv) % 2:
         return error("ERR wrong number of arguments for 'config|set' command")
-    pairs = [(argv[i].decode("utf-8", "replace").lower(), argv[i + 1]) for i in
-             range(2, len(argv), 2)]
+    pairs = [
+        (argv[i].decode("utf-8", "replace").lower(), argv[i + 1]) for i in range(2, len(argv), 2)
+    ]
     names = [name for name, _ in pairs]
     for name in names:
         if names.count(name) > 1:
-            return error(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                         "duplicate parameter")
+            return error(
+                f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                "duplicate parameter"
+            )
     try:
         for name, value in pairs:
             session.server.set_config(name, value.decode("utf-8", "replace"))

@@ -198,7 +198,10 @@ def _minimal_info(spec: CommandSpec, protocol: int) -> bytes:
     set_header = b"~" if protocol == 3 else b"*"
     return (
         b"*10\r\n$%d\r\n%b\r\n:%d\r\n" % (len(spec.name), spec.name.encode(), spec.arity)
-        + set_header + b"%d\r\n" % len(spec.flags) + flags
+        + set_header
+        + b"%d\r\n" % len(spec.flags)
+        + flags
         + b":%d\r\n:%d\r\n:%d\r\n" % (spec.first_key, spec.last_key, spec.step)
-        + set_header + b"0\r\n*0\r\n*0\r\n*0\r\n"
+        + set_header
+        + b"0\r\n*0\r\n*0\r\n*0\r\n"
     )
