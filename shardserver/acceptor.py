@@ -33,7 +33,8 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from shardserver.commands.table import COMMANDS, CommandSpec, Route
+from shardserver.commands.spec import Route
+from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.config import Config
 from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.framing import FrameDecoder, FrameWriter

@@ -16,9 +16,12 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
+from operator import itemgetter
 from typing import Any
 
-from shardserver.commands.table import COMMANDS, Route
+from shardserver.commands.spec import Route
+from shardserver.commands.table import COMMANDS
 from shardserver.errors import error
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.resp import Resp2, Resp3
@@ -26,6 +29,14 @@ from shardserver.resp import Resp2, Resp3
 log = logging.getLogger("shardserver.shard")
 
 _ENCODERS = (Resp2, Resp3)
+_first = itemgetter(0)
+
+#: Settings a shard reads, for a Shard made without a server (unit tests).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "databases": 16,
+    "hz": 10,
+    "proto-max-bulk-len": 512 * 1024 * 1024,
+}
 
 
 def _shard_handlers() -> dict[bytes, Any]:
@@ -33,10 +44,10 @@ def _shard_handlers() -> dict[bytes, Any]:
     handlers: dict[bytes, Any] = {}
     for spec in COMMANDS.values():
         for each in [spec, *spec.subcommands.values()]:
-            if each.route is Route.KEY:
+            if each.route is not Route.LOCAL and each.run is not None:
                 handlers[each.name.encode()] = each.run
-            elif each.route is Route.ALL:
-                handlers[b"@" + each.name.encode()] = each.run
+            if each.part is not None:
+                handlers[b"@" + each.name.encode()] = each.part
     return handlers
 
 
@@ -46,10 +57,14 @@ HANDLERS = _shard_handlers()
 class Shard:
     """One shard's databases, statistics and command execution."""
 
-    def __init__(self, index: int, databases: int = 16, hz: int = 10) -> None:
+    def __init__(self, index: int, settings: dict | None = None) -> None:
         self.index = index
-        self.dbs = [Database() for _ in range(databases)]
-        self.hz = hz
+        #: The server's settings as plain data (CONFIG SET updates reach shards through a part).
+        self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.dbs = [Database() for _ in range(self.settings["databases"])]
+        self.hz = self.settings["hz"]
+        #: Calls per command wire name (INFO commandstats); counted per run, in C.
+        self.calls: Counter[bytes] = Counter()
         self.now = now_ms()
         self.commands_processed = 0
         self.expired_by_sweep = 0
@@ -60,6 +75,7 @@ class Shard:
         self.now = now_ms()
         dbs = self.dbs
         handlers = HANDLERS
+        calls = self.calls
         replies = []
         count = 0
         for run in batch:
@@ -69,16 +85,19 @@ class Shard:
             if len(run) == 2:
                 argv = run[1]
                 count += 1
+                calls[argv[0]] += 1
                 try:
                     if argv[0][0] == 0x40:  # '@': a fan-out part, returns a plain value
-                        replies.append(handlers[argv[0]](self, argv, ctx >> 1))
+                        replies.append(handlers[argv[0]](self, db, argv))
                     else:
                         replies.append(handlers[argv[0]](self, db, argv, enc))
                 except Exception as exc:  # a bug must cost one reply, never the shard
                     replies.append(self._internal_error(argv, exc))
                 continue
             out = []
-            for argv in run[1:]:
+            commands = run[1:]
+            calls.update(map(_first, commands))
+            for argv in commands:
                 try:
                     out.append(handlers[argv[0]](self, db, argv, enc))
                 except Exception as exc:

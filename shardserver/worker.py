@@ -41,7 +41,7 @@ def run_worker(index: int, settings: dict, commands: Connection, replies: Connec
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the acceptor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     setup_logging(settings["loglevel"], settings.get("logfile", ""), role="S")
-    shard = Shard(index, databases=settings["databases"], hz=settings["hz"])
+    shard = Shard(index, settings)
     read_fd, write_fd = commands.fileno(), replies.fileno()
     with contextlib.suppress(BrokenPipeError):
         serve(shard, read_fd, write_fd)

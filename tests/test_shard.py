@@ -18,6 +18,7 @@ def test_run_replies_are_concatenated_in_order() -> None:
     reply = run(shard, RESP2_DB0, [b"set", b"k", b"v"], [b"get", b"k"], [b"get", b"nope"])
     assert reply == b"+OK\r\n$1\r\nv\r\n$-1\r\n"
     assert shard.commands_processed == 3
+    assert shard.calls == {b"set": 1, b"get": 2}
 
 
 def test_batch_gives_one_reply_per_run() -> None:
@@ -89,7 +90,7 @@ def test_a_failing_handler_costs_one_reply_not_the_shard() -> None:
 
 
 def test_expire_cycle_counts_removed_keys() -> None:
-    shard = Shard(0, hz=10)
+    shard = Shard(0, {"hz": 10})
     for i in range(200):
         shard.dbs[0].store(b"k%d" % i, b"v", deadline=1)
     total = 0

@@ -8,6 +8,7 @@ client's :class:`shardserver.acceptor.ClientConnection`: ``protocol``, ``enc``, 
 from __future__ import annotations
 
 from shardserver import REDIS_COMPAT_VERSION
+from shardserver.commands.spec import Command, Route
 from shardserver.errors import DB_INDEX, NOT_INTEGER, error
 from shardserver.numbers import parse_int
 from shardserver.resp import encoder_for
@@ -121,3 +122,17 @@ def client_setinfo(session, argv: list[bytes]) -> bytes:
 
 def client_id(session, argv: list[bytes]) -> bytes:
     return session.enc.integer(session.id)
+
+
+L = Route.LOCAL
+ROWS = [
+    Command("ping", L, ping),
+    Command("echo", L, echo),
+    Command("quit", L, quit),
+    Command("hello", L, hello),
+    Command("select", L, select),
+    Command("client|setname", L, client_setname),
+    Command("client|getname", L, client_getname),
+    Command("client|setinfo", L, client_setinfo, notes="Redis 7.2's; redis-py sends it"),
+    Command("client|id", L, client_id),
+]

@@ -1,33 +1,15 @@
-"""Server commands answered by the acceptor, and the merges of fan-out replies.
+"""Server commands answered by the acceptor (COMMAND, CONFIG, CLUSTER ...).
 
-Acceptor handlers take ``(session, argv)``. Merges take ``(session, argv, parts)``, the
-shards' plain values in shard order, and return the encoded reply.
+Each handler takes ``(session, argv)`` and returns the encoded reply.
 """
 
 from __future__ import annotations
 
 from shardserver.config import ConfigError
+from shardserver.commands.spec import Command, Route
 from shardserver.errors import SYNTAX, error, error_bytes
 from shardserver.glob import compile_glob
 from shardserver.slots import slot_for_key
-
-# -- fan-out merges -----------------------------------------------------------------------
-
-
-def merge_sum(session, argv: list[bytes], parts: list[int]) -> bytes:
-    return session.enc.integer(sum(parts))
-
-
-def merge_ok(session, argv: list[bytes], parts: list) -> bytes:
-    return b"+OK\r\n"
-
-
-def check_flush(session, argv: list[bytes]) -> bytes | None:
-    """FLUSHALL/FLUSHDB [ASYNC|SYNC]: one optional mode."""
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
-        return SYNTAX
-    return None
-
 
 # -- CLUSTER --------------------------------------------------------------------------------
 
@@ -152,3 +134,21 @@ def config_set(session, argv: list[bytes]) -> bytes:
             f"ERR CONFIG SET failed (possibly related to argument '{name}') - {text}".encode()
         )
     return b"+OK\r\n"
+
+
+L = Route.LOCAL
+ROWS = [
+    Command("command", L, command, notes="lists only the commands served here"),
+    Command("command|count", L, command_count),
+    Command("command|info", L, command_info),
+    Command("command|docs", L, command_docs),
+    Command("command|list", L, command_list, notes="FILTERBY is not supported"),
+    Command("config|get", L, config_get),
+    Command("config|set", L, config_set, notes="only settings that apply at run time"),
+    Command(
+        "cluster|keyslot",
+        L,
+        cluster_keyslot,
+        notes="answered although cluster mode is off (Redis refuses it then)",
+    ),
+]

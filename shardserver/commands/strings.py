@@ -7,6 +7,7 @@ encoder of the client's protocol; it returns the encoded reply.
 
 from __future__ import annotations
 
+from shardserver.commands.spec import Command, Route
 from shardserver.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, invalid_expire
 from shardserver.numbers import LLONG_MAX, parse_int
 
@@ -95,3 +96,10 @@ def _parse_set_options(argv: list[bytes]) -> tuple[int, bytes | None]:
             return -1, None
         i += 1
     return flags, expire_arg
+
+
+K = Route.KEY
+ROWS = [
+    Command("get", K, get),
+    Command("set", K, set_),
+]

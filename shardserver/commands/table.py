@@ -1,22 +1,18 @@
 """The command table: every command we serve, where it runs, and which function runs it.
 
-One row per command drives dispatch in the acceptor, arity errors, routing, the merge of
-fan-out replies, ``COMMAND`` replies and ``docs/commands.md``. Arity, flags and key positions
-are Redis's own (``meta.json``, captured from redis-server 7.0 by
-``scripts/gen_command_meta.py``), so they cannot drift from what Redis answers.
+The rows are declared by the family modules (``ROWS`` at the end of ``connection``,
+``strings``, ``keys``, ``multikey`` and ``server``; see :mod:`shardserver.commands.spec` for
+the routes) and joined here into one table, which drives dispatch in the acceptor, arity
+errors, routing, the merge of fan-out replies, ``COMMAND`` replies and ``docs/commands.md``.
+Arity, flags and key positions are Redis's own (``meta.json``, captured from redis-server 7.0
+by ``scripts/gen_command_meta.py``), so they cannot drift from what Redis answers.
 
-Routes
-    ``LOCAL``  the acceptor answers (connection state, server introspection);
-    ``KEY``    one shard, chosen by the slot of the first key;
-    ``ALL``    every shard runs the shard handler; the acceptor merges the parts.
-
-To find a command's code: look up its row below; ``run`` names the function.
+To find a command's code: ``COMMANDS["name"].run`` (or ``.part``), or docs/commands.md.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,36 +20,27 @@ from pathlib import Path
 from typing import Any
 
 from shardserver.commands import connection, keys, server, strings
-
-
-class Route(enum.Enum):
-    LOCAL = "acceptor"
-    KEY = "one shard"
-    ALL = "all shards"
+from shardserver.commands.spec import Command, Route
 
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """One command (or ``container|subcommand``) and how it is served."""
+    """One command (or ``container|subcommand``): its row plus Redis's metadata."""
 
     name: str
     route: Route
-    #: LOCAL: fn(session, argv) -> bytes. KEY: fn(shard, db, argv, enc) -> bytes.
-    #: ALL: fn(shard, argv) -> plain value, once per shard.
     run: Callable[..., Any] | None
-    #: ALL only: fn(session, argv, parts) -> bytes, from the shards' values in shard order.
+    part: Callable[..., Any] | None = None
     merge: Callable[..., bytes] | None = None
-    #: ALL only: fn(session, argv) -> error reply or None, checked before anything is sent.
     check: Callable[..., bytes | None] | None = None
-    #: Differences from Redis, for docs/commands.md.
     notes: str = ""
+    module: str = ""
     arity: int = 0
     first_key: int = 0
     last_key: int = 0
     step: int = 0
     flags: tuple[str, ...] = ()
     subcommands: dict[str, CommandSpec] = field(default_factory=dict)
-
     #: ``argv[0]`` as sent to a shard: the canonical name, so shards dispatch without folding.
     wire_name: bytes = b""
 
@@ -61,36 +48,7 @@ class CommandSpec:
         object.__setattr__(self, "wire_name", self.name.encode())
 
 
-L, K, A = Route.LOCAL, Route.KEY, Route.ALL
-
-#: (name, route, run, merge, check, notes)
-_ROWS: list[tuple] = [
-    # connection
-    ("ping", L, connection.ping, None, None, ""),
-    ("echo", L, connection.echo, None, None, ""),
-    ("quit", L, connection.quit, None, None, ""),
-    ("hello", L, connection.hello, None, None, "AUTH and SETNAME options are accepted"),
-    ("select", L, connection.select, None, None, ""),
-    ("client|setname", L, connection.client_setname, None, None, ""),
-    ("client|getname", L, connection.client_getname, None, None, ""),
-    ("client|setinfo", L, connection.client_setinfo, None, None, ""),
-    ("client|id", L, connection.client_id, None, None, ""),
-    # strings
-    ("get", K, strings.get, None, None, ""),
-    ("set", K, strings.set_, None, None, ""),
-    # keyspace
-    ("dbsize", A, keys.dbsize_part, server.merge_sum, None, ""),
-    ("flushall", A, keys.flushall_part, server.merge_ok, server.check_flush, ""),
-    # server
-    ("command", L, server.command, None, None, "lists only the commands served here"),
-    ("command|count", L, server.command_count, None, None, ""),
-    ("command|info", L, server.command_info, None, None, ""),
-    ("command|docs", L, server.command_docs, None, None, ""),
-    ("command|list", L, server.command_list, None, None, "FILTERBY is not supported"),
-    ("config|get", L, server.config_get, None, None, ""),
-    ("config|set", L, server.config_set, None, None, "only settings that apply at run time"),
-    ("cluster|keyslot", L, server.cluster_keyslot, None, None, ""),
-]
+FAMILIES = [connection, strings, keys, server]
 
 _META_PATH = Path(__file__).with_name("meta.json")
 
@@ -108,14 +66,16 @@ def _load_meta() -> dict[str, dict]:
 META: dict[str, dict] = _load_meta()
 
 
-def _spec(name: str, route: Route, run, merge, check, notes: str, meta: dict) -> CommandSpec:
+def _spec(row: Command, module: str, meta: dict) -> CommandSpec:
     return CommandSpec(
-        name=name,
-        route=route,
-        run=run,
-        merge=merge,
-        check=check,
-        notes=notes,
+        name=row.name,
+        route=row.route,
+        run=row.run,
+        part=row.part,
+        merge=row.merge,
+        check=row.check,
+        notes=row.notes,
+        module=module,
         arity=meta["arity"],
         first_key=meta["first_key"],
         last_key=meta["last_key"],
@@ -127,16 +87,16 @@ def _spec(name: str, route: Route, run, merge, check, notes: str, meta: dict) ->
 def _build() -> dict[str, CommandSpec]:
     top: dict[str, CommandSpec] = {}
     containers: dict[str, dict[str, CommandSpec]] = {}
-    for name, route, run, merge, check, notes in _ROWS:
-        parent, _, sub = name.partition("|")
-        meta = META[parent]
-        if sub:
-            sub_meta = meta["subcommands"].get(name) or NEWER_THAN_7_0[name]
-            containers.setdefault(parent, {})[sub] = _spec(
-                name, route, run, merge, check, notes, _sub_meta(sub_meta)
-            )
-        else:
-            top[name] = _spec(name, route, run, merge, check, notes, meta)
+    for family in FAMILIES:
+        module = family.__name__
+        for row in family.ROWS:
+            parent, _, sub = row.name.partition("|")
+            meta = META[parent]
+            if sub:
+                sub_meta = meta["subcommands"].get(row.name) or NEWER_THAN_7_0[row.name]
+                containers.setdefault(parent, {})[sub] = _spec(row, module, _sub_meta(sub_meta))
+            else:
+                top[row.name] = _spec(row, module, meta)
     for parent, subs in containers.items():
         meta = META[parent]
         top[parent] = CommandSpec(

@@ -1,0 +1,56 @@
+"""How a command family declares its commands: one :class:`Command` row per command.
+
+Each family module (``strings``, ``keys``, ``multikey``, ``connection``, ``server``) ends with
+a ``ROWS`` list; :mod:`shardserver.commands.table` joins them into the one command table and
+adds Redis's arity, flags and key positions.
+
+Routes, and the signature of ``run`` for each:
+
+``LOCAL``
+    the acceptor answers: ``run(session, argv) -> bytes``.
+``KEY``
+    the shard owning the first key: ``run(shard, db, argv, enc) -> bytes``.
+``KEYS``
+    multi-key, atomic across shards. When every key is on one shard, ``run`` as for KEY;
+    otherwise each shard gets its keys and runs ``part(shard, db, argv) -> value`` and the
+    acceptor merges: ``merge(session, argv, parts, layout) -> bytes``.
+``ALL``
+    every shard runs ``part(shard, db, argv) -> value``; ``merge(session, argv, parts) ->
+    bytes`` gets the values in shard order. ``check(session, argv) -> bytes | None`` may
+    refuse the command before anything is sent.
+``COORD``
+    multi-key with a condition across shards (RENAME, MSETNX, COPY): one shard runs it
+    natively when it can; otherwise the acceptor's coordinator runs two phases while it holds
+    the shards involved (see docs/architecture.md).
+
+A ``part`` returns plain data (None, int, bytes, lists, tuples), which crosses the pipe as is
+and is encoded by the acceptor for the client's protocol.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class Route(enum.Enum):
+    LOCAL = "acceptor"
+    KEY = "one shard"
+    KEYS = "shards of its keys"
+    ALL = "all shards"
+    COORD = "coordinated"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the command table, as a family module declares it."""
+
+    name: str
+    route: Route
+    run: Callable[..., Any] | None = None
+    part: Callable[..., Any] | None = None
+    merge: Callable[..., bytes] | None = None
+    check: Callable[..., bytes | None] | None = None
+    notes: str = ""
