@@ -109,6 +109,22 @@ class Gather:
             client.drain()
 
 
+class _Discard:
+    """Target for parts whose replies nobody waits for."""
+
+    def deliver(self, index: int, value: Any) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+
+
+def _address(pair: Any) -> str:
+    if isinstance(pair, tuple) and len(pair) >= 2:
+        return f"{pair[0]}:{pair[1]}"
+    return ""
+
+
 class Acceptor:
     """Owns the listening socket, the clients and the links to the shards."""
 
@@ -130,6 +146,9 @@ class Acceptor:
         self.stopping: asyncio.Future | None = None
         self.started_at = time.time()
         self.max_bulk_len = config["proto-max-bulk-len"]
+        #: Counters for INFO: connections accepted, commands parsed (all routes).
+        self.connections_received = 0
+        self.commands_received = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -336,15 +355,26 @@ class Acceptor:
         return not required or password == required.encode()
 
     def set_config(self, name: str, value: str) -> None:
-        """CONFIG SET one setting; raises ConfigError."""
+        """CONFIG SET one setting; raises ConfigError. Shards learn the new value."""
         self.config.set(name, value)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
+        self.push_settings({name: self.config[name]})
 
     def register(self, client: ClientConnection) -> int:
         client_id = next(self.next_client_id)
         self.clients[client_id] = client
+        self.connections_received += 1
         return client_id
+
+    def push_settings(self, changes: dict[str, Any]) -> None:
+        """Tell every shard about changed settings (CONFIG SET); no reply is awaited."""
+        for shard in range(len(self.links)):
+            self.batches[shard].append([0, [b"@settings", marshal.dumps(changes)]])
+            self.targets[shard].append((_DISCARD, shard))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -371,12 +401,22 @@ class ClientConnection(asyncio.Protocol):
         self.writing_paused = False
         self.closing = False
         self.closed = False
+        #: For CLIENT LIST / INFO: when it connected (Unix s), last input (monotonic s),
+        #: the last command it sent (name), its addresses as "host:port".
+        self.created_at = time.time()
+        self.last_active = time.monotonic()
+        self.last_command = b"NULL"
+        self.addr = ""
+        self.laddr = ""
+        self.no_evict = False
 
     # -- asyncio callbacks --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.id = self.server.register(self)
+        self.addr = _address(transport.get_extra_info("peername"))
+        self.laddr = _address(transport.get_extra_info("sockname"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -398,7 +438,15 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         lookup = LOOKUP
         shard_of_slot = server.shard_of_slot
-        for argv in self.reader.read(data):
+        self.last_active = time.monotonic()
+        commands = self.reader.read(data)
+        if not commands:
+            return
+        server.commands_received += len(commands)
+        last = commands[-1]
+        if last.__class__ is list:
+            self.last_command = last[0]
+        for argv in commands:
             if argv.__class__ is not list:
                 self._protocol_error(argv)
                 break

@@ -14,6 +14,7 @@ part's plain value instead, for the acceptor to merge.
 from __future__ import annotations
 
 import logging
+import marshal
 import random
 import time
 from collections import Counter
@@ -51,7 +52,14 @@ def _shard_handlers() -> dict[bytes, Any]:
     return handlers
 
 
+def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
+    """Internal part: CONFIG SET changed settings (argv[1] is a marshalled dict)."""
+    shard.settings.update(marshal.loads(argv[1]))
+    shard.hz = shard.settings["hz"]
+
+
 HANDLERS = _shard_handlers()
+HANDLERS[b"@settings"] = _apply_settings
 
 
 class Shard:
