@@ -101,7 +101,7 @@ def _string(text: str) -> str:
 
 def _shards(text: str) -> int:
     value = str(text).strip().lower()
-    if value in ("auto", "0"):
+    if value == "auto":
         return os.cpu_count() or 1
     return _int_range(1, 1024)(value)
 

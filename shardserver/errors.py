@@ -30,10 +30,15 @@ def unknown_command(argv: list[bytes]) -> bytes:
     for arg in argv[1:]:
         if len(shown) >= 128:
             break
-        shown += b"'" + arg[: 128 - len(shown)] + b"' "
-    return error_bytes(
-        b"ERR unknown command '" + argv[0][:128] + b"', with args beginning with: " + shown
-    )
+        shown += b"'" + _c_string(arg)[: 128 - len(shown)] + b"' "
+    name = _c_string(argv[0])[:128]
+    return error_bytes(b"ERR unknown command '" + name + b"', with args beginning with: " + shown)
+
+
+def _c_string(arg: bytes) -> bytes:
+    """What C's %s prints of an argument: up to its first NUL byte."""
+    nul = arg.find(b"\0")
+    return arg if nul < 0 else arg[:nul]
 
 
 def unknown_subcommand(argv: list[bytes]) -> bytes:

@@ -1,9 +1,10 @@
 """Glob patterns as Redis matches them (``KEYS``, ``SCAN MATCH``, ``CONFIG GET``).
 
 Redis's ``stringmatchlen`` semantics: ``*`` and ``?``; ``[...]`` classes with ``^`` negation,
-ranges (reversed ranges are swapped) and ``\\`` escapes; an unterminated class runs to the end
-of the pattern; ``\\x`` outside a class is a literal ``x``. Patterns are compiled once to a
-regular expression over bytes.
+ranges (reversed ranges are swapped; ends compare as signed chars) and ``\\`` escapes; an
+unterminated class runs to the end of the pattern; ``\\x`` outside a class is a literal ``x``;
+an empty subject matches only the empty pattern (and KEYS/SCAN's lone ``*``). Patterns are
+compiled once to a regular expression over bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ from functools import lru_cache
 
 def _literal(byte: int) -> bytes:
     return re.escape(bytes((byte,)))
+
+
+def _signed(byte: int) -> int:
+    """Redis compares class range ends as C ``char``: signed on the platforms it runs on."""
+    return byte - 256 if byte >= 0x80 else byte
+
+
+def _range(low: int, high: int) -> bytes:
+    """Regex items for the bytes whose signed value lies between two range ends."""
+    low, high = sorted((_signed(low), _signed(high)))
+    pieces = []
+    for first, last in ((low, high),) if low >= 0 or high < 0 else ((0, high), (low, -1)):
+        a, b = first & 0xFF, last & 0xFF
+        pieces.append(_literal(a) + b"-" + _literal(b) if a != b else _literal(a))
+    return b"".join(pieces)
 
 
 def _translate_class(pattern: bytes, i: int) -> tuple[bytes, int]:
@@ -33,8 +49,7 @@ def _translate_class(pattern: bytes, i: int) -> tuple[bytes, int]:
             i += 1
             break
         elif i + 2 < n and pattern[i + 1] == 0x2D:  # 'a-z'
-            low, high = sorted((c, pattern[i + 2]))
-            items.append(_literal(low) + b"-" + _literal(high))
+            items.append(_range(c, pattern[i + 2]))
             i += 3
         else:
             items.append(_literal(c))
@@ -71,10 +86,13 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> Callable[[bytes], bool
         i += 1
     flags = re.DOTALL | (re.IGNORECASE if nocase else 0)
     compiled = re.compile(b"".join(parts) + b"\\Z", flags)
-    if pattern == b"*":
+    if pattern == b"*":  # KEYS and SCAN treat a lone * as "every key", the empty one too
         return lambda _subject: True
+    if not pattern:
+        return lambda subject: not subject
     match = compiled.match
-    return lambda subject: match(subject) is not None
+    # Redis's matcher never enters its loop for an empty subject: only "" matches it.
+    return lambda subject: bool(subject) and match(subject) is not None
 
 
 def glob_match(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:

@@ -280,8 +280,9 @@ class CommandReader:
     reader counts instead. Redis accepts only canonical lengths, so the bytes hiredis consumed
     for the commands it returned are exactly their canonical encoding (:func:`encoded_size`);
     the window is on a boundary when that count equals the bytes received. Anything
-    non-canonical keeps the counts apart, and the reference parser then reports it as Redis
-    would.
+    non-canonical (a ``+status`` element, which hiredis also returns as bytes) keeps the
+    counts apart; the commands of that read are then held back and the reference parser
+    hands out those before the error, and the error, as Redis would.
     """
 
     __slots__ = (
@@ -360,7 +361,9 @@ class CommandReader:
             while checker.next_command() is not None:
                 pass
         except ProtocolError:
-            return self._switch(None, commands)
+            # Not handed out yet: the reference parser hands out what precedes the error.
+            self._window_commands -= len(commands)
+            return self._switch(None, [])
         return commands
 
     def _switch(self, data: bytes | None, commands: list) -> list:

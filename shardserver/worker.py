@@ -36,16 +36,51 @@ def enlarge_pipe(fd: int) -> None:
         pass
 
 
+def close_inherited_fds(keep: set[int]) -> None:
+    """Close every descriptor but stdio and ``keep``: the listening socket, clients, and the
+    other shards' pipes stay with the acceptor, so end of file means what it should."""
+    previous = 2
+    for fd in [*sorted(keep), os.sysconf("SC_OPEN_MAX")]:
+        if fd > previous + 1:
+            os.closerange(previous + 1, fd)
+        previous = fd
+
+
 def run_worker(index: int, settings: dict, commands: Connection, replies: Connection) -> None:
-    """Entry point of a shard process."""
+    """Entry point of a shard process (forked from the acceptor)."""
+    read_fd, write_fd = commands.fileno(), replies.fileno()
+    close_inherited_fds({read_fd, write_fd})
+    signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the acceptor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     setup_logging(settings["loglevel"], settings.get("logfile", ""), role="S")
+    name_process(f"redis-clone-s{index}")
     shard = Shard(index, settings)
-    read_fd, write_fd = commands.fileno(), replies.fileno()
     with contextlib.suppress(BrokenPipeError):
         serve(shard, read_fd, write_fd)
     log.debug("shard %d exiting", index)
+
+
+def name_process(name: str) -> None:
+    """Show the shard as ``redis-clone-sN`` in ps and top (Linux only; harmless elsewhere)."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
+
+
+def wait_for_exit(process, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for a shard process to end; whether it did.
+
+    (``Process.join`` with a timeout waits on a sentinel pipe the shard has closed.)
+    """
+    deadline = time.monotonic() + timeout
+    while process.exitcode is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
