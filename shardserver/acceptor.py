@@ -40,6 +40,7 @@ from shardserver.errors import error, unknown_command, unknown_subcommand, wrong
 from shardserver.framing import FrameDecoder, FrameWriter
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.slots import shard_table, slot_for_key
+from shardserver.worker import wait_for_exit
 
 log = logging.getLogger("shardserver.acceptor")
 
@@ -59,7 +60,13 @@ def _lookup_table() -> dict[bytes, CommandSpec]:
 
 
 LOOKUP = _lookup_table()
-_KEY, _LOCAL, _ALL = Route.KEY, Route.LOCAL, Route.ALL
+_NOAUTH = error("NOAUTH Authentication required.")
+_NOAUTH_HELLO = error(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time"
+)
+_KEY, _LOCAL = Route.KEY, Route.LOCAL
 
 
 class ShardLink:
@@ -78,17 +85,22 @@ class ShardLink:
 
 
 class Gather:
-    """Collects the parts of a fan-out command and fills the client's entry with the merge."""
+    """Collects the parts of a multi-shard command; the merge fills the client's entry.
 
-    __slots__ = ("client", "entry", "spec", "argv", "parts", "remaining")
+    ``merge(parts)`` gets the parts' values in order and returns the encoded reply, or None
+    when something else fills the entry later (a coordination's writes). An error reply
+    from any part (a shard that failed) becomes the reply instead. Parts therefore never
+    return bare bytes: values travel inside lists or tuples.
+    """
+
+    __slots__ = ("client", "entry", "merge", "parts", "remaining")
 
     def __init__(
-        self, client: ClientConnection, entry: list, spec: CommandSpec, argv: list, parts: int
+        self, client: ClientConnection, entry: list, merge: Callable[[list], bytes], parts: int
     ) -> None:
         self.client = client
         self.entry = entry
-        self.spec = spec
-        self.argv = argv
+        self.merge = merge
         self.parts: list[Any] = [None] * parts
         self.remaining = parts
 
@@ -97,16 +109,49 @@ class Gather:
         self.remaining -= 1
         if self.remaining:
             return
-        client = self.client
-        if value.__class__ is bytes and value[:1] == b"-":
-            merged = value
-        else:
-            failed = [p for p in self.parts if p.__class__ is bytes and p[:1] == b"-"]
-            merged = failed[0] if failed else self.spec.merge(client, self.argv, self.parts)
-        self.entry[0] = merged
-        pending = client.pending
-        if pending and pending[0] is self.entry:
-            client.drain()
+        failed = [p for p in self.parts if p.__class__ is bytes and p[:1] == b"-"]
+        reply = failed[0] if failed else self.merge(self.parts)
+        if reply is not None:
+            fill(self.client, self.entry, reply)
+
+
+def fill(client: ClientConnection, entry: list, reply: bytes) -> None:
+    """Fill a client's entry and write out whatever is ready at the head of its queue."""
+    entry[0] = reply
+    pending = client.pending
+    if pending and pending[0] is entry:
+        client.drain()
+
+
+class Coordination:
+    """A conditional multi-shard command in flight: reads, decision, writes, reply.
+
+    The shards it reads from are held from the moment its reads are queued until its
+    decision's writes are queued in front of everything that arrived for them meanwhile.
+    """
+
+    __slots__ = ("server", "client", "entry", "plan", "shards")
+
+    def __init__(
+        self, server: Acceptor, client: ClientConnection, entry: list, plan: Any, shards: list[int]
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.entry = entry
+        self.plan = plan
+        self.shards = shards
+
+    def decided(self, results: list) -> bytes | None:
+        """All reads are in (this is their Gather's merge): decide, queue writes, release."""
+        reply, writes = self.plan.decide(results)
+        by_shard: dict[int, list] = {}
+        acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
+        for index, step in enumerate(writes):
+            shard = self.server.shard_of_key(step.key)
+            ctx = self.client.ctx if step.db is None else step.db * 2 + (self.client.ctx & 1)
+            by_shard.setdefault(shard, []).append(([ctx, step.argv], (acks, index)))
+        self.server.release(self, by_shard)
+        return None if writes else reply
 
 
 class _Discard:
@@ -135,8 +180,14 @@ class Acceptor:
         self.links = links
         self.respawn = respawn
         self.shard_of_slot = shard_table(len(links))
-        self.batches: list[list] = [[] for _ in links]
-        self.targets: list[list] = [[] for _ in links]
+        #: Per shard, the runs and targets that the next flush sends ("ready"), and the
+        #: segments held back by coordinations, oldest first: [coordination, runs, targets].
+        #: ``batches``/``targets`` point at the tail, where new commands go.
+        self.ready_runs: list[list] = [[] for _ in links]
+        self.ready_targets: list[list] = [[] for _ in links]
+        self.held: list[deque[list]] = [deque() for _ in links]
+        self.batches: list[list] = list(self.ready_runs)
+        self.targets: list[list] = list(self.ready_targets)
         self.turn = 0
         self.flush_scheduled = False
         self.clients: dict[int, ClientConnection] = {}
@@ -198,10 +249,9 @@ class Acceptor:
         self._close_links()
         deadline = time.monotonic() + 1.5
         for link in self.links:
-            link.process.join(max(0.0, deadline - time.monotonic()))
-            if link.process.is_alive():
+            if not wait_for_exit(link.process, max(0.0, deadline - time.monotonic())):
                 link.process.kill()
-                link.process.join(0.2)
+                wait_for_exit(link.process, 0.2)
         log.warning("redis-clone is now ready to exit, bye bye...")
 
     def _close_links(self) -> None:
@@ -240,6 +290,34 @@ class Acceptor:
             self.flush_scheduled = True
             self.loop.call_soon(self.flush)
 
+    def _schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def shard_of_key(self, key: bytes) -> int:
+        slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
+        return self.shard_of_slot[slot]
+
+    def send_parts(
+        self,
+        client: ClientConnection,
+        parts: list[tuple[int, list]],
+        merge: Callable[[list], bytes],
+    ) -> list:
+        """Queue one-command runs (``(shard, argv)``) in one step; merge fills a new entry."""
+        entry = [None]
+        client.pending.append(entry)
+        client.run_shard = -1
+        gather = Gather(client, entry, merge, len(parts))
+        ctx = client.ctx
+        batches, targets = self.batches, self.targets
+        for index, (shard, argv) in enumerate(parts):
+            batches[shard].append([ctx, argv])
+            targets[shard].append((gather, index))
+        self._schedule_flush()
+        return entry
+
     def fan_out(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
         """Send a command's part to every shard, in this same step; merge the parts later."""
         if spec.check is not None:
@@ -247,30 +325,125 @@ class Acceptor:
             if problem is not None:
                 client.reply(problem)
                 return
+        name = b"@" + spec.wire_name
+        part = [name, *argv[1:]]
+        merge = spec.merge
+        self.send_parts(
+            client,
+            [(shard, part) for shard in range(len(self.links))],
+            lambda parts: merge(client, argv, parts),
+        )
+
+    def _key_positions(self, spec: CommandSpec, argv: list) -> range:
+        last = spec.last_key if spec.last_key >= 0 else len(argv) + spec.last_key
+        return range(spec.first_key, last + 1, spec.step)
+
+    def multi_key(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
+        """KEYS route: natively on one shard when it owns every key, else parts per shard."""
+        if spec.check is not None:
+            problem = spec.check(client, argv)
+            if problem is not None:
+                client.reply(problem)
+                return
+        step = spec.step
+        by_shard: dict[int, list[int]] = {}
+        shard_of_key = self.shard_of_key
+        for position in self._key_positions(spec, argv):
+            by_shard.setdefault(shard_of_key(argv[position]), []).append(position)
+        if len(by_shard) == 1:
+            argv[0] = spec.wire_name
+            self.enqueue(client, next(iter(by_shard)), argv)
+            return
+        name = b"@" + spec.wire_name
+        parts = []
+        layout = []
+        first = spec.first_key
+        for shard, positions in by_shard.items():
+            part = [name]
+            for position in positions:
+                part.extend(argv[position : position + step])
+            parts.append((shard, part))
+            layout.append([(position - first) // step for position in positions])
+        merge = spec.merge
+        self.send_parts(client, parts, lambda values: merge(client, argv, values, layout))
+
+    def coordinate(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
+        """COORD route: natively on one shard when it can; else two phases, shards held."""
+        if spec.check is not None:
+            checked = spec.check(client, argv)
+            if checked.__class__ is bytes:
+                client.reply(checked)
+                return
+            if checked is not None:
+                argv = checked
+        shards = {self.shard_of_key(argv[p]) for p in self._key_positions(spec, argv)}
+        if len(shards) == 1:
+            argv[0] = spec.wire_name
+            self.enqueue(client, shards.pop(), argv)
+            return
+        plan = spec.plan(client, argv)
         entry = [None]
         client.pending.append(entry)
         client.run_shard = -1
-        gather = Gather(client, entry, spec, argv, len(self.links))
-        part = [b"@" + spec.name.encode(), *argv[1:]]
-        for shard in range(len(self.links)):
-            self.batches[shard].append([client.ctx, part])
-            self.targets[shard].append((gather, shard))
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        reads = [(self.shard_of_key(step.key), step) for step in plan.reads]
+        held = sorted({shard for shard, _ in reads})
+        coordination = Coordination(self, client, entry, plan, held)
+        gather = Gather(client, entry, coordination.decided, len(reads))
+        for index, (shard, step) in enumerate(reads):
+            ctx = client.ctx if step.db is None else step.db * 2 + (client.ctx & 1)
+            self.batches[shard].append([ctx, step.argv])
+            self.targets[shard].append((gather, index))
+        for shard in held:
+            segment = [coordination, [], []]
+            self.held[shard].append(segment)
+            self.batches[shard] = segment[1]
+            self.targets[shard] = segment[2]
+        self._schedule_flush()
+
+    def release(self, coordination: Coordination, writes: dict[int, list]) -> None:
+        """Put a coordination's writes first on each held shard, then let the shard go."""
+        for shard in coordination.shards:
+            queue = self.held[shard]
+            owner, runs, targets = queue.popleft()
+            assert owner is coordination, "holds are released in the order they were taken"
+            ready_runs, ready_targets = self.ready_runs[shard], self.ready_targets[shard]
+            for run, target in writes.pop(shard, ()):
+                ready_runs.append(run)
+                ready_targets.append(target)
+            ready_runs.extend(runs)
+            ready_targets.extend(targets)
+            if not queue:
+                self.batches[shard] = ready_runs
+                self.targets[shard] = ready_targets
+        assert not writes, "writes go only to shards the coordination held"
+        self._schedule_flush()
+
+    def cursor(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
+        """CURSOR route (SCAN): one part, to the shard the cursor names."""
+        planned = spec.plan(client, argv)
+        if planned.__class__ is bytes:
+            client.reply(planned)
+            return
+        shard, part = planned
+        merge = spec.merge
+        self.send_parts(client, [(shard, part)], lambda values: merge(client, shard, values[0]))
 
     def flush(self) -> None:
-        """Send each shard its batch for this turn: one frame per shard."""
+        """Send each shard its ready batch for this turn: one frame per shard."""
         self.flush_scheduled = False
         self.turn += 1
-        batches, targets = self.batches, self.targets
         for index, link in enumerate(self.links):
-            batch = batches[index]
+            batch = self.ready_runs[index]
             if not batch:
                 continue
-            link.inflight.append(targets[index])
-            batches[index] = []
-            targets[index] = []
+            link.inflight.append(self.ready_targets[index])
+            fresh_runs: list = []
+            fresh_targets: list = []
+            self.ready_runs[index] = fresh_runs
+            self.ready_targets[index] = fresh_targets
+            if not self.held[index]:
+                self.batches[index] = fresh_runs
+                self.targets[index] = fresh_targets
             if not link.alive:
                 continue
             try:
@@ -335,15 +508,14 @@ class Acceptor:
         while link.inflight:
             for client, entry in link.inflight.popleft():
                 if entry.__class__ is list:
-                    entry[0] = failure
-                    pending = client.pending
-                    if pending and pending[0] is entry:
-                        client.drain()
+                    fill(client, entry, failure)
                 else:
                     client.deliver(entry, failure)
         if self.stopping is not None and self.stopping.done():
             return
-        link.process.join(0.5)
+        if not wait_for_exit(link.process, 0.5):
+            link.process.kill()
+            wait_for_exit(link.process, 0.5)
         fresh = self.respawn(link.index)
         self.links[link.index] = fresh
         self._attach(fresh)
@@ -372,9 +544,7 @@ class Acceptor:
         for shard in range(len(self.links)):
             self.batches[shard].append([0, [b"@settings", marshal.dumps(changes)]])
             self.targets[shard].append((_DISCARD, shard))
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        self._schedule_flush()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -409,6 +579,7 @@ class ClientConnection(asyncio.Protocol):
         self.addr = ""
         self.laddr = ""
         self.no_evict = False
+        self.authenticated = not server.config["requirepass"]
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -460,6 +631,8 @@ class ClientConnection(asyncio.Protocol):
             if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
                 self.reply(wrong_arity(spec.name))
                 continue
+            if not self.authenticated and self._refuse_unauthenticated(spec, argv):
+                continue
             route = spec.route
             if route is _KEY:
                 key = argv[spec.first_key]
@@ -468,12 +641,14 @@ class ClientConnection(asyncio.Protocol):
                 server.enqueue(self, shard_of_slot[slot], argv)
             elif spec.subcommands:
                 self._container(spec, argv)
+                if self.closing:
+                    break
             elif route is _LOCAL:
                 self.reply(spec.run(self, argv))
                 if self.closing:
                     break
             else:
-                server.fan_out(self, spec, argv)
+                _ROUTES[route](server, self, spec, argv)
         if self.out:
             self.transport.write(b"".join(self.out))
             self.out.clear()
@@ -482,6 +657,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _container(self, spec: CommandSpec, argv: list) -> None:
+        if len(argv) == 1 and spec.run is not None:  # COMMAND alone
+            self.reply(spec.run(self, argv))
+            return
         sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
         if sub is None:
             self.reply(unknown_subcommand(argv))
@@ -492,7 +670,16 @@ class ClientConnection(asyncio.Protocol):
         elif sub.route is _LOCAL:
             self.reply(sub.run(self, argv))
         else:
-            self.server.fan_out(self, sub, argv)
+            _ROUTES[sub.route](self.server, self, sub, argv)
+
+    def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
+        """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""
+        if self.authenticated or "no_auth" in spec.flags:
+            return False
+        if spec.name == "hello" and len(argv) > 2:
+            return False  # HELLO ... AUTH user pass
+        self.reply(_NOAUTH_HELLO if spec.name == "hello" else _NOAUTH)
+        return True
 
     def _protocol_error(self, problem: ProtocolError) -> None:
         log.log(logging.INFO - 5, "client %d: %s", self.id, problem)
@@ -529,14 +716,22 @@ class ClientConnection(asyncio.Protocol):
     # -- session state used by handlers -------------------------------------------------
 
     def close_after_reply(self) -> None:
-        """Close once every reply so far is written (QUIT, protocol errors)."""
+        """Close once every reply so far is written (QUIT, protocol errors, CLIENT KILL)."""
         self.closing = True
-        self.transport.pause_reading()
-        if not self.pending:
-            if self.out:
-                self.transport.write(b"".join(self.out))
-                self.out.clear()
-            self.transport.close()
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            self.loop_call_soon(self._close_if_done)
+
+    def _close_if_done(self) -> None:
+        if self.closed or self.pending:
+            return  # drain() closes when the last pending reply is written
+        if self.out:
+            self.transport.write(b"".join(self.out))
+            self.out.clear()
+        self.transport.close()
+
+    def loop_call_soon(self, callback: Callable[[], None]) -> None:
+        self.server.loop.call_soon(callback)
 
     def select_db(self, index: int) -> None:
         self.db = index
@@ -547,3 +742,12 @@ class ClientConnection(asyncio.Protocol):
         self.protocol = protocol
         self.enc = encoder_for(protocol)
         self.select_db(self.db)
+
+
+#: How the acceptor serves each route beyond KEY and LOCAL (which it inlines).
+_ROUTES = {
+    Route.ALL: Acceptor.fan_out,
+    Route.KEYS: Acceptor.multi_key,
+    Route.COORD: Acceptor.coordinate,
+    Route.CURSOR: Acceptor.cursor,
+}

@@ -21,6 +21,7 @@ from collections import Counter
 from operator import itemgetter
 from typing import Any
 
+from shardserver.commands import multikey
 from shardserver.commands.spec import Route
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import error
@@ -59,6 +60,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
 
 
 HANDLERS = _shard_handlers()
+HANDLERS.update(multikey.INTERNAL_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 
@@ -71,6 +73,8 @@ class Shard:
         self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **(settings or {})}
         self.dbs = [Database() for _ in range(self.settings["databases"])]
         self.hz = self.settings["hz"]
+        #: State that command families keep per shard (SCAN's key snapshots ...).
+        self.scratch: dict[str, Any] = {}
         #: Calls per command wire name (INFO commandstats); counted per run, in C.
         self.calls: Counter[bytes] = Counter()
         self.now = now_ms()

@@ -19,9 +19,14 @@ Routes, and the signature of ``run`` for each:
     bytes`` gets the values in shard order. ``check(session, argv) -> bytes | None`` may
     refuse the command before anything is sent.
 ``COORD``
-    multi-key with a condition across shards (RENAME, MSETNX, COPY): one shard runs it
-    natively when it can; otherwise the acceptor's coordinator runs two phases while it holds
-    the shards involved (see docs/architecture.md).
+    multi-key with a condition across shards (RENAME, MSETNX, COPY): ``check(session, argv)``
+    may refuse it or rewrite argv; one shard runs ``run`` natively when it owns every key;
+    otherwise ``plan(session, argv)`` returns a two-phase
+    :class:`shardserver.commands.multikey.Plan` that the acceptor's coordinator runs while
+    it holds the shards involved (see docs/architecture.md).
+``CURSOR``
+    the shard named by the client's cursor (SCAN): ``plan(session, argv)`` returns
+    ``(shard, part argv)`` or an error reply; ``merge(session, shard, value) -> bytes``.
 
 A ``part`` returns plain data (None, int, bytes, lists, tuples), which crosses the pipe as is
 and is encoded by the acceptor for the client's protocol.
@@ -41,6 +46,7 @@ class Route(enum.Enum):
     KEYS = "shards of its keys"
     ALL = "all shards"
     COORD = "coordinated"
+    CURSOR = "shard named by the cursor"
 
 
 @dataclass(frozen=True)
@@ -52,5 +58,6 @@ class Command:
     run: Callable[..., Any] | None = None
     part: Callable[..., Any] | None = None
     merge: Callable[..., bytes] | None = None
-    check: Callable[..., bytes | None] | None = None
+    check: Callable[..., Any] | None = None
+    plan: Callable[..., Any] | None = None
     notes: str = ""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shardserver.commands import connection, keys, server, strings
+from shardserver.commands import connection, keys, multikey, server, strings
 from shardserver.commands.spec import Command, Route
 
 
@@ -32,7 +32,8 @@ class CommandSpec:
     run: Callable[..., Any] | None
     part: Callable[..., Any] | None = None
     merge: Callable[..., bytes] | None = None
-    check: Callable[..., bytes | None] | None = None
+    check: Callable[..., Any] | None = None
+    plan: Callable[..., Any] | None = None
     notes: str = ""
     module: str = ""
     arity: int = 0
@@ -48,7 +49,7 @@ class CommandSpec:
         object.__setattr__(self, "wire_name", self.name.encode())
 
 
-FAMILIES = [connection, strings, keys, server]
+FAMILIES = [connection, strings, keys, multikey, server]
 
 _META_PATH = Path(__file__).with_name("meta.json")
 
@@ -74,6 +75,7 @@ def _spec(row: Command, module: str, meta: dict) -> CommandSpec:
         part=row.part,
         merge=row.merge,
         check=row.check,
+        plan=row.plan,
         notes=row.notes,
         module=module,
         arity=meta["arity"],
@@ -99,10 +101,13 @@ def _build() -> dict[str, CommandSpec]:
                 top[row.name] = _spec(row, module, meta)
     for parent, subs in containers.items():
         meta = META[parent]
+        alone = top.get(parent)  # a container that also runs without a subcommand (COMMAND)
         top[parent] = CommandSpec(
             name=parent,
             route=Route.LOCAL,
-            run=None,
+            run=alone.run if alone is not None else None,
+            notes=alone.notes if alone is not None else "",
+            module=alone.module if alone is not None else "",
             arity=meta["arity"],
             flags=tuple(meta["flags"]),
             subcommands=subs,
