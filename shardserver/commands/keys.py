@@ -1,13 +1,280 @@
 """Keyspace commands, run inside shards (Redis's ``db.c`` and ``expire.c``).
 
-Parts of fan-out commands (``*_part``) take ``(shard, db, argv)`` and return a plain value that
-the acceptor merges across shards.
+Single-key handlers take ``(shard, db, argv, enc)`` like the string commands and return the
+encoded reply. Parts of fan-out commands (``*_part``) take ``(shard, db, argv)`` and return a
+plain value that the acceptor merges across shards (``merge_*``, run in the acceptor with the
+client's session).
+
+Time is the shard's batch clock (``shard.now``, Unix ms), so every command of a batch sees the
+same instant, as every command of one Redis event-loop iteration does.
 """
 
 from __future__ import annotations
 
+import random
+from collections import deque
+from itertools import islice
+
 from shardserver.commands import merges
 from shardserver.commands.spec import Command, Route
+from shardserver.errors import DB_INDEX, NOT_INTEGER, error, error_bytes, invalid_expire
+from shardserver.glob import compile_glob
+from shardserver.numbers import LLONG_MAX, parse_int
+
+SAME_OBJECT = b"-ERR source and destination objects are the same\r\n"
+NX_INCOMPATIBLE = error("ERR NX and XX, GT or LT options at the same time are not compatible")
+GT_LT_INCOMPATIBLE = error("ERR GT and LT options at the same time are not compatible")
+#: getIntFromObjectOrReply's range error, for a MOVE database index beyond a C int.
+INT_RANGE = error("ERR value is out of range, value must between -2147483648 and 2147483647")
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+#: Bounds on EXPIRE's seconds before the conversion to ms would overflow (C's LLONG_MAX/1000,
+#: which truncates toward zero on both sides).
+_SECONDS_MAX = LLONG_MAX // 1000
+_SECONDS_MIN = -(2**63 // 1000)
+
+_NX, _XX, _GT, _LT = 1, 2, 4, 8
+_EXPIRE_OPTIONS = {b"nx": _NX, b"xx": _XX, b"gt": _GT, b"lt": _LT}
+
+_NONE = b"+none\r\n"
+#: TYPE's reply by the Python class that holds each Redis type.
+_TYPE_REPLIES: dict[type, bytes] = {
+    bytes: b"+string\r\n",
+    list: b"+list\r\n",
+    deque: b"+list\r\n",
+    dict: b"+hash\r\n",
+    set: b"+set\r\n",
+}
+
+#: RANDOMKEY draws a key at random this many times (dropping expired ones it meets, as Redis
+#: does) before it lists the live keys to choose among.
+_RANDOM_TRIES = 8
+_rng = random.Random()
+
+
+def type_reply(value: object) -> bytes:
+    """Redis's type name of a stored value, as a status reply.
+
+    Values are plain Python containers (``bytes``, ``list``/``deque``, ``dict``, ``set``); a
+    value class of our own (a sorted set, a stream) names its type in a ``redis_type``
+    attribute, so TYPE needs no change when a family adds one.
+    """
+    reply = _TYPE_REPLIES.get(value.__class__)
+    if reply is not None:
+        return reply
+    declared = getattr(value, "redis_type", None)
+    if declared is not None:
+        return b"+%s\r\n" % declared.encode()
+    for cls, each in _TYPE_REPLIES.items():
+        if isinstance(value, cls):
+            return each
+    raise TypeError(f"no Redis type for {type(value).__name__}")
+
+
+def type_(shard, db, argv: list[bytes], enc) -> bytes:
+    value = db.lookup(argv[1], shard.now)
+    if value is None:
+        return _NONE
+    return type_reply(value)
+
+
+def _unsupported_option(option: bytes) -> bytes:
+    """Redis formats the option with ``%s`` (it stops at a NUL) and trims trailing CR/LF."""
+    shown = option.partition(b"\0")[0].rstrip(b"\r\n")
+    return error_bytes(b"ERR Unsupported option " + shown)
+
+
+def _parse_expire_flags(argv: list[bytes]) -> int | bytes:
+    """NX/XX/GT/LT after the time, as Redis parses them: the flags, or the error reply.
+
+    Redis compares with ``strcasecmp``, so an option is read up to its first NUL byte; an
+    unknown option is refused at once, incompatible ones only after all were read.
+    """
+    flags = 0
+    for option in argv[3:]:
+        flag = _EXPIRE_OPTIONS.get(option.partition(b"\0")[0].lower())
+        if flag is None:
+            return _unsupported_option(option)
+        flags |= flag
+    if flags & _NX and flags & (_XX | _GT | _LT):
+        return NX_INCOMPATIBLE
+    if flags & _GT and flags & _LT:
+        return GT_LT_INCOMPATIBLE
+    return flags
+
+
+def _expire_generic(shard, db, argv: list[bytes], relative: bool, seconds: bool) -> bytes:
+    """EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT (Redis's ``expireGenericCommand``).
+
+    The checks come in Redis's order (options, the number, overflow, then the key), so a
+    command with several faults gets the same error. A deadline already past deletes the key
+    and still answers 1.
+    """
+    flags = _parse_expire_flags(argv)
+    if isinstance(flags, bytes):
+        return flags
+    when = parse_int(argv[2])
+    if when is None:
+        return NOT_INTEGER
+    if seconds:
+        if when > _SECONDS_MAX or when < _SECONDS_MIN:
+            return invalid_expire(argv[0].decode())
+        when *= 1000
+    base = shard.now if relative else 0
+    if when > LLONG_MAX - base:
+        return invalid_expire(argv[0].decode())
+    when += base
+    key = argv[1]
+    if db.lookup(key, shard.now) is None:
+        return b":0\r\n"
+    if flags:
+        current = db.deadline_of(key)
+        if flags & _NX and current is not None:
+            return b":0\r\n"
+        if flags & _XX and current is None:
+            return b":0\r\n"
+        # No deadline counts as an infinite TTL: nothing is greater, everything is less.
+        if flags & _GT and (current is None or when <= current):
+            return b":0\r\n"
+        if flags & _LT and current is not None and when >= current:
+            return b":0\r\n"
+    if when <= shard.now:
+        db.delete(key)
+    else:
+        db.set_deadline(key, when)
+    return b":1\r\n"
+
+
+def expire(shard, db, argv: list[bytes], enc) -> bytes:
+    return _expire_generic(shard, db, argv, relative=True, seconds=True)
+
+
+def pexpire(shard, db, argv: list[bytes], enc) -> bytes:
+    return _expire_generic(shard, db, argv, relative=True, seconds=False)
+
+
+def expireat(shard, db, argv: list[bytes], enc) -> bytes:
+    return _expire_generic(shard, db, argv, relative=False, seconds=True)
+
+
+def pexpireat(shard, db, argv: list[bytes], enc) -> bytes:
+    return _expire_generic(shard, db, argv, relative=False, seconds=False)
+
+
+def _ttl_generic(shard, db, key: bytes, in_ms: bool, absolute: bool) -> bytes:
+    """TTL, PTTL, EXPIRETIME and PEXPIRETIME (Redis's ``ttlGenericCommand``).
+
+    -2 for a missing key, -1 for one without deadline; seconds are rounded to the nearest
+    (``(ms + 500) / 1000``), as Redis does, so a fresh ``EXPIRE k 10`` reads back as 10.
+    """
+    if db.lookup(key, shard.now) is None:
+        return b":-2\r\n"
+    deadline = db.deadline_of(key)
+    if deadline is None:
+        return b":-1\r\n"
+    ttl = max(deadline if absolute else deadline - shard.now, 0)
+    return b":%d\r\n" % (ttl if in_ms else (ttl + 500) // 1000)
+
+
+def ttl(shard, db, argv: list[bytes], enc) -> bytes:
+    return _ttl_generic(shard, db, argv[1], in_ms=False, absolute=False)
+
+
+def pttl(shard, db, argv: list[bytes], enc) -> bytes:
+    return _ttl_generic(shard, db, argv[1], in_ms=True, absolute=False)
+
+
+def expiretime(shard, db, argv: list[bytes], enc) -> bytes:
+    return _ttl_generic(shard, db, argv[1], in_ms=False, absolute=True)
+
+
+def pexpiretime(shard, db, argv: list[bytes], enc) -> bytes:
+    return _ttl_generic(shard, db, argv[1], in_ms=True, absolute=True)
+
+
+def persist(shard, db, argv: list[bytes], enc) -> bytes:
+    key = argv[1]
+    if db.lookup(key, shard.now) is None or db.deadline_of(key) is None:
+        return b":0\r\n"
+    db.set_deadline(key, None)
+    return b":1\r\n"
+
+
+def move(shard, db, argv: list[bytes], enc) -> bytes:
+    """MOVE key db: to another database of this same shard (a key's slot, hence its shard,
+    does not depend on the database), keeping its deadline; 0 if the target has the key."""
+    index = parse_int(argv[2])
+    if index is None:
+        return NOT_INTEGER
+    if index < _INT_MIN or index > _INT_MAX:
+        return INT_RANGE
+    if index < 0 or index >= len(shard.dbs):
+        return DB_INDEX
+    target = shard.dbs[index]
+    if target is db:
+        return SAME_OBJECT
+    key = argv[1]
+    now = shard.now
+    value = db.lookup(key, now)
+    if value is None or target.lookup(key, now) is not None:
+        return b":0\r\n"
+    target.store(key, value, db.deadline_of(key))
+    db.delete(key)
+    return b":1\r\n"
+
+
+def keys_part(shard, db, argv: list[bytes]) -> list[bytes]:
+    """This shard's live keys that match the pattern (expired ones are skipped, not removed,
+    as Redis's KEYS does)."""
+    pattern = argv[1]
+    if pattern == b"*":
+        return list(db.live_keys(shard.now))
+    matches = list(filter(compile_glob(pattern), db.data))
+    deadlines = db.expires.deadline
+    if not deadlines:
+        return matches
+    now = shard.now
+    return [key for key in matches if (when := deadlines.get(key)) is None or when > now]
+
+
+def merge_keys(session, argv: list[bytes], parts: list[list[bytes]]) -> bytes:
+    """The shards' matches in one array (Redis's order is its hash table's: any order)."""
+    return session.enc.bulk_array([key for part in parts for key in part])
+
+
+def randomkey_part(shard, db, argv: list[bytes]) -> tuple[int, bytes | None]:
+    """(live keys here, one of them drawn uniformly), so the merge can weigh shards by size.
+
+    A dict has no random access, so a draw walks to a random position; an expired key drawn
+    is removed (Redis's RANDOMKEY does the same) and the draw repeats, which keeps the choice
+    uniform over live keys. Mostly-expired databases fall back to listing the live keys.
+    """
+    data = db.data
+    now = shard.now
+    deadlines = db.expires.deadline
+    stale = sum(1 for when in deadlines.values() if when <= now) if deadlines else 0
+    live = len(data) - stale
+    if live <= 0:
+        return 0, None
+    for _ in range(_RANDOM_TRIES):
+        key = next(islice(data, _rng.randrange(len(data)), None))
+        if db.lookup(key, now) is not None:
+            return live, key
+    return live, _rng.choice(list(db.live_keys(now)))
+
+
+def merge_randomkey(session, argv: list[bytes], parts: list[tuple[int, bytes | None]]) -> bytes:
+    """Pick a shard with probability proportional to its live keys, then take its key: a
+    uniform choice over the whole database. Nil when every shard is empty."""
+    total = sum(count for count, _ in parts)
+    if not total:
+        return session.enc.NULL
+    point = _rng.randrange(total)
+    for count, key in parts:
+        if point < count:
+            return session.enc.bulk(key)
+        point -= count
+    raise AssertionError("unreachable: point < total")
 
 
 def dbsize_part(shard, db, argv) -> int:
@@ -15,12 +282,32 @@ def dbsize_part(shard, db, argv) -> int:
     return len(db)
 
 
+def flushdb_part(shard, db, argv: list[bytes]) -> int:
+    """Empty the client's database on this shard; how many keys were removed."""
+    return db.clear()
+
+
 def flushall_part(shard, db, argv) -> int:
     """Empty every database of this shard; how many keys were removed."""
     return sum(db.clear() for db in shard.dbs)
 
 
+K = Route.KEY
 ROWS = [
+    Command("type", K, type_),
+    Command("expire", K, expire),
+    Command("pexpire", K, pexpire),
+    Command("expireat", K, expireat),
+    Command("pexpireat", K, pexpireat),
+    Command("ttl", K, ttl),
+    Command("pttl", K, pttl),
+    Command("expiretime", K, expiretime),
+    Command("pexpiretime", K, pexpiretime),
+    Command("persist", K, persist),
+    Command("move", K, move),
+    Command("keys", Route.ALL, part=keys_part, merge=merge_keys),
+    Command("randomkey", Route.ALL, part=randomkey_part, merge=merge_randomkey),
     Command("dbsize", Route.ALL, part=dbsize_part, merge=merges.total),
+    Command("flushdb", Route.ALL, part=flushdb_part, merge=merges.ok, check=merges.check_flush),
     Command("flushall", Route.ALL, part=flushall_part, merge=merges.ok, check=merges.check_flush),
 ]
