@@ -2,15 +2,17 @@
 
 Each handler takes ``(session, argv)`` and returns the encoded reply. ``session`` is the
 client's :class:`shardserver.acceptor.ClientConnection`: ``protocol``, ``enc``, ``db``,
-``name``, ``id``, and the acceptor as ``server``.
+``name``, ``id``, and the acceptor as ``server``, whose ``clients`` CLIENT LIST and KILL walk.
 """
 
 from __future__ import annotations
 
+import time
+
 from shardserver import REDIS_COMPAT_VERSION
-from shardserver.commands.spec import Command, Route
-from shardserver.errors import DB_INDEX, NOT_INTEGER, error
-from shardserver.numbers import parse_int
+from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
+from shardserver.info import local
+from shardserver.numbers import LLONG_MAX, parse_int
 from shardserver.resp import encoder_for
 
 
@@ -124,15 +126,251 @@ def client_id(session, argv: list[bytes]) -> bytes:
     return session.enc.integer(session.id)
 
 
-L = Route.LOCAL
+def auth(session, argv: list[bytes]) -> bytes:
+    """AUTH [username] password, with only Redis's ``default`` user (requirepass)."""
+    if len(argv) > 3:
+        return SYNTAX
+    if len(argv) == 2:
+        if not session.server.config["requirepass"]:
+            return error(
+                "ERR AUTH <password> called without any password configured for the default "
+                "user. Are you sure your configuration is correct?"
+            )
+        user, password = b"default", argv[1]
+    else:
+        user, password = argv[1], argv[2]
+    if user != b"default" or not session.server.check_password(password):
+        return _WRONGPASS
+    session.authenticated = True
+    return b"+OK\r\n"
+
+
+_WRONGPASS = error("WRONGPASS invalid username-password pair or user is disabled.")
+
+
+def reset(session, argv: list[bytes]) -> bytes:
+    """Back to a fresh connection's state: database 0, RESP2, no name, default user.
+
+    As in Redis 7.0, CLIENT NO-EVICT survives a RESET, and with a password set the client
+    must AUTH again.
+    """
+    session.select_db(0)
+    session.set_protocol(2)
+    session.name = None
+    session.authenticated = not session.server.config["requirepass"]
+    return b"+RESET\r\n"
+
+
+# -- CLIENT LIST / INFO / KILL ----------------------------------------------------------------
+
+
+def client_line(client, command: str | None = None) -> str:
+    """One client as Redis 7.0's CLIENT LIST writes it, without the newline.
+
+    Buffer and memory figures are not tracked here and read 0; ``oll`` is the number of
+    replies the client is still waiting for. ``command`` names the caller's own command
+    (``client|list``); for other clients the last command seen is shown.
+    """
+    transport = client.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    flags = ("c" if client.closing else "") + ("e" if client.no_evict else "")
+    if command is None:
+        command = _command_name(client.last_command)
+    return (
+        f"id={client.id} addr={client.addr} laddr={client.laddr} "
+        f"fd={sock.fileno() if sock is not None else -1} "
+        f"name={client.name.decode('ascii', 'replace') if client.name else ''} "
+        f"age={int(time.time() - client.created_at)} "
+        f"idle={int(time.monotonic() - client.last_active)} flags={flags or 'N'} "
+        f"db={client.db} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 "
+        f"multi-mem=0 rbs=0 rbp=0 obl=0 oll={len(client.pending)} omem=0 tot-mem=0 events=r "
+        f"cmd={command} user=default redir=-1 resp={client.protocol}"
+    )
+
+
+def _command_name(raw: bytes) -> str:
+    """A command name as CLIENT LIST shows it: lower case, ``NULL`` for none or unknown."""
+    from shardserver.commands import table  # the table imports this module
+
+    name = raw.decode("utf-8", "replace").lower()
+    return name if name in table.COMMANDS else "NULL"
+
+
+def _live_clients(server) -> list:
+    """Connected clients, without those already killed or closing."""
+    return [
+        client
+        for client in server.clients.values()
+        if client.transport is not None and not client.transport.is_closing()
+    ]
+
+
+_CLIENT_TYPES = {b"normal": True, b"master": False, b"slave": False, b"replica": False}
+_CLIENT_TYPES[b"pubsub"] = False
+
+
+def _unknown_type(name: bytes) -> bytes:
+    return error_bytes(b"ERR Unknown client type '" + name + b"'")
+
+
+def client_list(session, argv: list[bytes]) -> bytes:
+    """CLIENT LIST [TYPE type | ID id ...]; every client here is of type normal."""
+    clients = _live_clients(session.server)
+    if len(argv) == 4 and argv[2].lower() == b"type":
+        normal = _CLIENT_TYPES.get(argv[3].lower())
+        if normal is None:
+            return _unknown_type(argv[3])
+        chosen = clients if normal else []
+    elif len(argv) > 3 and argv[2].lower() == b"id":
+        live = {client.id: client for client in clients}
+        chosen = []
+        for raw in argv[3:]:
+            client_id = parse_int(raw)
+            if client_id is None:
+                return error("ERR Invalid client ID")
+            if client_id in live:
+                chosen.append(live[client_id])
+    elif len(argv) != 2:
+        return SYNTAX
+    else:
+        chosen = clients
+    text = "".join(client_line(c, "client|list" if c is session else None) + "\n" for c in chosen)
+    return session.enc.verbatim(text.encode())
+
+
+def client_info(session, argv: list[bytes]) -> bytes:
+    return session.enc.verbatim((client_line(session, "client|info") + "\n").encode())
+
+
+def client_kill(session, argv: list[bytes]) -> bytes:
+    """CLIENT KILL addr (old form, may kill the caller) or CLIENT KILL option value ...
+
+    Another client's connection is dropped at once, unsent replies and all, as Redis frees
+    it; the caller's own closes after this reply.
+    """
+    addr = laddr = None
+    client_id = 0
+    normal = True
+    skipme = len(argv) > 3
+    if len(argv) == 3:
+        addr = argv[2]
+    else:
+        for i in range(2, len(argv), 2):
+            if i + 1 >= len(argv):
+                return SYNTAX
+            option, value = argv[i].lower(), argv[i + 1]
+            if option == b"id":
+                client_id = parse_int(value) or 0
+                if not 0 < client_id <= LLONG_MAX:
+                    return error("ERR client-id should be greater than 0")
+            elif option == b"type":
+                kind = _CLIENT_TYPES.get(value.lower())
+                if kind is None:
+                    return _unknown_type(value)
+                normal = kind
+            elif option == b"addr":
+                addr = value
+            elif option == b"laddr":
+                laddr = value
+            elif option == b"user":
+                if value != b"default":
+                    return error_bytes(b"ERR No such user '" + value + b"'")
+            elif option == b"skipme" and value.lower() in (b"yes", b"no"):
+                skipme = value.lower() == b"yes"
+            else:
+                return SYNTAX
+    killed = 0
+    for client in _live_clients(session.server) if normal else []:
+        if addr is not None and client.addr.encode() != addr:
+            continue
+        if laddr is not None and client.laddr.encode() != laddr:
+            continue
+        if client_id and client.id != client_id:
+            continue
+        if client is session:
+            if skipme:
+                continue
+            # after the reply is queued: closing now would drop it
+            session.server.loop.call_soon(session.close_after_reply)
+        else:
+            client.transport.abort()
+        killed += 1
+    if len(argv) == 3:
+        return b"+OK\r\n" if killed else error("ERR No such client")
+    return session.enc.integer(killed)
+
+
+def client_no_evict(session, argv: list[bytes]) -> bytes:
+    """Accepted and shown in CLIENT LIST (flag ``e``); nothing is evicted here anyway."""
+    mode = argv[2].lower()
+    if mode not in (b"on", b"off"):
+        return SYNTAX
+    session.no_evict = mode == b"on"
+    return b"+OK\r\n"
+
+
+_CLIENT_HELP = {
+    "": ["CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"],
+    "getname": ["GETNAME", "    Return the name of the current connection."],
+    "id": ["ID", "    Return the ID of the current connection."],
+    "info": ["INFO", "    Return information about the current client connection."],
+    "kill": [
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
+    ],
+    "list": [
+        "LIST [options ...]",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+    ],
+    "setname": ["SETNAME <name>", "    Assign the name <name> to the current connection."],
+    "no-evict": ["NO-EVICT (ON|OFF)", "    Protect current client connection from eviction."],
+    "help": ["HELP", "    Prints this help."],
+}
+
+
+def client_help(session, argv: list[bytes]) -> bytes:
+    """Redis's CLIENT HELP text, cut to the subcommands served here."""
+    lines = [line for entry in _CLIENT_HELP.values() for line in entry]
+    return session.enc.array([session.enc.simple(line) for line in lines])
+
+
 ROWS = [
-    Command("ping", L, ping),
-    Command("echo", L, echo),
-    Command("quit", L, quit),
-    Command("hello", L, hello),
-    Command("select", L, select),
-    Command("client|setname", L, client_setname),
-    Command("client|getname", L, client_getname),
-    Command("client|setinfo", L, client_setinfo, notes="Redis 7.2's; redis-py sends it"),
-    Command("client|id", L, client_id),
+    local("ping", ping),
+    local("echo", echo),
+    local("quit", quit),
+    local("hello", hello),
+    local("select", select),
+    local(
+        "auth",
+        auth,
+        notes="the default user only; requirepass is not enforced until the acceptor checks it",
+    ),
+    local("reset", reset, notes="no MULTI, WATCH, pub/sub or tracking state to clear yet"),
+    local("client|setname", client_setname),
+    local("client|getname", client_getname),
+    local("client|setinfo", client_setinfo, notes="Redis 7.2's; redis-py sends it"),
+    local("client|id", client_id),
+    local(
+        "client|list",
+        client_list,
+        notes="buffer and memory fields read 0; other clients' cmd is their last command's name",
+    ),
+    local("client|info", client_info, notes="as CLIENT LIST"),
+    local("client|kill", client_kill, notes="only the default user and normal clients exist"),
+    local("client|no-evict", client_no_evict, notes="accepted; nothing is evicted"),
+    local("client|help", client_help, notes="lists only the subcommands served here"),
 ]

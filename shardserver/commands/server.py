@@ -1,12 +1,20 @@
-"""Server commands answered by the acceptor (COMMAND, CONFIG, CLUSTER ...).
+"""Server commands: COMMAND, CONFIG, CLUSTER, INFO, TIME, DEBUG, SHUTDOWN.
 
-Each handler takes ``(session, argv)`` and returns the encoded reply.
+Most are answered by the acceptor: each handler takes ``(session, argv)`` and returns the
+encoded reply. INFO, CONFIG RESETSTAT and DEBUG SLEEP need every shard, so they fan out: a
+``*_part(shard, db, argv)`` runs in each shard and returns plain data, and a
+``*_merge(session, argv, parts)`` builds the reply in the acceptor.
 """
 
 from __future__ import annotations
 
-from shardserver.config import ConfigError
+import math
+import re
+import time
+
+from shardserver import info
 from shardserver.commands.spec import Command, Route
+from shardserver.config import ConfigError
 from shardserver.errors import SYNTAX, error, error_bytes
 from shardserver.glob import compile_glob
 from shardserver.slots import slot_for_key
@@ -136,19 +144,200 @@ def config_set(session, argv: list[bytes]) -> bytes:
     return b"+OK\r\n"
 
 
+def config_resetstat_part(shard, db, argv: list[bytes]) -> int:
+    """Each shard forgets its own counters (calls, operations, expired keys)."""
+    info.reset_shard(shard)
+    return 0
+
+
+def config_resetstat_merge(session, argv: list[bytes], parts: list[int]) -> bytes:
+    """Then the acceptor forgets its counters, once every shard has."""
+    server = session.server
+    server.connections_received = 0
+    server.commands_received = 0
+    info.STATS.reset(0)
+    return b"+OK\r\n"
+
+
+# -- COMMAND GETKEYS ------------------------------------------------------------------------
+
+
+def command_getkeys(session, argv: list[bytes]) -> bytes:
+    """The key arguments of a command line, from the table's key positions (as Redis 7.0)."""
+    table = _table()
+    target = argv[2:]
+    spec = table.COMMANDS.get(target[0].decode("utf-8", "replace").lower())
+    if spec is not None and spec.subcommands and len(target) > 1:
+        spec = spec.subcommands.get(target[1].decode("utf-8", "replace").lower())
+    if spec is None:
+        return error("ERR Invalid command specified")
+    if spec.first_key <= 0:
+        return error("ERR The command has no key arguments")
+    arity = spec.arity
+    if (arity > 0 and len(target) != arity) or len(target) < -arity:
+        return error("ERR Invalid number of arguments specified for command")
+    last = spec.last_key if spec.last_key >= 0 else len(target) + spec.last_key
+    positions = range(spec.first_key, min(last, len(target) - 1) + 1, spec.step or 1)
+    return session.enc.bulk_array([target[i] for i in positions])
+
+
+# -- INFO -----------------------------------------------------------------------------------
+
+
+def info_part(shard, db, argv: list[bytes]) -> dict:
+    return info.shard_numbers(shard)
+
+
+def info_merge(session, argv: list[bytes], parts: list[dict]) -> bytes:
+    """Redis's INFO text: a bulk string in RESP2, a verbatim string in RESP3."""
+    return session.enc.verbatim(info.render(session.server, argv[1:], parts).encode())
+
+
+# -- TIME, DEBUG, SHUTDOWN ------------------------------------------------------------------
+
+
+def time_(session, argv: list[bytes]) -> bytes:
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    return session.enc.bulk_array([b"%d" % seconds, b"%d" % micros])
+
+
+_DEBUG_REFUSED = error(
+    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
+    "you can run it from a local connection, otherwise you need to set this option in the "
+    "configuration file, and then restart the server."
+)
+_DEBUG_HELP = [
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+]
+#: The prefix of an argument that C's ``strtod`` reads, as Redis parses DEBUG SLEEP's seconds.
+_STRTOD = re.compile(
+    rb"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE
+)
+
+
+def _debug_allowed(session) -> bool:
+    """Redis 7.0's ``enable-debug-command``: no (the default), yes, or local (loopback)."""
+    mode = session.server.config.get_all().get("enable-debug-command", "no").lower()
+    if mode == "yes":
+        return True
+    host = session.addr.rpartition(":")[0]
+    return mode == "local" and host in ("127.0.0.1", "::1", "[::1]", "")
+
+
+def debug_check(session, argv: list[bytes]) -> bytes | None:
+    """Refuse DEBUG as Redis does, answer DEBUG HELP; only DEBUG SLEEP reaches the shards."""
+    if not _debug_allowed(session):
+        return _DEBUG_REFUSED
+    sub = argv[1].lower()
+    if sub == b"sleep" and len(argv) == 3:
+        return None
+    if sub == b"help" and len(argv) == 2:
+        return session.enc.array([session.enc.simple(line) for line in _DEBUG_HELP])
+    return error_bytes(
+        b"ERR unknown subcommand or wrong number of arguments for '"
+        + argv[1][:128]
+        + b"'. Try DEBUG HELP."
+    )
+
+
+def sleep_seconds(text: bytes) -> float:
+    """DEBUG SLEEP's argument as Redis reads it: strtod's prefix, so ``x`` is 0 and ``1x`` 1."""
+    match = _STRTOD.match(text)
+    seconds = float(match.group()) if match else 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def debug_part(shard, db, argv: list[bytes]) -> int:
+    """Every shard sleeps, so every keyspace command waits, as the whole of Redis would."""
+    time.sleep(int(sleep_seconds(argv[2]) * 1_000_000) / 1_000_000)
+    return 0
+
+
+def debug_merge(session, argv: list[bytes], parts: list[int]) -> bytes:
+    return b"+OK\r\n"
+
+
+def shutdown(session, argv: list[bytes]) -> bytes:
+    """Stop the server; the caller gets no reply, as with Redis (its connection just closes)."""
+    flags = set()
+    abort = False
+    for raw in argv[1:]:
+        word = raw.lower()
+        if word in (b"nosave", b"save", b"now", b"force"):
+            flags.add(word)
+        elif word == b"abort":
+            abort = True
+        else:
+            return SYNTAX
+    if (abort and flags) or {b"nosave", b"save"} <= flags:
+        return SYNTAX
+    if abort:
+        return error("ERR No shutdown in progress.")
+    session.server.request_stop("SHUTDOWN")
+    return b""
+
+
 L = Route.LOCAL
+ALL = Route.ALL
+local = info.local
 ROWS = [
-    Command("command", L, command, notes="lists only the commands served here"),
-    Command("command|count", L, command_count),
-    Command("command|info", L, command_info),
-    Command("command|docs", L, command_docs),
-    Command("command|list", L, command_list, notes="FILTERBY is not supported"),
-    Command("config|get", L, config_get),
-    Command("config|set", L, config_set, notes="only settings that apply at run time"),
+    local("command", command, notes="lists only the commands served here"),
+    local("command|count", command_count),
+    local("command|info", command_info),
+    local("command|docs", command_docs),
+    local("command|list", command_list, notes="FILTERBY is not supported"),
+    local(
+        "command|getkeys",
+        command_getkeys,
+        notes="only for commands served here (others: 'Invalid command specified')",
+    ),
+    local("config|get", config_get),
+    local("config|set", config_set, notes="only settings that apply at run time"),
     Command(
+        "config|resetstat",
+        ALL,
+        part=config_resetstat_part,
+        merge=config_resetstat_merge,
+        notes="resets the shards' and the acceptor's counters",
+    ),
+    local(
         "cluster|keyslot",
-        L,
         cluster_keyslot,
         notes="answered although cluster mode is off (Redis refuses it then)",
+    ),
+    Command(
+        "info",
+        ALL,
+        part=info_part,
+        merge=info_merge,
+        notes=(
+            "adds a `shards` section (in the default set) and `redis_clone_version`; memory "
+            "figures are the resident memory of all processes; commandstats usec are 0, and a "
+            "multi-key command split over shards counts once per shard; "
+            "keyspace_hits/misses, net bytes and error counts are not measured (0); "
+            "instantaneous_ops_per_sec is measured between INFO calls"
+        ),
+    ),
+    local("time", time_),
+    Command(
+        "debug",
+        ALL,
+        part=debug_part,
+        merge=debug_merge,
+        check=debug_check,
+        notes=(
+            "refused unless enable-debug-command is yes or local, as in Redis 7.0; SLEEP and "
+            "HELP only; SLEEP stalls every shard but the acceptor still answers its own "
+            "commands (PING, CLIENT ...)"
+        ),
+    ),
+    local(
+        "shutdown",
+        shutdown,
+        notes="no persistence yet: SAVE just stops; ABORT always finds no shutdown in progress",
     ),
 ]

@@ -1,0 +1,431 @@
+"""INFO: each shard's numbers, collected where they live, and the report built in the acceptor.
+
+INFO is a fan-out command. Every shard runs :func:`shard_numbers`, which returns a plain dict
+(its keys and deadlines per database, operations, expired keys, resident memory, CPU time and
+calls per command) because only plain data crosses the pipe; the acceptor then adds what it
+alone knows (clients, connections, configuration) and renders Redis 7.0's text with
+:func:`render`. Sections, field names and layout are Redis's, so redis-py's ``info()``,
+``redis-cli --stat`` and monitoring tools read it unchanged; a ``shards`` section (ours) shows
+each shard's share.
+
+Figures with no counterpart here are reported honestly rather than invented: memory is the
+resident set of all our processes (Python has no allocator total to report), command times are
+not measured (``usec=0``), and counters we do not keep are 0 (docs/commands.md lists them).
+
+The acceptor-side counters live in :data:`STATS`: calls of commands the acceptor answers
+itself (shards count the rest), the memory peak, and the previous sample for
+``instantaneous_ops_per_sec``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import random
+import secrets
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from shardserver import REDIS_COMPAT_VERSION, __version__
+from shardserver.commands.spec import Command, Route
+from shardserver.config import ConfigError, parse_memory
+from shardserver.keyspace import now_ms
+from shardserver.slots import slot_ranges
+
+#: Sections in the order Redis 7.0 writes them, whatever order they were asked for in.
+ORDER = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
+    "shards",
+]
+#: ``INFO`` and ``INFO default``: Redis's default sections, and ours.
+DEFAULT = frozenset(ORDER) - {"commandstats", "latencystats"}
+#: ``INFO all`` and ``INFO everything`` (no module sections exist here, so they are the same).
+EVERYTHING = frozenset(ORDER)
+
+_TITLES = {name: name.capitalize() for name in ORDER} | {"cpu": "CPU"}
+
+#: Keys sampled per database for ``avg_ttl``; Redis's figure is an estimate from samples too.
+TTL_SAMPLE = 32
+
+_RUN_ID = secrets.token_hex(20)
+_REPLICATION_ID = secrets.token_hex(20)
+_rng = random.Random()
+
+
+# -- in each shard ------------------------------------------------------------------------
+
+
+def process_rss() -> int:
+    """This process's resident memory in bytes (``/proc/self/statm``; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def shard_numbers(shard: Any) -> dict[str, Any]:
+    """A shard's part of INFO: everything the report needs from it, as plain data."""
+    now = now_ms()
+    databases = []
+    for index, db in enumerate(shard.dbs):
+        if not db.data:
+            continue
+        ttl_sum = samples = 0
+        deadlines = db.expires.deadline
+        for key in db.expires.sample(TTL_SAMPLE, _rng) if db.expires else ():
+            ttl = deadlines[key] - now
+            if ttl > 0:
+                ttl_sum += ttl
+                samples += 1
+        databases.append((index, len(db.data), len(db.expires), ttl_sum, samples))
+    times = os.times()
+    return {
+        "pid": os.getpid(),
+        "rss": process_rss(),
+        "databases": databases,
+        "ops": shard.commands_processed,
+        "expired": sum(db.expired_keys for db in shard.dbs),
+        "calls": dict(shard.calls),
+        "cpu": (times.user, times.system),
+    }
+
+
+def reset_shard(shard: Any) -> None:
+    """CONFIG RESETSTAT in a shard: forget its counters (not its data)."""
+    shard.calls.clear()
+    shard.commands_processed = 0
+    shard.expired_by_sweep = 0
+    for db in shard.dbs:
+        db.expired_keys = 0
+
+
+# -- in the acceptor ----------------------------------------------------------------------
+
+
+class AcceptorStats:
+    """Counters the acceptor keeps for INFO that no other object owns."""
+
+    def __init__(self) -> None:
+        #: Calls of commands answered in the acceptor, by full name (``client|list``).
+        self.local_calls: Counter[str] = Counter()
+        self.peak_memory = 0
+        self._sample = (time.monotonic(), 0)
+        self._rate = 0
+
+    def ops_per_sec(self, total: int) -> int:
+        """Commands per second since the previous INFO (at least 0.1 s ago); 0 at first."""
+        now = time.monotonic()
+        then, before = self._sample
+        if now - then >= 0.1:
+            self._rate = max(0, round((total - before) / (now - then)))
+            self._sample = (now, total)
+        return self._rate
+
+    def reset(self, total: int) -> None:
+        self.local_calls.clear()
+        self.peak_memory = 0
+        self._sample = (time.monotonic(), total)
+        self._rate = 0
+
+
+STATS = AcceptorStats()
+
+
+def counted(name: str, handler: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Wrap an acceptor handler so INFO commandstats counts its calls (shards count theirs)."""
+
+    @functools.wraps(handler)
+    def run(session: Any, argv: list[bytes]) -> bytes:
+        STATS.local_calls[name] += 1
+        return handler(session, argv)
+
+    return run
+
+
+def local(name: str, handler: Callable[..., bytes], notes: str = "") -> Command:
+    """A table row for a command the acceptor answers, with its calls counted."""
+    return Command(name, Route.LOCAL, counted(name, handler), notes=notes)
+
+
+def wanted(args: list[bytes]) -> set[str]:
+    """The sections ``INFO args...`` asks for; unknown names are kept and produce nothing."""
+    if not args:
+        return set(DEFAULT)
+    chosen: set[str] = set()
+    for raw in args:
+        name = raw.decode("utf-8", "replace").lower()
+        if name == "default":
+            chosen |= DEFAULT
+        elif name in ("all", "everything"):
+            chosen |= EVERYTHING
+        else:
+            chosen.add(name)
+    return chosen
+
+
+def human(size: float) -> str:
+    """Bytes as Redis's ``bytesToHuman`` writes them (``1.21M``)."""
+    if size < 1024:
+        return f"{int(size)}B"
+    for unit in "KMGTP":
+        size /= 1024
+        if size < 1024 or unit == "P":
+            return f"{size:.2f}{unit}"
+    raise AssertionError("unreachable")
+
+
+def _system_memory() -> int:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class Report:
+    """One INFO reply: the shards' parts and the acceptor's state, rendered section by section."""
+
+    def __init__(self, server: Any, parts: list[dict[str, Any]]) -> None:
+        self.server = server
+        self.parts = parts
+        self.settings = server.config.get_all()
+        self.rss = process_rss() + sum(part["rss"] for part in parts)
+        STATS.peak_memory = max(STATS.peak_memory, self.rss)
+
+    def server_section(self) -> list[tuple[str, object]]:
+        server = self.server
+        uname = platform.uname()
+        uptime = int(time.time() - server.started_at)
+        return [
+            ("redis_version", REDIS_COMPAT_VERSION),
+            ("redis_clone_version", __version__),
+            ("redis_git_sha1", "00000000"),
+            ("redis_git_dirty", 0),
+            ("redis_build_id", "0"),
+            ("redis_mode", "standalone"),
+            ("os", f"{uname.system} {uname.release} {uname.machine}"),
+            ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
+            ("monotonic_clock", "POSIX clock_gettime"),
+            ("multiplexing_api", "epoll" if sys.platform.startswith("linux") else "kqueue"),
+            ("python_version", platform.python_version()),
+            ("process_id", os.getpid()),
+            ("process_supervised", "no"),
+            ("run_id", _RUN_ID),
+            ("tcp_port", self.settings.get("port", "0")),
+            ("server_time_usec", time.time_ns() // 1000),
+            ("uptime_in_seconds", uptime),
+            ("uptime_in_days", uptime // 86400),
+            ("hz", self.settings.get("hz", "10")),
+            ("configured_hz", self.settings.get("hz", "10")),
+            ("lru_clock", int(time.time()) & ((1 << 24) - 1)),
+            ("executable", os.path.abspath(sys.argv[0])),
+            ("config_file", server.config.source or ""),
+            ("io_threads_active", 0),
+        ]
+
+    def clients_section(self) -> list[tuple[str, object]]:
+        return [
+            ("connected_clients", len(self.server.clients)),
+            ("cluster_connections", 0),
+            ("maxclients", self.settings.get("maxclients", "10000")),
+            ("client_recent_max_input_buffer", 0),
+            ("client_recent_max_output_buffer", 0),
+            ("blocked_clients", 0),
+            ("tracking_clients", 0),
+            ("clients_in_timeout_table", 0),
+        ]
+
+    def memory_section(self) -> list[tuple[str, object]]:
+        rss, peak = self.rss, STATS.peak_memory
+        try:
+            maxmemory = parse_memory(self.settings.get("maxmemory", "0"))
+        except ConfigError:
+            maxmemory = 0
+        system = _system_memory()
+        return [
+            ("used_memory", rss),
+            ("used_memory_human", human(rss)),
+            ("used_memory_rss", rss),
+            ("used_memory_rss_human", human(rss)),
+            ("used_memory_peak", peak),
+            ("used_memory_peak_human", human(peak)),
+            ("used_memory_peak_perc", f"{100.0 * rss / peak if peak else 100.0:.2f}%"),
+            ("total_system_memory", system),
+            ("total_system_memory_human", human(system)),
+            ("maxmemory", maxmemory),
+            ("maxmemory_human", human(maxmemory)),
+            ("maxmemory_policy", self.settings.get("maxmemory-policy", "noeviction")),
+            ("mem_fragmentation_ratio", "1.00"),
+            ("mem_allocator", "libc"),
+            ("lazyfree_pending_objects", 0),
+        ]
+
+    def persistence_section(self) -> list[tuple[str, object]]:
+        return [
+            ("loading", 0),
+            ("async_loading", 0),
+            ("rdb_changes_since_last_save", 0),
+            ("rdb_bgsave_in_progress", 0),
+            ("rdb_last_save_time", int(self.server.started_at)),
+            ("rdb_last_bgsave_status", "ok"),
+            ("aof_enabled", 0),
+            ("aof_rewrite_in_progress", 0),
+            ("aof_last_bgrewrite_status", "ok"),
+            ("aof_last_write_status", "ok"),
+        ]
+
+    def stats_section(self) -> list[tuple[str, object]]:
+        server = self.server
+        total = server.commands_received
+        return [
+            ("total_connections_received", server.connections_received),
+            ("total_commands_processed", total),
+            ("instantaneous_ops_per_sec", STATS.ops_per_sec(total)),
+            ("total_net_input_bytes", 0),
+            ("total_net_output_bytes", 0),
+            ("rejected_connections", 0),
+            ("expired_keys", sum(part["expired"] for part in self.parts)),
+            ("evicted_keys", 0),
+            ("keyspace_hits", 0),
+            ("keyspace_misses", 0),
+            ("pubsub_channels", 0),
+            ("pubsub_patterns", 0),
+            ("total_error_replies", 0),
+        ]
+
+    def replication_section(self) -> list[tuple[str, object]]:
+        return [
+            ("role", "master"),
+            ("connected_slaves", 0),
+            ("master_failover_state", "no-failover"),
+            ("master_replid", _REPLICATION_ID),
+            ("master_replid2", "0" * 40),
+            ("master_repl_offset", 0),
+            ("second_repl_offset", -1),
+            ("repl_backlog_active", 0),
+            ("repl_backlog_size", 1048576),
+            ("repl_backlog_first_byte_offset", 0),
+            ("repl_backlog_histlen", 0),
+        ]
+
+    def cpu_section(self) -> list[tuple[str, object]]:
+        own = os.times()
+        user = own.user + sum(part["cpu"][0] for part in self.parts)
+        system = own.system + sum(part["cpu"][1] for part in self.parts)
+        return [
+            ("used_cpu_sys", f"{system:.6f}"),
+            ("used_cpu_user", f"{user:.6f}"),
+            ("used_cpu_sys_children", "0.000000"),
+            ("used_cpu_user_children", "0.000000"),
+            ("used_cpu_sys_main_thread", f"{own.system:.6f}"),
+            ("used_cpu_user_main_thread", f"{own.user:.6f}"),
+        ]
+
+    def commandstats_section(self) -> list[tuple[str, object]]:
+        calls: Counter[str] = Counter(STATS.local_calls)
+        fanned: dict[str, int] = {}
+        for part in self.parts:
+            for wire, count in part["calls"].items():
+                name = wire.decode("utf-8", "replace")
+                if not name.startswith("@"):
+                    calls[name] += count
+                elif _route(name[1:]) is Route.ALL:
+                    # every shard runs each call's part: count it once, not once per shard
+                    fanned[name[1:]] = max(fanned.get(name[1:], 0), count)
+                elif _route(name[1:]) is not None:
+                    calls[name[1:]] += count
+        calls.update(fanned)
+        return [
+            (
+                f"cmdstat_{name}",
+                f"calls={count},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0",
+            )
+            for name, count in sorted(calls.items())
+            if count
+        ]
+
+    def cluster_section(self) -> list[tuple[str, object]]:
+        return [("cluster_enabled", 0)]
+
+    def keyspace_section(self) -> list[tuple[str, object]]:
+        totals: dict[int, list[float]] = {}
+        for part in self.parts:
+            for index, keys, expires, ttl_sum, samples in part["databases"]:
+                entry = totals.setdefault(index, [0, 0, 0.0])
+                entry[0] += keys
+                entry[1] += expires
+                if samples:
+                    entry[2] += ttl_sum / samples * expires
+        lines = []
+        for index in sorted(totals):
+            keys, expires, weighted = totals[index]
+            avg_ttl = int(weighted / expires) if expires else 0
+            lines.append((f"db{index}", f"keys={keys},expires={expires},avg_ttl={avg_ttl}"))
+        return lines
+
+    def shards_section(self) -> list[tuple[str, object]]:
+        lines: list[tuple[str, object]] = [("shards", len(self.parts))]
+        for index, (part, (first, last)) in enumerate(
+            zip(self.parts, slot_ranges(len(self.parts)), strict=True)
+        ):
+            keys = sum(entry[1] for entry in part["databases"])
+            expires = sum(entry[2] for entry in part["databases"])
+            lines.append(
+                (
+                    f"shard{index}",
+                    f"pid={part['pid']},keys={keys},expires={expires},ops={part['ops']},"
+                    f"expired_keys={part['expired']},used_memory_rss={part['rss']},"
+                    f"slots={first}-{last}",
+                )
+            )
+        return lines
+
+    def render(self, sections: set[str]) -> str:
+        """The INFO text: ``# Title`` then ``field:value`` lines, sections split by a blank line."""
+        blocks = []
+        for name in ORDER:
+            if name not in sections:
+                continue
+            builder = getattr(self, f"{name}_section", None)
+            lines = builder() if builder is not None else []
+            body = "".join(f"{field}:{value}\r\n" for field, value in lines)
+            blocks.append(f"# {_TITLES[name]}\r\n{body}")
+        return "\r\n".join(blocks)
+
+
+def _route(name: str) -> Route | None:
+    from shardserver.commands import table  # the table imports the command modules
+
+    parent, _, sub = name.partition("|")
+    spec = table.COMMANDS.get(parent)
+    if spec is not None and sub:
+        spec = spec.subcommands.get(sub)
+    return None if spec is None else spec.route
+
+
+def render(server: Any, args: list[bytes], parts: list[dict[str, Any]]) -> str:
+    """The text of ``INFO args...`` from the shards' parts (in shard order)."""
+    return Report(server, parts).render(wanted(args))
