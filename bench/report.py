@@ -1,0 +1,263 @@
+"""Summaries of measured runs, and their rendering: a Markdown table, docs/benchmarks.md, a chart.
+
+Each row pairs the rounds of one test (SET or GET) of one workload at one shard count. Ops/s,
+latencies and CPU are medians over the rounds; the ratio is the median of the per-round ratios
+ours/redis, each round's two runs having been taken back to back (A B A B), with their range.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from servers import REPO_ROOT
+from workloads import Sample, Workload
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Side:
+    """Medians over the rounds for one server."""
+
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_s_per_mops: float
+
+
+@dataclass(frozen=True)
+class Row:
+    """One test of one workload at one shard count: both servers side by side."""
+
+    shards: int
+    workload: Workload
+    test: str
+    requests: int
+    redis: Side
+    ours: Side
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+    busy: bool
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """RSS of one server's process tree, empty and after the fill."""
+
+    server: str
+    shards: int | None
+    keys: int
+    rss_empty: int
+    rss_filled: int
+
+    @property
+    def bytes_per_key(self) -> float:
+        """Growth of RSS per key stored."""
+        return (self.rss_filled - self.rss_empty) / max(self.keys, 1)
+
+
+def _side(samples: list[Sample], test: str) -> Side:
+    """Median figures for one server over its rounds."""
+
+    def median(value: Callable[[Sample], float]) -> float:
+        return statistics.median(value(sample) for sample in samples)
+
+    return Side(
+        ops_per_s=median(lambda s: s.results[test].ops_per_s),
+        p50_ms=median(lambda s: s.results[test].p50_ms),
+        p99_ms=median(lambda s: s.results[test].p99_ms),
+        cpu_s_per_mops=median(lambda s: s.cpu_s_per_million_ops),
+    )
+
+
+def summarize(
+    shards: int,
+    workload: Workload,
+    rounds: list[tuple[Sample, Sample]],
+    busy_threshold: float,
+) -> list[Row]:
+    """Turn (redis, ours) sample pairs of one workload into one row per test."""
+    redis = [pair[0] for pair in rounds]
+    ours = [pair[1] for pair in rounds]
+    busy = any(sample.other_cpu_fraction > busy_threshold for sample in redis + ours)
+    rows = []
+    for test in redis[0].results:
+        ratios = [o.results[test].ops_per_s / r.results[test].ops_per_s for r, o in rounds]
+        rows.append(
+            Row(
+                shards=shards,
+                workload=workload,
+                test=test,
+                requests=redis[0].requests,
+                redis=_side(redis, test),
+                ours=_side(ours, test),
+                ratio=statistics.median(ratios),
+                ratio_low=min(ratios),
+                ratio_high=max(ratios),
+                busy=busy,
+            )
+        )
+    return rows
+
+
+def _pair(redis: float, ours: float, digits: int) -> str:
+    return f"{redis:.{digits}f} / {ours:.{digits}f}"
+
+
+def throughput_table(rows: list[Row]) -> str:
+    """Markdown table of the throughput rows (a trailing * marks a run on a busy machine)."""
+    lines = [
+        "| shards | workload | test | -n | redis ops/s | ours ops/s | ours/redis (range) "
+        "| p50 ms redis / ours | p99 ms redis / ours | CPU s/Mops redis / ours |",
+        "|---:|---|---|---:|---:|---:|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = " *" if row.busy else ""
+        lines.append(
+            f"| {row.shards} | {row.workload.name} | {row.test}{mark} | {row.requests} "
+            f"| {row.redis.ops_per_s:,.0f} | {row.ours.ops_per_s:,.0f} "
+            f"| **{row.ratio:.2f}** ({row.ratio_low:.2f}–{row.ratio_high:.2f}) "
+            f"| {_pair(row.redis.p50_ms, row.ours.p50_ms, 3)} "
+            f"| {_pair(row.redis.p99_ms, row.ours.p99_ms, 3)} "
+            f"| {_pair(row.redis.cpu_s_per_mops, row.ours.cpu_s_per_mops, 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_table(rows: list[MemoryRow]) -> str:
+    """Markdown table of RSS after the fill, with each of ours against redis-server."""
+    redis = next(row for row in rows if row.server == "redis")
+    lines = [
+        "| server | shards | keys | RSS empty MiB | RSS filled MiB | bytes/key | RSS ours/redis |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ratio = "" if row is redis else f"**{row.rss_filled / redis.rss_filled:.2f}**"
+        lines.append(
+            f"| {row.server} | {row.shards or ''} | {row.keys:,} | {row.rss_empty / MIB:.1f} "
+            f"| {row.rss_filled / MIB:.1f} | {row.bytes_per_key:.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def _output(argv: list[str]) -> str | None:
+    """Stripped stdout of a command run in the repository, or None when it fails."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_commit() -> str:
+    """Short commit of the checkout, marked when the work tree differs (git used read-only)."""
+    commit = _output(["git", "rev-parse", "--short", "HEAD"])
+    if not commit:
+        return "none (no commit yet)"
+    changes = _output(["git", "--no-optional-locks", "status", "--porcelain"])
+    return f"{commit} (with uncommitted changes)" if changes else commit
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_lines(cores: int) -> list[str]:
+    """Bullet lines naming the date, machine and software the numbers came from."""
+    redis_version = _output(["redis-server", "--version"]) or "unknown"
+    return [
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu_model()}, {cores} cores; kernel {platform.release()}",
+        f"- redis-server: {redis_version}",
+        f"- Python: {platform.python_version()}",
+        f"- Commit: {git_commit()}",
+    ]
+
+
+def draw_chart(rows: list[Row], targets: dict[str, float], path: Path) -> None:
+    """Grouped bars of ours/redis per workload and test, one bar per shard count, with targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys((row.workload.name, row.test) for row in rows))
+    shard_counts = sorted({row.shards for row in rows})
+    width = 0.8 / len(shard_counts)
+    fig, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(groups)), 4.5))
+    for index, shards in enumerate(shard_counts):
+        by_group = {(r.workload.name, r.test): r for r in rows if r.shards == shards}
+        xs = [g + index * width for g, key in enumerate(groups) if key in by_group]
+        ratios = [by_group[key].ratio for key in groups if key in by_group]
+        low = [by_group[key].ratio - by_group[key].ratio_low for key in groups if key in by_group]
+        high = [by_group[key].ratio_high - by_group[key].ratio for key in groups if key in by_group]
+        axes.bar(xs, ratios, width, yerr=[low, high], capsize=2, label=f"{shards} shard(s)")
+    for g, (name, _test) in enumerate(groups):
+        if name in targets:
+            left = g - width / 2
+            axes.hlines(targets[name], left, left + 0.8, colors="red", linestyles="dashed")
+    axes.plot([], [], "r--", label="target")
+    axes.axhline(1.0, color="grey", linewidth=0.8)
+    axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+    axes.set_xticklabels([f"{name}\n{test}" for name, test in groups])
+    axes.set_ylabel("ops/s ours / redis-server")
+    axes.set_title("redis-clone throughput relative to redis-server (median of rounds)")
+    axes.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def docs_page(
+    header: list[str],
+    rows: list[Row],
+    memory: list[MemoryRow],
+    warnings: list[str],
+    chart_name: str | None,
+    targets: dict[str, float],
+) -> str:
+    """The whole docs/benchmarks.md page."""
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/run.py --write-docs`; see `bench/README.md` for what is measured and "
+        "how to read it. Ratios are ours/redis-server (higher is better for throughput, lower "
+        "for memory); `*` marks a row where other work used the machine during a run.",
+        "",
+        *header,
+    ]
+    if rows:
+        workloads = dict.fromkeys(row.workload for row in rows)
+        legend = "; ".join(f"`{w.name}`: `{' '.join(w.flags())}`" for w in workloads)
+        parts += [
+            "",
+            "## Throughput, latency, CPU",
+            "",
+            f"Workloads (redis-benchmark flags besides `-n`): {legend}.",
+            "",
+            throughput_table(rows),
+        ]
+    if chart_name:
+        drawn = ", ".join(f"`{name}` {ratio}" for name, ratio in targets.items())
+        parts += [
+            "",
+            f"![ours/redis per workload and shard count]({chart_name})",
+            "",
+            f"Bars: median ratio, error bars: range over rounds; dashed red: targets ({drawn}).",
+        ]
+    if memory:
+        parts += ["", "## Memory", "", memory_table(memory)]
+    if warnings:
+        parts += ["", "## Warnings during the run", "", *(f"- {w}" for w in warnings)]
+    return "\n".join(parts) + "\n"

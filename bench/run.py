@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""Benchmark redis-clone against a real redis-server with identical redis-benchmark workloads.
+
+For each shard count, both servers are started fresh on free ports, filled with the keyspace, and
+each workload runs against them in turn, A B A B, for several rounds, so drift on a noisy machine
+falls on both alike. The request count is calibrated once per workload so that a run takes about
+--target-seconds on the slower server, and is then the same for both. The memory workload fills
+fresh servers and compares the RSS of their process trees.
+
+Results print as a Markdown table; raw samples go to bench/results/; with --write-docs the table
+and a chart go to docs/benchmarks.md and docs/benchmarks.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import proctree
+import report
+from servers import REPO_ROOT, Server, ServerError, dbsize, warn
+from workloads import WORKLOADS, Sample, Workload, measure, run_benchmark
+
+REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
+OURS_CMD = "./redis-clone --port {port} --bind 127.0.0.1 --shards {shards} --loglevel warning"
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+DOCS_DIR = REPO_ROOT / "docs"
+DEFAULT_TARGET_RATIO = 0.5
+PROBE_MIN_SECONDS = 0.25
+IDLE_CHECK_SECONDS = 1.0
+MEMORY_FILL = Workload("memory", clients=50, pipeline=16, tests=("set",), keyspace=1_000_000)
+MEMORY_FILL_REQUESTS = 3_000_000
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything a run needs, resolved from the command line."""
+
+    shard_counts: list[int]
+    workloads: list[Workload]
+    memory: bool
+    rounds: int
+    target_seconds: float
+    requests: int | None
+    prefill_factor: int
+    memory_scale: int
+    ours_cmd: str
+    redis_cmd: str
+    run_timeout: float
+    busy_threshold: float
+    targets: dict[str, float]
+    write_docs: bool
+    docs_dir: Path
+    log_dir: Path
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What the run produced, for printing and the docs."""
+
+    rows: list[report.Row] = dataclasses.field(default_factory=list)
+    memory: list[report.MemoryRow] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    samples: list[dict[str, object]] = dataclasses.field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Print a warning now and keep it for the report."""
+        warn(message)
+        self.warnings.append(message)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shards", default="1,2,4", help="shard counts for ours (default 1,2,4)")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {', '.join(WORKLOADS)}, or 'none' (default: all)",
+    )
+    parser.add_argument("--memory", action="store_true", help="also run the memory workload")
+    parser.add_argument("--rounds", type=int, help="A B rounds per workload (default 3)")
+    parser.add_argument(
+        "--target-seconds",
+        type=float,
+        help="calibrate -n so one run lasts about this long on the slower server (default 2.5)",
+    )
+    parser.add_argument("--requests", type=int, help="fixed -n for every workload (no calibration)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: 1 round, short runs, small fills"
+    )
+    parser.add_argument(
+        "--ours-cmd",
+        default=OURS_CMD,
+        help="command line of our server, with {port} and {shards} fields "
+        f"(default: {OURS_CMD!r}, run from the repository root)",
+    )
+    parser.add_argument("--redis-cmd", default=REDIS_CMD, help="command line of redis-server")
+    parser.add_argument("--run-timeout", type=float, default=300.0, help="seconds per run at most")
+    parser.add_argument(
+        "--busy-threshold",
+        type=float,
+        default=0.10,
+        help="warn when other processes used more than this fraction of all CPUs during a run",
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="WORKLOAD=RATIO",
+        help=f"target ratio drawn on the chart (default {DEFAULT_TARGET_RATIO} for every workload)",
+    )
+    parser.add_argument(
+        "--write-docs", action="store_true", help="write benchmarks.md and benchmarks.png"
+    )
+    parser.add_argument(
+        "--docs-dir", type=Path, default=DOCS_DIR, help="where --write-docs writes (default docs/)"
+    )
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Validate the command line and fill in defaults (--quick changes some of them)."""
+    names = [] if args.workloads == "none" else [n for n in args.workloads.split(",") if n]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
+    targets = dict.fromkeys(WORKLOADS, DEFAULT_TARGET_RATIO)
+    for item in args.target:
+        name, _, ratio = item.partition("=")
+        targets[name] = float(ratio)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Settings(
+        shard_counts=[int(count) for count in args.shards.split(",")],
+        workloads=[WORKLOADS[name] for name in names],
+        memory=args.memory,
+        rounds=args.rounds or (1 if args.quick else 3),
+        target_seconds=args.target_seconds or (0.3 if args.quick else 2.5),
+        requests=args.requests,
+        prefill_factor=1 if args.quick else 4,
+        memory_scale=10 if args.quick else 1,
+        ours_cmd=args.ours_cmd,
+        redis_cmd=args.redis_cmd,
+        run_timeout=args.run_timeout,
+        busy_threshold=args.busy_threshold,
+        targets=targets,
+        write_docs=args.write_docs,
+        docs_dir=args.docs_dir,
+        log_dir=RESULTS_DIR / f"logs-{stamp}",
+    )
+
+
+@contextlib.contextmanager
+def running(label: str, template: str, shards: int, settings: Settings) -> Iterator[Server]:
+    """A started server, stopped (whole process tree) when the block ends, however it ends."""
+    server = Server(label, template, shards, settings.log_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def round_requests(requests: float, workload: Workload) -> int:
+    """Round to two significant digits, at least ten pipelines' worth per client."""
+    floor = workload.clients * workload.pipeline * 10
+    digits = max(len(str(int(requests))) - 2, 0)
+    return max(floor, int(round(requests, -digits)))
+
+
+def calibrate(servers: list[Server], workload: Workload, settings: Settings) -> int:
+    """-n for a run of about target_seconds on the slower server; the probes also warm up."""
+    if settings.requests:
+        return settings.requests
+    requests = 500 * workload.pipeline
+    while True:
+        seconds = max(
+            sum(requests / r.ops_per_s for r in results.values())
+            for results in (
+                run_benchmark(s.port, workload.args(requests), settings.run_timeout)
+                for s in servers
+            )
+        )
+        if seconds >= PROBE_MIN_SECONDS:
+            return round_requests(requests * settings.target_seconds / seconds, workload)
+        requests *= 4
+
+
+def prefill(servers: list[Server], settings: Settings) -> None:
+    """Write the workloads' keyspace, so GETs find values from the first round on."""
+    keyspace = max((w.keyspace for w in settings.workloads), default=0)
+    fill = Workload("prefill", clients=50, pipeline=16, tests=("set",), keyspace=keyspace)
+    for server in servers:
+        run_benchmark(
+            server.port, fill.args(keyspace * settings.prefill_factor), settings.run_timeout
+        )
+
+
+def note_busy_runs(samples: list[Sample], where: str, settings: Settings, outcome: Outcome) -> None:
+    """One warning for the runs of a workload during which other processes were busy."""
+    busy = [s for s in samples if s.other_cpu_fraction > settings.busy_threshold]
+    if busy:
+        worst = max(busy, key=lambda s: s.other_cpu_fraction)
+        outcome.warn(
+            f"{where}: in {len(busy)} of {len(samples)} runs other processes used more than "
+            f"{settings.busy_threshold:.0%} of the CPUs, up to {worst.other_cpu_fraction:.0%} "
+            f"(busiest then: {', '.join(worst.busiest_others) or 'gone by the end'})"
+        )
+
+
+def describe(sample: Sample) -> str:
+    """A progress line for one measured run."""
+    tests = " ".join(f"{t} {r.ops_per_s:,.0f}/s" for t, r in sample.results.items())
+    return (
+        f"{sample.server:5} {tests}  cpu {sample.server_cpu_s:.2f} s in {sample.wall_s:.2f} s"
+        f"  other {sample.other_cpu_fraction:.0%}"
+    )
+
+
+def run_workload(
+    servers: list[Server], workload: Workload, shards: int, settings: Settings, outcome: Outcome
+) -> list[report.Row]:
+    """Calibrate, then alternate the servers for settings.rounds rounds; summarize."""
+    requests = calibrate(servers, workload, settings)
+    pairs: list[tuple[Sample, Sample]] = []
+    for round_number in range(1, settings.rounds + 1):
+        redis, ours = (
+            measure(target, workload, requests, settings.run_timeout) for target in servers
+        )
+        pairs.append((redis, ours))
+        for sample in (redis, ours):
+            progress(f"  {workload.name} -n {requests} round {round_number}: {describe(sample)}")
+            outcome.samples.append(
+                {"shards": shards, "workload": workload.name, **dataclasses.asdict(sample)}
+            )
+    note_busy_runs(
+        [s for pair in pairs for s in pair], f"shards {shards} {workload.name}", settings, outcome
+    )
+    return report.summarize(shards, workload, pairs, settings.busy_threshold)
+
+
+def run_throughput(settings: Settings, outcome: Outcome) -> None:
+    """Every workload at every shard count, on fresh servers per shard count."""
+    for shards in settings.shard_counts:
+        progress(f"shards {shards}: starting servers")
+        with (
+            running("redis", settings.redis_cmd, shards, settings) as redis,
+            running("ours", settings.ours_cmd, shards, settings) as ours,
+        ):
+            prefill([redis, ours], settings)
+            for workload in settings.workloads:
+                outcome.rows += run_workload([redis, ours], workload, shards, settings, outcome)
+
+
+def fill_and_measure(server: Server, settings: Settings) -> report.MemoryRow:
+    """RSS of a fresh server's tree before and after the memory fill."""
+    empty = proctree.rss_bytes(server.pid)
+    fill = dataclasses.replace(MEMORY_FILL, keyspace=MEMORY_FILL.keyspace // settings.memory_scale)
+    run_benchmark(
+        server.port, fill.args(MEMORY_FILL_REQUESTS // settings.memory_scale), settings.run_timeout
+    )
+    row = report.MemoryRow(
+        server=server.label,
+        shards=server.shards if server.label == "ours" else None,
+        keys=dbsize(server.port),
+        rss_empty=empty,
+        rss_filled=proctree.rss_bytes(server.pid),
+    )
+    progress(f"  memory {server.label}: {row.keys:,} keys, {row.rss_filled / report.MIB:.1f} MiB")
+    return row
+
+
+def run_memory(settings: Settings, outcome: Outcome) -> None:
+    """The memory workload: redis-server once, ours at every shard count, each fresh."""
+    progress("memory: filling fresh servers")
+    with running("redis", settings.redis_cmd, 1, settings) as redis:
+        outcome.memory.append(fill_and_measure(redis, settings))
+    for shards in settings.shard_counts:
+        with running("ours", settings.ours_cmd, shards, settings) as ours:
+            outcome.memory.append(fill_and_measure(ours, settings))
+
+
+def check_machine_idle(settings: Settings, outcome: Outcome) -> None:
+    """Warn when other processes keep the machine busy during a second before the run."""
+    before = proctree.Snapshot.take()
+    time.sleep(IDLE_CHECK_SECONDS)
+    other_s, busiest = proctree.other_processes(before, proctree.Snapshot.take(), os.getpid())
+    fraction = other_s / (IDLE_CHECK_SECONDS * (os.cpu_count() or 1))
+    if fraction > settings.busy_threshold:
+        names = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in busiest)
+        outcome.warn(f"before the run, other processes used {fraction:.0%} of the CPUs ({names})")
+
+
+def write_outputs(settings: Settings, outcome: Outcome, argv: list[str]) -> None:
+    """Raw samples to bench/results/, and with --write-docs the docs page and chart."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    raw = RESULTS_DIR / f"{settings.log_dir.name.removeprefix('logs-')}.json"
+    raw.write_text(json.dumps(outcome.samples, indent=1, default=str))
+    progress(f"raw samples: {raw.relative_to(REPO_ROOT)}; server logs: {settings.log_dir}")
+    if not settings.write_docs:
+        return
+    settings.docs_dir.mkdir(parents=True, exist_ok=True)
+    chart = None
+    if outcome.rows:
+        chart = "benchmarks.png"
+        report.draw_chart(outcome.rows, settings.targets, settings.docs_dir / chart)
+    header = report.machine_lines(os.cpu_count() or 1)
+    header.append(f"- Command: `{shlex.join(['python3', 'bench/run.py', *argv])}`")
+    page = report.docs_page(
+        header, outcome.rows, outcome.memory, outcome.warnings, chart, settings.targets
+    )
+    (settings.docs_dir / "benchmarks.md").write_text(page)
+    progress(f"wrote benchmarks.md{' and ' + chart if chart else ''} in {settings.docs_dir}")
+
+
+def print_outcome(outcome: Outcome) -> None:
+    """The tables (whatever was completed) and the warnings, on stdout."""
+    if outcome.rows:
+        print(report.throughput_table(outcome.rows))
+    if outcome.memory:
+        print("\n" + report.memory_table(outcome.memory))
+    if outcome.warnings:
+        print("\nWarnings:\n" + "\n".join(f"- {w}" for w in outcome.warnings))
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """Turn SIGINT/SIGTERM/SIGHUP into KeyboardInterrupt, so every server is stopped on the way out.
+
+    SIGINT is set too because a shell starts background jobs with it ignored.
+    """
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str]) -> int:
+    """Run the selected benchmarks and report; 1 on a server failure, 130 when interrupted."""
+    settings = settings_from(parse_args(argv))
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    outcome = Outcome()
+    check_machine_idle(settings, outcome)
+    started = time.monotonic()
+    try:
+        if settings.workloads:
+            run_throughput(settings, outcome)
+        if settings.memory:
+            run_memory(settings, outcome)
+    except KeyboardInterrupt:
+        progress("interrupted; every server started was stopped")
+        print_outcome(outcome)
+        return 130
+    except ServerError as error:
+        progress(f"FAILED: {error}")
+        print_outcome(outcome)
+        return 1
+    progress(f"done in {time.monotonic() - started:.0f} s")
+    print_outcome(outcome)
+    write_outputs(settings, outcome, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
