@@ -38,6 +38,8 @@ from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.config import Config
 from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.framing import FrameDecoder, FrameWriter
+from shardserver.persistence import aof
+from shardserver.persistence.snapshots import Snapshots
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.slots import shard_table, slot_for_key
 from shardserver.worker import wait_for_exit
@@ -48,6 +50,8 @@ log = logging.getLogger("shardserver.acceptor")
 PENDING_HIGH = 4096
 PENDING_LOW = 1024
 READ_SIZE = 1 << 20
+#: Batches a shard may have in flight; later commands wait for a reply, then go together.
+MAX_INFLIGHT = 2
 
 
 def _lookup_table() -> dict[bytes, CommandSpec]:
@@ -60,6 +64,14 @@ def _lookup_table() -> dict[bytes, CommandSpec]:
 
 
 LOOKUP = _lookup_table()
+#: Single-key commands as clients usually spell them (lower or upper case), to what the
+#: acceptor's fast path needs: (arity, position of the key, name as shards know it).
+FAST_KEY: dict[bytes, tuple[int, int, bytes]] = {
+    name: (spec.arity, spec.first_key, spec.wire_name)
+    for name, spec in LOOKUP.items()
+    if spec.route is Route.KEY and not spec.subcommands
+}
+_NO_FAST = {}.get  # before AUTH, every command takes the checked path
 _NOAUTH = error("NOAUTH Authentication required.")
 _NOAUTH_HELLO = error(
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -164,6 +176,23 @@ class _Discard:
 _DISCARD = _Discard()
 
 
+class _Collector:
+    """Target for internal parts sent to every shard; resolves a future with their values."""
+
+    __slots__ = ("future", "values", "remaining")
+
+    def __init__(self, future: asyncio.Future, parts: int) -> None:
+        self.future = future
+        self.values: list[Any] = [None] * parts
+        self.remaining = parts
+
+    def deliver(self, index: int, value: Any) -> None:
+        self.values[index] = value
+        self.remaining -= 1
+        if not self.remaining and not self.future.done():
+            self.future.set_result(self.values)
+
+
 def _address(pair: Any) -> str:
     if isinstance(pair, tuple) and len(pair) >= 2:
         return f"{pair[0]}:{pair[1]}"
@@ -200,6 +229,10 @@ class Acceptor:
         #: Counters for INFO: connections accepted, commands parsed (all routes).
         self.connections_received = 0
         self.commands_received = 0
+        #: Snapshots (SAVE, BGSAVE, save rules); whether SHUTDOWN asked to save (None: by
+        #: the save rules).
+        self.snapshots = Snapshots(self)
+        self.shutdown_save: bool | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -232,7 +265,14 @@ class Acceptor:
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         log.info("Listening on %s:%d with %d shards", self.config["bind"], port, len(self.links))
         log.info("Ready to accept connections tcp")
-        await self.stopping
+        cron = loop.create_task(self.snapshots.cron())
+        while True:
+            await self.stopping
+            if await self.snapshots.save_before_exit():
+                break
+            self.stopping = loop.create_future()
+            self.shutdown_save = None
+        cron.cancel()
         await self._shutdown()
         return 0
 
@@ -429,12 +469,18 @@ class Acceptor:
         self.send_parts(client, [(shard, part)], lambda values: merge(client, shard, values[0]))
 
     def flush(self) -> None:
-        """Send each shard its ready batch for this turn: one frame per shard."""
+        """Send each shard its ready batch: one frame per shard, while few are in flight.
+
+        A shard still working on earlier batches gets nothing new; what arrives meanwhile
+        waits and goes as one larger batch when a reply comes back. Under load, batches grow
+        to match the shard's speed (fewer crossings, each cheaper per command); when idle,
+        a command leaves at the end of the turn it arrived in.
+        """
         self.flush_scheduled = False
         self.turn += 1
         for index, link in enumerate(self.links):
             batch = self.ready_runs[index]
-            if not batch:
+            if not batch or len(link.inflight) >= MAX_INFLIGHT:
                 continue
             link.inflight.append(self.ready_targets[index])
             fresh_runs: list = []
@@ -491,6 +537,8 @@ class Acceptor:
         for client in drain:
             client.draining = False
             client.drain()
+        if self.ready_runs[link.index]:
+            self._schedule_flush()
 
     def _shard_failed(self, link: ShardLink, why: str) -> None:
         """A shard died: fail what it had in flight, start a fresh one, carry on."""
@@ -531,7 +579,21 @@ class Acceptor:
         self.config.set(name, value)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
+        if name == "appendonly" and self.config[name] == "yes":
+            aof.commit_layout(self.config["dir"], self.config["appendfilename"], len(self.links))
         self.push_settings({name: self.config[name]})
+
+    def call_shards(self, parts: list[list]) -> asyncio.Future:
+        """Queue one internal part per shard (``parts[i]`` for shard i) in one step, so all
+        shards run it at the same point of the command order (a consistent cut); the
+        future gets their values in shard order (an error reply for a shard that failed)."""
+        future = self.loop.create_future()
+        collector = _Collector(future, len(parts))
+        for shard, argv in enumerate(parts):
+            self.batches[shard].append([0, argv])
+            self.targets[shard].append((collector, shard))
+        self._schedule_flush()
+        return future
 
     def register(self, client: ClientConnection) -> int:
         client_id = next(self.next_client_id)
@@ -606,55 +668,101 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        server = self.server
-        lookup = LOOKUP
-        shard_of_slot = server.shard_of_slot
-        self.last_active = time.monotonic()
         commands = self.reader.read(data)
         if not commands:
             return
+        server = self.server
+        self.last_active = time.monotonic()
         server.commands_received += len(commands)
-        last = commands[-1]
-        if last.__class__ is list:
-            self.last_command = last[0]
-        for argv in commands:
-            if argv.__class__ is not list:
-                self._protocol_error(argv)
-                break
-            spec = lookup.get(argv[0])
-            if spec is None:
-                spec = lookup.get(argv[0].lower())
-                if spec is None:
-                    self.reply(unknown_command(argv))
-                    continue
-            arity = spec.arity
-            if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-                self.reply(wrong_arity(spec.name))
-                continue
-            if not self.authenticated and self._refuse_unauthenticated(spec, argv):
-                continue
-            route = spec.route
-            if route is _KEY:
-                key = argv[spec.first_key]
-                slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
-                argv[0] = spec.wire_name
-                server.enqueue(self, shard_of_slot[slot], argv)
-            elif spec.subcommands:
-                self._container(spec, argv)
-                if self.closing:
-                    break
-            elif route is _LOCAL:
-                self.reply(spec.run(self, argv))
-                if self.closing:
-                    break
-            else:
-                _ROUTES[route](server, self, spec, argv)
+        problem = None
+        if commands[-1].__class__ is not list:
+            problem = commands.pop()
+        if commands:
+            self.last_command = commands[-1][0]
+            self._dispatch(commands)
+        if problem is not None and not self.closing:
+            self._protocol_error(problem)
         if self.out:
             self.transport.write(b"".join(self.out))
             self.out.clear()
         if len(self.pending) > PENDING_HIGH and not self.paused:
             self.paused = True
             self.transport.pause_reading()
+
+    def _dispatch(self, commands: list[list]) -> None:
+        """Route each command in order. The single-key path, nearly all traffic, is inline.
+
+        A client's consecutive commands for one shard in one turn extend one run (see
+        :meth:`Acceptor.enqueue`); the run state lives in locals here and goes back to
+        ``self`` around every other kind of command.
+        """
+        server = self.server
+        fast = FAST_KEY.get if self.authenticated else _NO_FAST
+        shard_of_slot = server.shard_of_slot
+        single = len(server.links) == 1
+        batches, targets, pending = server.batches, server.targets, self.pending
+        turn = server.turn
+        run = self.run
+        run_shard = self.run_shard if self.run_turn == turn else -1
+        queued = False
+        for argv in commands:
+            known = fast(argv[0])
+            if known is not None:
+                arity, first_key, wire_name = known
+                if len(argv) != arity if arity > 0 else len(argv) < -arity:
+                    self.reply(wrong_arity(wire_name.decode()))
+                    run_shard = -1
+                    continue
+                if single:
+                    shard = 0
+                else:
+                    key = argv[first_key]
+                    slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
+                    shard = shard_of_slot[slot]
+                argv[0] = wire_name
+                if shard == run_shard:
+                    run.append(argv)
+                    continue
+                run = [self.ctx, argv]
+                entry = [None]
+                batches[shard].append(run)
+                targets[shard].append((self, entry))
+                pending.append(entry)
+                run_shard = shard
+                queued = True
+                continue
+            spec = LOOKUP.get(argv[0]) or LOOKUP.get(argv[0].lower())
+            self.run, self.run_shard, self.run_turn = run, run_shard, turn
+            self._dispatch_other(spec, argv)
+            if self.closing:
+                break
+            run = self.run
+            run_shard = self.run_shard if self.run_turn == turn else -1
+        self.run, self.run_shard, self.run_turn = run, run_shard, turn
+        if queued:
+            server._schedule_flush()
+
+    def _dispatch_other(self, spec: CommandSpec | None, argv: list) -> None:
+        """Everything but an authenticated single-key command."""
+        if spec is None:
+            self.reply(unknown_command(argv))
+            return
+        arity = spec.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            self.reply(wrong_arity(spec.name))
+            return
+        if not self.authenticated and self._refuse_unauthenticated(spec, argv):
+            return
+        route = spec.route
+        if route is _KEY:
+            argv[0] = spec.wire_name
+            self.server.enqueue(self, self.server.shard_of_key(argv[spec.first_key]), argv)
+        elif spec.subcommands:
+            self._container(spec, argv)
+        elif route is _LOCAL:
+            self.reply(spec.run(self, argv))
+        else:
+            _ROUTES[route](self.server, self, spec, argv)
 
     def _container(self, spec: CommandSpec, argv: list) -> None:
         if len(argv) == 1 and spec.run is not None:  # COMMAND alone

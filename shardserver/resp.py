@@ -249,9 +249,30 @@ class RequestParser:
 _DIGITS = bytes(len(str(n)) for n in range(1 << 16))
 
 
-def encoded_size(commands: list[list[bytes]]) -> int:
-    """Bytes of the canonical multibulk encoding of ``commands`` (``*N``, then ``$L`` each)."""
-    lengths = list(map(len, chain.from_iterable(commands)))
+def _tail(chunks: list[bytes], size: int) -> bytes:
+    """The last ``size`` bytes of the concatenation of ``chunks``, joining only those."""
+    if size <= 0:
+        return b""
+    taken: list[bytes] = []
+    for chunk in reversed(chunks):
+        if size <= len(chunk):
+            taken.append(chunk[len(chunk) - size :])
+            break
+        taken.append(chunk)
+        size -= len(chunk)
+    return b"".join(reversed(taken))
+
+
+_LIST = {list}
+_BYTES = {bytes}
+
+
+def encoded_size(commands: list[list[bytes]], flat: list[bytes] | None = None) -> int:
+    """Bytes of the canonical multibulk encoding of ``commands`` (``*N``, then ``$L`` each).
+
+    ``flat`` may give the arguments of all commands in one list, when the caller has it.
+    """
+    lengths = list(map(len, chain.from_iterable(commands) if flat is None else flat))
     counts = list(map(len, commands))
     try:
         digits = sum(map(_DIGITS.__getitem__, lengths)) + sum(map(_DIGITS.__getitem__, counts))
@@ -292,6 +313,7 @@ class CommandReader:
         "_window_used",
         "_window_commands",
         "_checker",
+        "_checker_start",
         "_parser",
         "_max_bulk",
     )
@@ -303,6 +325,7 @@ class CommandReader:
         self._window_used = 0
         self._window_commands = 0
         self._checker: RequestParser | None = None
+        self._checker_start = 0
         self._parser: RequestParser | None = None
         self._max_bulk = max_bulk_len
 
@@ -318,44 +341,48 @@ class CommandReader:
             return self._read_slow(data)
         window = self._window
         if not window and data[:1] != b"*":
-            return self._switch(data, [])
+            return self._switch(data)
         window.append(data)
         self._window_bytes += len(data)
         reader.feed(data)
         commands: list = []
-        skipped = 0
+        gets = reader.gets
         try:
-            item = reader.gets()
+            item = gets()
             while item is not False:
-                if item.__class__ is list:
-                    for arg in item:
-                        if arg.__class__ is not bytes:
-                            return self._switch(None, commands)
-                    if item:
-                        commands.append(item)
-                    else:
-                        skipped += 4  # *0: Redis skips empty requests too
-                elif item is None:
-                    skipped += 5  # *-1
-                else:
-                    return self._switch(None, commands)
-                item = reader.gets()
+                commands.append(item)
+                item = gets()
         except hiredis.ProtocolError:
-            return self._switch(None, commands)
-        self._window_commands += len(commands)
-        self._window_used += encoded_size(commands) + skipped if commands else skipped
+            return self._switch(None)
+        if commands:
+            # One C-level pass each: every item a non-empty list, every argument bytes.
+            # Anything else (*0, *-1, integers, nested arrays ...) is the reference
+            # parser's to judge, from the start of the window.
+            if {*map(type, commands)} != _LIST or not all(commands):
+                return self._switch(None)
+            flat = list(chain.from_iterable(commands))
+            if {*map(type, flat)} != _BYTES:
+                return self._switch(None)
+            self._window_used += encoded_size(commands, flat)
+            self._window_commands += len(commands)
         if self._window_used == self._window_bytes:
             window.clear()
             self._window_bytes = self._window_used = self._window_commands = 0
             self._checker = None
             return commands
+        if self._window_used > self._window_bytes:
+            # Fewer bytes than the canonical encoding: an element Redis refuses (+status).
+            self._window_commands -= len(commands)
+            return self._switch(None)
         # Mid-command: check the header of what has arrived as Redis would, before the rest.
+        # The incomplete command starts ``_window_used`` bytes into the window (the counts
+        # are exact), so the checker sees that command alone.
         checker = self._checker
         try:
-            if checker is None:
+            if checker is None or self._checker_start != self._window_used:
                 checker = self._checker = RequestParser(self._max_bulk)
-                for chunk in window:
-                    checker.feed(chunk)
+                self._checker_start = self._window_used
+                checker.feed(_tail(window, self._window_bytes - self._window_used))
             else:
                 checker.feed(data)
             while checker.next_command() is not None:
@@ -363,15 +390,19 @@ class CommandReader:
         except ProtocolError:
             # Not handed out yet: the reference parser hands out what precedes the error.
             self._window_commands -= len(commands)
-            return self._switch(None, [])
+            return self._switch(None)
         return commands
 
-    def _switch(self, data: bytes | None, commands: list) -> list:
-        """Hand the stream to the reference parser, replaying the current window."""
+    def _switch(self, data: bytes | None) -> list:
+        """Hand the stream to the reference parser, replaying the current window.
+
+        The commands already handed out from the window are skipped; everything after them
+        (this read's commands included) comes from the reference parser.
+        """
         parser = self._parser = RequestParser(self._max_bulk)
         for chunk in self._window:
             parser.feed(chunk)
-        skip = self._window_commands + len(commands)
+        skip = self._window_commands
         self._reader = None
         self._window = []
         self._window_bytes = self._window_used = 0
@@ -380,12 +411,8 @@ class CommandReader:
             for _ in range(skip):  # already handed out by hiredis
                 parser.next_command()
         except ProtocolError as error:  # cannot happen for bytes hiredis accepted as commands
-            commands.append(error)
-            return commands
-        if data is None:
-            data = b""
-        commands.extend(self._read_slow(data))
-        return commands
+            return [error]
+        return self._read_slow(data or b"")
 
     def _read_slow(self, data: bytes) -> list:
         parser = self._parser

@@ -184,3 +184,24 @@ def test_encoders() -> None:
     assert Resp2.bulk_array([b"a", None]) == b"*2\r\n$1\r\na\r\n$-1\r\n"
     assert Resp3.double(b"1.5") == b",1.5\r\n"
     assert Resp2.double(b"1.5") == b"$3\r\n1.5\r\n"
+
+
+def test_status_elements_are_refused_before_anything_runs() -> None:
+    """hiredis returns ``+PING`` inside an array as bytes: only the byte count gives it away."""
+    assert [str(x) for x in CommandReader().read(b"*1\r\n+PING\r\n")] == [
+        "Protocol error: expected '$', got '+'"
+    ]
+    out = CommandReader().read(encode_command([b"PING"]) + b"*2\r\n+ECHO\r\n$1\r\nx\r\n")
+    assert out[0] == [b"PING"]
+    assert str(out[1]) == "Protocol error: expected '$', got '+'"
+
+
+def test_a_large_pipeline_stays_on_the_fast_path() -> None:
+    """Chunks that end mid-command are checked from the incomplete command only."""
+    stream = b"".join(encode_command([b"SET", b"k%d" % i, b"v" * 20]) for i in range(3000))
+    reader = CommandReader()
+    got = []
+    for start in range(0, len(stream), 4096):
+        got.extend(reader.read(stream[start : start + 4096]))
+    assert len(got) == 3000 and got[-1] == [b"SET", b"k2999", b"v" * 20]
+    assert reader.fast

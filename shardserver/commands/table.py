@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shardserver.commands import connection, keys, multikey, server, strings
+from shardserver.commands import connection, keys, multikey, persistence, server, strings
 from shardserver.commands.spec import Command, Route
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommandSpec:
     """One command (or ``container|subcommand``): its row plus Redis's metadata."""
 
@@ -49,7 +49,7 @@ class CommandSpec:
         object.__setattr__(self, "wire_name", self.name.encode())
 
 
-FAMILIES = [connection, strings, keys, multikey, server]
+FAMILIES = [connection, strings, keys, multikey, server, persistence]
 
 _META_PATH = Path(__file__).with_name("meta.json")
 
