@@ -357,7 +357,7 @@ ROWS = [
     local(
         "auth",
         auth,
-        notes="the default user only; requirepass is not enforced until the acceptor checks it",
+        notes="the default user only (no ACL users)",
     ),
     local("reset", reset, notes="no MULTI, WATCH, pub/sub or tracking state to clear yet"),
     local("client|setname", client_setname),

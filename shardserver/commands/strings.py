@@ -14,6 +14,7 @@ change a string in place (APPEND, SETRANGE, INCR and friends) keep its deadline,
 from __future__ import annotations
 
 from shardserver.commands import floats
+from shardserver.commands.multikey import Plan, Step
 from shardserver.commands.spec import Command, Route
 from shardserver.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, error, invalid_expire
 from shardserver.numbers import LLONG_MAX, LLONG_MIN, parse_int
@@ -368,15 +369,31 @@ def incrbyfloat(shard, db, argv: list[bytes], enc) -> bytes:
 
 
 def lcs(shard, db, argv: list[bytes], enc) -> bytes:
-    """The longest common subsequence of two strings (a missing key is an empty string).
-
-    Both keys are read from ``db``: this runs where both keys live. Options: LEN (its
-    length), IDX (the matching ranges, from the ends back to the starts as Redis's walk
-    finds them; MINMATCHLEN drops shorter ones, WITHMATCHLEN adds their lengths). Options
-    are checked only after the key types, and the table-size limit after the options.
-    """
+    """LCS where both keys live (the acceptor sends it here only then)."""
     a = db.lookup(argv[1], shard.now)
     b = db.lookup(argv[2], shard.now)
+    return lcs_reply(a, b, argv, enc, shard.settings["proto-max-bulk-len"])
+
+
+def plan_lcs(session, argv: list[bytes]) -> Plan:
+    """LCS with its keys on two shards: read both values, compute in the acceptor."""
+
+    def decide(results: list) -> tuple[bytes, list]:
+        a, b = (found[0] if found is not None else None for found in results)
+        limit = session.server.config["proto-max-bulk-len"]
+        return lcs_reply(a, b, argv, session.enc, limit), []
+
+    return Plan([Step(argv[1], [b"@peek", argv[1]]), Step(argv[2], [b"@peek", argv[2]])], decide)
+
+
+def lcs_reply(a: object, b: object, argv: list[bytes], enc, max_bulk_len: int) -> bytes:
+    """The longest common subsequence of two values (a missing key is an empty string).
+
+    Options: LEN (its length), IDX (the matching ranges, from the ends back to the starts as
+    Redis's walk finds them; MINMATCHLEN drops shorter ones, WITHMATCHLEN adds their
+    lengths). Options are checked only after the key types, and the table-size limit after
+    the options.
+    """
     if (a is not None and a.__class__ is not bytes) or (b is not None and b.__class__ is not bytes):
         return LCS_WRONGTYPE
     a = a or b""
@@ -404,7 +421,7 @@ def lcs(shard, db, argv: list[bytes], enc) -> bytes:
     if get_len and get_idx:
         return LCS_LEN_AND_IDX
     # Redis allocates a table of uint32 for every pair of prefixes, and refuses beyond this.
-    if (len(a) + 1) * (len(b) + 1) * 4 > shard.settings["proto-max-bulk-len"]:
+    if (len(a) + 1) * (len(b) + 1) * 4 > max_bulk_len:
         return LCS_TOO_BIG
     table = _LcsTable(a, b)
     if get_len:
@@ -548,7 +565,14 @@ ROWS = [
     Command("incr", K, incr),
     Command("incrby", K, incrby),
     Command("incrbyfloat", K, incrbyfloat),
-    Command("lcs", K, lcs, notes="runs where its first key lives; both keys must be there"),
+    Command(
+        "lcs",
+        Route.COORD,
+        lcs,
+        plan=plan_lcs,
+        notes="keys on two shards: computed in the acceptor, which waits meanwhile, "
+        "as Redis does",
+    ),
     Command("psetex", K, psetex),
     Command("set", K, set_),
     Command("setex", K, setex),
