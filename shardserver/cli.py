@@ -18,8 +18,9 @@ from shardserver import REDIS_COMPAT_VERSION, __version__
 from shardserver.acceptor import Acceptor, ShardLink
 from shardserver.config import SETTINGS, Config, ConfigError, parse_args
 from shardserver.logs import setup_logging
+from shardserver.persistence import aof
 from shardserver.slots import slot_ranges
-from shardserver.worker import enlarge_pipe, run_worker
+from shardserver.worker import enlarge_pipe, run_worker, wait_ready
 
 log = logging.getLogger("shardserver.cli")
 
@@ -39,15 +40,23 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def start_shard(context, index: int, config: Config) -> ShardLink:
-    """Start one shard process and return the acceptor's end of its pipes."""
+class ShardStartError(RuntimeError):
+    """A shard could not load its data; the server must not start."""
+
+
+def start_shard(context, index: int, config: Config, layout: int | None = None) -> ShardLink:
+    """Start one shard process, wait until it has loaded its data, and return the
+    acceptor's end of its pipes. ``layout`` is the shard count of the append-only files on
+    disk (a shard restarted later reads its own layout's files)."""
+    settings = config.as_plain()
+    settings["aof-layout"] = layout if layout is not None else int(config["shards"])
     command_read, command_write = context.Pipe(duplex=False)
     reply_read, reply_write = context.Pipe(duplex=False)
     enlarge_pipe(command_write.fileno())
     enlarge_pipe(reply_write.fileno())
     process = context.Process(
         target=run_worker,
-        args=(index, config.as_plain(), command_read, reply_write),
+        args=(index, settings, command_read, reply_write),
         name=f"redis-clone-shard-{index}",
         daemon=True,
     )
@@ -58,6 +67,12 @@ def start_shard(context, index: int, config: Config) -> ShardLink:
     reply_fd = os.dup(reply_read.fileno())
     command_write.close()
     reply_read.close()
+    problem = wait_ready(reply_fd)
+    if problem is not None:
+        for fd in (command_fd, reply_fd):
+            os.close(fd)
+        process.join(2)
+        raise ShardStartError(f"shard {index}: {problem}")
     first, last = slot_ranges(int(config["shards"]))[index]
     log.info("shard %d pid %d slots %d-%d", index, process.pid, first, last)
     return ShardLink(index, process, command_fd, reply_fd)
@@ -86,6 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         config.source or "(defaults)",
     )
     context = multiprocessing.get_context("fork")
-    links = [start_shard(context, i, config) for i in range(int(config["shards"]))]
+    shards = int(config["shards"])
+    links: list[ShardLink] = []
+    try:
+        layout = aof.read_layout(config["dir"], config["appendfilename"])
+        for index in range(shards):
+            links.append(start_shard(context, index, config, layout))
+    except (ShardStartError, aof.AofError) as problem:
+        log.warning("Fatal error loading the data on disk, not starting: %s", problem)
+        for link in links:
+            os.close(link.command_fd)
+            link.process.join(2)
+        return 1
+    if config["appendonly"] == "yes":
+        aof.commit_layout(config["dir"], config["appendfilename"], shards)
     acceptor = Acceptor(config, links, lambda index: start_shard(context, index, config))
     return uvloop.run(acceptor.serve())

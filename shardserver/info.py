@@ -107,6 +107,7 @@ def shard_numbers(shard: Any) -> dict[str, Any]:
         "expired": sum(db.expired_keys for db in shard.dbs),
         "calls": dict(shard.calls),
         "cpu": (times.user, times.system),
+        "persistence": shard.persistence.numbers(),
     }
 
 
@@ -284,17 +285,30 @@ class Report:
         ]
 
     def persistence_section(self) -> list[tuple[str, object]]:
+        snapshots = self.server.snapshots
+        shards = [part["persistence"] for part in self.parts]
+        saving = snapshots.running is not None and not snapshots.running.done()
+        aof_on = self.server.config["appendonly"] == "yes"
         return [
             ("loading", 0),
             ("async_loading", 0),
-            ("rdb_changes_since_last_save", 0),
-            ("rdb_bgsave_in_progress", 0),
-            ("rdb_last_save_time", int(self.server.started_at)),
-            ("rdb_last_bgsave_status", "ok"),
-            ("aof_enabled", 0),
-            ("aof_rewrite_in_progress", 0),
-            ("aof_last_bgrewrite_status", "ok"),
-            ("aof_last_write_status", "ok"),
+            ("rdb_changes_since_last_save", sum(s["dirty"] for s in shards)),
+            ("rdb_bgsave_in_progress", int(saving)),
+            ("rdb_last_save_time", snapshots.last_save),
+            ("rdb_last_bgsave_status", "ok" if snapshots.last_ok else "err"),
+            ("rdb_last_bgsave_time_sec", snapshots.last_duration),
+            (
+                "rdb_current_bgsave_time_sec",
+                int(time.time() - snapshots.started_at) if saving else -1,
+            ),
+            ("aof_enabled", int(aof_on)),
+            ("aof_rewrite_in_progress", int(any(s["aof_rewriting"] for s in shards))),
+            (
+                "aof_last_bgrewrite_status",
+                "ok" if all(s["aof_rewrite_ok"] for s in shards) else "err",
+            ),
+            ("aof_last_write_status", "ok" if all(s["aof_write_ok"] for s in shards) else "err"),
+            ("aof_current_size", sum(s["aof_size"] for s in shards)),
         ]
 
     def stats_section(self) -> list[tuple[str, object]]:

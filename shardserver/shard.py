@@ -22,10 +22,12 @@ from operator import itemgetter
 from typing import Any
 
 from shardserver.commands import multikey
+from shardserver.commands import persistence as persistence_commands
 from shardserver.commands.spec import Route
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import error
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
+from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
 
 log = logging.getLogger("shardserver.shard")
@@ -57,10 +59,12 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
     """Internal part: CONFIG SET changed settings (argv[1] is a marshalled dict)."""
     shard.settings.update(marshal.loads(argv[1]))
     shard.hz = shard.settings["hz"]
+    shard.persistence.configure()
 
 
 HANDLERS = _shard_handlers()
 HANDLERS.update(multikey.INTERNAL_PARTS)
+HANDLERS.update(persistence_commands.INTERNAL_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 
@@ -81,6 +85,9 @@ class Shard:
         self.commands_processed = 0
         self.expired_by_sweep = 0
         self._rng = random.Random()
+        #: The append-only log and snapshot children (idle unless persistence is configured).
+        self.persistence = ShardPersistence(self)
+        self.persistence.configure(starting=True)
 
     def execute_batch(self, batch: list[list]) -> list:
         """Run every command of a batch in order; one reply per run."""

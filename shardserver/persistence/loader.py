@@ -1,0 +1,179 @@
+"""What a shard loads when it starts: its data from the append-only log or the snapshot.
+
+Every shard loads for itself, in its own process (so shards load in parallel), and keeps
+only the keys of its own hash slots. That is what lets any shard count load files written
+with any other: with the same count a shard reads only its own files; with another, it reads
+every shard's files and keeps its slots, then writes a fresh image for the new layout.
+
+Each source shard's files replay into a scratch keyspace of their own before the keys move
+in: a FLUSHALL or SWAPDB in one old shard's log must only touch that old shard's keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shardserver.keyspace import Database, now_ms
+from shardserver.persistence import aof, rdb
+from shardserver.slots import slot_for_key, slot_ranges
+
+log = logging.getLogger("shardserver.loader")
+
+
+class LoadError(RuntimeError):
+    """The data on disk cannot be loaded; the server must not start (the message says why)."""
+
+
+class _Progress:
+    """A log line about once a second on large files: keys loaded and MB/s."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.start = self.last = time.monotonic()
+        self.keys = 0
+
+    def tick(self, done_bytes: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.last = now
+            rate = done_bytes / (now - self.start) / 1e6
+            log.info("loading %s: %d keys, %.1f MB/s", self.what, self.keys, rate)
+
+
+def _mine(shard: Any) -> Callable[[bytes], bool]:
+    first, last = slot_ranges(shard.settings.get("shards", 1))[shard.index]
+    return lambda key: first <= slot_for_key(key) <= last
+
+
+def load(shard: Any, layout: int | None) -> None:
+    """Fill ``shard`` from disk as the settings say; raises LoadError on damaged files."""
+    settings = shard.settings
+    directory = settings.get("dir", ".")
+    started = time.monotonic()
+    if settings.get("appendonly") == "yes":
+        same = layout == settings.get("shards", 1)
+        if layout is not None:
+            _load_aof(shard, directory, settings["appendfilename"], layout)
+        shard.persistence.open_after_load(same)
+        source = "append-only file"
+    else:
+        path = os.path.join(directory, settings.get("dbfilename", "dump.rdb"))
+        if not os.path.exists(path):
+            return
+        _load_rdb(shard, path)
+        source = path
+    keys = shard.key_count()
+    if keys:
+        log.info(
+            "shard %d: %d keys loaded from %s in %.3f s",
+            shard.index,
+            keys,
+            source,
+            time.monotonic() - started,
+        )
+
+
+def _load_rdb(shard: Any, path: str) -> None:
+    mine = _mine(shard)
+    now = now_ms()
+    dbs = shard.dbs
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as problem:
+        raise LoadError(f"cannot read {path}: {problem.strerror}") from None
+    progress = _Progress(path)
+    try:
+        for count, (db, key, value, deadline) in enumerate(rdb.read_dump(path, data)):
+            if count & 0xFFFF == 0:
+                progress.tick(len(data))
+            if db >= len(dbs):
+                raise LoadError(f"{path}: database {db} is beyond 'databases' ({len(dbs)})")
+            if (deadline is not None and deadline <= now) or not mine(key):
+                continue
+            dbs[db].store(key, value, deadline)
+            progress.keys += 1
+    except rdb.RdbError as problem:
+        raise LoadError(str(problem)) from None
+
+
+def _load_aof(shard: Any, directory: str, name: str, layout: int) -> None:
+    files = aof.list_files(directory, name)
+    own = layout == shard.settings.get("shards", 1)
+    sources = [shard.index] if own else range(layout)
+    keep = None if own else _mine(shard)
+    allow_truncated = shard.settings.get("aof-load-truncated", "yes") == "yes"
+    for source in sources:
+        chain = aof.files_to_load(files, layout, source)
+        scratch = shard.dbs if own else [Database() for _ in shard.dbs]
+        replayer = _Replayer(scratch)
+        for position, each in enumerate(chain):
+            last = position == len(chain) - 1
+            try:
+                commands, cut = aof.replay(each.path, replayer.apply, allow_truncated and last)
+            except aof.AofError as problem:
+                raise LoadError(str(problem)) from None
+            if cut is not None:
+                log.warning(
+                    "!!! Warning: short read while loading the AOF file %s!!! "
+                    "Loaded up to offset %d of %d (a crash mid-write); the rest is dropped",
+                    each.path,
+                    cut,
+                    os.path.getsize(each.path),
+                )
+                if own:
+                    os.truncate(each.path, cut)
+        if not own:
+            _move_in(shard.dbs, scratch, keep)
+    now = now_ms()
+    for db in shard.dbs:
+        for key, when in list(db.expires.deadline.items()):
+            if when <= now:
+                db.delete(key)
+
+
+def _move_in(dbs: list[Database], scratch: list[Database], keep: Callable[[bytes], bool]) -> None:
+    for target, source in zip(dbs, scratch, strict=True):
+        deadlines = source.expires.deadline
+        for key, value in source.data.items():
+            if keep(key):
+                target.store(key, value, deadlines.get(key))
+
+
+class _Replayer:
+    """Applies the records :mod:`shardserver.persistence.aof` writes to a set of databases."""
+
+    def __init__(self, dbs: list[Database]) -> None:
+        self.dbs = dbs
+        self.db = dbs[0]
+
+    def apply(self, argv: list[bytes]) -> None:
+        name = argv[0].upper()
+        if name == b"SET" and len(argv) in (3, 5):
+            deadline = int(argv[4]) if len(argv) == 5 else None
+            self.db.store(argv[1], argv[2], deadline)
+        elif name == b"DEL":
+            for key in argv[1:]:
+                self.db.delete(key)
+        elif name == b"SELECT" and len(argv) == 2:
+            index = int(argv[1])
+            if not 0 <= index < len(self.dbs):
+                raise aof.AofError(f"SELECT {index} is beyond 'databases'")
+            self.db = self.dbs[index]
+        elif name == b"FLUSHALL":
+            for db in self.dbs:
+                db.clear()
+        elif name == b"FLUSHDB":
+            self.db.clear()
+        elif name == b"SWAPDB" and len(argv) == 3:
+            first, second = int(argv[1]), int(argv[2])
+            dbs = self.dbs
+            current = dbs.index(self.db)
+            dbs[first], dbs[second] = dbs[second], dbs[first]
+            self.db = dbs[current]
+        else:
+            raise aof.AofError(f"unexpected command {argv[0][:32]!r}")
