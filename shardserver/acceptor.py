@@ -49,7 +49,8 @@ log = logging.getLogger("shardserver.acceptor")
 #: Pause reading from a client with this many unanswered entries; resume below the low mark.
 PENDING_HIGH = 4096
 PENDING_LOW = 1024
-READ_SIZE = 1 << 20
+#: Bytes asked of one pipe read: below glibc's mmap threshold, so no mmap per read.
+READ_SIZE = 1 << 16
 #: Batches a shard may have in flight; later commands wait for a reply, then go together.
 MAX_INFLIGHT = 2
 

@@ -99,10 +99,27 @@ def _string(text: str) -> str:
     return str(text)
 
 
+def _save_rules(text: str) -> str:
+    """``save``: pairs of positive seconds and change counts, or empty (no snapshots)."""
+    words = str(text).split()
+    if len(words) % 2 or not all(word.isdigit() for word in words):
+        raise ConfigError("Invalid save parameters")
+    return " ".join(words)
+
+
+def auto_shards() -> int:
+    """One shard per core, less the core the acceptor needs; at least one.
+
+    Measured (docs/benchmarks.md): with few cores, a shard more than cores - 1 competes with
+    the acceptor and splits pipelines into smaller batches, and costs throughput.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def _shards(text: str) -> int:
     value = str(text).strip().lower()
     if value == "auto":
-        return os.cpu_count() or 1
+        return auto_shards()
     return _int_range(1, 1024)(value)
 
 
@@ -111,7 +128,7 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("bind", "127.0.0.1", _string, False, "address to listen on"),
         Setting("port", 6379, _int_range(0, 65535), False, "TCP port (0 picks a free one)"),
-        Setting("shards", "auto", _shards, False, "shard worker processes; auto = CPU cores"),
+        Setting("shards", "auto", _shards, False, "shard processes; auto = CPU cores - 1, min 1"),
         Setting("hz", 10, _int_range(1, 500), True, "active expiry sweeps per second, per shard"),
         Setting("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
         Setting("logfile", "", _string, False, "log file; empty logs to standard error"),
@@ -120,9 +137,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("maxclients", 10000, _int_range(1, 1_000_000), True, "most clients at once"),
         Setting("timeout", 0, _int_range(0, 2**31 - 1), True, "idle client timeout, 0 = never"),
         Setting("client-output-buffer-pause", 64 * 1024 * 1024, _memory_range(0, 2**40)),
-        Setting("save", "", _string, True, "snapshot rules (persistence is not built yet)"),
-        Setting("appendonly", "no", _yes_no, True, "append-only log (not built yet)"),
+        Setting("save", "", _save_rules, True, 'snapshot rules: "seconds changes ..."'),
+        Setting("appendonly", "no", _yes_no, True, "append-only log, one per shard"),
         Setting("appendfsync", "everysec", _enum("always", "everysec", "no")),
+        Setting("aof-load-truncated", "yes", _yes_no, True, "load a log cut mid-write"),
         Setting("dir", ".", _string, True, "working directory for data files"),
         Setting("dbfilename", "dump.rdb", _string, True, "snapshot file name"),
         Setting("appendfilename", "appendonly.aof", _string, False, "append-only file name"),
@@ -172,7 +190,6 @@ PASSIVE: dict[str, str] = {
     "stop-writes-on-bgsave-error": "yes",
     "rdbcompression": "yes",
     "rdbchecksum": "yes",
-    "aof-load-truncated": "yes",
     "aof-use-rdb-preamble": "yes",
     "no-appendfsync-on-rewrite": "no",
     "auto-aof-rewrite-percentage": "100",
@@ -180,7 +197,7 @@ PASSIVE: dict[str, str] = {
     "replica-read-only": "yes",
     "cluster-enabled": "no",
     "io-threads": "1",
-    "enable-debug-command": "no",
+    "enable-debug-command": "local",
 }
 
 

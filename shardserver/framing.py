@@ -29,34 +29,50 @@ def encode_frame(payload: bytes) -> bytes:
 
 
 class FrameDecoder:
-    """Reassembles frames from pipe reads of any size."""
+    """Reassembles frames from pipe reads of any size.
 
-    __slots__ = ("_buf",)
+    Reads of a large frame are kept as a list and joined once, when the frame's length (known
+    from its header) has arrived, so a frame of n bytes costs O(n) whatever the read size.
+    """
+
+    __slots__ = ("_parts", "_held", "_needed")
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._parts: list[bytes] = []
+        self._held = 0
+        self._needed = HEADER_SIZE
 
     def buffered(self) -> int:
         """How many bytes of an incomplete frame are held."""
-        return len(self._buf)
+        return self._held
 
     def feed(self, data: bytes) -> list[bytes]:
         """The payloads of every frame that ``data`` completes, in order."""
-        if self._buf:
-            self._buf += data
-            data = bytes(self._buf)
-            self._buf.clear()
+        if self._parts:
+            self._parts.append(data)
+            self._held += len(data)
+            if self._held < self._needed:
+                return []
+            data = b"".join(self._parts)
+            self._parts.clear()
         payloads = []
         pos, end = 0, len(data)
         while end - pos >= HEADER_SIZE:
             length = int.from_bytes(data[pos : pos + HEADER_SIZE], "little")
             start = pos + HEADER_SIZE
             if end - start < length:
+                self._needed = HEADER_SIZE + length
                 break
             payloads.append(data[start : start + length])
             pos = start + length
+        else:
+            self._needed = HEADER_SIZE
         if pos < end:
-            self._buf += data[pos:] if pos else data
+            rest = data[pos:] if pos else data
+            self._parts.append(rest)
+            self._held = len(rest)
+        else:
+            self._held = 0
         return payloads
 
 

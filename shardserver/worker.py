@@ -19,11 +19,15 @@ from multiprocessing.connection import Connection
 
 from shardserver.framing import FrameDecoder, frame_header, write_all
 from shardserver.logs import setup_logging
+from shardserver.persistence.loader import LoadError, load
 from shardserver.shard import Shard
 
 log = logging.getLogger("shardserver.worker")
 
 PIPE_SIZE = 1 << 20
+#: Bytes asked of one pipe read. CPython allocates the whole size first; above glibc's mmap
+#: threshold (128 KiB) every read would cost an mmap, an mremap and a munmap.
+READ_CHUNK = 1 << 16
 
 
 def enlarge_pipe(fd: int) -> None:
@@ -56,9 +60,37 @@ def run_worker(index: int, settings: dict, commands: Connection, replies: Connec
     setup_logging(settings["loglevel"], settings.get("logfile", ""), role="S")
     name_process(f"redis-clone-s{index}")
     shard = Shard(index, settings)
+    try:
+        load(shard, settings.get("aof-layout"))
+    except (LoadError, OSError) as problem:
+        log.warning("shard %d cannot load its data: %s", index, problem)
+        report_ready(write_fd, str(problem))
+        os._exit(1)
+    report_ready(write_fd, None)
     with contextlib.suppress(BrokenPipeError):
         serve(shard, read_fd, write_fd)
+    shard.persistence.close()
     log.debug("shard %d exiting", index)
+
+
+def report_ready(write_fd: int, problem: str | None) -> None:
+    """The start-up handshake: one frame, None once the data is loaded, else why not.
+
+    The launcher waits for it before it listens, so no client meets a shard still loading
+    and a damaged file stops the server with its reason rather than a dead shard."""
+    message = marshal.dumps(problem)
+    write_all(write_fd, [frame_header(len(message)), message])
+
+
+def wait_ready(reply_fd: int) -> str | None:
+    """Read a shard's start-up handshake (blocking); None when it is ready."""
+    decoder = FrameDecoder()
+    while True:
+        data = os.read(reply_fd, READ_CHUNK)
+        if not data:
+            return "the shard exited while loading"
+        for payload in decoder.feed(data):
+            return marshal.loads(payload)
 
 
 def name_process(name: str) -> None:
@@ -91,21 +123,28 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
     interval = 1.0 / shard.hz
     next_sweep = time.monotonic() + interval
     loads, dumps = marshal.loads, marshal.dumps
+    persistence = shard.persistence
     while True:
         timeout_ms = max(0.0, (next_sweep - time.monotonic()) * 1000.0)
         if poller.poll(timeout_ms):
-            data = os.read(read_fd, PIPE_SIZE)
+            data = os.read(read_fd, READ_CHUNK)
             if not data:
                 return
             out = []
             for payload in decoder.feed(data):
-                reply = dumps(shard.execute_batch(loads(payload)))
+                batch = loads(payload)
+                reply = dumps(shard.execute_batch(batch))
+                if persistence.active:
+                    persistence.track(batch)
                 out.append(frame_header(len(reply)))
                 out.append(reply)
             if out:
+                if persistence.active:
+                    persistence.flush()  # with appendfsync always: on disk before the reply
                 write_all(write_fd, out)
         now = time.monotonic()
         if now >= next_sweep:
             shard.expire_cycle()
+            persistence.tick()
             interval = 1.0 / shard.hz
             next_sweep = max(next_sweep + interval, now + interval / 2)

@@ -220,7 +220,7 @@ _STRTOD = re.compile(
 
 
 def _debug_allowed(session) -> bool:
-    """Redis 7.0's ``enable-debug-command``: no (the default), yes, or local (loopback)."""
+    """Redis 7.0's ``enable-debug-command``: no, yes, or local (loopback only; our default)."""
     mode = session.server.config.get_all().get("enable-debug-command", "no").lower()
     if mode == "yes":
         return True
@@ -277,6 +277,10 @@ def shutdown(session, argv: list[bytes]) -> bytes:
         return SYNTAX
     if abort:
         return error("ERR No shutdown in progress.")
+    if b"nosave" in flags:
+        session.server.shutdown_save = False
+    elif b"save" in flags:
+        session.server.shutdown_save = True
     session.server.request_stop("SHUTDOWN")
     return b""
 
@@ -330,14 +334,18 @@ ROWS = [
         merge=debug_merge,
         check=debug_check,
         notes=(
-            "refused unless enable-debug-command is yes or local, as in Redis 7.0; SLEEP and "
-            "HELP only; SLEEP stalls every shard but the acceptor still answers its own "
-            "commands (PING, CLIENT ...)"
+            "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
+            "clients may use DEBUG); SLEEP and HELP only; SLEEP stalls every shard but the "
+            "acceptor still answers its own commands (PING, CLIENT ...)"
         ),
     ),
     local(
         "shutdown",
         shutdown,
-        notes="no persistence yet: SAVE just stops; ABORT always finds no shutdown in progress",
+        notes=(
+            "snapshots first when save rules are set or SAVE is given (NOSAVE skips); if that "
+            "snapshot fails the server stays up and the caller gets no reply; ABORT always "
+            "finds no shutdown in progress"
+        ),
     ),
 ]

@@ -570,8 +570,7 @@ ROWS = [
         Route.COORD,
         lcs,
         plan=plan_lcs,
-        notes="keys on two shards: computed in the acceptor, which waits meanwhile, "
-        "as Redis does",
+        notes="keys on two shards: computed in the acceptor, which waits meanwhile, as Redis does",
     ),
     Command("psetex", K, psetex),
     Command("set", K, set_),
