@@ -546,9 +546,11 @@ class Acceptor:
         if not link.alive:
             return
         link.alive = False
-        log.warning(
-            "shard %d (pid %s) failed: %s; restarting it", link.index, link.process.pid, why
-        )
+        stopping = self.stopping is not None and self.stopping.done()
+        if not stopping:
+            log.warning(
+                "shard %d (pid %s) failed: %s; restarting it", link.index, link.process.pid, why
+            )
         self._detach(link)
         for fd in (link.command_fd, link.reply_fd):
             with contextlib.suppress(OSError):
