@@ -143,7 +143,7 @@ class Coordination:
     decision's writes are queued in front of everything that arrived for them meanwhile.
     """
 
-    __slots__ = ("server", "client", "entry", "plan", "shards")
+    __slots__ = ("server", "client", "entry", "plan", "shards", "ctx")
 
     def __init__(
         self, server: Acceptor, client: ClientConnection, entry: list, plan: Any, shards: list[int]
@@ -153,6 +153,9 @@ class Coordination:
         self.entry = entry
         self.plan = plan
         self.shards = shards
+        #: The client's database and protocol when the command arrived: a SELECT pipelined
+        #: after it must not move its writes.
+        self.ctx = client.ctx
 
     def decided(self, results: list) -> bytes | None:
         """All reads are in (this is their Gather's merge): decide, queue writes, release."""
@@ -161,7 +164,7 @@ class Coordination:
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
             shard = self.server.shard_of_key(step.key)
-            ctx = self.client.ctx if step.db is None else step.db * 2 + (self.client.ctx & 1)
+            ctx = self.ctx if step.db is None else step.db * 2 + (self.ctx & 1)
             by_shard.setdefault(shard, []).append(([ctx, step.argv], (acks, index)))
         self.server.release(self, by_shard)
         return None if writes else reply

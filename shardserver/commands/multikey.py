@@ -359,13 +359,27 @@ def scan_part(shard, db, argv: list[Any]) -> tuple[int, list[bytes]]:
     return (end << SNAPSHOT_BITS) | snapshot_id, page
 
 
+def parse_cursor(text: bytes) -> int | None:
+    """A SCAN cursor as Redis reads it, with C's ``strtoul``: an optional sign (a negative
+    number wraps around 2**64), digits, nothing else; no leading space; empty means 0."""
+    if not text:
+        return 0
+    if text[:1] in b" \t\n\v\f\r":
+        return None
+    digits = text[1:] if text[:1] in b"+-" else text
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    value = int(digits)
+    if value >= 2**64:
+        return None
+    return (-value) % 2**64 if text[:1] == b"-" else value
+
+
 def parse_scan(
     session, argv: list[bytes]
 ) -> tuple[int, int, int, bytes | None, bytes | None] | bytes:
     """SCAN's arguments: (shard, shard cursor, count, pattern, type) or an error reply."""
-    cursor = parse_int(argv[1]) if argv[1][:1] != b"-" else None
-    if cursor is None and argv[1].isdigit() and len(argv[1]) <= 20 and int(argv[1]) < 2**64:
-        cursor = int(argv[1])
+    cursor = parse_cursor(argv[1])
     if cursor is None:
         return error("ERR invalid cursor")
     count, pattern, type_filter = 10, None, None
