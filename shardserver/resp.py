@@ -18,6 +18,7 @@ Replies
 
 from __future__ import annotations
 
+import re
 from itertools import chain
 
 import hiredis
@@ -263,6 +264,10 @@ def _tail(chunks: list[bytes], size: int) -> bytes:
     return b"".join(reversed(taken))
 
 
+#: An array header announcing a million elements or more (anywhere: a payload may match too,
+#: which only costs that connection the slower parser).
+_HUGE_ARRAY = re.compile(rb"\*[1-9][0-9]{6}")
+
 _LIST = {list}
 _BYTES = {bytes}
 
@@ -341,6 +346,11 @@ class CommandReader:
             return self._read_slow(data)
         window = self._window
         if not window and data[:1] != b"*":
+            return self._switch(data)
+        if _HUGE_ARRAY.search(data) or (window and _HUGE_ARRAY.search(window[-1][-12:] + data)):
+            # hiredis allocates a list of the announced size when it reads an array header
+            # (2**31 items: 16 GB, and seconds to free); the reference parser grows its list
+            # as arguments arrive, as Redis does.
             return self._switch(data)
         window.append(data)
         self._window_bytes += len(data)

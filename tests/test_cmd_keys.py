@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from itertools import product
 
 import pytest
-from conftest import RawConnection, ServerPool, parse_reply, redis_server_binary
+from conftest import (
+    RawConnection,
+    ServerPool,
+    parse_reply,
+    require_redis_server,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,10 +116,7 @@ class Oracle:
 @pytest.fixture(scope="module")
 def oracle(module_servers: ServerPool) -> Iterator[Oracle]:
     """redis-server 7.0 on a free port (no persistence), stopped by PID with the module."""
-    if redis_server_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed, and CI requires the oracle")
-        pytest.skip("redis-server is not installed")
+    require_redis_server()
     server = module_servers.start_redis()
     oracle = Oracle(server.port)
     yield oracle

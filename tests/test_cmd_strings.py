@@ -18,7 +18,12 @@ import os
 from collections.abc import Iterator, Sequence
 
 import pytest
-from conftest import RawConnection, ServerPool, encode_command, redis_server_binary
+from conftest import (
+    RawConnection,
+    ServerPool,
+    encode_command,
+    require_redis_server,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,10 +100,7 @@ class Oracle:
 @pytest.fixture(scope="module")
 def oracle(module_servers: ServerPool) -> Iterator[Oracle]:
     """A redis-server of this module's own; skipped when absent, unless CI is set."""
-    if redis_server_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed, and CI requires the oracle")
-        pytest.skip("redis-server is not installed")
+    require_redis_server()
     server = module_servers.start_redis()
     oracle = Oracle(server.port)
     yield oracle

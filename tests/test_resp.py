@@ -205,3 +205,24 @@ def test_a_large_pipeline_stays_on_the_fast_path() -> None:
         got.extend(reader.read(stream[start : start + 4096]))
     assert len(got) == 3000 and got[-1] == [b"SET", b"k2999", b"v" * 20]
     assert reader.fast
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        ([b"*2147483647\r\n"], []),
+        ([b"*21474", b"83647\r\n"], []),
+        (
+            [b"*1\r\n$3\r\nGET\r\n*1\r\n*2000000\r\n"],
+            [[b"GET"], "Protocol error: expected '$', got '*'"],
+        ),
+    ],
+)
+def test_huge_array_headers_never_reach_hiredis(pieces: list[bytes], expected: list) -> None:
+    """hiredis would allocate the announced list at once; the reference parser waits."""
+    reader = CommandReader()
+    out: list = []
+    for piece in pieces:
+        out.extend(reader.read(piece))
+    assert not reader.fast
+    assert [str(x) if isinstance(x, ProtocolError) else x for x in out] == expected

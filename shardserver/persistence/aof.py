@@ -159,9 +159,14 @@ def _encoded_size(argv: list) -> int:
 
 
 def replay(
-    path: str, apply: Callable[[list[bytes]], None], allow_truncated: bool
+    path: str,
+    apply: Callable[[list[bytes]], None],
+    allow_truncated: bool,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int | None]:
     """Feed every command of ``path`` to ``apply``; returns (commands, truncated_at).
+
+    ``progress(bytes read, commands applied)`` is called after each block read, when given.
 
     A file that ends inside a command (a crash mid-write) is read up to the last complete
     one and ``truncated_at`` is that offset, when ``allow_truncated``; anything else that is
@@ -192,6 +197,8 @@ def replay(
                     raise AofError(f"{path}: {problem} at offset {offset}") from None
                 offset += _encoded_size(argv)
                 commands += 1
+            if progress is not None:
+                progress(handle.tell(), commands)
         size = handle.tell()
     if offset == size:
         return commands, None

@@ -31,17 +31,20 @@ class LoadError(RuntimeError):
 class _Progress:
     """A log line about once a second on large files: keys loaded and MB/s."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, unit: str = "keys") -> None:
         self.what = what
+        self.unit = unit
         self.start = self.last = time.monotonic()
         self.keys = 0
 
-    def tick(self, done_bytes: int) -> None:
+    def tick(self, done_bytes: int, keys: int | None = None) -> None:
+        if keys is not None:
+            self.keys = keys
         now = time.monotonic()
         if now - self.last >= 1.0:
             self.last = now
             rate = done_bytes / (now - self.start) / 1e6
-            log.info("loading %s: %d keys, %.1f MB/s", self.what, self.keys, rate)
+            log.info("loading %s: %d %s, %.1f MB/s", self.what, self.keys, self.unit, rate)
 
 
 def _mine(shard: Any) -> Callable[[bytes], bool]:
@@ -113,8 +116,11 @@ def _load_aof(shard: Any, directory: str, name: str, layout: int) -> None:
         replayer = _Replayer(scratch)
         for position, each in enumerate(chain):
             last = position == len(chain) - 1
+            progress = _Progress(each.path, "records")
             try:
-                commands, cut = aof.replay(each.path, replayer.apply, allow_truncated and last)
+                commands, cut = aof.replay(
+                    each.path, replayer.apply, allow_truncated and last, progress.tick
+                )
             except aof.AofError as problem:
                 raise LoadError(str(problem)) from None
             if cut is not None:
