@@ -264,9 +264,10 @@ def _tail(chunks: list[bytes], size: int) -> bytes:
     return b"".join(reversed(taken))
 
 
-#: An array header announcing a million elements or more (anywhere: a payload may match too,
-#: which only costs that connection the slower parser).
-_HUGE_ARRAY = re.compile(rb"\*[1-9][0-9]{6}")
+#: An aggregate header (array, or RESP3's map, set, push, attribute) announcing a million
+#: elements or more (anywhere: a payload may match too, which only costs that connection
+#: the slower parser).
+_HUGE_ARRAY = re.compile(rb"[*%~>|][1-9][0-9]{6}")
 
 _LIST = {list}
 _BYTES = {bytes}
