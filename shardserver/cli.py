@@ -9,6 +9,7 @@ than ``spawn``: no re-import per shard, and no extra resource-tracker process.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -48,6 +49,11 @@ def start_shard(context, index: int, config: Config, layout: int | None = None) 
     """Start one shard process, wait until it has loaded its data, and return the
     acceptor's end of its pipes. ``layout`` is the shard count of the append-only files on
     disk (a shard restarted later reads its own layout's files)."""
+    return await_shard(launch_shard(context, index, config, layout), config)
+
+
+def launch_shard(context, index: int, config: Config, layout: int | None = None) -> ShardLink:
+    """Start one shard process (it begins loading its data at once); see :func:`await_shard`."""
     settings = config.as_plain()
     settings["aof-layout"] = layout if layout is not None else int(config["shards"])
     command_read, command_write = context.Pipe(duplex=False)
@@ -67,15 +73,20 @@ def start_shard(context, index: int, config: Config, layout: int | None = None) 
     reply_fd = os.dup(reply_read.fileno())
     command_write.close()
     reply_read.close()
-    problem = wait_ready(reply_fd)
-    if problem is not None:
-        for fd in (command_fd, reply_fd):
-            os.close(fd)
-        process.join(2)
-        raise ShardStartError(f"shard {index}: {problem}")
-    first, last = slot_ranges(int(config["shards"]))[index]
-    log.info("shard %d pid %d slots %d-%d", index, process.pid, first, last)
     return ShardLink(index, process, command_fd, reply_fd)
+
+
+def await_shard(link: ShardLink, config: Config) -> ShardLink:
+    """Wait for a launched shard's start-up handshake; raises ShardStartError if it failed."""
+    problem = wait_ready(link.reply_fd)
+    if problem is not None:
+        for fd in (link.command_fd, link.reply_fd):
+            os.close(fd)
+        link.process.join(2)
+        raise ShardStartError(f"shard {link.index}: {problem}")
+    first, last = slot_ranges(int(config["shards"]))[link.index]
+    log.info("shard %d pid %d slots %d-%d", link.index, link.process.pid, first, last)
+    return link
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,14 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("fork")
     shards = int(config["shards"])
     links: list[ShardLink] = []
+    launched: list[ShardLink] = []
     try:
         layout = aof.read_layout(config["dir"], config["appendfilename"])
-        for index in range(shards):
-            links.append(start_shard(context, index, config, layout))
+        # Every shard starts loading at once (each keeps its own slots); then each reports.
+        launched = [launch_shard(context, index, config, layout) for index in range(shards)]
+        for link in launched:
+            links.append(await_shard(link, config))
     except (ShardStartError, aof.AofError) as problem:
         log.warning("Fatal error loading the data on disk, not starting: %s", problem)
-        for link in links:
-            os.close(link.command_fd)
+        for link in launched:
+            for fd in (link.command_fd, link.reply_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if link.process.exitcode is None:
+                link.process.kill()
             link.process.join(2)
         return 1
     if config["appendonly"] == "yes":
