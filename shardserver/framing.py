@@ -15,7 +15,6 @@ import errno
 import os
 
 HEADER_SIZE = 8
-_MAX_WRITE = 1 << 20
 
 
 def frame_header(payload_length: int) -> bytes:
@@ -137,11 +136,3 @@ class FrameWriter:
                     pending[0] = head[written:]
                     written = 0
         return True
-
-
-def read_available(fd: int, limit: int = _MAX_WRITE) -> bytes:
-    """Read what a non-blocking descriptor holds now (at most ``limit`` bytes).
-
-    Returns b"" at end of file; raises BlockingIOError when nothing is there.
-    """
-    return os.read(fd, limit)

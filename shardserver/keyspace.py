@@ -98,9 +98,6 @@ class Database:
                 return None
         return value
 
-    def contains(self, key: bytes, now: int) -> bool:
-        return self.lookup(key, now) is not None
-
     def deadline_of(self, key: bytes) -> int | None:
         """The key's deadline, or None if it has none (callers check it is live first)."""
         return self.expires.deadline.get(key) if self.expires else None

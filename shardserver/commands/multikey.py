@@ -16,7 +16,6 @@ See docs/architecture.md for why this is serializable.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -428,10 +427,6 @@ def scan_reply(session, shard: int, page: tuple[int, list[bytes]]) -> bytes:
         cursor = 0
     enc = session.enc
     return b"*2\r\n" + enc.bulk(b"%d" % cursor) + enc.bulk_array(keys)
-
-
-def random_choice(rng: random.Random, items: list) -> Any:
-    return items[int(rng.random() * len(items))]
 
 
 K, KS, A, C = Route.KEY, Route.KEYS, Route.ALL, Route.COORD

@@ -285,7 +285,6 @@ def shutdown(session, argv: list[bytes]) -> bytes:
     return b""
 
 
-L = Route.LOCAL
 ALL = Route.ALL
 local = info.local
 ROWS = [
