@@ -75,6 +75,7 @@ NAMES = [
     "bgrewriteaof",
     "shutdown",
     "swapdb",
+    "memory",
     "time",
     "monitor",
     "auth",

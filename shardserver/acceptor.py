@@ -378,6 +378,11 @@ class Acceptor:
             lambda parts: merge(client, argv, parts),
         )
 
+    def single_key(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
+        """KEY route off the fast path (subcommands such as MEMORY USAGE, before AUTH ...)."""
+        argv[0] = spec.wire_name
+        self.enqueue(client, self.shard_of_key(argv[spec.first_key]), argv)
+
     def _key_positions(self, spec: CommandSpec, argv: list) -> range:
         last = spec.last_key if spec.last_key >= 0 else len(argv) + spec.last_key
         return range(spec.first_key, last + 1, spec.step)
@@ -760,10 +765,7 @@ class ClientConnection(asyncio.Protocol):
         if not self.authenticated and self._refuse_unauthenticated(spec, argv):
             return
         route = spec.route
-        if route is _KEY:
-            argv[0] = spec.wire_name
-            self.server.enqueue(self, self.server.shard_of_key(argv[spec.first_key]), argv)
-        elif spec.subcommands:
+        if spec.subcommands:
             self._container(spec, argv)
         elif route is _LOCAL:
             self.reply(spec.run(self, argv))
@@ -860,6 +862,7 @@ class ClientConnection(asyncio.Protocol):
 
 #: How the acceptor serves each route beyond KEY and LOCAL (which it inlines).
 _ROUTES = {
+    Route.KEY: Acceptor.single_key,
     Route.ALL: Acceptor.fan_out,
     Route.KEYS: Acceptor.multi_key,
     Route.COORD: Acceptor.coordinate,

@@ -664,3 +664,27 @@ def test_command_table_routes() -> None:
         assert COMMANDS[name].route is Route.KEY
     for name in ("keys", "randomkey", "flushdb", "flushall", "dbsize"):
         assert COMMANDS[name].route is Route.ALL
+
+
+def test_memory_usage_reports_this_processes_bytes() -> None:
+    """MEMORY USAGE: nil for a missing key, more for a bigger value or a deadline; Redis's
+    option errors (its byte counts are jemalloc's, so only their behaviour is compared)."""
+    shard = Shard(0)
+
+    def usage(*args: bytes) -> bytes:
+        [reply] = shard.execute_batch([[0, [b"memory|usage", *args]]])
+        return reply
+
+    shard.execute_batch([[0, [b"set", b"small", b"v"], [b"set", b"big", b"v" * 1000]]])
+    shard.execute_batch([[0, [b"set", b"timed", b"v", b"ex", b"100"]]])
+    small, big, timed = (int(usage(b"memory", key)[1:-2]) for key in (b"small", b"big", b"timed"))
+    assert 0 < small < big and small < timed
+    assert usage(b"memory", b"missing") == b"$-1\r\n"
+    assert usage(b"memory", b"small", b"SAMPLES", b"5") == b":%d\r\n" % small
+    assert (
+        usage(b"memory", b"small", b"SAMPLES", b"x")
+        == b"-ERR value is not an integer or out of range\r\n"
+    )
+    assert usage(b"memory", b"small", b"foo") == b"-ERR syntax error\r\n"
+    shard.execute_batch([[0, [b"set", b"gone", b"v", b"pxat", b"1"]]])
+    assert usage(b"memory", b"gone") == b"$-1\r\n"

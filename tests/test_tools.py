@@ -211,13 +211,6 @@ def test_redis_cli_memkeys_completes(clone: ServerProcess) -> None:
     assert "1001 strings with" in out, out[-2000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server gap: MEMORY USAGE is not served (docs/commands.md, 'Not served yet'), so "
-    "'redis-cli --memkeys' prints \"Warning:  MEMORY USAGE on 'scan:0' failed (may have changed "
-    "type)\" for every key and reports '1001 strings with 0 bytes'; Redis 7.0 answers MEMORY "
-    "USAGE scan:0 with an integer (e.g. b':56\\r\\n') and reports 56088 bytes",
-)
 def test_redis_cli_memkeys_measures_memory(clone: ServerProcess) -> None:
     """`redis-cli --memkeys` reports each key's memory, without a warning, as with Redis."""
     out = memkeys(clone)

@@ -12,12 +12,13 @@ same instant, as every command of one Redis event-loop iteration does.
 from __future__ import annotations
 
 import random
+import sys
 from collections import deque
 from itertools import islice
 
 from shardserver.commands import merges
 from shardserver.commands.spec import Command, Route
-from shardserver.errors import DB_INDEX, NOT_INTEGER, error, error_bytes, invalid_expire
+from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes, invalid_expire
 from shardserver.glob import compile_glob
 from shardserver.numbers import LLONG_MAX, parse_int
 
@@ -292,9 +293,43 @@ def flushall_part(shard, db, argv) -> int:
     return sum(db.clear() for db in shard.dbs)
 
 
+def memory_usage(shard, db, argv: list[bytes], enc) -> bytes:
+    """MEMORY USAGE key [SAMPLES count]: this process's bytes for the key, or nil.
+
+    The size of the key and value objects, the dict entry that holds them, and the deadline
+    entries when the key has one: what deleting the key would give back to this shard.
+    SAMPLES is checked as Redis checks it and otherwise ignored (values are not sampled).
+    """
+    if len(argv) > 3:
+        if len(argv) != 5 or argv[3].lower() != b"samples":
+            return SYNTAX
+        if parse_int(argv[4]) is None:
+            return NOT_INTEGER
+    key = argv[2]
+    value = db.lookup(key, shard.now)
+    if value is None:
+        return enc.NULL
+    size = sys.getsizeof(key) + sys.getsizeof(value) + _DICT_ENTRY
+    if db.deadline_of(key) is not None:
+        size += _DEADLINE_ENTRY
+    return enc.integer(size)
+
+
+#: A dict entry (hash, key, value) plus its share of the index, in a dict about 2/3 full.
+_DICT_ENTRY = 3 * 8 + 8
+#: A deadline: an entry in the deadline dict, one in the slot dict, and a list slot.
+_DEADLINE_ENTRY = 2 * _DICT_ENTRY + 8 + 32
+
+
 K = Route.KEY
 ROWS = [
     Command("type", K, type_),
+    Command(
+        "memory|usage",
+        K,
+        memory_usage,
+        notes="this process's bytes for the key (Python objects), not jemalloc's figure",
+    ),
     Command("expire", K, expire),
     Command("pexpire", K, pexpire),
     Command("expireat", K, expireat),
