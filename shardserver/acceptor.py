@@ -33,7 +33,7 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from shardserver.commands.spec import Route
+from shardserver.commands.spec import Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.config import Config
 from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
@@ -128,6 +128,11 @@ class Gather:
             fill(self.client, self.entry, reply)
 
 
+def step_ctx(ctx: int, db: int | None) -> int:
+    """The run context of a coordination step: the client's, or another database's (COPY DB)."""
+    return ctx if db is None else db * 2 + (ctx & 1)
+
+
 def fill(client: ClientConnection, entry: list, reply: bytes) -> None:
     """Fill a client's entry and write out whatever is ready at the head of its queue."""
     entry[0] = reply
@@ -164,7 +169,7 @@ class Coordination:
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
             shard = self.server.shard_of_key(step.key)
-            ctx = self.ctx if step.db is None else step.db * 2 + (self.ctx & 1)
+            ctx = step_ctx(self.ctx, step.db)
             by_shard.setdefault(shard, []).append(([ctx, step.argv], (acks, index)))
         self.server.release(self, by_shard)
         return None if writes else reply
@@ -439,7 +444,7 @@ class Acceptor:
         coordination = Coordination(self, client, entry, plan, held)
         gather = Gather(client, entry, coordination.decided, len(reads))
         for index, (shard, step) in enumerate(reads):
-            ctx = client.ctx if step.db is None else step.db * 2 + (client.ctx & 1)
+            ctx = step_ctx(client.ctx, step.db)
             self.batches[shard].append([ctx, step.argv])
             self.targets[shard].append((gather, index))
         for shard in held:
@@ -720,7 +725,7 @@ class ClientConnection(asyncio.Protocol):
             known = fast(argv[0])
             if known is not None:
                 arity, first_key, wire_name = known
-                if len(argv) != arity if arity > 0 else len(argv) < -arity:
+                if len(argv) != arity if arity > 0 else len(argv) < -arity:  # bad_arity, inline
                     self.reply(wrong_arity(wire_name.decode()))
                     run_shard = -1
                     continue
@@ -758,8 +763,7 @@ class ClientConnection(asyncio.Protocol):
         if spec is None:
             self.reply(unknown_command(argv))
             return
-        arity = spec.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        if bad_arity(spec.arity, len(argv)):
             self.reply(wrong_arity(spec.name))
             return
         if not self.authenticated and self._refuse_unauthenticated(spec, argv):
@@ -780,8 +784,7 @@ class ClientConnection(asyncio.Protocol):
         if sub is None:
             self.reply(unknown_subcommand(argv))
             return
-        arity = sub.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        if bad_arity(sub.arity, len(argv)):
             self.reply(wrong_arity(sub.name))
         elif sub.route is _LOCAL:
             self.reply(sub.run(self, argv))

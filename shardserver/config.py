@@ -201,11 +201,6 @@ PASSIVE: dict[str, str] = {
 }
 
 
-def format_value(name: str, value: Any) -> str:
-    """A setting's value as CONFIG GET shows it."""
-    return str(value)
-
-
 class Config:
     """The live settings of one server: known settings, passive ones, and where they came from."""
 
@@ -219,7 +214,7 @@ class Config:
     def get_all(self) -> dict[str, str]:
         """Every setting as CONFIG GET shows it."""
         shown = dict(PASSIVE)
-        shown.update({k: format_value(k, v) for k, v in self.values.items() if k in SETTINGS})
+        shown.update({k: str(v) for k, v in self.values.items() if k in SETTINGS})
         shown.update({k: v for k, v in self.values.items() if k not in SETTINGS})
         return shown
 

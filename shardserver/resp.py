@@ -23,6 +23,8 @@ from itertools import chain
 
 import hiredis
 
+from shardserver import errors
+
 #: Redis's PROTO_INLINE_MAX_SIZE: the longest inline request, and the longest length line.
 INLINE_MAX_SIZE = 64 * 1024
 #: Redis 7.0 refuses a multibulk count above INT_MAX.
@@ -456,10 +458,8 @@ class Resp2:
     def simple(text: str) -> bytes:
         return b"+" + text.encode() + b"\r\n"
 
-    @staticmethod
-    def error(text: str) -> bytes:
-        """An error reply; ``text`` starts with its code (``ERR ...``, ``WRONGTYPE ...``)."""
-        return b"-" + text.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+    #: An error reply; the text starts with its code (``ERR ...``, ``WRONGTYPE ...``).
+    error = staticmethod(errors.error)
 
     @staticmethod
     def integer(value: int) -> bytes:

@@ -13,7 +13,7 @@ import re
 import time
 
 from shardserver import info
-from shardserver.commands.spec import Command, Route
+from shardserver.commands.spec import Command, Route, bad_arity
 from shardserver.config import ConfigError
 from shardserver.errors import SYNTAX, error, error_bytes
 from shardserver.glob import compile_glob
@@ -173,8 +173,7 @@ def command_getkeys(session, argv: list[bytes]) -> bytes:
         return error("ERR Invalid command specified")
     if spec.first_key <= 0:
         return error("ERR The command has no key arguments")
-    arity = spec.arity
-    if (arity > 0 and len(target) != arity) or len(target) < -arity:
+    if bad_arity(spec.arity, len(target)):
         return error("ERR Invalid number of arguments specified for command")
     last = spec.last_key if spec.last_key >= 0 else len(target) + spec.last_key
     positions = range(spec.first_key, min(last, len(target) - 1) + 1, spec.step or 1)

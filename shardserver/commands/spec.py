@@ -61,3 +61,8 @@ class Command:
     check: Callable[..., Any] | None = None
     plan: Callable[..., Any] | None = None
     notes: str = ""
+
+
+def bad_arity(arity: int, count: int) -> bool:
+    """Redis's arity rule for ``count`` arguments: positive means exactly, negative at least."""
+    return count != arity if arity > 0 else count < -arity
