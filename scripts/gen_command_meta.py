@@ -1,6 +1,6 @@
 """Regenerate ``shardserver/commands/meta.json`` from a running redis-server 7.0.
 
-The file holds, for each command we implement, Redis's own metadata: arity, flags, key
+The file holds, for every command Redis 7.0 has (served here or not yet), Redis's own metadata: arity, flags, key
 positions, and the exact ``COMMAND INFO`` and ``COMMAND DOCS`` replies in RESP2 and RESP3
 (base64), so our ``COMMAND`` answers byte for byte as Redis does.
 
@@ -17,79 +17,6 @@ from pathlib import Path
 
 import hiredis
 
-#: Commands whose metadata we keep: what we serve now and what the roadmap (docs) names.
-NAMES = [
-    "append",
-    "decr",
-    "decrby",
-    "get",
-    "getdel",
-    "getex",
-    "getrange",
-    "getset",
-    "incr",
-    "incrby",
-    "incrbyfloat",
-    "lcs",
-    "mget",
-    "mset",
-    "msetnx",
-    "psetex",
-    "set",
-    "setex",
-    "setnx",
-    "setrange",
-    "strlen",
-    "substr",
-    "copy",
-    "del",
-    "exists",
-    "expire",
-    "expireat",
-    "expiretime",
-    "keys",
-    "move",
-    "persist",
-    "pexpire",
-    "pexpireat",
-    "pexpiretime",
-    "pttl",
-    "randomkey",
-    "rename",
-    "renamenx",
-    "scan",
-    "touch",
-    "ttl",
-    "type",
-    "unlink",
-    "command",
-    "config",
-    "dbsize",
-    "debug",
-    "flushall",
-    "flushdb",
-    "info",
-    "lastsave",
-    "save",
-    "bgsave",
-    "bgrewriteaof",
-    "shutdown",
-    "swapdb",
-    "memory",
-    "time",
-    "monitor",
-    "auth",
-    "client",
-    "echo",
-    "hello",
-    "ping",
-    "quit",
-    "reset",
-    "select",
-    "cluster",
-    "readonly",
-    "readwrite",
-]
 
 OUT = Path(__file__).resolve().parent.parent / "shardserver" / "commands" / "meta.json"
 
@@ -134,7 +61,9 @@ def main() -> None:
     port = int(sys.argv[1])
     conns = {2: Raw(port, 2), 3: Raw(port, 3)}
     meta = {}
-    for name in sorted(set(NAMES)):
+    _, listed = conns[2].call("COMMAND", "LIST")
+    names = sorted(n.decode() for n in listed if b"|" not in n)
+    for name in names:
         raw_info, info = conns[2].call("COMMAND", "INFO", name)
         if info == [None]:
             continue

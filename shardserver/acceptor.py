@@ -33,6 +33,7 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
+from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.config import Config
@@ -163,8 +164,14 @@ class Coordination:
         self.ctx = client.ctx
 
     def decided(self, results: list) -> bytes | None:
-        """All reads are in (this is their Gather's merge): decide, queue writes, release."""
-        reply, writes = self.plan.decide(results)
+        """All reads are in (this is their Gather's merge): decide, queue writes, release;
+        or queue the next round's reads, in front of what waits behind the holds."""
+        decision = self.plan.decide(results)
+        if isinstance(decision, Plan):
+            self.plan = decision
+            self.server.read_round(self)
+            return None
+        reply, writes = decision
         by_shard: dict[int, list] = {}
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
@@ -439,19 +446,44 @@ class Acceptor:
         entry = [None]
         client.pending.append(entry)
         client.run_shard = -1
-        reads = [(self.shard_of_key(step.key), step) for step in plan.reads]
-        held = sorted({shard for shard, _ in reads})
+        if plan.hold_all:
+            held = list(range(len(self.links)))
+        else:
+            held = sorted({self.shard_of_key(step.key) for step in plan.reads})
         coordination = Coordination(self, client, entry, plan, held)
-        gather = Gather(client, entry, coordination.decided, len(reads))
-        for index, (shard, step) in enumerate(reads):
-            ctx = step_ctx(client.ctx, step.db)
-            self.batches[shard].append([ctx, step.argv])
-            self.targets[shard].append((gather, index))
+        self._queue_reads(coordination, self.batches, self.targets)
         for shard in held:
             segment = [coordination, [], []]
             self.held[shard].append(segment)
             self.batches[shard] = segment[1]
             self.targets[shard] = segment[2]
+        self._schedule_flush()
+
+    def _queue_reads(self, coordination: Coordination, batches: list, targets: list) -> None:
+        """Append a coordination's reads to the given per-shard batches."""
+        reads = coordination.plan.reads
+        gather = Gather(coordination.client, coordination.entry, coordination.decided, len(reads))
+        for index, step in enumerate(reads):
+            shard = self.shard_of_key(step.key)
+            batches[shard].append([step_ctx(coordination.ctx, step.db), step.argv])
+            targets[shard].append((gather, index))
+
+    def read_round(self, coordination: Coordination) -> None:
+        """A later round of a coordination's reads, each at the coordination's own hold point
+        on its shard: after what came before the hold (an earlier hold's writes included),
+        before anything queued behind it."""
+        batches: dict[int, list] = {}
+        targets: dict[int, list] = {}
+        for shard in coordination.shards:
+            segments = self.held[shard]
+            mine = next(i for i, segment in enumerate(segments) if segment[0] is coordination)
+            if mine == 0:
+                batches[shard], targets[shard] = self.ready_runs[shard], self.ready_targets[shard]
+            else:
+                _, batches[shard], targets[shard] = segments[mine - 1]
+        for step in coordination.plan.reads:
+            assert self.shard_of_key(step.key) in batches, "a later round reads only held shards"
+        self._queue_reads(coordination, batches, targets)
         self._schedule_flush()
 
     def release(self, coordination: Coordination, writes: dict[int, list]) -> None:
@@ -592,7 +624,7 @@ class Acceptor:
 
     def set_config(self, name: str, value: str) -> None:
         """CONFIG SET one setting; raises ConfigError. Shards learn the new value."""
-        self.config.set(name, value)
+        name = self.config.set(name, value)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
         if name == "appendonly" and self.config[name] == "yes":

@@ -149,24 +149,30 @@ SETTINGS: dict[str, Setting] = {
         Setting("tcp-keepalive", 300, _int_range(0, 2**31 - 1), True, "keepalive seconds"),
         Setting("daemonize", "no", _yes_no, False, "accepted for compatibility; always 'no'"),
         Setting("protected-mode", "no", _yes_no, True, "accepted for compatibility"),
+        # Encoding thresholds: OBJECT ENCODING reports what Redis would pick by them, and
+        # dumps use the compact encodings they allow. Defaults are redis-server 7.0's
+        # built-in ones (its sample redis.conf sets hash-max-listpack-entries to 128).
+        Setting("hash-max-listpack-entries", 512, _int_range(0, 2**63 - 1)),
+        Setting("hash-max-listpack-value", 64, _int_range(0, 2**63 - 1)),
+        Setting("zset-max-listpack-entries", 128, _int_range(0, 2**63 - 1)),
+        Setting("zset-max-listpack-value", 64, _int_range(0, 2**63 - 1)),
+        Setting("set-max-intset-entries", 512, _int_range(0, 2**63 - 1)),
+        Setting("list-max-listpack-size", -2, _int_range(-(2**31), 2**31 - 1)),
+        Setting("list-compress-depth", 0, _int_range(0, 2**31 - 1)),
     ]
+}
+
+#: Redis 7.0's old names for settings, which CONFIG GET lists too and CONFIG SET accepts.
+ALIASES: dict[str, str] = {
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "list-max-ziplist-size": "list-max-listpack-size",
 }
 
 #: Redis 7.0 settings with no effect here, kept and returned by CONFIG GET as Redis would.
 PASSIVE: dict[str, str] = {
-    "hash-max-listpack-entries": "128",
-    "hash-max-listpack-value": "64",
-    "hash-max-ziplist-entries": "128",
-    "hash-max-ziplist-value": "64",
-    "list-max-listpack-size": "-2",
-    "list-max-ziplist-size": "-2",
-    "list-compress-depth": "0",
-    "set-max-intset-entries": "512",
-    "set-max-listpack-entries": "128",
-    "zset-max-listpack-entries": "128",
-    "zset-max-listpack-value": "64",
-    "zset-max-ziplist-entries": "128",
-    "zset-max-ziplist-value": "64",
     "stream-node-max-bytes": "4096",
     "stream-node-max-entries": "100",
     "activerehashing": "yes",
@@ -216,10 +222,13 @@ class Config:
         shown = dict(PASSIVE)
         shown.update({k: str(v) for k, v in self.values.items() if k in SETTINGS})
         shown.update({k: v for k, v in self.values.items() if k not in SETTINGS})
+        shown.update({alias: shown[name] for alias, name in ALIASES.items()})
         return shown
 
-    def set(self, name: str, text: str) -> None:
-        """Change a setting at run time, as CONFIG SET does; raises ConfigError."""
+    def set(self, name: str, text: str) -> str:
+        """Change a setting at run time, as CONFIG SET does; raises ConfigError. Returns the
+        setting's name (an old alias gives the current name)."""
+        name = ALIASES.get(name, name)
         setting = SETTINGS.get(name)
         if setting is None:
             if name not in PASSIVE and name not in self.values:
@@ -227,13 +236,14 @@ class Config:
                     f"Unknown option or number of arguments for CONFIG SET - '{name}'"
                 )
             self.values[name] = text
-            return
+            return name
         if not setting.mutable:
             raise ConfigError(
                 f"CONFIG SET failed (possibly related to argument '{name}') - "
                 "can't set immutable config"
             )
         self.values[name] = setting.parse(text)
+        return name
 
     def as_plain(self) -> dict[str, Any]:
         """The settings as plain data, to hand to a shard process."""
@@ -242,6 +252,7 @@ class Config:
 
 def _apply(values: dict[str, Any], name: str, raw: Any, origin: str) -> None:
     key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
     setting = SETTINGS.get(key)
     if setting is None:
         if key in PASSIVE:

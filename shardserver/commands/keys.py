@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import random
 import sys
-from collections import deque
 from itertools import islice
 
+from shardserver import values
 from shardserver.commands import merges
 from shardserver.commands.spec import Command, Route
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes, invalid_expire
@@ -38,14 +38,6 @@ _NX, _XX, _GT, _LT = 1, 2, 4, 8
 _EXPIRE_OPTIONS = {b"nx": _NX, b"xx": _XX, b"gt": _GT, b"lt": _LT}
 
 _NONE = b"+none\r\n"
-#: TYPE's reply by the Python class that holds each Redis type.
-_TYPE_REPLIES: dict[type, bytes] = {
-    bytes: b"+string\r\n",
-    list: b"+list\r\n",
-    deque: b"+list\r\n",
-    dict: b"+hash\r\n",
-    set: b"+set\r\n",
-}
 
 #: RANDOMKEY draws a key at random this many times (dropping expired ones it meets, as Redis
 #: does) before it lists the live keys to choose among.
@@ -53,30 +45,11 @@ _RANDOM_TRIES = 8
 _rng = random.Random()
 
 
-def type_reply(value: object) -> bytes:
-    """Redis's type name of a stored value, as a status reply.
-
-    Values are plain Python containers (``bytes``, ``list``/``deque``, ``dict``, ``set``); a
-    value class of our own (a sorted set, a stream) names its type in a ``redis_type``
-    attribute, so TYPE needs no change when a family adds one.
-    """
-    reply = _TYPE_REPLIES.get(value.__class__)
-    if reply is not None:
-        return reply
-    declared = getattr(value, "redis_type", None)
-    if declared is not None:
-        return b"+%s\r\n" % declared.encode()
-    for cls, each in _TYPE_REPLIES.items():
-        if isinstance(value, cls):
-            return each
-    raise TypeError(f"no Redis type for {type(value).__name__}")
-
-
 def type_(shard, db, argv: list[bytes], enc) -> bytes:
     value = db.lookup(argv[1], shard.now)
     if value is None:
         return _NONE
-    return type_reply(value)
+    return b"+%b\r\n" % values.type_name(value)
 
 
 def _unsupported_option(option: bytes) -> bytes:
@@ -309,7 +282,7 @@ def memory_usage(shard, db, argv: list[bytes], enc) -> bytes:
     value = db.lookup(key, shard.now)
     if value is None:
         return enc.NULL
-    size = sys.getsizeof(key) + sys.getsizeof(value) + _DICT_ENTRY
+    size = sys.getsizeof(key) + values.memory_usage(value) + _DICT_ENTRY
     if db.deadline_of(key) is not None:
         size += _DEADLINE_ENTRY
     return enc.integer(size)

@@ -17,10 +17,11 @@ See docs/architecture.md for why this is serializable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from shardserver.commands import merges
+from shardserver import values
+from shardserver.commands import merges, scanning
 from shardserver.commands.spec import Command, Route
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error
 from shardserver.glob import compile_glob
@@ -109,25 +110,30 @@ class Plan:
     """Phase one's reads, and how to decide from their results.
 
     ``decide(results)`` gets the reads' plain values in order and returns the reply and the
-    phase-two writes.
+    phase-two writes, or another Plan: a further round of reads, decided the same way, while
+    the same shards stay held (SORT ... BY/GET learns which keys to read from its first
+    read). The shards held are those of the first round's reads, or every shard when
+    ``hold_all`` is set; later reads and the writes must stay within them.
     """
 
     reads: list[Step]
-    decide: Callable[[list[Any]], tuple[bytes, list[Step]]]
-    writes: list[Step] = field(default_factory=list)
+    decide: Callable[[list[Any]], tuple[bytes, list[Step]] | Plan]
+    hold_all: bool = False
 
 
-def peek_part(shard, db, argv: list[bytes]) -> tuple[Any, int | None] | None:
-    """Internal: a key's value and deadline, or None."""
+def peek_part(shard, db, argv: list[bytes]) -> tuple[tuple[str, Any], int | None] | None:
+    """Internal: a key's value (as :func:`shardserver.values.to_plain` gives it) and its
+    deadline, or None."""
     value = db.lookup(argv[1], shard.now)
     if value is None:
         return None
-    return value, db.deadline_of(argv[1])
+    return values.to_plain(value), db.deadline_of(argv[1])
 
 
 def put_part(shard, db, argv: list[Any]) -> int:
-    """Internal: store a value with its deadline (argv: name, key, value, deadline|None)."""
-    db.store(argv[1], argv[2], argv[3])
+    """Internal: store a value with its deadline (argv: name, key, plain value as
+    :func:`shardserver.values.to_plain` gives it, deadline|None)."""
+    db.store(argv[1], values.from_plain(argv[2]), argv[3])
     return 1
 
 
@@ -147,7 +153,8 @@ def plan_msetnx(session, argv: list[bytes]) -> Plan:
     def decide(results: list[int]) -> tuple[bytes, list[Step]]:
         if any(results):
             return session.enc.integer(0), []
-        return session.enc.integer(1), [Step(k, [b"@put", k, v, None]) for k, v in pairs]
+        writes = [Step(k, [b"@put", k, ("string", v), None]) for k, v in pairs]
+        return session.enc.integer(1), writes
 
     return Plan(reads, decide)
 
@@ -236,15 +243,8 @@ def copy_native(shard, db, argv: list[Any], enc) -> bytes:
         return enc.integer(0)
     if not replace and target.lookup(dst, shard.now) is not None:
         return enc.integer(0)
-    target.store(dst, _copied(value), db.deadline_of(src))
+    target.store(dst, values.copy(value), db.deadline_of(src))
     return enc.integer(1)
-
-
-def _copied(value: Any) -> Any:
-    """A value the destination can own: bytes are immutable; containers are copied."""
-    if value.__class__ is bytes:
-        return value
-    return value.copy()
 
 
 def plan_copy(session, argv: list[Any]) -> Plan:
@@ -296,112 +296,35 @@ def swapdb_part(shard, db, argv: list[bytes]) -> None:
 
 #: Bits of a client's cursor that name the shard being walked.
 SHARD_BITS = 10
-#: Bits of a shard cursor that name the key snapshot; the rest is the position in it.
-SNAPSHOT_BITS = 20
-_SNAPSHOTS_KEPT = 8
-
-
-class ScanSnapshots:
-    """Per shard: lists of the keys present when a scan of a database began.
-
-    Walking a snapshot returns every key that is present for the whole scan exactly once
-    (keys deleted since are skipped when met; keys added may or may not be returned, as Redis
-    allows). The few most recent snapshots are kept; a cursor whose snapshot was dropped
-    starts that shard again from its beginning (repeats are allowed, misses are not).
-    """
-
-    def __init__(self) -> None:
-        self.lists: dict[int, list[bytes]] = {}
-        self.next_id = 1
-
-    def start(self, db) -> int:
-        snapshot_id = self.next_id
-        self.next_id = self.next_id % ((1 << SNAPSHOT_BITS) - 1) + 1
-        self.lists[snapshot_id] = list(db.data)
-        while len(self.lists) > _SNAPSHOTS_KEPT:
-            del self.lists[next(iter(self.lists))]
-        return snapshot_id
-
-
-def _type_name(value: Any) -> bytes:
-    from shardserver.commands import keys
-
-    return keys.type_name(value) if hasattr(keys, "type_name") else b"string"
 
 
 def scan_part(shard, db, argv: list[Any]) -> tuple[int, list[bytes]]:
     """Internal: one page of this shard's keys (argv: name, cursor, count, pattern, type)."""
     cursor, count, pattern, type_filter = argv[1], argv[2], argv[3], argv[4]
-    snapshots: ScanSnapshots = shard.scratch.setdefault("scan", ScanSnapshots())
-    snapshot_id, position = cursor & ((1 << SNAPSHOT_BITS) - 1), cursor >> SNAPSHOT_BITS
-    keys = snapshots.lists.get(snapshot_id) if cursor else None
-    if keys is None:
-        snapshot_id = snapshots.start(db)
-        keys = snapshots.lists[snapshot_id]
-        position = 0
-    matches = compile_glob(pattern) if pattern is not None else None
-    page: list[bytes] = []
-    end = min(position + count, len(keys))
+    snapshots = shard.scratch.setdefault("scan", scanning.Snapshots())
     now = shard.now
-    for key in keys[position:end]:
+    matches = compile_glob(pattern) if pattern is not None else None
+
+    def alive(key: bytes) -> bool:
         value = db.lookup(key, now)
-        if value is None:
-            continue
-        if matches is not None and not matches(key):
-            continue
-        if type_filter is not None and _type_name(value) != type_filter:
-            continue
-        page.append(key)
-    if end >= len(keys):
-        del snapshots.lists[snapshot_id]
-        return 0, page
-    return (end << SNAPSHOT_BITS) | snapshot_id, page
+        if value is None or (matches is not None and not matches(key)):
+            return False
+        return type_filter is None or values.type_name(value) == type_filter
 
-
-def parse_cursor(text: bytes) -> int | None:
-    """A SCAN cursor as Redis reads it, with C's ``strtoul``: an optional sign (a negative
-    number wraps around 2**64), digits, nothing else; no leading space; empty means 0."""
-    if not text:
-        return 0
-    if text[:1] in b" \t\n\v\f\r":
-        return None
-    digits = text[1:] if text[:1] in b"+-" else text
-    if not digits.isdigit() or not digits.isascii():
-        return None
-    value = int(digits)
-    if value >= 2**64:
-        return None
-    return (-value) % 2**64 if text[:1] == b"-" else value
+    return scanning.walk(snapshots, cursor, count, lambda: list(db.data), alive)
 
 
 def parse_scan(
     session, argv: list[bytes]
 ) -> tuple[int, int, int, bytes | None, bytes | None] | bytes:
     """SCAN's arguments: (shard, shard cursor, count, pattern, type) or an error reply."""
-    cursor = parse_cursor(argv[1])
+    cursor = scanning.parse_cursor(argv[1])
     if cursor is None:
-        return error("ERR invalid cursor")
-    count, pattern, type_filter = 10, None, None
-    i = 2
-    while i < len(argv):
-        option = argv[i].lower()
-        if i + 1 >= len(argv):
-            return SYNTAX
-        if option == b"count":
-            count = parse_int(argv[i + 1])
-            if count is None:
-                return NOT_INTEGER
-            if count < 1:
-                return SYNTAX
-        elif option == b"match":
-            pattern = argv[i + 1]
-        elif option == b"type":
-            type_filter = argv[i + 1].lower()
-        else:
-            return SYNTAX
-        i += 2
-    if pattern == b"*":
-        pattern = None
+        return scanning.INVALID_CURSOR
+    options = scanning.parse_options(argv, 2, allow_type=True)
+    if isinstance(options, bytes):
+        return options
+    count, pattern, type_filter = options
     shard = cursor & ((1 << SHARD_BITS) - 1)
     if shard >= len(session.server.links):
         shard, cursor = 0, 0

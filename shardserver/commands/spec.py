@@ -30,6 +30,17 @@ Routes, and the signature of ``run`` for each:
 
 A ``part`` returns plain data (None, int, bytes, lists, tuples), which crosses the pipe as is
 and is encoded by the acceptor for the client's protocol.
+
+How a write reaches the append-only log (``propagate``, Redis's word for it): by default a
+command flagged ``write`` is logged as executed, unless its reply is an error, and replaying
+it must give the same effect. A command whose arguments would not replay the same (relative
+times, randomness, a float's formatting) says instead:
+
+``Propagate.KEY_STATE``
+    log the final state of the keys it names (a rebuild of each key, its deadline included);
+``propagate(shard, db, argv, reply) -> list[list[bytes]]``
+    log these commands (SPOP as the SREM of what it popped, HINCRBYFLOAT as an HSET of the
+    result ...), computed right after the command ran.
 """
 
 from __future__ import annotations
@@ -38,6 +49,12 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+
+class Propagate(enum.Enum):
+    """How a write is logged when a row says other than "as executed" (see above)."""
+
+    KEY_STATE = "the final state of its keys"
 
 
 class Route(enum.Enum):
@@ -60,6 +77,7 @@ class Command:
     merge: Callable[..., bytes] | None = None
     check: Callable[..., Any] | None = None
     plan: Callable[..., Any] | None = None
+    propagate: Propagate | Callable[..., list[list[bytes]]] | None = None
     notes: str = ""
 
 

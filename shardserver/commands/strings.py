@@ -13,6 +13,7 @@ change a string in place (APPEND, SETRANGE, INCR and friends) keep its deadline,
 
 from __future__ import annotations
 
+from shardserver import values
 from shardserver.commands import floats
 from shardserver.commands.multikey import Plan, Step
 from shardserver.commands.spec import Command, Route
@@ -379,7 +380,7 @@ def plan_lcs(session, argv: list[bytes]) -> Plan:
     """LCS with its keys on two shards: read both values, compute in the acceptor."""
 
     def decide(results: list) -> tuple[bytes, list]:
-        a, b = (found[0] if found is not None else None for found in results)
+        a, b = (values.from_plain(found[0]) if found is not None else None for found in results)
         limit = session.server.config["proto-max-bulk-len"]
         return lcs_reply(a, b, argv, session.enc, limit), []
 

@@ -19,7 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shardserver.commands import connection, keys, multikey, persistence, server, strings
+from shardserver.commands import (
+    bitmaps,
+    connection,
+    dump,
+    hashes,
+    keys,
+    lists,
+    multikey,
+    persistence,
+    server,
+    sets,
+    sort,
+    strings,
+    zsets,
+)
 from shardserver.commands.spec import Command, Route
 
 
@@ -34,6 +48,7 @@ class CommandSpec:
     merge: Callable[..., bytes] | None = None
     check: Callable[..., Any] | None = None
     plan: Callable[..., Any] | None = None
+    propagate: Any = None
     notes: str = ""
     module: str = ""
     arity: int = 0
@@ -49,7 +64,21 @@ class CommandSpec:
         object.__setattr__(self, "wire_name", self.name.encode())
 
 
-FAMILIES = [connection, strings, keys, multikey, server, persistence]
+FAMILIES = [
+    connection,
+    strings,
+    bitmaps,
+    keys,
+    multikey,
+    dump,
+    sort,
+    hashes,
+    lists,
+    sets,
+    zsets,
+    server,
+    persistence,
+]
 
 _META_PATH = Path(__file__).with_name("meta.json")
 
@@ -76,6 +105,7 @@ def _spec(row: Command, module: str, meta: dict) -> CommandSpec:
         merge=row.merge,
         check=row.check,
         plan=row.plan,
+        propagate=row.propagate,
         notes=row.notes,
         module=module,
         arity=meta["arity"],
