@@ -35,7 +35,7 @@ from typing import Any
 
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import Route, bad_arity
-from shardserver.commands.table import COMMANDS, CommandSpec
+from shardserver.commands.table import COMMANDS, CommandSpec, key_positions
 from shardserver.config import Config
 from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.framing import FrameDecoder, FrameWriter
@@ -395,10 +395,6 @@ class Acceptor:
         argv[0] = spec.wire_name
         self.enqueue(client, self.shard_of_key(argv[spec.first_key]), argv)
 
-    def _key_positions(self, spec: CommandSpec, argv: list) -> range:
-        last = spec.last_key if spec.last_key >= 0 else len(argv) + spec.last_key
-        return range(spec.first_key, last + 1, spec.step)
-
     def multi_key(self, client: ClientConnection, spec: CommandSpec, argv: list) -> None:
         """KEYS route: natively on one shard when it owns every key, else parts per shard."""
         if spec.check is not None:
@@ -409,7 +405,7 @@ class Acceptor:
         step = spec.step
         by_shard: dict[int, list[int]] = {}
         shard_of_key = self.shard_of_key
-        for position in self._key_positions(spec, argv):
+        for position in key_positions(spec, argv):
             by_shard.setdefault(shard_of_key(argv[position]), []).append(position)
         if len(by_shard) == 1:
             argv[0] = spec.wire_name
@@ -437,7 +433,7 @@ class Acceptor:
                 return
             if checked is not None:
                 argv = checked
-        shards = {self.shard_of_key(argv[p]) for p in self._key_positions(spec, argv)}
+        shards = {self.shard_of_key(argv[p]) for p in key_positions(spec, argv)}
         if len(shards) == 1:
             argv[0] = spec.wire_name
             self.enqueue(client, shards.pop(), argv)

@@ -21,10 +21,8 @@ from collections import Counter
 from operator import itemgetter
 from typing import Any
 
-from shardserver.commands import multikey
-from shardserver.commands import persistence as persistence_commands
 from shardserver.commands.spec import Route
-from shardserver.commands.table import COMMANDS
+from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.errors import error
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.persistence.journal import ShardPersistence
@@ -63,8 +61,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
 
 
 HANDLERS = _shard_handlers()
-HANDLERS.update(multikey.INTERNAL_PARTS)
-HANDLERS.update(persistence_commands.INTERNAL_PARTS)
+HANDLERS.update(INTERNAL_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 

@@ -171,12 +171,11 @@ def command_getkeys(session, argv: list[bytes]) -> bytes:
         spec = spec.subcommands.get(target[1].decode("utf-8", "replace").lower())
     if spec is None:
         return error("ERR Invalid command specified")
-    if spec.first_key <= 0:
+    if spec.first_key <= 0 and spec.keys is None:
         return error("ERR The command has no key arguments")
     if bad_arity(spec.arity, len(target)):
         return error("ERR Invalid number of arguments specified for command")
-    last = spec.last_key if spec.last_key >= 0 else len(target) + spec.last_key
-    positions = range(spec.first_key, min(last, len(target) - 1) + 1, spec.step or 1)
+    positions = table.key_positions(spec, target)
     return session.enc.bulk_array([target[i] for i in positions])
 
 

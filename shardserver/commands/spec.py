@@ -11,9 +11,11 @@ Routes, and the signature of ``run`` for each:
 ``KEY``
     the shard owning the first key: ``run(shard, db, argv, enc) -> bytes``.
 ``KEYS``
-    multi-key, atomic across shards. When every key is on one shard, ``run`` as for KEY;
-    otherwise each shard gets its keys and runs ``part(shard, db, argv) -> value`` and the
-    acceptor merges: ``merge(session, argv, parts, layout) -> bytes``.
+    multi-key, atomic across shards (the keys are where Redis's metadata says, or where the
+    row's ``keys(argv)`` says for commands with a ``numkeys`` argument). When every key is
+    on one shard, ``run`` as for KEY; otherwise each shard gets its keys and runs
+    ``part(shard, db, argv) -> value`` and the acceptor merges:
+    ``merge(session, argv, parts, layout) -> bytes``.
 ``ALL``
     every shard runs ``part(shard, db, argv) -> value``; ``merge(session, argv, parts) ->
     bytes`` gets the values in shard order. ``check(session, argv) -> bytes | None`` may
@@ -78,6 +80,9 @@ class Command:
     check: Callable[..., Any] | None = None
     plan: Callable[..., Any] | None = None
     propagate: Propagate | Callable[..., list[list[bytes]]] | None = None
+    #: For commands whose keys move with their arguments (``numkeys`` ...): the positions of
+    #: the keys in argv, once ``check`` (or the handler) has validated the arguments.
+    keys: Callable[[list[bytes]], list[int]] | None = None
     notes: str = ""
 
 

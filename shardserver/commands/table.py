@@ -49,6 +49,7 @@ class CommandSpec:
     check: Callable[..., Any] | None = None
     plan: Callable[..., Any] | None = None
     propagate: Any = None
+    keys: Callable[[list[bytes]], list[int]] | None = None
     notes: str = ""
     module: str = ""
     arity: int = 0
@@ -106,6 +107,7 @@ def _spec(row: Command, module: str, meta: dict) -> CommandSpec:
         check=row.check,
         plan=row.plan,
         propagate=row.propagate,
+        keys=row.keys,
         notes=row.notes,
         module=module,
         arity=meta["arity"],
@@ -158,6 +160,25 @@ def _sub_meta(info: list) -> dict:
 
 #: Every command by lower-case name.
 COMMANDS: dict[str, CommandSpec] = _build()
+
+
+def key_positions(spec: CommandSpec, argv: list[bytes]) -> list[int]:
+    """Where a command line's keys are: the row's ``keys(argv)``, else Redis's first key,
+    last key (negative: from the end) and step."""
+    if spec.keys is not None:
+        return spec.keys(argv)
+    if spec.first_key <= 0:
+        return []
+    last = spec.last_key if spec.last_key >= 0 else len(argv) + spec.last_key
+    return list(range(spec.first_key, min(last, len(argv) - 1) + 1, spec.step or 1))
+
+
+#: Internal parts (``@name``) that families run for plans and coordinators, by wire name.
+INTERNAL_PARTS: dict[bytes, Callable[..., Any]] = {
+    name: part
+    for family in FAMILIES
+    for name, part in getattr(family, "INTERNAL_PARTS", {}).items()
+}
 
 
 def raw_info(name: str, protocol: int) -> bytes:
