@@ -433,7 +433,10 @@ class Acceptor:
                 return
             if checked is not None:
                 argv = checked
-        shards = {self.shard_of_key(argv[p]) for p in key_positions(spec, argv)}
+        if spec.undeclared_keys is not None and spec.undeclared_keys(argv):
+            shards = set(range(len(self.links)))
+        else:
+            shards = {self.shard_of_key(argv[p]) for p in key_positions(spec, argv)}
         if len(shards) == 1:
             argv[0] = spec.wire_name
             self.enqueue(client, shards.pop(), argv)

@@ -83,6 +83,10 @@ class Command:
     #: For commands whose keys move with their arguments (``numkeys`` ...): the positions of
     #: the keys in argv, once ``check`` (or the handler) has validated the arguments.
     keys: Callable[[list[bytes]], list[int]] | None = None
+    #: Whether a command line may touch keys it does not name (SORT ... BY/GET patterns):
+    #: then it is coordinated across every shard (its plan sets ``hold_all``), unless the
+    #: server has one shard.
+    undeclared_keys: Callable[[list[bytes]], bool] | None = None
     notes: str = ""
 
 

@@ -50,6 +50,7 @@ class CommandSpec:
     plan: Callable[..., Any] | None = None
     propagate: Any = None
     keys: Callable[[list[bytes]], list[int]] | None = None
+    undeclared_keys: Callable[[list[bytes]], bool] | None = None
     notes: str = ""
     module: str = ""
     arity: int = 0
@@ -108,6 +109,7 @@ def _spec(row: Command, module: str, meta: dict) -> CommandSpec:
         plan=row.plan,
         propagate=row.propagate,
         keys=row.keys,
+        undeclared_keys=row.undeclared_keys,
         notes=row.notes,
         module=module,
         arity=meta["arity"],
