@@ -9,19 +9,19 @@ than ``spawn``: no re-import per shard, and no extra resource-tracker process.)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
 import sys
 
+import uvloop
+
 from shardserver import REDIS_COMPAT_VERSION, __version__
-from shardserver.acceptor import Acceptor, ShardLink
-from shardserver.config import SETTINGS, Config, ConfigError, parse_args
+from shardserver.acceptor import Acceptor
+from shardserver.config import SETTINGS, ConfigError, parse_args
+from shardserver.links import ShardLink, ShardStartError, await_shard, launch_shard
 from shardserver.logs import setup_logging
 from shardserver.persistence import aof
-from shardserver.slots import slot_ranges
-from shardserver.worker import enlarge_pipe, run_worker, wait_ready
 
 log = logging.getLogger("shardserver.cli")
 
@@ -41,54 +41,6 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-class ShardStartError(RuntimeError):
-    """A shard could not load its data; the server must not start."""
-
-
-def start_shard(context, index: int, config: Config, layout: int | None = None) -> ShardLink:
-    """Start one shard process, wait until it has loaded its data, and return the
-    acceptor's end of its pipes. ``layout`` is the shard count of the append-only files on
-    disk (a shard restarted later reads its own layout's files)."""
-    return await_shard(launch_shard(context, index, config, layout), config)
-
-
-def launch_shard(context, index: int, config: Config, layout: int | None = None) -> ShardLink:
-    """Start one shard process (it begins loading its data at once); see :func:`await_shard`."""
-    settings = config.as_plain()
-    settings["aof-layout"] = layout if layout is not None else int(config["shards"])
-    command_read, command_write = context.Pipe(duplex=False)
-    reply_read, reply_write = context.Pipe(duplex=False)
-    enlarge_pipe(command_write.fileno())
-    enlarge_pipe(reply_write.fileno())
-    process = context.Process(
-        target=run_worker,
-        args=(index, settings, command_read, reply_write),
-        name=f"redis-clone-shard-{index}",
-        daemon=True,
-    )
-    process.start()
-    command_read.close()
-    reply_write.close()
-    command_fd = os.dup(command_write.fileno())
-    reply_fd = os.dup(reply_read.fileno())
-    command_write.close()
-    reply_read.close()
-    return ShardLink(index, process, command_fd, reply_fd)
-
-
-def await_shard(link: ShardLink, config: Config) -> ShardLink:
-    """Wait for a launched shard's start-up handshake; raises ShardStartError if it failed."""
-    problem = wait_ready(link.reply_fd)
-    if problem is not None:
-        for fd in (link.command_fd, link.reply_fd):
-            os.close(fd)
-        link.process.join(2)
-        raise ShardStartError(f"shard {link.index}: {problem}")
-    first, last = slot_ranges(int(config["shards"]))[link.index]
-    log.info("shard %d pid %d slots %d-%d", link.index, link.process.pid, first, last)
-    return link
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         config, actions = parse_args(sys.argv[1:] if argv is None else argv)
@@ -102,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"redis-clone v={__version__} (compatible with Redis {REDIS_COMPAT_VERSION})")
         return 0
     setup_logging(config["loglevel"], config["logfile"], role="M")
-    import uvloop
-
     log.info(
         "redis-clone %s (Redis %s compatible) starting, pid %d, config %s",
         __version__,
@@ -124,14 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ShardStartError, aof.AofError) as problem:
         log.warning("Fatal error loading the data on disk, not starting: %s", problem)
         for link in launched:
-            for fd in (link.command_fd, link.reply_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            link.close_fds()
             if link.process.exitcode is None:
                 link.process.kill()
             link.process.join(2)
         return 1
     if config["appendonly"] == "yes":
         aof.commit_layout(config["dir"], config["appendfilename"], shards)
-    acceptor = Acceptor(config, links, lambda index: start_shard(context, index, config))
+    acceptor = Acceptor(config, links, lambda index: launch_shard(context, index, config))
     return uvloop.run(acceptor.serve())

@@ -1,12 +1,18 @@
 """Length-prefixed frames over a pipe between the acceptor and a shard.
 
-A frame is an 8-byte little-endian payload length followed by the payload. The payload is
-opaque here (the acceptor and the shards put ``marshal`` data in it). One frame carries a
-whole batch, so the fixed cost of a pipe crossing (a syscall and a wake-up on each side) is paid
-once per batch, not once per command.
+A frame is an 8-byte little-endian header followed by the payload; the header is the payload's
+length, with the top bit set for a *chunk*. The payload is opaque here (the acceptor and the
+shards put ``marshal`` data in it). One frame carries a whole batch, so the fixed cost of a
+pipe crossing (a syscall and a wake-up on each side) is paid once per batch, not once per
+command.
 
-:class:`FrameDecoder` is pure (fed bytes, hands back payloads); :func:`write_all` and
-:class:`FrameWriter` do the blocking and the non-blocking writes.
+A reply too large for one frame (``GET`` of a 512 MB value, thousands of pipelined replies in
+one run) travels as chunks ahead of its batch's reply frame: each names the run it belongs to
+and carries at most :data:`CHUNK_SIZE` bytes of its reply, so no frame, marshal object or
+buffer on either side needs the whole reply in one piece (see :mod:`shardserver.worker`).
+
+:class:`FrameDecoder` is pure (fed bytes, hands back payloads and :class:`Chunk` objects);
+:func:`write_all` and :class:`FrameWriter` do the blocking and the non-blocking writes.
 """
 
 from __future__ import annotations
@@ -15,11 +21,40 @@ import errno
 import os
 
 HEADER_SIZE = 8
+#: The header bit that marks a chunk frame.
+CHUNK_FLAG = 1 << 63
+#: The most reply bytes one chunk carries.
+CHUNK_SIZE = 4 << 20
+_RUN_INDEX_SIZE = 4
 
 
 def frame_header(payload_length: int) -> bytes:
     """The header that precedes a payload of this many bytes."""
     return payload_length.to_bytes(HEADER_SIZE, "little")
+
+
+class Chunk:
+    """A piece of the reply to run ``run`` of the batch whose reply frame follows."""
+
+    __slots__ = ("run", "data")
+
+    def __init__(self, run: int, data: memoryview) -> None:
+        self.run = run
+        self.data = data
+
+
+def chunk_frames(run: int, data: bytes | memoryview) -> list[bytes | memoryview]:
+    """The pieces (for ``writev``) of the chunk frames that carry ``data`` for run ``run``;
+    the data is sliced, never copied."""
+    view = memoryview(data)
+    index = run.to_bytes(_RUN_INDEX_SIZE, "little")
+    pieces: list[bytes | memoryview] = []
+    for start in range(0, len(view), CHUNK_SIZE):
+        piece = view[start : start + CHUNK_SIZE]
+        pieces.append(frame_header((_RUN_INDEX_SIZE + len(piece)) | CHUNK_FLAG))
+        pieces.append(index)
+        pieces.append(piece)
+    return pieces
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -45,8 +80,9 @@ class FrameDecoder:
         """How many bytes of an incomplete frame are held."""
         return self._held
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The payloads of every frame that ``data`` completes, in order."""
+    def feed(self, data: bytes) -> list[bytes | Chunk]:
+        """The payloads of every frame that ``data`` completes, in order (a chunk frame as a
+        :class:`Chunk`)."""
         if self._parts:
             self._parts.append(data)
             self._held += len(data)
@@ -58,11 +94,18 @@ class FrameDecoder:
         pos, end = 0, len(data)
         while end - pos >= HEADER_SIZE:
             length = int.from_bytes(data[pos : pos + HEADER_SIZE], "little")
+            chunk = length & CHUNK_FLAG
+            length &= ~CHUNK_FLAG
             start = pos + HEADER_SIZE
             if end - start < length:
                 self._needed = HEADER_SIZE + length
                 break
-            payloads.append(data[start : start + length])
+            if chunk:
+                view = memoryview(data)[start : start + length]
+                run = int.from_bytes(view[:_RUN_INDEX_SIZE], "little")
+                payloads.append(Chunk(run, view[_RUN_INDEX_SIZE:]))
+            else:
+                payloads.append(data[start : start + length])
             pos = start + length
         else:
             self._needed = HEADER_SIZE
@@ -75,7 +118,7 @@ class FrameDecoder:
         return payloads
 
 
-def write_all(fd: int, chunks: list[bytes]) -> None:
+def write_all(fd: int, chunks: list[bytes | memoryview]) -> None:
     """Write every byte of ``chunks`` to a blocking file descriptor."""
     views = [memoryview(chunk) for chunk in chunks if chunk]
     while views:

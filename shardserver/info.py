@@ -12,14 +12,13 @@ Figures with no counterpart here are reported honestly rather than invented: mem
 resident set of all our processes (Python has no allocator total to report), command times are
 not measured (``usec=0``), and counters we do not keep are 0 (docs/commands.md lists them).
 
-The acceptor-side counters live in :data:`STATS`: calls of commands the acceptor answers
-itself (shards count the rest), the memory peak, and the previous sample for
-``instantaneous_ops_per_sec``.
+The acceptor-side counters live in :data:`STATS` (the memory peak, the previous sample for
+``instantaneous_ops_per_sec``) and in :data:`shardserver.commands.spec.LOCAL_CALLS` (calls of
+the commands the acceptor answers itself; shards count the rest).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
 import random
@@ -27,11 +26,10 @@ import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from shardserver import REDIS_COMPAT_VERSION, __version__
-from shardserver.commands.spec import Command, Route
+from shardserver.commands.spec import LOCAL_CALLS, Route
 from shardserver.config import ConfigError, parse_memory
 from shardserver.keyspace import now_ms
 from shardserver.slots import slot_ranges
@@ -127,8 +125,6 @@ class AcceptorStats:
     """Counters the acceptor keeps for INFO that no other object owns."""
 
     def __init__(self) -> None:
-        #: Calls of commands answered in the acceptor, by full name (``client|list``).
-        self.local_calls: Counter[str] = Counter()
         self.peak_memory = 0
         self._sample = (time.monotonic(), 0)
         self._rate = 0
@@ -143,29 +139,13 @@ class AcceptorStats:
         return self._rate
 
     def reset(self, total: int) -> None:
-        self.local_calls.clear()
+        LOCAL_CALLS.clear()
         self.peak_memory = 0
         self._sample = (time.monotonic(), total)
         self._rate = 0
 
 
 STATS = AcceptorStats()
-
-
-def counted(name: str, handler: Callable[..., bytes]) -> Callable[..., bytes]:
-    """Wrap an acceptor handler so INFO commandstats counts its calls (shards count theirs)."""
-
-    @functools.wraps(handler)
-    def run(session: Any, argv: list[bytes]) -> bytes:
-        STATS.local_calls[name] += 1
-        return handler(session, argv)
-
-    return run
-
-
-def local(name: str, handler: Callable[..., bytes], notes: str = "") -> Command:
-    """A table row for a command the acceptor answers, with its calls counted."""
-    return Command(name, Route.LOCAL, counted(name, handler), notes=notes)
 
 
 def wanted(args: list[bytes]) -> set[str]:
@@ -359,17 +339,19 @@ class Report:
         ]
 
     def commandstats_section(self) -> list[tuple[str, object]]:
-        calls: Counter[str] = Counter(STATS.local_calls)
+        calls: Counter[str] = Counter(LOCAL_CALLS)
         fanned: dict[str, int] = {}
         for part in self.parts:
             for wire, count in part["calls"].items():
                 name = wire.decode("utf-8", "replace")
                 if not name.startswith("@"):
                     calls[name] += count
-                elif _route(name[1:]) is Route.ALL:
+                    continue
+                route = self.route(name[1:])
+                if route is Route.ALL:
                     # every shard runs each call's part: count it once, not once per shard
                     fanned[name[1:]] = max(fanned.get(name[1:], 0), count)
-                elif _route(name[1:]) is not None:
+                elif route is not None:
                     calls[name[1:]] += count
         calls.update(fanned)
         return [
@@ -380,6 +362,14 @@ class Report:
             for name, count in sorted(calls.items())
             if count
         ]
+
+    def route(self, name: str) -> Route | None:
+        """The route of a served command by name (``@name`` parts count as its calls)."""
+        parent, _, sub = name.partition("|")
+        spec = self.server.commands.get(parent)
+        if spec is not None and sub:
+            spec = spec.subcommands.get(sub)
+        return None if spec is None else spec.route
 
     def cluster_section(self) -> list[tuple[str, object]]:
         return [("cluster_enabled", 0)]
@@ -407,12 +397,15 @@ class Report:
         ):
             keys = sum(entry[1] for entry in part["databases"])
             expires = sum(entry[2] for entry in part["databases"])
+            links = self.server.links
+            reason = links.last_restart_reason[index].replace(",", ";").replace(" ", "_")
             lines.append(
                 (
                     f"shard{index}",
                     f"pid={part['pid']},keys={keys},expires={expires},ops={part['ops']},"
                     f"expired_keys={part['expired']},used_memory_rss={part['rss']},"
-                    f"slots={first}-{last}",
+                    f"slots={first}-{last},restarts={links.restarts[index]},"
+                    f"last_restart_reason={reason}",
                 )
             )
         return lines
@@ -428,16 +421,6 @@ class Report:
             body = "".join(f"{field}:{value}\r\n" for field, value in lines)
             blocks.append(f"# {_TITLES[name]}\r\n{body}")
         return "\r\n".join(blocks)
-
-
-def _route(name: str) -> Route | None:
-    from shardserver.commands import table  # the table imports the command modules
-
-    parent, _, sub = name.partition("|")
-    spec = table.COMMANDS.get(parent)
-    if spec is not None and sub:
-        spec = spec.subcommands.get(sub)
-    return None if spec is None else spec.route
 
 
 def render(server: Any, args: list[bytes], parts: list[dict[str, Any]]) -> str:

@@ -7,8 +7,12 @@ directly. :mod:`shardserver.worker` runs one in a process.
 A batch is a list of *runs*. A run is ``[ctx, argv, argv, ...]``: consecutive commands of one
 client, with ``ctx = db_index * 2 + (1 if the client speaks RESP3 else 0)``. The reply to a
 run is the concatenation of its commands' encoded replies, so the acceptor relays it as one
-piece. A run of one internal fan-out part (``argv[0]`` starting with ``@``) returns that
-part's plain value instead, for the acceptor to merge.
+piece; when that would be larger than a chunk, the replies stay apart in a :class:`Pieces`
+list (the worker sends them as chunks). A run of one internal fan-out part (``argv[0]``
+starting with ``@``) returns that part's plain value instead, for the acceptor to merge.
+
+A shard outlives every command: a handler that raises, or returns something that is not a
+reply, costs that command an error reply and nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from shardserver.commands.spec import Route
 from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.errors import error
+from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
@@ -32,6 +37,12 @@ log = logging.getLogger("shardserver.shard")
 
 _ENCODERS = (Resp2, Resp3)
 _first = itemgetter(0)
+_BYTES = {bytes}
+
+
+class Pieces(list):
+    """A run's replies left unjoined: together they are larger than one chunk."""
+
 
 #: Settings a shard reads, for a Shard made without a server (unit tests).
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -105,10 +116,13 @@ class Shard:
                 try:
                     if argv[0][0] == 0x40:  # '@': a fan-out part, returns a plain value
                         replies.append(handlers[argv[0]](self, db, argv))
-                    else:
-                        replies.append(handlers[argv[0]](self, db, argv, enc))
+                        continue
+                    reply = handlers[argv[0]](self, db, argv, enc)
                 except Exception as exc:  # a bug must cost one reply, never the shard
-                    replies.append(self._internal_error(argv, exc))
+                    reply = self._internal_error(argv, exc)
+                if reply.__class__ is not bytes:
+                    reply = self._mend([argv], [reply])[0]
+                replies.append(reply)
                 continue
             out = []
             commands = run[1:]
@@ -119,12 +133,33 @@ class Shard:
                 except Exception as exc:
                     out.append(self._internal_error(argv, exc))
             count += len(out)
-            replies.append(b"".join(out))
+            if {*map(type, out)} != _BYTES:
+                out = self._mend(commands, out)
+            size = sum(map(len, out))
+            replies.append(b"".join(out) if size <= CHUNK_SIZE else Pieces(out))
         self.commands_processed += count
         return replies
 
+    def _mend(self, commands: list[list], out: list) -> list[bytes]:
+        """Replies with every one that is not bytes (a handler's bug) replaced by an error."""
+        mended = []
+        for argv, reply in zip(commands, out, strict=True):
+            if reply.__class__ is bytes:
+                mended.append(reply)
+            else:
+                problem = TypeError(f"handler returned {type(reply).__name__}")
+                mended.append(self._internal_error(argv, problem))
+        return mended
+
     def _internal_error(self, argv: list[bytes], exc: Exception) -> bytes:
-        log.exception("shard %d: command %r failed", self.index, argv[:1])
+        log.error(
+            "shard %d: command %r failed: %s: %s",
+            self.index,
+            argv[0][:64],
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, MemoryError),
+        )
         return error(f"ERR internal error in shard {self.index}: {type(exc).__name__}")
 
     def expire_cycle(self, budget_s: float | None = None) -> int:

@@ -4,6 +4,11 @@ It blocks on the command pipe with a timeout that wakes it for the active-expiry
 (``hz`` times a second), executes every batch that has arrived, and writes all their replies
 in one system call. End of file on the command pipe means the acceptor is gone (stopped, or
 killed): the worker exits, so no process is left behind.
+
+A batch's replies normally travel as one marshal frame. Anything larger than a chunk (a run's
+replies in :class:`shardserver.shard.Pieces`, one huge reply) goes first as chunk frames, its
+place in the reply frame marked with ``...``; a value that marshal cannot encode (a handler's
+bug) becomes that run's error reply. So no reply, of any size or kind, can stop the shard.
 """
 
 from __future__ import annotations
@@ -17,37 +22,20 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
-from shardserver.framing import FrameDecoder, frame_header, write_all
+from shardserver.errors import error
+from shardserver.framing import CHUNK_SIZE, FrameDecoder, chunk_frames, frame_header, write_all
 from shardserver.logs import setup_logging
 from shardserver.persistence.loader import LoadError, load
-from shardserver.shard import Shard
+from shardserver.processes import close_inherited_fds, name_process
+from shardserver.shard import Pieces, Shard
 
 log = logging.getLogger("shardserver.worker")
 
-PIPE_SIZE = 1 << 20
 #: Bytes asked of one pipe read. CPython allocates the whole size first; above glibc's mmap
 #: threshold (128 KiB) every read would cost an mmap, an mremap and a munmap.
 READ_CHUNK = 1 << 16
-
-
-def enlarge_pipe(fd: int) -> None:
-    """Ask for a 1 MiB pipe buffer (fewer partial writes); the default is kept if refused."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except (OSError, AttributeError):
-        pass
-
-
-def close_inherited_fds(keep: set[int]) -> None:
-    """Close every descriptor but stdio and ``keep``: the listening socket, clients, and the
-    other shards' pipes stay with the acceptor, so end of file means what it should."""
-    previous = 2
-    for fd in [*sorted(keep), os.sysconf("SC_OPEN_MAX")]:
-        if fd > previous + 1:
-            os.closerange(previous + 1, fd)
-        previous = fd
+#: The mark, in a reply frame, of a run whose reply went ahead as chunks.
+CHUNKED = ...
 
 
 def run_worker(index: int, settings: dict, commands: Connection, replies: Connection) -> None:
@@ -93,28 +81,6 @@ def wait_ready(reply_fd: int) -> str | None:
             return marshal.loads(payload)
 
 
-def name_process(name: str) -> None:
-    """Show the shard as ``redis-clone-sN`` in ps and top (Linux only; harmless elsewhere)."""
-    try:
-        with open("/proc/self/comm", "w") as comm:
-            comm.write(name[:15])
-    except OSError:
-        pass
-
-
-def wait_for_exit(process, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for a shard process to end; whether it did.
-
-    (``Process.join`` with a timeout waits on a sentinel pipe the shard has closed.)
-    """
-    deadline = time.monotonic() + timeout
-    while process.exitcode is None:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
     """Execute batches until the command pipe closes, sweeping expired keys between them."""
     decoder = FrameDecoder()
@@ -122,7 +88,7 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
     poller.register(read_fd, select.POLLIN)
     interval = 1.0 / shard.hz
     next_sweep = time.monotonic() + interval
-    loads, dumps = marshal.loads, marshal.dumps
+    loads = marshal.loads
     persistence = shard.persistence
     while True:
         timeout_ms = max(0.0, (next_sweep - time.monotonic()) * 1000.0)
@@ -130,14 +96,12 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
             data = os.read(read_fd, READ_CHUNK)
             if not data:
                 return
-            out = []
+            out: list[bytes | memoryview] = []
             for payload in decoder.feed(data):
                 batch = loads(payload)
-                reply = dumps(shard.execute_batch(batch))
+                out.extend(encode_replies(execute(shard, batch)))
                 if persistence.active:
                     persistence.track(batch)
-                out.append(frame_header(len(reply)))
-                out.append(reply)
             if out:
                 if persistence.active:
                     persistence.flush()  # with appendfsync always: on disk before the reply
@@ -148,3 +112,66 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
             persistence.tick()
             interval = 1.0 / shard.hz
             next_sweep = max(next_sweep + interval, now + interval / 2)
+
+
+def execute(shard: Shard, batch: list[list]) -> list:
+    """The batch's replies; a failure outside any one command (a bug) fails the batch's runs
+    with an error reply instead of the shard."""
+    try:
+        return shard.execute_batch(batch)
+    except Exception as problem:
+        log.exception("shard %d: a batch failed", shard.index)
+        failure = error(f"ERR internal error in shard {shard.index}: {type(problem).__name__}")
+        return [failure] * len(batch)
+
+
+def encode_replies(replies: list) -> list[bytes | memoryview]:
+    """The frames (as pieces for ``writev``) that carry a batch's replies."""
+    try:
+        payload = marshal.dumps(replies)
+    except ValueError:  # a reply marshal cannot encode, or one too large for it
+        payload = None
+    if payload is not None and len(payload) <= CHUNK_SIZE:
+        return [frame_header(len(payload)), payload]
+    frames: list[bytes | memoryview] = []
+    marked = list(replies)
+    for run, reply in enumerate(replies):
+        if reply.__class__ is Pieces:
+            frames.extend(_chunks(run, reply))
+            marked[run] = CHUNKED
+        elif reply.__class__ is bytes and len(reply) > CHUNK_SIZE:
+            frames.extend(chunk_frames(run, reply))
+            marked[run] = CHUNKED
+        elif payload is None:
+            try:
+                marshal.dumps(reply)
+            except ValueError as problem:
+                log.error("shard reply %d cannot cross the pipe: %s", run, problem)
+                marked[run] = error(f"ERR internal error: reply cannot be sent ({problem})")
+    payload = marshal.dumps(marked)
+    frames.append(frame_header(len(payload)))
+    frames.append(payload)
+    return frames
+
+
+def _chunks(run: int, pieces: list[bytes]) -> list[bytes | memoryview]:
+    """Chunk frames for a run's replies: small ones joined into chunks of about
+    :data:`CHUNK_SIZE`, large ones sliced."""
+    frames: list[bytes | memoryview] = []
+    group: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        if len(piece) >= CHUNK_SIZE // 2:
+            if group:
+                frames.extend(chunk_frames(run, b"".join(group)))
+                group, size = [], 0
+            frames.extend(chunk_frames(run, piece))
+            continue
+        group.append(piece)
+        size += len(piece)
+        if size >= CHUNK_SIZE // 2:
+            frames.extend(chunk_frames(run, b"".join(group)))
+            group, size = [], 0
+    if group:
+        frames.extend(chunk_frames(run, b"".join(group)))
+    return frames

@@ -3,6 +3,7 @@
 Each handler takes ``(session, argv)`` and returns the encoded reply. ``session`` is the
 client's :class:`shardserver.acceptor.ClientConnection`: ``protocol``, ``enc``, ``db``,
 ``name``, ``id``, and the acceptor as ``server``, whose ``clients`` CLIENT LIST and KILL walk.
+(Handlers reach the acceptor only through the session; they never import it.)
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import time
 
 from shardserver import REDIS_COMPAT_VERSION
+from shardserver.commands.spec import local
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
-from shardserver.info import local
 from shardserver.numbers import LLONG_MAX, parse_int
 from shardserver.resp import encoder_for
 
@@ -175,7 +176,7 @@ def client_line(client, command: str | None = None) -> str:
     sock = transport.get_extra_info("socket") if transport is not None else None
     flags = ("c" if client.closing else "") + ("e" if client.no_evict else "")
     if command is None:
-        command = _command_name(client.last_command)
+        command = _command_name(client, client.last_command)
     return (
         f"id={client.id} addr={client.addr} laddr={client.laddr} "
         f"fd={sock.fileno() if sock is not None else -1} "
@@ -188,12 +189,10 @@ def client_line(client, command: str | None = None) -> str:
     )
 
 
-def _command_name(raw: bytes) -> str:
+def _command_name(client, raw: bytes) -> str:
     """A command name as CLIENT LIST shows it: lower case, ``NULL`` for none or unknown."""
-    from shardserver.commands import table  # the table imports this module
-
     name = raw.decode("utf-8", "replace").lower()
-    return name if name in table.COMMANDS else "NULL"
+    return name if name in client.server.commands else "NULL"
 
 
 def _live_clients(server) -> list:

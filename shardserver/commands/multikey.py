@@ -326,7 +326,7 @@ def parse_scan(
         return options
     count, pattern, type_filter = options
     shard = cursor & ((1 << SHARD_BITS) - 1)
-    if shard >= len(session.server.links):
+    if shard >= session.server.shard_count:
         shard, cursor = 0, 0
     return shard, cursor >> SHARD_BITS, count, pattern, type_filter
 
@@ -344,7 +344,7 @@ def scan_reply(session, shard: int, page: tuple[int, list[bytes]]) -> bytes:
     next_cursor, keys = page
     if next_cursor:
         cursor = (next_cursor << SHARD_BITS) | shard
-    elif shard + 1 < len(session.server.links):
+    elif shard + 1 < session.server.shard_count:
         cursor = shard + 1
     else:
         cursor = 0

@@ -12,38 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
 
-from shardserver.commands.spec import Command, Route
+from shardserver.commands.spec import Command, Later, Route, local
 from shardserver.errors import SYNTAX, error
-from shardserver.info import local
 
 _IN_PROGRESS = error("ERR Background save already in progress")
 _SAVE_FAILED = error("ERR Background saving error")
 
 
-def save(session, argv: list[bytes]) -> bytes:
+def save(session, argv: list[bytes]) -> bytes | Later:
     """Snapshot now; the reply waits for the dump (other clients keep being served)."""
-    snapshots = session.server.snapshots
-    task = snapshots.start()
+    task = session.server.snapshots.start()
     if task is None:
         return _IN_PROGRESS
-    entry: list[Any] = [None]
-    session.pending.append(entry)
-    session.run_shard = -1
+    reply = session.server.loop.create_future()
 
     def done(finished: asyncio.Task) -> None:
         ok = not finished.cancelled() and finished.result()
-        _fill(session, entry, b"+OK\r\n" if ok else _SAVE_FAILED)
+        reply.set_result(b"+OK\r\n" if ok else _SAVE_FAILED)
 
     task.add_done_callback(done)
-    return b""
-
-
-def _fill(session, entry: list, reply: bytes) -> None:
-    from shardserver.acceptor import fill  # the acceptor imports the command table
-
-    fill(session, entry, reply)
+    return Later(reply)
 
 
 def bgsave(session, argv: list[bytes]) -> bytes:

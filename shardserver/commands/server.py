@@ -13,7 +13,8 @@ import re
 import time
 
 from shardserver import info
-from shardserver.commands.spec import Command, Route, bad_arity
+from shardserver.commands import metadata
+from shardserver.commands.spec import NO_REPLY, Command, Route, bad_arity, key_positions, local
 from shardserver.config import ConfigError
 from shardserver.errors import SYNTAX, error, error_bytes
 from shardserver.glob import compile_glob
@@ -29,69 +30,60 @@ def cluster_keyslot(session, argv: list[bytes]) -> bytes:
 # -- COMMAND --------------------------------------------------------------------------------
 
 
-def _table():
-    from shardserver.commands import table  # the table imports this module
-
-    return table
-
-
 def command(session, argv: list[bytes]) -> bytes:
-    table = _table()
-    entries = [table.raw_info(name, session.protocol) for name in table.COMMANDS]
+    entries = [metadata.raw_info(name, session.protocol) for name in session.server.commands]
     return b"*%d\r\n" % len(entries) + b"".join(entries)
 
 
 def command_count(session, argv: list[bytes]) -> bytes:
-    return session.enc.integer(len(_table().COMMANDS))
+    return session.enc.integer(len(session.server.commands))
 
 
-def _known(name: str) -> bool:
-    table = _table()
+def _served(session, name: str):
+    """The served command (or subcommand) of this lower-case name, or None."""
     parent, _, sub = name.partition("|")
-    spec = table.COMMANDS.get(parent)
-    if spec is None:
-        return False
-    return not sub or name in {s.name for s in spec.subcommands.values()}
+    spec = session.server.commands.get(parent)
+    if spec is None or not sub:
+        return spec
+    return next((s for s in spec.subcommands.values() if s.name == name), None)
 
 
 def command_info(session, argv: list[bytes]) -> bytes:
-    table = _table()
     names = [a.decode("utf-8", "replace").lower() for a in argv[2:]]
     if not names:
         return command(session, argv)
     entries = []
     for name in names:
-        if not _known(name):
+        spec = _served(session, name)
+        if spec is None:
             entries.append(session.enc.NULL)
         elif "|" in name:
-            entries.append(table.raw_sub_info(name, session.protocol))
+            entries.append(metadata.raw_sub_info(name, session.protocol, spec))
         else:
-            entries.append(table.raw_info(name, session.protocol))
+            entries.append(metadata.raw_info(name, session.protocol))
     return b"*%d\r\n" % len(entries) + b"".join(entries)
 
 
 def command_docs(session, argv: list[bytes]) -> bytes:
-    table = _table()
-    names = [a.decode("utf-8", "replace").lower() for a in argv[2:]] or list(table.COMMANDS)
+    names = [a.decode("utf-8", "replace").lower() for a in argv[2:]]
     docs = []
-    for name in dict.fromkeys(names):
-        if not _known(name):
+    for name in dict.fromkeys(names or session.server.commands):
+        if _served(session, name) is None:
             continue
         if "|" in name:
-            docs.append(table.raw_sub_docs(name, session.protocol))
+            docs.append(metadata.raw_sub_docs(name, session.protocol))
         else:
-            docs.append(table.raw_docs(name, session.protocol))
+            docs.append(metadata.raw_docs(name, session.protocol))
     if session.protocol == 3:
         return b"%%%d\r\n" % len(docs) + b"".join(docs)
     return b"*%d\r\n" % (2 * len(docs)) + b"".join(docs)
 
 
 def command_list(session, argv: list[bytes]) -> bytes:
-    table = _table()
     if len(argv) > 2:
         return SYNTAX
     names = []
-    for spec in table.COMMANDS.values():
+    for spec in session.server.commands.values():
         names.append(spec.name.encode())
         names.extend(sub.name.encode() for sub in spec.subcommands.values())
     return session.enc.bulk_array(names)
@@ -164,9 +156,8 @@ def config_resetstat_merge(session, argv: list[bytes], parts: list[int]) -> byte
 
 def command_getkeys(session, argv: list[bytes]) -> bytes:
     """The key arguments of a command line, from the table's key positions (as Redis 7.0)."""
-    table = _table()
     target = argv[2:]
-    spec = table.COMMANDS.get(target[0].decode("utf-8", "replace").lower())
+    spec = session.server.commands.get(target[0].decode("utf-8", "replace").lower())
     if spec is not None and spec.subcommands and len(target) > 1:
         spec = spec.subcommands.get(target[1].decode("utf-8", "replace").lower())
     if spec is None:
@@ -175,7 +166,7 @@ def command_getkeys(session, argv: list[bytes]) -> bytes:
         return error("ERR The command has no key arguments")
     if bad_arity(spec.arity, len(target)):
         return error("ERR Invalid number of arguments specified for command")
-    positions = table.key_positions(spec, target)
+    positions = key_positions(spec, target)
     return session.enc.bulk_array([target[i] for i in positions])
 
 
@@ -259,7 +250,7 @@ def debug_merge(session, argv: list[bytes], parts: list[int]) -> bytes:
     return b"+OK\r\n"
 
 
-def shutdown(session, argv: list[bytes]) -> bytes:
+def shutdown(session, argv: list[bytes]) -> bytes | object:
     """Stop the server; the caller gets no reply, as with Redis (its connection just closes)."""
     flags = set()
     abort = False
@@ -280,11 +271,10 @@ def shutdown(session, argv: list[bytes]) -> bytes:
     elif b"save" in flags:
         session.server.shutdown_save = True
     session.server.request_stop("SHUTDOWN")
-    return b""
+    return NO_REPLY
 
 
 ALL = Route.ALL
-local = info.local
 ROWS = [
     local("command", command, notes="lists only the commands served here"),
     local("command|count", command_count),

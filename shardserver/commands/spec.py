@@ -7,7 +7,8 @@ adds Redis's arity, flags and key positions.
 Routes, and the signature of ``run`` for each:
 
 ``LOCAL``
-    the acceptor answers: ``run(session, argv) -> bytes``.
+    the acceptor answers: ``run(session, argv)`` returns the encoded reply, or
+    :class:`Later` (a reply that a future will give: SAVE), or :data:`NO_REPLY` (SHUTDOWN).
 ``KEY``
     the shard owning the first key: ``run(shard, db, argv, enc) -> bytes``.
 ``KEYS``
@@ -47,7 +48,10 @@ times, randomness, a float's formatting) says instead:
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import functools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +94,62 @@ class Command:
     notes: str = ""
 
 
+class Later:
+    """A LOCAL handler's reply that is not known yet: the client's entry waits for the
+    future, whose result is the encoded reply; replies after it wait behind it."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future) -> None:
+        self.future = future
+
+    @staticmethod
+    def result(done: asyncio.Future) -> bytes:
+        """The reply a finished future gives (an error reply if it failed)."""
+        if done.cancelled():
+            return b"-ERR the command was cancelled\r\n"
+        problem = done.exception()
+        if problem is not None:
+            return b"-ERR internal error: %b\r\n" % type(problem).__name__.encode()
+        return done.result()
+
+
+class _NoReply:
+    """The reply of a command that sends none (SHUTDOWN: the connection just closes)."""
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY = _NoReply()
+
+#: Calls of the commands the acceptor answers itself, by full name (``client|list``), for
+#: INFO commandstats (shards count their own).
+LOCAL_CALLS: Counter[str] = Counter()
+
+
+def local(name: str, handler: Callable[..., Any], notes: str = "") -> Command:
+    """A table row for a command the acceptor answers, with its calls counted."""
+
+    @functools.wraps(handler)
+    def run(session: Any, argv: list[bytes]) -> Any:
+        LOCAL_CALLS[name] += 1
+        return handler(session, argv)
+
+    return Command(name, Route.LOCAL, run, notes=notes)
+
+
 def bad_arity(arity: int, count: int) -> bool:
     """Redis's arity rule for ``count`` arguments: positive means exactly, negative at least."""
     return count != arity if arity > 0 else count < -arity
+
+
+def key_positions(spec: Any, argv: list[bytes]) -> list[int]:
+    """Where a command line's keys are: the row's ``keys(argv)``, else Redis's first key,
+    last key (negative: from the end) and step."""
+    if spec.keys is not None:
+        return spec.keys(argv)
+    if spec.first_key <= 0:
+        return []
+    last = spec.last_key if spec.last_key >= 0 else len(argv) + spec.last_key
+    return list(range(spec.first_key, min(last, len(argv) - 1) + 1, spec.step or 1))

@@ -12,11 +12,8 @@ To find a command's code: ``COMMANDS["name"].run`` (or ``.part``), or docs/comma
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from shardserver.commands import (
@@ -34,6 +31,7 @@ from shardserver.commands import (
     strings,
     zsets,
 )
+from shardserver.commands.metadata import META, NEWER_THAN_7_0, sub_meta
 from shardserver.commands.spec import Command, Route
 
 
@@ -82,21 +80,6 @@ FAMILIES = [
     persistence,
 ]
 
-_META_PATH = Path(__file__).with_name("meta.json")
-
-#: Subcommands that Redis 7.0 lacks but clients send (redis-py 5+ sends CLIENT SETINFO).
-#: Same layout as meta.json's subcommand entries: arity, flags, first/last key, step.
-NEWER_THAN_7_0: dict[str, list] = {
-    "client|setinfo": [-4, ["noscript", "loading", "stale"], 0, 0, 0],
-}
-
-
-def _load_meta() -> dict[str, dict]:
-    return json.loads(_META_PATH.read_text())
-
-
-META: dict[str, dict] = _load_meta()
-
 
 def _spec(row: Command, module: str, meta: dict) -> CommandSpec:
     return CommandSpec(
@@ -129,8 +112,8 @@ def _build() -> dict[str, CommandSpec]:
             parent, _, sub = row.name.partition("|")
             meta = META[parent]
             if sub:
-                sub_meta = meta["subcommands"].get(row.name) or NEWER_THAN_7_0[row.name]
-                containers.setdefault(parent, {})[sub] = _spec(row, module, _sub_meta(sub_meta))
+                raw = meta["subcommands"].get(row.name) or NEWER_THAN_7_0[row.name]
+                containers.setdefault(parent, {})[sub] = _spec(row, module, sub_meta(raw))
             else:
                 top[row.name] = _spec(row, module, meta)
     for parent, subs in containers.items():
@@ -149,30 +132,8 @@ def _build() -> dict[str, CommandSpec]:
     return top
 
 
-def _sub_meta(info: list) -> dict:
-    """Arity, flags and key positions from a raw ``COMMAND INFO`` subcommand entry."""
-    return {
-        "arity": info[0],
-        "flags": info[1],
-        "first_key": info[2],
-        "last_key": info[3],
-        "step": info[4],
-    }
-
-
 #: Every command by lower-case name.
 COMMANDS: dict[str, CommandSpec] = _build()
-
-
-def key_positions(spec: CommandSpec, argv: list[bytes]) -> list[int]:
-    """Where a command line's keys are: the row's ``keys(argv)``, else Redis's first key,
-    last key (negative: from the end) and step."""
-    if spec.keys is not None:
-        return spec.keys(argv)
-    if spec.first_key <= 0:
-        return []
-    last = spec.last_key if spec.last_key >= 0 else len(argv) + spec.last_key
-    return list(range(spec.first_key, min(last, len(argv) - 1) + 1, spec.step or 1))
 
 
 #: Internal parts (``@name``) that families run for plans and coordinators, by wire name.
@@ -181,45 +142,3 @@ INTERNAL_PARTS: dict[bytes, Callable[..., Any]] = {
     for family in FAMILIES
     for name, part in getattr(family, "INTERNAL_PARTS", {}).items()
 }
-
-
-def raw_info(name: str, protocol: int) -> bytes:
-    """Redis's exact ``COMMAND INFO`` entry for a top-level command."""
-    return base64.b64decode(META[name][f"info{protocol}"])
-
-
-def raw_docs(name: str, protocol: int) -> bytes:
-    """Redis's exact ``COMMAND DOCS`` entry (name and doc map) for a top-level command."""
-    return base64.b64decode(META[name][f"docs{protocol}"])
-
-
-def raw_sub_info(name: str, protocol: int) -> bytes:
-    """``COMMAND INFO container|sub``; a minimal entry for subcommands newer than Redis 7.0."""
-    meta = META["|subcommands"].get(name)
-    if meta is None:
-        spec = COMMANDS[name.partition("|")[0]].subcommands[name.partition("|")[2]]
-        return _minimal_info(spec, protocol)
-    return base64.b64decode(meta[f"info{protocol}"])
-
-
-def raw_sub_docs(name: str, protocol: int) -> bytes:
-    meta = META["|subcommands"].get(name)
-    if meta is None:
-        return b"$%d\r\n%b\r\n" % (len(name), name.encode()) + (
-            b"%0\r\n" if protocol == 3 else b"*0\r\n"
-        )
-    return base64.b64decode(meta[f"docs{protocol}"])
-
-
-def _minimal_info(spec: CommandSpec, protocol: int) -> bytes:
-    flags = b"".join(b"+%b\r\n" % f.encode() for f in spec.flags)
-    set_header = b"~" if protocol == 3 else b"*"
-    return (
-        b"*10\r\n$%d\r\n%b\r\n:%d\r\n" % (len(spec.name), spec.name.encode(), spec.arity)
-        + set_header
-        + b"%d\r\n" % len(spec.flags)
-        + flags
-        + b":%d\r\n:%d\r\n:%d\r\n" % (spec.first_key, spec.last_key, spec.step)
-        + set_header
-        + b"0\r\n*0\r\n*0\r\n*0\r\n"
-    )

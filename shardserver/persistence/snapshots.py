@@ -57,23 +57,28 @@ class Snapshots:
         return self.server.config
 
     def start(self) -> asyncio.Task | None:
-        """BGSAVE: start a snapshot unless one is running (then None)."""
+        """BGSAVE: start a snapshot unless one is running (then None).
+
+        The shards' snapshot parts are queued here, in the caller's step of the order, so
+        the cut falls exactly after the commands that came before SAVE/BGSAVE and before
+        any that follow it, even in the same pipeline."""
         if self.running is not None and not self.running.done():
             return None
-        self.running = self.server.loop.create_task(self._save())
-        return self.running
-
-    async def _save(self) -> bool:
-        server = self.server
-        directory = self.config["dir"]
-        prefix = os.path.join(directory, f"temp-{os.getpid()}-{int(time.time() * 1000)}")
-        count = len(server.links)
-        paths = [f"{prefix}.shard{index}.rdbpart" for index in range(count)]
+        prefix = os.path.join(self.config["dir"], f"temp-{os.getpid()}-{time.time_ns()}")
+        paths = [f"{prefix}.shard{index}.rdbpart" for index in range(self.server.shard_count)]
+        forked = self.server.call_shards([[b"@snapshot", path.encode()] for path in paths])
         self.started_at = time.time()
         self.last_attempt = time.monotonic()
+        self.running = self.server.loop.create_task(self._save(paths, forked))
+        return self.running
+
+    async def _save(self, paths: list[str], forked: asyncio.Future) -> bool:
+        server = self.server
+        directory = self.config["dir"]
+        count = len(paths)
         ok = False
         try:
-            pids = await server.call_shards([[b"@snapshot", path.encode()] for path in paths])
+            pids = await forked
             if any(not isinstance(pid, int) or pid < 0 for pid in pids):
                 raise RuntimeError(f"a shard could not fork: {pids}")
             pending = set(range(count))
@@ -139,7 +144,7 @@ class Snapshots:
             if not rules and self.config["appendonly"] != "yes":
                 continue
             numbers = await self.server.call_shards(
-                [[b"@persistence_info"]] * len(self.server.links)
+                [[b"@persistence_info"]] * self.server.shard_count
             )
             self.changes = sum(n["dirty"] for n in numbers if isinstance(n, dict))
             if self.running is not None and not self.running.done():

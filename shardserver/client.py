@@ -1,0 +1,449 @@
+"""One client connection: its parser, its session, and its replies leaving in request order.
+
+A :class:`ClientConnection` is the asyncio protocol of one client (uvicorn's ``H11Protocol``
+is the model: per-connection state here, per-command state in the routes). It parses what
+arrives (:class:`shardserver.resp.CommandReader`), dispatches each command in order, and
+keeps a queue of *entries*, one per run of commands sent to a shard or per reply known at
+once. A reply fills its entry; the filled head of the queue is written out. So replies leave
+in request order whatever order the shards answer in.
+
+Memory per client is bounded by how fast it reads:
+
+- a client pipelining more than a *burst* of commands in one go has the rest kept, parsed,
+  in its inbox, and reading stops; the next burst is dispatched once every reply of the last
+  one is written. The burst shrinks when replies are large (3,000 pipelined GETs of a 1 MB
+  value go about 8 at a time) and grows when they are small, so ordinary pipelines never
+  wait for it;
+- reading also stops while the socket's unsent output passes :data:`WRITE_HIGH` bytes (asyncio
+  ``pause_writing``) or the queue passes :data:`PENDING_HIGH` entries, and resumes as they
+  drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from binascii import crc_hqx
+from collections import deque
+from typing import Any
+
+from shardserver.commands.spec import NO_REPLY, Later, Route, bad_arity
+from shardserver.commands.table import COMMANDS, CommandSpec
+from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
+from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
+from shardserver.routing import ROUTES
+from shardserver.slots import slot_for_key
+
+log = logging.getLogger("shardserver.client")
+
+#: Pause reading from a client with this many unanswered entries; resume below the low mark.
+PENDING_HIGH = 4096
+PENDING_LOW = 1024
+#: The socket's unsent bytes at which reading pauses, and below which it resumes.
+WRITE_HIGH = 1 << 20
+WRITE_LOW = 1 << 18
+#: Commands of one client dispatched before their replies are seen: the first burst, the
+#: bounds, and the reply bytes a burst aims at.
+BURST_START = 64
+BURST_MIN = 8
+BURST_MAX = 16384
+BURST_BYTES = 8 << 20
+#: Above this many bytes ready at once, replies are written as a list (no joined copy).
+JOIN_LIMIT = 1 << 16
+
+
+def _lookup_table() -> dict[bytes, CommandSpec]:
+    """Commands by name as clients send them: lower and upper case (others are lowered)."""
+    table: dict[bytes, CommandSpec] = {}
+    for name, spec in COMMANDS.items():
+        table[name.encode()] = spec
+        table[name.upper().encode()] = spec
+    return table
+
+
+LOOKUP = _lookup_table()
+#: Single-key commands as clients usually spell them (lower or upper case), to what the
+#: fast path needs: (arity, position of the key, name as shards know it).
+FAST_KEY: dict[bytes, tuple[int, int, bytes]] = {
+    name: (spec.arity, spec.first_key, spec.wire_name)
+    for name, spec in LOOKUP.items()
+    if spec.route is Route.KEY and not spec.subcommands
+}
+_NO_FAST = {}.get  # before AUTH, every command takes the checked path
+_NOAUTH = error("NOAUTH Authentication required.")
+_NOAUTH_HELLO = error(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time"
+)
+_LOCAL = Route.LOCAL
+
+
+def _address(pair: Any) -> str:
+    if isinstance(pair, tuple) and len(pair) >= 2:
+        return f"{pair[0]}:{pair[1]}"
+    return ""
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client: its parser, its session state, and its replies waiting to leave in order."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.reader = CommandReader(server.max_bulk_len)
+        #: Entries in request order: ``[reply]``, the reply None until it arrives (bytes, or
+        #: a list of pieces for a reply that came in chunks).
+        self.pending: deque[list] = deque()
+        self.out: list[bytes] = []
+        #: Parsed commands beyond the current burst, and the burst's size and progress.
+        self.inbox: list = []
+        self.burst = BURST_START
+        self.burst_commands = 0
+        self.sent_bytes = 0
+        self.burst_started_at = 0
+        self.id = 0
+        self.protocol = 2
+        self.enc: type[Resp2] = Resp2
+        self.db = 0
+        self.ctx = 0
+        self.name: bytes | None = None
+        self.library: dict[str, bytes] = {}
+        #: The run this client is extending, the shard it is for, and the sequencer turn it
+        #: was queued in (a run grows only within its turn).
+        self.run: list | None = None
+        self.run_shard = -1
+        self.run_turn = -1
+        self.draining = False
+        self.paused = False
+        self.writing_paused = False
+        self.pump_scheduled = False
+        self.closing = False
+        self.closed = False
+        #: For CLIENT LIST / INFO: when it connected (Unix s), last input (monotonic s),
+        #: the last command it sent (name), its addresses as "host:port".
+        self.created_at = time.time()
+        self.last_active = time.monotonic()
+        self.last_command = b"NULL"
+        self.addr = ""
+        self.laddr = ""
+        self.no_evict = False
+        self.authenticated = not server.config["requirepass"]
+
+    # -- asyncio callbacks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)  # type: ignore[attr-defined]
+        self.id = self.server.register(self)
+        self.addr = _address(transport.get_extra_info("peername"))
+        self.laddr = _address(transport.get_extra_info("sockname"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pending.clear()
+        self.inbox.clear()
+        self.server.unregister(self)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reading()
+        if self.inbox and not self.pending:
+            self._schedule_pump()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        commands = self.reader.read(data)
+        if not commands:
+            return
+        self.last_active = time.monotonic()
+        self.server.commands_received += len(commands)
+        if self.inbox or len(commands) > self.burst:
+            self.inbox.extend(commands)
+            self._pump()
+        else:
+            self._run(commands)
+        if self.out:
+            self.transport.write(b"".join(self.out))
+            self.out.clear()
+        if len(self.pending) > PENDING_HIGH and not self.paused:
+            self._update_reading()
+
+    def _run(self, commands: list) -> None:
+        """Dispatch parsed commands; a trailing ProtocolError ends the connection after them."""
+        problem = None
+        if commands[-1].__class__ is not list:
+            problem = commands.pop()
+        if commands:
+            self.last_command = commands[-1][0]
+            self._dispatch(commands)
+        if problem is not None and not self.closing:
+            self._protocol_error(problem)
+
+    # -- bursts --------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Dispatch the next burst from the inbox, once the last burst's replies are out."""
+        self.pump_scheduled = False
+        if self.closing or self.closed:
+            self.inbox.clear()
+            return
+        if self.pending or self.writing_paused:
+            self._update_reading()
+            return  # drain() or resume_writing() comes back here
+        if self.burst_commands:
+            size = max(1, self.sent_bytes - self.burst_started_at) / self.burst_commands
+            self.burst = int(min(BURST_MAX, max(BURST_MIN, BURST_BYTES / size)))
+        inbox = self.inbox
+        take = inbox[: self.burst]
+        del inbox[: self.burst]
+        self.burst_commands = len(take)
+        self.burst_started_at = self.sent_bytes
+        self._run(take)
+        if self.out:
+            self.transport.write(b"".join(self.out))
+            self.out.clear()
+        self._update_reading()
+        if inbox and not self.pending:
+            self._schedule_pump()  # all answered at once (local replies): go on next turn
+
+    def _schedule_pump(self) -> None:
+        if not self.pump_scheduled:
+            self.pump_scheduled = True
+            self.server.loop.call_soon(self._pump)
+
+    def _update_reading(self) -> None:
+        """Pause or resume reading from the socket by the rules in the module docstring."""
+        if self.closed or self.transport is None:
+            return
+        limit = PENDING_LOW if self.paused else PENDING_HIGH
+        wanted = (
+            not self.closing
+            and not self.writing_paused
+            and not self.inbox
+            and len(self.pending) <= limit
+        )
+        if wanted and self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+        elif not wanted and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def _dispatch(self, commands: list[list]) -> None:
+        """Route each command in order. The single-key path, nearly all traffic, is inline.
+
+        A client's consecutive commands for one shard in one turn extend one run (see
+        :meth:`enqueue`); the run state lives in locals here and goes back to ``self``
+        around every other kind of command. This loop appends to the sequencer's tail
+        segments directly (what :meth:`enqueue` does, inlined): measured, the calls cost
+        more than the rest of the routing.
+        """
+        server = self.server
+        sequencer = server.sequencer
+        fast = FAST_KEY.get if self.authenticated else _NO_FAST
+        shard_of_slot = server.shard_of_slot
+        single = server.shard_count == 1
+        batches, targets, pending = sequencer.batches, sequencer.targets, self.pending
+        turn = sequencer.turn
+        run = self.run
+        run_shard = self.run_shard if self.run_turn == turn else -1
+        queued = False
+        for argv in commands:
+            known = fast(argv[0])
+            if known is not None:
+                arity, first_key, wire_name = known
+                if len(argv) != arity if arity > 0 else len(argv) < -arity:  # bad_arity, inline
+                    self.reply(wrong_arity(wire_name.decode()))
+                    run_shard = -1
+                    continue
+                if single:
+                    shard = 0
+                else:
+                    key = argv[first_key]
+                    slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
+                    shard = shard_of_slot[slot]
+                argv[0] = wire_name
+                if shard == run_shard:
+                    run.append(argv)
+                    continue
+                run = [self.ctx, argv]
+                entry = [None]
+                batches[shard].append(run)
+                targets[shard].append((self, entry))
+                pending.append(entry)
+                run_shard = shard
+                queued = True
+                continue
+            spec = LOOKUP.get(argv[0]) or LOOKUP.get(argv[0].lower())
+            self.run, self.run_shard, self.run_turn = run, run_shard, turn
+            self._dispatch_other(spec, argv)
+            if self.closing:
+                break
+            run = self.run
+            run_shard = self.run_shard if self.run_turn == turn else -1
+        self.run, self.run_shard, self.run_turn = run, run_shard, turn
+        if queued:
+            sequencer.schedule_flush()
+
+    def _dispatch_other(self, spec: CommandSpec | None, argv: list) -> None:
+        """Everything but an authenticated single-key command."""
+        if spec is None:
+            self.reply(unknown_command(argv))
+            return
+        if bad_arity(spec.arity, len(argv)):
+            self.reply(wrong_arity(spec.name))
+            return
+        if not self.authenticated and self._refuse_unauthenticated(spec, argv):
+            return
+        if spec.subcommands:
+            if len(argv) == 1 and spec.run is not None:  # COMMAND alone
+                self._local(spec, argv)
+                return
+            sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
+            if sub is None:
+                self.reply(unknown_subcommand(argv))
+                return
+            if bad_arity(sub.arity, len(argv)):
+                self.reply(wrong_arity(sub.name))
+                return
+            spec = sub
+        if spec.route is _LOCAL:
+            self._local(spec, argv)
+        else:
+            ROUTES[spec.route](self.server, self, spec, argv)
+
+    def _local(self, spec: CommandSpec, argv: list) -> None:
+        """A command the acceptor answers: now, later (a future), or never (SHUTDOWN)."""
+        try:
+            reply = spec.run(self, argv)
+        except Exception as problem:
+            log.exception("command %r failed in the acceptor", spec.name)
+            reply = error(f"ERR internal error: {type(problem).__name__}")
+        if reply.__class__ is bytes:
+            self.reply(reply)
+        elif reply.__class__ is Later:
+            entry = self.new_entry()
+            reply.future.add_done_callback(lambda done: self.fill(entry, Later.result(done)))
+        elif reply is not NO_REPLY:
+            log.error("command %r returned %r in the acceptor", spec.name, type(reply))
+            self.reply(error("ERR internal error: no reply"))
+
+    def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
+        """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""
+        if self.authenticated or "no_auth" in spec.flags:
+            return False
+        if spec.name == "hello" and len(argv) > 2:
+            return False  # HELLO ... AUTH user pass
+        self.reply(_NOAUTH_HELLO if spec.name == "hello" else _NOAUTH)
+        return True
+
+    def _protocol_error(self, problem: ProtocolError) -> None:
+        log.log(logging.INFO - 5, "client %d: %s", self.id, problem)
+        self.reply(error(f"ERR {problem}"))
+        self.close_after_reply()
+
+    # -- the reply queue -----------------------------------------------------------------
+
+    def reply(self, data: bytes) -> None:
+        """A reply known now: it leaves after every earlier reply of this client."""
+        if self.pending:
+            self.pending.append([data])
+            self.run_shard = -1
+        else:
+            self.out.append(data)
+
+    def new_entry(self) -> list:
+        """An entry for a reply that comes later; nothing after it joins an earlier run."""
+        entry = [None]
+        self.pending.append(entry)
+        self.run_shard = -1
+        return entry
+
+    def enqueue(self, shard: int, argv: list) -> None:
+        """Send a command to its shard, extending this client's open run if it can."""
+        sequencer = self.server.sequencer
+        if self.run_shard == shard and self.run_turn == sequencer.turn:
+            self.run.append(argv)
+            return
+        run = [self.ctx, argv]
+        entry = [None]
+        self.pending.append(entry)
+        sequencer.append(shard, run, (self, entry))
+        self.run = run
+        self.run_shard = shard
+        self.run_turn = sequencer.turn
+
+    def fill(self, entry: list, reply: bytes) -> None:
+        """Fill an entry and write out whatever is ready at the head of the queue."""
+        entry[0] = reply
+        pending = self.pending
+        if pending and pending[0] is entry:
+            self.drain()
+
+    def drain(self) -> None:
+        """Write the replies at the head of the queue that are ready."""
+        if self.closed:
+            return
+        pending = self.pending
+        ready = []
+        size = 0
+        while pending and pending[0][0] is not None:
+            reply = pending.popleft()[0]
+            if reply.__class__ is list:  # it came in chunks
+                ready.extend(reply)
+                size += JOIN_LIMIT
+            else:
+                ready.append(reply)
+                size += len(reply)
+        if ready:
+            if size < JOIN_LIMIT:
+                data = b"".join(ready)
+                self.sent_bytes += len(data)
+                self.transport.write(data)
+            else:
+                self.sent_bytes += sum(map(len, ready))
+                self.transport.writelines(ready)
+        if self.paused:
+            self._update_reading()
+        if not pending:
+            if self.closing:
+                self.transport.close()
+            elif self.inbox:
+                self._schedule_pump()
+
+    # -- session state used by handlers -------------------------------------------------
+
+    def close_after_reply(self) -> None:
+        """Close once every reply so far is written (QUIT, protocol errors, CLIENT KILL)."""
+        self.closing = True
+        self.inbox.clear()
+        if self.transport is not None and not self.closed:
+            self._update_reading()
+            self.server.loop.call_soon(self._close_if_done)
+
+    def _close_if_done(self) -> None:
+        if self.closed or self.pending:
+            return  # drain() closes when the last pending reply is written
+        if self.out:
+            self.transport.write(b"".join(self.out))
+            self.out.clear()
+        self.transport.close()
+
+    def select_db(self, index: int) -> None:
+        self.db = index
+        self.ctx = index * 2 + (1 if self.protocol == 3 else 0)
+        self.run_shard = -1
+
+    def set_protocol(self, protocol: int) -> None:
+        self.protocol = protocol
+        self.enc = encoder_for(protocol)
+        self.select_db(self.db)

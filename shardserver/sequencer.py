@@ -1,0 +1,155 @@
+"""The sequencer: the one order in which every shard sees its commands, and how they are batched.
+
+Every command, or every part of a multi-shard command, is appended to its shard's queue by
+the acceptor in the order the acceptor takes commands, all parts of one command in one step.
+Each shard executes its queue strictly in order, so there is one global order and every
+multi-shard command is atomic (docs/architecture.md gives the argument). The primitives that
+features build on:
+
+``step(parts)``
+    these parts on these shards as one step (MSET across shards, fan-outs, consistent cuts);
+``hold(owner, shards)`` / ``at_hold(owner)`` / ``release(owner, writes)``
+    hold these shards, read, decide, write: nothing queued after the hold is sent until the
+    owner releases it with its writes in front (MSETNX, RENAME, COPY, SORT ... BY).
+
+Batching: a shard's queue is sent as one frame per event-loop turn, while fewer than
+:data:`MAX_INFLIGHT` of its batches are unanswered; what arrives meanwhile goes out as one
+larger batch when a reply comes back, so under load batches grow to the shard's speed.
+
+Each shard's queue is a *ready* segment (sent at the next flush) followed by one segment per
+hold, oldest first: ``[owner, runs, targets]``. New commands go to the tail (``batches`` and
+``targets`` point at it); a release moves the held segment, behind the owner's writes, into
+the ready one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from shardserver.links import ShardLinks
+
+#: Batches a shard may have in flight; later commands wait for a reply, then go together.
+MAX_INFLIGHT = 2
+
+
+class Sequencer:
+    """Per-shard queues of runs and their reply targets, and the flush that sends them."""
+
+    def __init__(self, links: ShardLinks) -> None:
+        self.links = links
+        count = len(links)
+        self.ready_runs: list[list] = [[] for _ in range(count)]
+        self.ready_targets: list[list] = [[] for _ in range(count)]
+        self.held: list[deque[list]] = [deque() for _ in range(count)]
+        #: The tail segment of each shard's queue, where new commands go (the ready segment
+        #: unless the shard is held). The acceptor's single-key fast path appends here.
+        self.batches: list[list] = list(self.ready_runs)
+        self.targets: list[list] = list(self.ready_targets)
+        #: Counts flushes: a client's open run may still grow while the turn it was queued in
+        #: has not been flushed.
+        self.turn = 0
+        self.flush_scheduled = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    # -- appending -----------------------------------------------------------------------
+
+    def append(self, shard: int, run: list, target: tuple) -> None:
+        """Queue one run at the tail of a shard's queue."""
+        self.batches[shard].append(run)
+        self.targets[shard].append(target)
+        self.schedule_flush()
+
+    def step(self, ctx: int, parts: list[tuple[int, list]], receiver: Any) -> None:
+        """Queue one-command runs (``(shard, argv)``) as one step of the order; part i's value
+        goes to ``receiver.deliver(i, value)``."""
+        batches, targets = self.batches, self.targets
+        for index, (shard, argv) in enumerate(parts):
+            batches[shard].append([ctx, argv])
+            targets[shard].append((receiver, index))
+        self.schedule_flush()
+
+    # -- holds ---------------------------------------------------------------------------
+
+    def hold(self, owner: object, shards: list[int]) -> None:
+        """From now on, what is queued for these shards waits behind ``owner``'s hold."""
+        for shard in shards:
+            segment = [owner, [], []]
+            self.held[shard].append(segment)
+            self.batches[shard] = segment[1]
+            self.targets[shard] = segment[2]
+
+    def at_hold(self, owner: object, shards: list[int]) -> dict[int, tuple[list, list]]:
+        """Per shard, the (runs, targets) segment that ends at ``owner``'s hold point: what is
+        appended there runs after everything queued before the hold (an earlier hold's
+        writes included) and before anything queued behind it."""
+        found = {}
+        for shard in shards:
+            segments = self.held[shard]
+            mine = next(i for i, segment in enumerate(segments) if segment[0] is owner)
+            if mine == 0:
+                found[shard] = (self.ready_runs[shard], self.ready_targets[shard])
+            else:
+                _, runs, targets = segments[mine - 1]
+                found[shard] = (runs, targets)
+        return found
+
+    def release(self, owner: object, shards: list[int], writes: dict[int, list]) -> None:
+        """Put ``owner``'s writes (``(run, target)`` per shard) first on each shard it held,
+        then let what waited behind the hold go."""
+        for shard in shards:
+            queue = self.held[shard]
+            holder, runs, targets = queue.popleft()
+            assert holder is owner, "holds are released in the order they were taken"
+            ready_runs, ready_targets = self.ready_runs[shard], self.ready_targets[shard]
+            for run, target in writes.pop(shard, ()):
+                ready_runs.append(run)
+                ready_targets.append(target)
+            ready_runs.extend(runs)
+            ready_targets.extend(targets)
+            if not queue:
+                self.batches[shard] = ready_runs
+                self.targets[shard] = ready_targets
+        assert not writes, "writes go only to shards the owner held"
+        self.schedule_flush()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send each shard its ready batch: one frame per shard, while few are in flight.
+
+        A shard still working on earlier batches gets nothing new; what arrives meanwhile
+        waits and goes as one larger batch when a reply comes back. Under load, batches grow
+        to match the shard's speed (fewer crossings, each cheaper per command); when idle,
+        a command leaves at the end of the turn it arrived in.
+        """
+        self.flush_scheduled = False
+        self.turn += 1
+        links = self.links
+        for index in range(len(self.ready_runs)):
+            batch = self.ready_runs[index]
+            if not batch or not links.can_send(index, MAX_INFLIGHT):
+                continue
+            targets = self.ready_targets[index]
+            fresh_runs: list = []
+            fresh_targets: list = []
+            self.ready_runs[index] = fresh_runs
+            self.ready_targets[index] = fresh_targets
+            if not self.held[index]:
+                self.batches[index] = fresh_runs
+                self.targets[index] = fresh_targets
+            links.send(index, batch, targets)
+
+    def replied(self, shard: int) -> None:
+        """A shard answered: send what waited for it."""
+        if self.ready_runs[shard]:
+            self.schedule_flush()
