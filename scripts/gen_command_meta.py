@@ -1,7 +1,7 @@
 """Regenerate ``shardserver/commands/meta.json`` from a running redis-server 7.0.
 
-The file holds, for every command Redis 7.0 has (served here or not yet), Redis's own metadata: arity, flags, key
-positions, and the exact ``COMMAND INFO`` and ``COMMAND DOCS`` replies in RESP2 and RESP3
+The file holds, for every command Redis 7.0 has (served here or not yet), Redis's own
+metadata: arity, flags, key positions, and the exact ``COMMAND INFO`` and ``COMMAND DOCS`` replies in RESP2 and RESP3
 (base64), so our ``COMMAND`` answers byte for byte as Redis does.
 
 Usage: redis-server --port 7000 --save '' & python3 scripts/gen_command_meta.py 7000
@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import hiredis
-
 
 OUT = Path(__file__).resolve().parent.parent / "shardserver" / "commands" / "meta.json"
 
