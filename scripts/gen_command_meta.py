@@ -1,8 +1,8 @@
 """Regenerate ``shardserver/commands/meta.json`` from a running redis-server 7.0.
 
 The file holds, for every command Redis 7.0 has (served here or not yet), Redis's own
-metadata: arity, flags, key positions, and the exact ``COMMAND INFO`` and ``COMMAND DOCS`` replies in RESP2 and RESP3
-(base64), so our ``COMMAND`` answers byte for byte as Redis does.
+metadata: arity, flags, key positions, and the exact ``COMMAND INFO`` and ``COMMAND DOCS``
+replies in RESP2 and RESP3 (base64), so our ``COMMAND`` answers byte for byte as Redis does.
 
 Usage: redis-server --port 7000 --save '' & python3 scripts/gen_command_meta.py 7000
 """
