@@ -563,6 +563,30 @@ def test_type_names_every_container() -> None:
     }
 
 
+def test_scan_type_filters_by_each_value_type() -> None:
+    """SCAN ... TYPE names each value's own type (it once read every key as a string)."""
+
+    class Value:
+        def __init__(self, name: str) -> None:
+            self.redis_type = name
+
+    shard = Shard(0)
+    db = shard.dbs[0]
+    db.store(b"s", b"x")
+    db.store(b"h", Value("hash"))
+    db.store(b"z", Value("zset"))
+
+    def scan(type_name: bytes) -> list[bytes]:
+        [(cursor, page)] = shard.execute_batch([[0, [b"@scan", 0, 100, None, type_name]]])
+        assert cursor == 0
+        return sorted(page)
+
+    assert scan(b"string") == [b"s"]
+    assert scan(b"hash") == [b"h"]
+    assert scan(b"zset") == [b"z"]
+    assert scan(b"list") == []
+
+
 def test_keys_skips_expired_keys_without_removing_them() -> None:
     cluster = Cluster()
     cluster.call(b"set", b"a", b"1")

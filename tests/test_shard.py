@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import now_ms
-from shardserver.shard import Shard
+from shardserver.shard import HANDLERS, Pieces, Shard
 
 RESP2_DB0, RESP3_DB0, RESP2_DB1 = 0, 1, 2
 
@@ -81,12 +84,44 @@ def test_fan_out_parts_return_plain_values() -> None:
     assert shard.key_count() == 0
 
 
-def test_a_failing_handler_costs_one_reply_not_the_shard() -> None:
+def test_a_failing_handler_costs_one_reply_not_the_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler that raises, or returns something that is not a reply, answers that command
+    with an error and nothing else: the rest of the run and later batches are served."""
+
+    def raises(shard, db, argv, enc):
+        raise KeyError("a bug")
+
+    def returns_a_list(shard, db, argv, enc):
+        return [b"not", b"a", b"reply"]
+
+    monkeypatch.setitem(HANDLERS, b"get", raises)
+    monkeypatch.setitem(HANDLERS, b"strlen", returns_a_list)
     shard = Shard(0)
-    shard.dbs[0].data[b"odd"] = 12345  # not a value type any command stores
-    reply = run(shard, 0, [b"get", b"odd"], [b"set", b"x", b"1"])
-    assert reply.startswith(b"-WRONGTYPE") or reply.startswith(b"-ERR")
-    assert reply.endswith(b"+OK\r\n")
+    reply = run(
+        shard, 0, [b"set", b"x", b"1"], [b"get", b"x"], [b"strlen", b"x"], [b"set", b"y", b"2"]
+    )
+    assert reply == (
+        b"+OK\r\n-ERR internal error in shard 0: KeyError\r\n"
+        b"-ERR internal error in shard 0: TypeError\r\n+OK\r\n"
+    )
+    assert run(shard, 0, [b"get", b"x"]) == b"-ERR internal error in shard 0: KeyError\r\n"
+    assert run(shard, 0, [b"strlen", b"y"]) == b"-ERR internal error in shard 0: TypeError\r\n"
+    monkeypatch.undo()
+    assert run(shard, 0, [b"get", b"x"], [b"get", b"y"]) == b"$1\r\n1\r\n$1\r\n2\r\n"
+
+
+def test_a_run_too_large_to_join_stays_in_pieces() -> None:
+    """Replies of a run that together pass a chunk are left apart for the worker to chunk."""
+    shard = Shard(0)
+    value = b"v" * (CHUNK_SIZE // 3)
+    run(shard, 0, [b"set", b"big", value])
+    [small] = shard.execute_batch([[0, [b"get", b"big"], [b"get", b"big"]]])
+    assert small.__class__ is bytes and len(small) == 2 * (len(value) + 12)
+    [pieces] = shard.execute_batch([[0, *([[b"get", b"big"]] * 4)]])
+    assert (
+        isinstance(pieces, Pieces)
+        and b"".join(pieces) == (b"$%d\r\n%b\r\n" % (len(value), value)) * 4
+    )
 
 
 def test_expire_cycle_counts_removed_keys() -> None:

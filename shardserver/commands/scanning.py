@@ -97,7 +97,7 @@ def parse_options(
     count, pattern, type_filter = 10, None, None
     i = start
     while i < len(argv):
-        option = argv[i].lower()
+        option = argv[i].partition(b"\0")[0].lower()  # Redis compares C strings
         if i + 1 >= len(argv):
             return SYNTAX
         if option == b"count":
@@ -109,7 +109,7 @@ def parse_options(
         elif option == b"match":
             pattern = argv[i + 1]
         elif option == b"type" and allow_type:
-            type_filter = argv[i + 1].lower()
+            type_filter = argv[i + 1].partition(b"\0")[0].lower()
         else:
             return SYNTAX
         i += 2
