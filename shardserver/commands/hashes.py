@@ -540,7 +540,13 @@ ROWS = [
     Command("hget", K, hget),
     Command("hgetall", K, hgetall),
     Command("hincrby", K, hincrby),
-    Command("hincrbyfloat", K, hincrbyfloat, propagate=propagate_hincrbyfloat),
+    Command(
+        "hincrbyfloat",
+        K,
+        hincrbyfloat,
+        propagate=propagate_hincrbyfloat,
+        notes="logged as the HSET of its result, as Redis propagates it",
+    ),
     Command("hkeys", K, hkeys),
     Command("hlen", K, hlen),
     Command("hmget", K, hmget),
@@ -552,7 +558,13 @@ ROWS = [
         notes=f"a negative COUNT beyond {MAX_REPEATED_FIELDS:,} is refused as out of range "
         "(Redis would try to build the reply and run out of memory)",
     ),
-    Command("hscan", K, hscan),
+    Command(
+        "hscan",
+        K,
+        hscan,
+        notes="a listpack whole with cursor 0, as Redis; a hashtable's cursor is a position in "
+        "a snapshot of its fields (see scanning.py), not a bucket index",
+    ),
     Command("hset", K, hset),
     Command("hsetnx", K, hsetnx),
     Command("hstrlen", K, hstrlen),
