@@ -645,21 +645,12 @@ def plan_lmpop(session, argv: list[bytes]) -> Plan:
 
 
 K, C = Route.KEY, Route.COORD
-_ACROSS = "keys on several shards: coordinated, atomic"
 ROWS = [
     Command("lindex", K, lindex),
     Command("linsert", K, linsert),
     Command("llen", K, llen),
-    Command("lmove", C, lmove, plan=plan_lmove, check=check_lmove, notes=_ACROSS),
-    Command(
-        "lmpop",
-        C,
-        lmpop,
-        plan=plan_lmpop,
-        check=check_lmpop,
-        keys=lmpop_keys,
-        notes=_ACROSS,
-    ),
+    Command("lmove", C, lmove, plan=plan_lmove, check=check_lmove),
+    Command("lmpop", C, lmpop, plan=plan_lmpop, check=check_lmpop, keys=lmpop_keys),
     Command("lpop", K, lpop),
     Command("lpos", K, lpos),
     Command("lpush", K, lpush),
@@ -669,7 +660,7 @@ ROWS = [
     Command("lset", K, lset),
     Command("ltrim", K, ltrim),
     Command("rpop", K, rpop),
-    Command("rpoplpush", C, rpoplpush, plan=plan_rpoplpush, notes=_ACROSS),
+    Command("rpoplpush", C, rpoplpush, plan=plan_rpoplpush),
     Command("rpush", K, rpush),
     Command("rpushx", K, rpushx),
 ]
