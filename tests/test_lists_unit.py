@@ -101,6 +101,11 @@ def test_rebuild_is_bounded_rpushes_that_recreate_the_list() -> None:
     assert list(ListValue().rebuild(b"k")) == []
 
 
+def test_elements_reply_is_an_array_of_bulk_strings() -> None:
+    for items in ([], [b""], [b"a", b"\r\n", b"\x00"], [b"x" * 1023, b"y"], [b"z" * 5000, b""]):
+        assert lists.elements_reply(items) == Resp2.bulk_array(items) == Resp3.bulk_array(items)
+
+
 # -- pushes and pops ----------------------------------------------------------------------
 
 
@@ -308,13 +313,10 @@ def test_lpos_matches_the_reference() -> None:
 def test_lpos_options_are_checked_in_order_before_the_key() -> None:
     shard = Shard(0)
     call(shard, b"set", b"s", b"v")
-    rank_zero = lists.RANK_ZERO
-    assert call(shard, b"lpos", b"s", b"a", b"rank", b"0") == rank_zero
+    not_integer = b"-ERR value is not an integer or out of range\r\n"
+    assert call(shard, b"lpos", b"s", b"a", b"rank", b"0") == lists.RANK_ZERO
     assert call(shard, b"lpos", b"s", b"a", b"count", b"-1", b"rank", b"0") == lists.COUNT_NEGATIVE
-    assert (
-        call(shard, b"lpos", b"s", b"a", b"rank", b"x")
-        == b"-ERR value is not an integer or out of range\r\n"
-    )  # noqa: E501
+    assert call(shard, b"lpos", b"s", b"a", b"rank", b"x") == not_integer
     assert call(shard, b"lpos", b"s", b"a", b"maxlen", b"x") == lists.MAXLEN_NEGATIVE
     assert call(shard, b"lpos", b"s", b"a", b"count") == b"-ERR syntax error\r\n"
     assert call(shard, b"lpos", b"s", b"a", b"bogus", b"1") == b"-ERR syntax error\r\n"
