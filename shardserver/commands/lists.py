@@ -1,7 +1,690 @@
-"""Lists (Redis's ``t_list.c``): the list value class and its commands."""
+"""Lists (Redis's ``t_list.c``): the list value class and its commands.
+
+A list is a :class:`ListValue`, a ``collections.deque`` of ``bytes`` elements: pushes and pops
+at either end are O(1), as on Redis's quicklist, and indexing walks from the nearer end in
+blocks of 64 elements, so LINDEX and LSET cost O(min(i, N - i)) as Redis's do. Redis 7.0 keeps
+every list as a quicklist (7.2 brought back a plain listpack for small lists), so OBJECT
+ENCODING always answers ``quicklist``.
+
+Elements enter a list only through :func:`add_elements`, the place where the blocking pops of
+a later issue (BLPOP, BLMOVE, BLMPOP) will serve the clients waiting on a key. Elements leave
+through the pops, LREM and LTRIM, and a list left empty is deleted: Redis never keeps one.
+
+Each command checks its arguments, the key and its type in the order ``t_list.c`` does, so a
+command wrong in several ways gets Redis's error. Option words (LEFT, BEFORE, RANK ...) are
+compared as Redis compares them: case-insensitively, as C strings that end at a NUL byte.
+
+LMOVE, RPOPLPUSH and LMPOP run natively when their keys share a shard. Across shards they are
+coordinated (:mod:`shardserver.commands.multikey`): the reads (``@lpeek``: type, length and
+the elements at one end) decide the reply, and the writes are plain LPOP/RPOP and LPUSH/RPUSH
+commands on the shards involved, which are held meanwhile, so the move is atomic and each
+shard logs a command that replays to the same effect.
+"""
 
 from __future__ import annotations
 
-from shardserver.commands.spec import Command
+import itertools
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import compress, filterfalse, islice
+from typing import Any
 
-ROWS: list[Command] = []
+from shardserver import values
+from shardserver.commands.multikey import Plan, Step
+from shardserver.commands.spec import Command, Route
+from shardserver.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, error, wrong_arity
+from shardserver.numbers import LLONG_MIN, parse_int
+
+NO_SUCH_KEY = error("ERR no such key")
+INDEX_OUT_OF_RANGE = error("ERR index out of range")
+MUST_BE_POSITIVE = error("ERR value is out of range, must be positive")
+RANK_ZERO = error(
+    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+    "or use negative to start from the end of the list"
+)
+COUNT_NEGATIVE = error("ERR COUNT can't be negative")
+MAXLEN_NEGATIVE = error("ERR MAXLEN can't be negative")
+NUMKEYS_POSITIVE = error("ERR numkeys should be greater than 0")
+COUNT_POSITIVE = error("ERR count should be greater than 0")
+EMPTY_ARRAY = b"*0\r\n"
+OK = b"+OK\r\n"
+
+#: Elements per RPUSH when a list is rebuilt from nothing (the append-only log's rewrite).
+REBUILD_CHUNK = 64
+
+
+@values.register
+class ListValue(deque):
+    """A Redis list: its elements (``bytes``) from head (left) to tail (right)."""
+
+    __slots__ = ()
+    redis_type = "list"
+
+    def encoding(self) -> str:
+        return "quicklist"
+
+    def copy(self) -> ListValue:
+        return ListValue(self)
+
+    def to_plain(self) -> list[bytes]:
+        return list(self)
+
+    @classmethod
+    def from_plain(cls, data: Iterable[bytes]) -> ListValue:
+        return cls(data)
+
+    def memory_usage(self) -> int:
+        """The deque (its blocks included) and every element: O(N), in C."""
+        return sys.getsizeof(self) + sum(map(sys.getsizeof, self))
+
+    def rebuild(self, key: bytes) -> Iterator[list[bytes]]:
+        elements = iter(self)
+        while chunk := list(islice(elements, REBUILD_CHUNK)):
+            yield [b"RPUSH", key, *chunk]
+
+
+# -- the ways in and out ------------------------------------------------------------------
+
+
+def add_elements(
+    shard,
+    db,
+    key: bytes,
+    found: ListValue | None,
+    elements: Iterable[bytes],
+    left: bool,
+    at: int | None = None,
+) -> ListValue:
+    """The one way elements enter a list: push ``elements`` at the head (``left``) or the tail
+    of the list under ``key``, creating it when ``found`` is None; LINSERT gives ``at``, the
+    index its one element goes to. Returns the list.
+
+    LPUSH, RPUSH, LPUSHX, RPUSHX, LINSERT and the destination side of LMOVE and RPOPLPUSH all
+    come here. The blocking pops of a later issue (BLPOP, BRPOP, BLMOVE, BLMPOP) will wake the
+    clients waiting on ``key`` here: elements arriving at a key is exactly what they wait for,
+    and a shard holds the waiters of its own keys (``shard`` is passed for that).
+    """
+    if found is None:
+        found = ListValue()
+        db.store(key, found)
+    if at is not None:
+        found.insert(at, next(iter(elements)))
+    elif left:
+        found.extendleft(elements)  # LPUSH a b c leaves c b a at the head, as extendleft does
+    else:
+        found.extend(elements)
+    return found
+
+
+def _take(found: ListValue, count: int, left: bool) -> list[bytes]:
+    """Pop up to ``count`` elements from one end, in the order they come off: O(count)."""
+    if count >= len(found):
+        taken = list(found) if left else list(reversed(found))
+        found.clear()
+        return taken
+    pop = found.popleft if left else found.pop
+    return [pop() for _ in range(count)]
+
+
+#: ``$<length>`` of a bulk string, for the element lengths most lists hold.
+_BULK_HEADERS = [b"$%d" % length for length in range(1024)]
+
+
+def elements_reply(items: list[bytes]) -> bytes:
+    """An array of bulk strings (the same in RESP2 and RESP3), built by C loops: a list
+    of headers and elements joined with CRLF, about three times faster than encoding each
+    element on its own, which is what LRANGE's and the counted pops' speed comes down to."""
+    if not items:
+        return EMPTY_ARRAY
+    lengths = list(map(len, items))
+    parts = [b""] * (2 * len(items) + 1)
+    parts[0] = b"*%d" % len(items)
+    if max(lengths) < len(_BULK_HEADERS):
+        parts[1::2] = map(_BULK_HEADERS.__getitem__, lengths)
+    else:
+        parts[1::2] = [b"$%d" % length for length in lengths]
+    parts[2::2] = items
+    return b"\r\n".join(parts) + b"\r\n"
+
+
+def _drop_if_empty(db, key: bytes, found: ListValue) -> None:
+    if not found:
+        db.delete(key)
+
+
+def _lookup(shard, db, key: bytes) -> ListValue | bytes | None:
+    """The list under ``key``, None if there is none, or the WRONGTYPE error reply."""
+    found = db.lookup(key, shard.now)
+    if found is None or found.__class__ is ListValue:
+        return found
+    return WRONGTYPE
+
+
+def _word(arg: bytes) -> bytes:
+    """An option word as Redis's ``strcasecmp`` sees it: lower-cased, cut at a NUL byte."""
+    return arg.partition(b"\0")[0].lower()
+
+
+def _side(arg: bytes) -> bool | None:
+    """LEFT (True) or RIGHT (False), as LMOVE and LMPOP take them; None if neither."""
+    word = _word(arg)
+    if word == b"left":
+        return True
+    if word == b"right":
+        return False
+    return None
+
+
+def _range(found: ListValue, start: int, end: int) -> list[bytes]:
+    """Elements ``start`` to ``end`` inclusive, negative indexes from the tail, clamped as
+    Redis's ``addListRangeReply`` clamps them. The walk starts from whichever end is nearer,
+    so LRANGE costs O(S + M) with S the distance from that end, as Redis's does."""
+    size = len(found)
+    if start < 0:
+        start = max(start + size, 0)
+    if end < 0:
+        end += size
+    if start > end or start >= size:
+        return []
+    end = min(end, size - 1)
+    if end + 1 <= size - start:
+        return list(islice(found, start, end + 1))
+    taken = list(islice(reversed(found), size - 1 - end, size - start))
+    taken.reverse()
+    return taken
+
+
+# -- push and pop -------------------------------------------------------------------------
+
+
+def _push(shard, db, argv: list[bytes], enc, left: bool, only_existing: bool) -> bytes:
+    found = _lookup(shard, db, argv[1])
+    if found is None and only_existing:
+        return enc.ZERO
+    if found.__class__ is bytes:
+        return found
+    return b":%d\r\n" % len(add_elements(shard, db, argv[1], found, argv[2:], left))
+
+
+def lpush(shard, db, argv: list[bytes], enc) -> bytes:
+    return _push(shard, db, argv, enc, True, False)
+
+
+def rpush(shard, db, argv: list[bytes], enc) -> bytes:
+    return _push(shard, db, argv, enc, False, False)
+
+
+def lpushx(shard, db, argv: list[bytes], enc) -> bytes:
+    return _push(shard, db, argv, enc, True, True)
+
+
+def rpushx(shard, db, argv: list[bytes], enc) -> bytes:
+    return _push(shard, db, argv, enc, False, True)
+
+
+def _pop(shard, db, argv: list[bytes], enc, left: bool) -> bytes:
+    """LPOP/RPOP key [count]: one element as a bulk string; with a count, an array.
+
+    The count is parsed before the key is looked up. A missing key answers nil, or with a
+    count the null array (RESP2 ``*-1``); a count of 0 on a list answers an empty array.
+    """
+    if len(argv) > 3:
+        return wrong_arity(argv[0].decode())
+    count = None
+    if len(argv) == 3:
+        count = parse_int(argv[2])
+        if count is None or count < 0:
+            return MUST_BE_POSITIVE
+    key = argv[1]
+    found = _lookup(shard, db, key)
+    if found is None:
+        return enc.NULL if count is None else enc.NULL_ARRAY
+    if found.__class__ is bytes:
+        return found
+    if count is None:
+        element = found.popleft() if left else found.pop()
+        _drop_if_empty(db, key, found)
+        return b"$%d\r\n%b\r\n" % (len(element), element)
+    if count == 0:
+        return EMPTY_ARRAY
+    taken = _take(found, count, left)
+    _drop_if_empty(db, key, found)
+    return elements_reply(taken)
+
+
+def lpop(shard, db, argv: list[bytes], enc) -> bytes:
+    return _pop(shard, db, argv, enc, True)
+
+
+def rpop(shard, db, argv: list[bytes], enc) -> bytes:
+    return _pop(shard, db, argv, enc, False)
+
+
+# -- reading and changing by index ---------------------------------------------------------
+
+
+def llen(shard, db, argv: list[bytes], enc) -> bytes:
+    found = _lookup(shard, db, argv[1])
+    if found is None:
+        return enc.ZERO
+    if found.__class__ is bytes:
+        return found
+    return b":%d\r\n" % len(found)
+
+
+def lindex(shard, db, argv: list[bytes], enc) -> bytes:
+    """The key is looked up before the index is parsed: a missing key answers nil even for a
+    malformed index. ``deque[i]`` walks from the nearer end."""
+    found = _lookup(shard, db, argv[1])
+    if found is None:
+        return enc.NULL
+    if found.__class__ is bytes:
+        return found
+    index = parse_int(argv[2])
+    if index is None:
+        return NOT_INTEGER
+    if index < 0:
+        index += len(found)
+    if not 0 <= index < len(found):
+        return enc.NULL
+    element = found[index]
+    return b"$%d\r\n%b\r\n" % (len(element), element)
+
+
+def lset(shard, db, argv: list[bytes], enc) -> bytes:
+    """Replace one element in place (no element enters the list: its length stays). The key
+    comes first (no such key), then its type, then the index."""
+    found = _lookup(shard, db, argv[1])
+    if found is None:
+        return NO_SUCH_KEY
+    if found.__class__ is bytes:
+        return found
+    index = parse_int(argv[2])
+    if index is None:
+        return NOT_INTEGER
+    if index < 0:
+        index += len(found)
+    if not 0 <= index < len(found):
+        return INDEX_OUT_OF_RANGE
+    found[index] = argv[3]
+    return OK
+
+
+def lrange(shard, db, argv: list[bytes], enc) -> bytes:
+    start, end = parse_int(argv[2]), parse_int(argv[3])
+    if start is None or end is None:
+        return NOT_INTEGER
+    found = _lookup(shard, db, argv[1])
+    if found is None:
+        return EMPTY_ARRAY
+    if found.__class__ is bytes:
+        return found
+    return elements_reply(_range(found, start, end))
+
+
+def ltrim(shard, db, argv: list[bytes], enc) -> bytes:
+    """Keep elements ``start`` to ``end``: O(removed) pops, or a rebuild from the kept part
+    when that is shorter."""
+    start, end = parse_int(argv[2]), parse_int(argv[3])
+    if start is None or end is None:
+        return NOT_INTEGER
+    key = argv[1]
+    found = _lookup(shard, db, key)
+    if found is None:
+        return OK
+    if found.__class__ is bytes:
+        return found
+    size = len(found)
+    if start < 0:
+        start = max(start + size, 0)
+    if end < 0:
+        end += size
+    if start > end or start >= size:
+        db.delete(key)
+        return OK
+    end = min(end, size - 1)
+    kept = end - start + 1
+    if kept < size - kept:
+        part = _range(found, start, end)
+        found.clear()
+        found.extend(part)
+        return OK
+    popleft, pop = found.popleft, found.pop
+    for _ in range(start):
+        popleft()
+    for _ in range(size - 1 - end):
+        pop()
+    return OK
+
+
+def lrem(shard, db, argv: list[bytes], enc) -> bytes:
+    """Remove ``count`` occurrences from the head (positive), the tail (negative) or all (0).
+
+    O(N) as in Redis, in a few passes of C iterators: find the last occurrence to remove,
+    then keep everything up to it but the matches, and everything after it.
+    """
+    count = parse_int(argv[2])
+    if count is None:
+        return NOT_INTEGER
+    key = argv[1]
+    found = _lookup(shard, db, key)
+    if found is None:
+        return enc.ZERO
+    if found.__class__ is bytes:
+        return found
+    element = argv[3]
+    matches = found.count(element)
+    if not matches:
+        return enc.ZERO
+    limit = abs(count) if count else matches
+    if limit >= matches:
+        kept = list(filterfalse(element.__eq__, found))
+        found.clear()
+        found.extend(kept)
+    else:
+        _remove_first(found, element, limit, count > 0)
+    _drop_if_empty(db, key, found)
+    return b":%d\r\n" % min(limit, matches)
+
+
+def _remove_first(found: ListValue, element: bytes, limit: int, from_head: bool) -> None:
+    """Remove the first ``limit`` occurrences of ``element`` met walking from one end."""
+
+    def walk() -> Iterator[bytes]:
+        return iter(found) if from_head else reversed(found)
+
+    positions = compress(itertools.count(), map(element.__eq__, walk()))
+    last = next(islice(positions, limit - 1, None))
+    kept = list(filterfalse(element.__eq__, islice(walk(), last + 1)))
+    kept.extend(islice(walk(), last + 1, None))
+    found.clear()
+    # ``kept`` runs from the end the walk started at: extendleft turns a tail-first run back.
+    if from_head:
+        found.extend(kept)
+    else:
+        found.extendleft(kept)
+
+
+def linsert(shard, db, argv: list[bytes], enc) -> bytes:
+    """Insert before or after the first occurrence of the pivot: -1 if there is none, 0 if
+    there is no list. BEFORE/AFTER is checked before the key."""
+    where = _word(argv[2])
+    if where != b"before" and where != b"after":
+        return SYNTAX
+    key = argv[1]
+    found = _lookup(shard, db, key)
+    if found is None:
+        return enc.ZERO
+    if found.__class__ is bytes:
+        return found
+    try:
+        index = found.index(argv[3])
+    except ValueError:
+        return b":-1\r\n"
+    if where == b"after":
+        index += 1
+    add_elements(shard, db, key, found, (argv[4],), True, index)
+    return b":%d\r\n" % len(found)
+
+
+def lpos(shard, db, argv: list[bytes], enc) -> bytes:
+    """LPOS key element [RANK rank] [COUNT num] [MAXLEN len]: positions of matches.
+
+    Options are read left to right (a repeated one keeps the last value) and checked before
+    the key. RANK -r counts matches from the tail; the positions are always from the head.
+    COUNT 0 means every match; MAXLEN bounds how many elements are compared.
+
+    Redis negates a negative rank, and the most negative one stays negative: then every
+    match qualifies, and COUNT's stop test overflows and never ends the walk, so RANK
+    LLONG_MIN is the first match from the tail, and with COUNT every match from the tail.
+    """
+    rank, count, maxlen = 1, None, 0
+    i, n = 3, len(argv)
+    while i < n:
+        option = _word(argv[i])
+        if i + 1 >= n:
+            return SYNTAX
+        number = parse_int(argv[i + 1])
+        if option == b"rank":
+            if number is None:
+                return NOT_INTEGER
+            if number == 0:
+                return RANK_ZERO
+            rank = number
+        elif option == b"count":
+            if number is None or number < 0:
+                return COUNT_NEGATIVE
+            count = number
+        elif option == b"maxlen":
+            if number is None or number < 0:
+                return MAXLEN_NEGATIVE
+            maxlen = number
+        else:
+            return SYNTAX
+        i += 2
+    found = _lookup(shard, db, argv[1])
+    if found is None:
+        return enc.NULL if count is None else EMPTY_ARRAY
+    if found.__class__ is bytes:
+        return found
+    from_head = rank > 0
+    skip = 0 if rank == LLONG_MIN else abs(rank) - 1
+    walk = islice(found if from_head else reversed(found), maxlen or None)
+    # Lazy C iterators: the walk stops at the last match wanted, as Redis's loop does.
+    positions: Iterator[int] = compress(itertools.count(), map(argv[2].__eq__, walk))
+    if not from_head:
+        positions = map((len(found) - 1).__sub__, positions)
+    if count is None:
+        hit = next(islice(positions, skip, None), None)
+        return enc.NULL if hit is None else b":%d\r\n" % hit
+    stop = None if count == 0 or rank == LLONG_MIN else min(skip + count, sys.maxsize)
+    hits = [b":%d\r\n" % position for position in islice(positions, skip, stop)]
+    return b"*%d\r\n" % len(hits) + b"".join(hits)
+
+
+# -- LMOVE, RPOPLPUSH, LMPOP ---------------------------------------------------------------
+
+
+def _move(shard, db, argv: list[bytes], enc, from_left: bool, to_left: bool) -> bytes:
+    """Pop from the source, push to the destination; the same key rotates the list.
+
+    A missing source answers nil whatever the destination; then the source's type, then
+    the destination's, are checked before anything changes.
+    """
+    source_key, target_key = argv[1], argv[2]
+    source = _lookup(shard, db, source_key)
+    if source is None:
+        return enc.NULL
+    if source.__class__ is bytes:
+        return source
+    target = _lookup(shard, db, target_key)
+    if target.__class__ is bytes:
+        return target
+    element = source.popleft() if from_left else source.pop()
+    add_elements(shard, db, target_key, target, (element,), to_left)
+    _drop_if_empty(db, source_key, source)
+    return b"$%d\r\n%b\r\n" % (len(element), element)
+
+
+def lmove(shard, db, argv: list[bytes], enc) -> bytes:
+    from_left, to_left = _side(argv[3]), _side(argv[4])
+    if from_left is None or to_left is None:
+        return SYNTAX
+    return _move(shard, db, argv, enc, from_left, to_left)
+
+
+def rpoplpush(shard, db, argv: list[bytes], enc) -> bytes:
+    return _move(shard, db, argv, enc, False, True)
+
+
+def check_lmove(session, argv: list[bytes]) -> bytes | None:
+    """LMOVE's LEFT/RIGHT words, refused in the acceptor before any key is read."""
+    if _side(argv[3]) is None or _side(argv[4]) is None:
+        return SYNTAX
+    return None
+
+
+def parse_lmpop(argv: list[bytes]) -> tuple[list[bytes], bool, int] | bytes:
+    """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: (keys, left, count), or the
+    error reply. Every argument is checked before any key is read, in Redis's order."""
+    numkeys = parse_int(argv[1])
+    if numkeys is None or numkeys < 1:
+        return NUMKEYS_POSITIVE
+    where = 2 + numkeys
+    if where >= len(argv):
+        return SYNTAX
+    left = _side(argv[where])
+    if left is None:
+        return SYNTAX
+    count = None
+    i = where + 1
+    while i < len(argv):
+        if count is not None or _word(argv[i]) != b"count" or i + 1 >= len(argv):
+            return SYNTAX
+        count = parse_int(argv[i + 1])
+        if count is None or count < 1:
+            return COUNT_POSITIVE
+        i += 2
+    return argv[2:where], left, count or 1
+
+
+def lmpop(shard, db, argv: list[bytes], enc) -> bytes:
+    """Pop from the first key, in argument order, that holds a list; a key of another type
+    met before one is WRONGTYPE. Nothing to pop: the null array."""
+    parsed = parse_lmpop(argv)
+    if parsed.__class__ is bytes:
+        return parsed
+    keys, left, count = parsed
+    for key in keys:
+        found = _lookup(shard, db, key)
+        if found is None:
+            continue
+        if found.__class__ is bytes:
+            return found
+        taken = _take(found, count, left)
+        _drop_if_empty(db, key, found)
+        return b"*2\r\n" + enc.bulk(key) + elements_reply(taken)
+    return enc.NULL_ARRAY
+
+
+def check_lmpop(session, argv: list[bytes]) -> bytes | None:
+    parsed = parse_lmpop(argv)
+    return parsed if parsed.__class__ is bytes else None
+
+
+def lmpop_keys(argv: list[bytes]) -> list[int]:
+    """Where LMPOP's keys are: after numkeys, as many as it says; none when numkeys is not
+    a count of the arguments there are (COMMAND GETKEYS asks without running the check)."""
+    numkeys = parse_int(argv[1])
+    if numkeys is None or not 1 <= numkeys <= len(argv) - 2:
+        return []
+    return list(range(2, 2 + numkeys))
+
+
+def peek_part(shard, db, argv: list[Any]) -> tuple[bool, int, list[bytes]] | None:
+    """Internal (``@lpeek key left count``): None for no key; else whether it is a list, its
+    length and up to ``count`` elements from one end, in the order a pop takes them."""
+    found = db.lookup(argv[1], shard.now)
+    if found is None:
+        return None
+    if found.__class__ is not ListValue:
+        return False, 0, []
+    ends = found if argv[2] else reversed(found)
+    return True, len(found), list(islice(ends, argv[3]))
+
+
+def _pop_step(key: bytes, left: bool, count: int | None = None) -> Step:
+    argv = [b"lpop" if left else b"rpop", key]
+    if count is not None:
+        argv.append(b"%d" % count)
+    return Step(key, argv)
+
+
+def _plan_move(session, argv: list[bytes], from_left: bool, to_left: bool) -> Plan:
+    source_key, target_key = argv[1], argv[2]
+
+    def decide(results: list[Any]) -> tuple[bytes, list[Step]]:
+        source, target = results
+        if source is None:
+            return session.enc.NULL, []
+        if not source[0] or (target is not None and not target[0]):
+            return WRONGTYPE, []
+        element = source[2][0]
+        push = [b"lpush" if to_left else b"rpush", target_key, element]
+        writes = [_pop_step(source_key, from_left), Step(target_key, push)]
+        return session.enc.bulk(element), writes
+
+    reads = [
+        Step(source_key, [b"@lpeek", source_key, from_left, 1]),
+        Step(target_key, [b"@lpeek", target_key, to_left, 0]),
+    ]
+    return Plan(reads, decide)
+
+
+def plan_lmove(session, argv: list[bytes]) -> Plan:
+    """LMOVE across shards (the check has validated LEFT/RIGHT)."""
+    return _plan_move(session, argv, bool(_side(argv[3])), bool(_side(argv[4])))
+
+
+def plan_rpoplpush(session, argv: list[bytes]) -> Plan:
+    return _plan_move(session, argv, False, True)
+
+
+def plan_lmpop(session, argv: list[bytes]) -> Plan:
+    """LMPOP across shards (the check has validated the arguments).
+
+    The first round reads every key's type and length, and the elements of the first key,
+    the one most often popped. The decision takes the first key holding a list; when that is
+    a later key, a second round reads its elements while the shards stay held. The write is
+    an LPOP/RPOP with the count popped (what Redis itself propagates for LMPOP).
+    """
+    keys, left, count = parse_lmpop(argv)  # type: ignore[misc]
+    enc = session.enc
+
+    def popped(key: bytes, taken: list[bytes]) -> tuple[bytes, list[Step]]:
+        reply = b"*2\r\n" + enc.bulk(key) + elements_reply(taken)
+        return reply, [_pop_step(key, left, len(taken))]
+
+    def decide(results: list[Any]) -> tuple[bytes, list[Step]] | Plan:
+        for key, found in zip(keys, results, strict=True):
+            if found is None:
+                continue
+            is_list, size, taken = found
+            if not is_list:
+                return WRONGTYPE, []
+            if len(taken) == min(count, size):
+                return popped(key, taken)
+            again = [Step(key, [b"@lpeek", key, left, count])]
+            return Plan(again, lambda results, key=key: popped(key, results[0][2]))
+        return enc.NULL_ARRAY, []
+
+    reads = [
+        Step(key, [b"@lpeek", key, left, count if i == 0 else 0]) for i, key in enumerate(keys)
+    ]
+    return Plan(reads, decide)
+
+
+K, C = Route.KEY, Route.COORD
+ROWS = [
+    Command("lindex", K, lindex),
+    Command("linsert", K, linsert),
+    Command("llen", K, llen),
+    Command("lmove", C, lmove, plan=plan_lmove, check=check_lmove),
+    Command("lmpop", C, lmpop, plan=plan_lmpop, check=check_lmpop, keys=lmpop_keys),
+    Command("lpop", K, lpop),
+    Command("lpos", K, lpos),
+    Command("lpush", K, lpush),
+    Command("lpushx", K, lpushx),
+    Command("lrange", K, lrange),
+    Command("lrem", K, lrem),
+    Command("lset", K, lset),
+    Command("ltrim", K, ltrim),
+    Command("rpop", K, rpop),
+    Command("rpoplpush", C, rpoplpush, plan=plan_rpoplpush),
+    Command("rpush", K, rpush),
+    Command("rpushx", K, rpushx),
+]
+
+#: Internal parts of the coordinated list commands, by wire name.
+INTERNAL_PARTS = {b"@lpeek": peek_part}
