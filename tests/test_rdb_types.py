@@ -393,6 +393,29 @@ def test_values_redis_dumps_decode_and_encode_back(client: redis.Redis) -> None:
     assert len(rdb.quicklist_nodes(client.lrange("list:nodes", 0, -1), -2)) > 1
 
 
+def _node_sizes(nodes: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
+    return [(kind, len(listpack.parse(blob)) if kind == 2 else 1) for kind, blob in nodes]
+
+
+def test_quicklist_nodes_are_cut_as_redis_cuts_them(client: redis.Redis) -> None:
+    rng = random.Random(5)
+    elements = [b"x" * rng.choice([1, 5, 50, 300, 3000, 9000]) for _ in range(150)]
+    elements += [b"%d" % i for i in range(1500)]
+    try:
+        for fill in (-1, -2, -3, -5, 0, 1, 5, 128):
+            client.config_set("list-max-listpack-size", fill)
+            client.delete("l")
+            client.rpush("l", *elements)
+            reader = rdb._Reader(client.dump("l")[1:-10])
+            theirs = []
+            for _ in range(reader.count()):
+                theirs.append((reader.count(), reader.string()))
+            ours = rdb.quicklist_nodes(elements, fill)
+            assert _node_sizes(ours) == _node_sizes(theirs), fill
+    finally:
+        client.config_set("list-max-listpack-size", -2)
+
+
 @pytest.mark.usefixtures("stand_ins")
 def test_values_built_from_plain_data_restore_in_redis(client: redis.Redis) -> None:
     rng = random.Random(3)
@@ -677,6 +700,22 @@ def test_read_dump_keeps_what_it_is_asked_to_and_skips_empty_values() -> None:
     assert [(key, when) for _, key, _, when in kept] == [(b"h", now + 10_000), (b"z", None)]
     empty = _dump_file([(0, {b"e": stand_in("list", []), b"s": b"v"}, {})], now)
     assert [key for _, key, _, _ in rdb.read_dump("d", empty)] == [b"s"]
+
+
+@pytest.mark.usefixtures("stand_ins")
+def test_read_dump_steps_over_values_of_every_encoding() -> None:
+    records = old_and_threshold_payloads()
+    head = rdb.header({})
+    body = b"\xfe\x00" + b"".join(
+        data[:1] + rdb.encode_string(name.encode()) + data[1:-10] for name, data in records.items()
+    )
+    tail, _ = rdb.trailer_crc(head, [(len(body), crc64(body))])
+    dump = head + body + tail
+    assert list(rdb.read_dump("d", dump, keep=lambda key, when: False)) == []
+    read = {key: value for _, key, value, _ in rdb.read_dump("d", dump)}
+    assert read.keys() == {name.encode() for name in records}
+    for name, data in records.items():
+        assert our_view(read[name.encode()]) == our_view(rdb.load_payload(data))
 
 
 def test_read_dump_names_a_stream_and_its_offset() -> None:
