@@ -417,6 +417,18 @@ def test_quicklist_nodes_are_cut_as_redis_cuts_them(client: redis.Redis) -> None
 
 
 @pytest.mark.usefixtures("stand_ins")
+def test_compressed_quicklist_nodes_are_read(client: redis.Redis) -> None:
+    elements = [b"element %d" % (i % 40) for i in range(6000)]
+    try:
+        client.config_set("list-compress-depth", 1)
+        client.rpush("l", *elements)
+        theirs = client.dump("l")
+    finally:
+        client.config_set("list-compress-depth", 0)
+    assert rdb.load_payload(theirs).plain == elements
+
+
+@pytest.mark.usefixtures("stand_ins")
 def test_values_built_from_plain_data_restore_in_redis(client: redis.Redis) -> None:
     rng = random.Random(3)
     long_list = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from shardserver.commands.spec import Command, Propagate, Route
 from shardserver.errors import NOT_INTEGER, SYNTAX, error
-from shardserver.numbers import LLONG_MAX, LLONG_MIN, parse_int
+from shardserver.numbers import LLONG_MAX, parse_int
 from shardserver.persistence import rdb
 
 BUSYKEY = b"-BUSYKEY Target key name already exists.\r\n"
@@ -106,10 +106,9 @@ def restore(shard, db, argv: list[bytes], enc) -> bytes:
 
 def _wrap(number: int) -> int:
     """A 64-bit signed sum as C computes it: a relative TTL near LLONG_MAX overflows to a
-    negative deadline, which Redis then takes as already past."""
-    if number > LLONG_MAX:
-        return number - 2**64 if number - 2**64 >= LLONG_MIN else LLONG_MIN
-    return number
+    negative deadline, which Redis then takes as already past (a TTL is at most LLONG_MAX
+    and the clock positive, so one wrap is all there can be)."""
+    return number - 2**64 if number > LLONG_MAX else number
 
 
 K = Route.KEY
