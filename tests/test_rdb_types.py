@@ -24,6 +24,8 @@ round; it needs the real families and is skipped until they are merged.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import random
 import struct
 from collections.abc import Iterator
@@ -470,6 +472,7 @@ def _double_string(score: float) -> bytes:
     return bytes((len(text),)) + text
 
 
+@functools.cache
 def old_and_threshold_payloads() -> dict[str, bytes]:
     """Payloads in the encodings Redis 7.0 only reads, and at the thresholds where it
     converts on load (its built-in defaults: 512 and 64 for hashes, 128 and 64 for sorted
@@ -627,6 +630,22 @@ def test_streams_modules_and_unknown_types_are_refused(monkeypatch: pytest.Monke
     monkeypatch.delitem(values.TYPES, "hash", raising=False)
     with pytest.raises(rdb.Unsupported, match="no hash type"):
         rdb.decode_value(rdb.TYPE_HASH, _length(0))
+
+
+@pytest.mark.usefixtures("stand_ins")
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_damaged_payloads_fail_cleanly(data: st.DataObject) -> None:
+    """Whatever the bytes, decoding gives a value, None or RdbError: never another error."""
+    valid = list(old_and_threshold_payloads().values())
+    original = data.draw(st.sampled_from(valid))
+    body = bytearray(original[:-10])
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(body) - 1))
+        body[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(body)))
+    with contextlib.suppress(rdb.RdbError):
+        rdb.decode_value(body[0], bytes(body[1:cut]))
 
 
 def test_strings_are_integer_encoded_as_redis_does() -> None:
