@@ -81,6 +81,9 @@ def load(shard: Any, layout: int | None) -> None:
 
 
 def _load_rdb(shard: Any, path: str) -> None:
+    """Load this shard's keys from a dump: values of every type are built with this
+    shard's encoding thresholds; other shards' keys and keys already past their deadline
+    are stepped over without being built."""
     mine = _mine(shard)
     now = now_ms()
     dbs = shard.dbs
@@ -89,15 +92,19 @@ def _load_rdb(shard: Any, path: str) -> None:
             data = handle.read()
     except OSError as problem:
         raise LoadError(f"cannot read {path}: {problem.strerror}") from None
+
+    def keep(key: bytes, deadline: int | None) -> bool:
+        return (deadline is None or deadline > now) and mine(key)
+
     progress = _Progress(path)
     try:
-        for count, (db, key, value, deadline) in enumerate(rdb.read_dump(path, data)):
+        for count, (db, key, value, deadline) in enumerate(
+            rdb.read_dump(path, data, shard.settings, keep)
+        ):
             if count & 0xFFFF == 0:
                 progress.tick(len(data))
             if db >= len(dbs):
                 raise LoadError(f"{path}: database {db} is beyond 'databases' ({len(dbs)})")
-            if (deadline is not None and deadline <= now) or not mine(key):
-                continue
             dbs[db].store(key, value, deadline)
             progress.keys += 1
     except rdb.RdbError as problem:
