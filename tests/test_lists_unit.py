@@ -22,7 +22,8 @@ from shardserver import values
 from shardserver.commands import lists
 from shardserver.commands.lists import ListValue
 from shardserver.commands.multikey import Plan
-from shardserver.commands.table import COMMANDS, INTERNAL_PARTS, key_positions
+from shardserver.commands.spec import key_positions
+from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.resp import Resp2, Resp3, encoder_for
 from shardserver.shard import Shard
 from shardserver.slots import shard_table, slot_for_key
