@@ -1357,7 +1357,13 @@ class SetOperation:
 
     def row(self) -> Command:
         return Command(
-            self.name, Route.COORD, self.run, check=self.check, plan=self.plan, keys=self.keys
+            self.name,
+            Route.COORD,
+            self.run,
+            check=self.check,
+            plan=self.plan,
+            keys=self.keys,
+            notes="across shards, the sources are read whole",
         )
 
 
