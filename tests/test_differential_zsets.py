@@ -32,7 +32,7 @@ from shardserver.commands.table import COMMANDS
 from shardserver.slots import shard_table, slot_for_key
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("ZSET_EXAMPLES", "120")),
+    max_examples=int(os.environ.get("ZSET_EXAMPLES", "300")),
     deadline=None,
     derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -435,17 +435,24 @@ def _zset_or_error(shard, db, key: bytes) -> SortedSet | bytes | None:
 def _members_reply(enc, pairs: list[tuple[bytes, float]], withscores: bool) -> bytes:
     """Members, or members and scores: one flat array in RESP2, ``[member, score]`` pairs
     in RESP3 (Redis does not use a map, whose order clients need not keep)."""
+    return _array_header(enc, len(pairs), withscores) + _reply_items(enc, pairs, withscores)
+
+
+def _array_header(enc, count: int, withscores: bool) -> bytes:
+    return b"*%d\r\n" % (2 * count if withscores and enc.version == 2 else count)
+
+
+def _reply_items(enc, pairs: list[tuple[bytes, float]], withscores: bool) -> bytes:
+    """The elements of :func:`_members_reply`, without the array's header."""
     bulk = enc.bulk
     if not withscores:
-        return b"*%d\r\n" % len(pairs) + b"".join([bulk(member) for member, _ in pairs])
+        return b"".join([bulk(member) for member, _ in pairs])
     double = enc.double
     if enc.version == 3:
-        return b"*%d\r\n" % len(pairs) + b"".join(
+        return b"".join(
             [b"*2\r\n" + bulk(member) + double(b"%.17g" % score) for member, score in pairs]
         )
-    return b"*%d\r\n" % (2 * len(pairs)) + b"".join(
-        [bulk(member) + double(b"%.17g" % score) for member, score in pairs]
-    )
+    return b"".join([bulk(member) + double(b"%.17g" % score) for member, score in pairs])
 
 
 def _nested_pairs(enc, pairs: list[tuple[bytes, float]]) -> bytes:
@@ -1022,6 +1029,17 @@ _RANDOM = random.Random()
 _HALF_LONG = LLONG_MAX // 2
 
 
+def _random_repeats(enc, ranked: SortedList, count: int, withscores: bool) -> bytes:
+    """``count`` members drawn with repetition. The reply can be far larger than the set,
+    so it is encoded a thousand members at a time, never holding more than itself."""
+    size, pick = len(ranked), _RANDOM.randrange
+    chunks = [_array_header(enc, count, withscores)]
+    for start in range(0, count, 1000):
+        drawn = [ranked[pick(size)] for _ in range(min(1000, count - start))]
+        chunks.append(_reply_items(enc, [(m, s) for s, m in drawn], withscores))
+    return b"".join(chunks)
+
+
 def zrandmember(shard, db, argv: list[bytes], enc) -> bytes:
     """ZRANDMEMBER key [count [WITHSCORES]], with Redis's cases: a negative count repeats
     members (random order); a count at least the size is the whole set, highest rank first
@@ -1051,9 +1069,8 @@ def zrandmember(shard, db, argv: list[bytes], enc) -> bytes:
     size = len(zset)
     ranked = zset.ranked
     if count < 0:
-        picks = [ranked[_RANDOM.randrange(size)] for _ in range(-count)]
-        pairs = [(member, score) for score, member in picks]
-    elif count >= size:
+        return _random_repeats(enc, ranked, -count, withscores)
+    if count >= size:
         pairs = zset.pairs(reverse=True)
     else:
         pairs = [(ranked[i][1], ranked[i][0]) for i in _RANDOM.sample(range(size), count)]
