@@ -285,6 +285,12 @@ def test_client_kill_other_clients(endpoint: ServerProcess) -> None:
                 else:
                     value = {"id": victim_id, "addr": line["addr"], "laddr": line["laddr"]}
                     value["user"] = "default"
+                    if how in ("addr", "laddr"):
+                        # ID alone would pick the victim: a filter that is not applied would
+                        # pass unseen, so first show that a value it does not have spares it.
+                        args = ("CLIENT", "KILL", how.upper(), "127.0.0.1:1", "ID", victim_id)
+                        assert killer.command(*args) == b":0\r\n", how
+                        assert victim.command("PING") == b"+PONG\r\n", how
                     args = ("CLIENT", "KILL", how.upper(), value[how], "ID", victim_id)
                     assert killer.command(*args) == b":1\r\n", how
                 assert victim.read_until_closed(5.0) == b"", how
