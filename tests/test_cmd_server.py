@@ -18,6 +18,7 @@ import re
 import select
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,6 +285,12 @@ def test_client_kill_other_clients(endpoint: ServerProcess) -> None:
                 else:
                     value = {"id": victim_id, "addr": line["addr"], "laddr": line["laddr"]}
                     value["user"] = "default"
+                    if how in ("addr", "laddr"):
+                        # ID alone would pick the victim: a filter that is not applied would
+                        # pass unseen, so first show that a value it does not have spares it.
+                        args = ("CLIENT", "KILL", how.upper(), "127.0.0.1:1", "ID", victim_id)
+                        assert killer.command(*args) == b":0\r\n", how
+                        assert victim.command("PING") == b"+PONG\r\n", how
                     args = ("CLIENT", "KILL", how.upper(), value[how], "ID", victim_id)
                     assert killer.command(*args) == b":1\r\n", how
                 assert victim.read_until_closed(5.0) == b"", how
@@ -380,23 +387,42 @@ def test_debug_sleep_stalls_keyspace_commands(debug_endpoint: ServerProcess) -> 
     """
     if not debug_endpoint.name.startswith("redis-clone"):
         pytest.skip("the order of two connections' commands cannot be observed in redis-server")
-    with debug_endpoint.raw() as sleeper, debug_endpoint.raw() as reader:
-        reader_id = reader.call("CLIENT", "ID")
-        sleeper.command("MSET", "{a}x", "1", "{b}y", "2")  # slots 15495 and 3300
+    # One reader per shard: on one connection the second GET's reply waits for the first's
+    # anyway (replies keep request order), so a shard that did not sleep would go unseen.
+    keys = {"{a}x": b"$1\r\n1\r\n", "{b}y": b"$1\r\n2\r\n"}  # slots 15495 and 3300
+    with (
+        debug_endpoint.raw() as sleeper,
+        debug_endpoint.raw() as reader_a,
+        debug_endpoint.raw() as reader_b,
+    ):
+        readers = dict(zip(keys, (reader_a, reader_b), strict=True))
+        reader_id = reader_a.call("CLIENT", "ID")
+        sleeper.command("MSET", "{a}x", "1", "{b}y", "2")
         started = time.monotonic()
         sleeper.send(encode_command("DEBUG", "SLEEP", "0.5"))
 
         def sleeping() -> bool:  # the acceptor answers CLIENT LIST while the shards sleep
-            listed = client_lines(reader.command("CLIENT", "LIST"))
+            listed = client_lines(reader_a.command("CLIENT", "LIST"))
             return any(c["cmd"] == "debug" for c in listed if int(c["id"]) != reader_id)
 
         assert wait_until(sleeping, 5.0)
-        reader.send(encode_command("GET", "{a}x") + encode_command("GET", "{b}y"))
-        assert reader.read_reply() == b"$1\r\n1\r\n"
-        assert reader.read_reply() == b"$1\r\n2\r\n"
-        waited = time.monotonic() - started
+        answered: dict[str, tuple[bytes, float]] = {}
+
+        def read(key: str) -> None:  # each reply timed on its own, as it arrives
+            reply = readers[key].read_reply()
+            answered[key] = (reply, time.monotonic() - started)
+
+        for key, reader in readers.items():
+            reader.send(encode_command("GET", key))
+        threads = [threading.Thread(target=read, args=(key,)) for key in keys]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
         assert sleeper.read_reply() == OK
-    assert 0.45 <= waited < 3.0, waited
+    assert {key: reply for key, (reply, _) in answered.items()} == keys
+    waited = {key: round(seconds, 3) for key, (_, seconds) in answered.items()}
+    assert all(0.45 <= seconds < 3.0 for seconds in waited.values()), waited
 
 
 # -- INFO and CONFIG RESETSTAT ---------------------------------------------------------------

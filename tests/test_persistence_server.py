@@ -104,7 +104,8 @@ def test_snapshot_on_sigterm_when_save_rules_are_set(
     client = server.client()
     client.set("c", "3")
     client.shutdown(nosave=True)  # redis-py takes the closed connection as success
-    wait_until(lambda: not server.alive(), 10)
+    # Had it not stopped, "c" would be missing below without any NOSAVE having happened.
+    assert wait_until(lambda: not server.alive(), 10), "SHUTDOWN NOSAVE did not stop the server"
     server = clone_factory.start_clone(2, args)
     assert server.client().get("c") is None
 
