@@ -20,7 +20,8 @@ import pytest
 from shardserver import values
 from shardserver.commands import zsets
 from shardserver.commands.multikey import Plan
-from shardserver.commands.table import COMMANDS, key_positions
+from shardserver.commands.spec import key_positions
+from shardserver.commands.table import COMMANDS
 from shardserver.commands.zsets import SortedSet
 from shardserver.resp import Resp2, Resp3
 from shardserver.shard import Shard
