@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shardserver import values
+from shardserver.commands import sets
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import Route, bad_arity
 from shardserver.commands.table import COMMANDS, key_positions
@@ -462,11 +463,28 @@ SCENARIOS = {
 }
 
 
-@pytest.mark.parametrize("shards", [1, SHARDS])
+#: The plans' own threshold (the tests below also run them with none).
+DEFAULT_INLINE = sets.INLINE_MEMBERS
+
+
+#: (shards, plans' inline threshold): one shard runs every command natively; four run the
+#: plans as they are, and with no set small enough to come back whole from a first read, so
+#: that every round of the SINTER and SDIFF plans runs even with small sets.
+LAYOUTS = [(1, DEFAULT_INLINE), (SHARDS, DEFAULT_INLINE), (SHARDS, 0)]
+
+
+@pytest.mark.parametrize(("shards", "inline"), LAYOUTS, ids=["native", "plans", "all-rounds"])
 @pytest.mark.parametrize("protocol", [2, 3])
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenarios_match_redis(oracle: Oracle, name: str, protocol: int, shards: int) -> None:
-    """Each scenario on one shard (every command native) and on four (keys apart)."""
+def test_scenarios_match_redis(
+    oracle: Oracle,
+    name: str,
+    protocol: int,
+    shards: int,
+    inline: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sets, "INLINE_MEMBERS", inline)
     run_script(oracle, script(SCENARIOS[name]), protocol, shards=shards)
 
 
@@ -497,14 +515,16 @@ ENCODINGS = {
         SUNIONSTORE c b
     """,
     "SDIFFSTORE by Redis's two algorithms": """
-        SADD a 1 2 3 4 5 6 7 8 9 x
+        SADD a 1 2 3 x
         SADD b x
-        SADD c 1
-        SADD d 2
+        SADD c 9
+        SADD d 8
         SDIFFSTORE {a}x a b
         SDIFFSTORE c a b c d
+        SMEMBERS c
         SADD b 10 11 12 13 14 15 16 17 18 19 20 21
         SDIFFSTORE d a b
+        SDIFFSTORE b a d d d d
     """,
     "SPOP of the whole set, and SMEMBERS in intset order": """
         SADD a 9 1 5 7
@@ -520,10 +540,13 @@ ENCODINGS = {
 }
 
 
-@pytest.mark.parametrize("shards", [1, SHARDS])
+@pytest.mark.parametrize(("shards", "inline"), LAYOUTS, ids=["native", "plans", "all-rounds"])
 @pytest.mark.parametrize("name", list(ENCODINGS))
-def test_encodings_match_redis(oracle: Oracle, name: str, shards: int) -> None:
+def test_encodings_match_redis(
+    oracle: Oracle, name: str, shards: int, inline: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """OBJECT ENCODING at every step, with ``set-max-intset-entries`` 4."""
+    monkeypatch.setattr(sets, "INLINE_MEMBERS", inline)
     oracle.reset(4)
     cluster = Cluster(4, shards)
     for argv in script(ENCODINGS[name]):
@@ -534,6 +557,8 @@ def test_encodings_match_redis(oracle: Oracle, name: str, shards: int) -> None:
 
 
 def test_default_limit_is_512(oracle: Oracle) -> None:
+    """Sets past INLINE_MEMBERS on different shards: the plans' every round, the limit, and
+    the intset orders."""
     numbers = [b"%d" % i for i in range(-300, 213)]  # 513 integers
     oracle.reset(512)
     cluster = Cluster(512)
@@ -544,7 +569,10 @@ def test_default_limit_is_512(oracle: Oracle) -> None:
         target.call(b"SINTERSTORE", b"d", b"a", b"b")
     for key in (b"a", b"b", b"c", b"d"):
         assert cluster.encoding(key) == oracle.encoding(key), key
-    assert cluster.call(b"SMEMBERS", b"d") == oracle.call(b"SMEMBERS", b"d")  # ascending
+    for argv in [(b"SMEMBERS", b"d"), (b"SINTER", b"b", b"a"), (b"SDIFF", b"a", b"c", b"b")]:
+        assert cluster.call(*argv) == oracle.call(*argv), argv  # ascending: intsets
+    for argv in [(b"SDIFF", b"b", b"a"), (b"SINTERCARD", b"2", b"b", b"a", b"LIMIT", b"100")]:
+        assert cluster.call(*argv) == oracle.call(*argv), argv
 
 
 # -- generated sequences against Redis --------------------------------------------------------
@@ -621,10 +649,19 @@ def sequences(draw: st.DrawFn) -> list[tuple[bytes, ...]]:
     protocol=st.sampled_from([2, 3]),
     limit=st.sampled_from([2, 4, 512]),
     shards=st.sampled_from([1, SHARDS]),
+    inline=st.sampled_from([DEFAULT_INLINE, 0, 2]),
 )
 def test_sequences_match_redis(
-    oracle: Oracle, commands: list[tuple[bytes, ...]], protocol: int, limit: int, shards: int
+    oracle: Oracle,
+    commands: list[tuple[bytes, ...]],
+    protocol: int,
+    limit: int,
+    shards: int,
+    inline: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Generated sequences; ``inline`` 0 or 2 makes the plans take all their rounds."""
+    monkeypatch.setattr(sets, "INLINE_MEMBERS", inline)
     cluster = run_script(oracle, commands, protocol, limit, shards)
     for key in KEY_POOL:
         argv = (b"SMEMBERS", key)

@@ -358,12 +358,24 @@ def execute(shard: Shard, argv: list) -> object:
     return marshal.loads(marshal.dumps(value))
 
 
+def decide(shard: Shard, plan: Plan) -> tuple[tuple[bytes, list], int]:
+    """Run a plan's rounds against one shard: (the decision, how many rounds it took)."""
+    rounds = 0
+    while True:
+        rounds += 1
+        decision = plan.decide([execute(shard, step.argv) for step in plan.reads])
+        if not isinstance(decision, Plan):
+            return decision, rounds
+        plan = decision
+
+
 def test_internal_parts_are_registered() -> None:
-    for name in (b"@set-read", b"@set-probe", b"@set-add", b"@set-rem"):
+    for name in sets.INTERNAL_PARTS:
         assert INTERNAL_PARTS[name] is sets.INTERNAL_PARTS[name]
-    routes = {name: COMMANDS[name].route for name in ("smove", "sunionstore", "sintercard")}
-    assert set(routes.values()) == {Route.COORD}
-    assert COMMANDS["sinter"].route is Route.KEYS
+    coordinated = ["smove", "sinter", "sdiff", "sintercard"]
+    coordinated += ["sunionstore", "sinterstore", "sdiffstore"]
+    assert {COMMANDS[name].route for name in coordinated} == {Route.COORD}
+    assert COMMANDS["sunion"].route is Route.KEYS
 
 
 def test_smove_plan() -> None:
@@ -409,14 +421,14 @@ def test_store_plans_write_the_result_or_delete_the_destination(name: str) -> No
     expected = {"sunionstore": 4, "sinterstore": 1, "sdiffstore": 2}[name]
     plan = COMMANDS[name].plan(session(), [name.encode(), b"dst", b"a", b"b"])
     assert isinstance(plan, Plan) and plan.reads[-1].argv[0] == b"@exists"
-    reply, writes = plan.decide([execute(shard, step.argv) for step in plan.reads])
+    (reply, writes), _ = decide(shard, plan)
     assert reply == b":%d\r\n" % expected
     for step in writes:
         execute(shard, step.argv)
     assert len(stored(shard, b"dst")) == expected and stored(shard, b"dst").encoding() == "intset"
     assert shard.dbs[0].deadline_of(b"dst") is None  # a STORE replaces the key and its TTL
     plan = COMMANDS[name].plan(session(), [name.encode(), b"dst", b"nokey", b"nokey"])
-    reply, writes = plan.decide([execute(shard, step.argv) for step in plan.reads])
+    (reply, writes), _ = decide(shard, plan)
     assert reply == b":0\r\n" and [step.argv[0] for step in writes] == [b"@del"]
     execute(shard, writes[0].argv)
     assert shard.dbs[0].lookup(b"dst", shard.now) is None
@@ -425,16 +437,18 @@ def test_store_plans_write_the_result_or_delete_the_destination(name: str) -> No
 def test_store_plan_refuses_a_source_of_another_type() -> None:
     shard = Shard(0)
     run(shard, b"SET", b"str", b"v")
-    plan = COMMANDS["sunionstore"].plan(session(), [b"sunionstore", b"dst", b"nokey", b"str"])
-    assert plan.decide([execute(shard, step.argv) for step in plan.reads]) == (WRONGTYPE, [])
+    for name in (b"sunionstore", b"sinterstore", b"sdiffstore"):
+        plan = COMMANDS[name.decode()].plan(session(), [name, b"dst", b"nokey", b"str"])
+        assert decide(shard, plan) == ((WRONGTYPE, []), 1)
 
 
 def test_store_plan_encodes_by_the_servers_limit() -> None:
     shard = Shard(0)
     run(shard, b"SADD", b"a", b"1", b"2", b"3")
-    plan = COMMANDS["sunionstore"].plan(session(limit=2), [b"sunionstore", b"dst", b"a"])
-    _, writes = plan.decide([execute(shard, step.argv) for step in plan.reads])
-    assert writes[0].argv[2] == ("set", (True, {b"1", b"2", b"3"}))
+    for name in (b"sunionstore", b"sinterstore", b"sdiffstore"):
+        plan = COMMANDS[name.decode()].plan(session(limit=2), [name, b"dst", b"a"])
+        (_, writes), _ = decide(shard, plan)
+        assert writes[0].argv[2] == ("set", (True, {b"1", b"2", b"3"}))
 
 
 def test_sintercard_plan() -> None:
@@ -442,4 +456,65 @@ def test_sintercard_plan() -> None:
     run(shard, b"SADD", b"a", b"1", b"2", b"3")
     run(shard, b"SADD", b"b", b"2", b"3")
     plan = sets.plan_sintercard(session(), [b"sintercard", b"2", b"a", b"b", b"LIMIT", b"1"])
-    assert plan.decide([execute(shard, step.argv) for step in plan.reads]) == (b":1\r\n", [])
+    assert decide(shard, plan) == ((b":1\r\n", []), 1)
+    plan = sets.plan_sintercard(session(), [b"sintercard", b"2", b"a", b"b"])
+    assert decide(shard, plan) == ((b":2\r\n", []), 1)
+
+
+def test_sinter_plan_asks_for_candidates_not_whole_sets() -> None:
+    """A small set against a big one: the big set's members never cross a pipe; only the
+    small set's members go to the big set's shard as candidates."""
+    shard = Shard(0)
+    run(shard, b"SADD", b"big", *members(5000))
+    run(shard, b"SADD", b"small", b"3", b"x", b"4999")
+    plan = sets.plan_sinter(session(), [b"sinter", b"big", b"small"])
+    sent = []
+    while True:
+        results = [execute(shard, step.argv) for step in plan.reads]
+        sent += [step.argv for step in plan.reads]
+        decision = plan.decide(results)
+        if not isinstance(decision, Plan):
+            break
+        plan = decision
+    assert decision == (b"*2\r\n$1\r\n3\r\n$4\r\n4999\r\n", [])
+    assert [argv[0] for argv in sent] == [b"@set-info", b"@set-info", b"@set-has"]
+    assert sorted(sent[-1][2:]) == sorted([b"3", b"x", b"4999"])
+    assert execute(shard, [b"@set-info", b"big"]) == (True, 5000, None)
+
+
+def test_plans_walk_a_big_set_in_three_rounds() -> None:
+    shard = Shard(0)
+    run(shard, b"SADD", b"a", *members(200))
+    run(shard, b"SADD", b"b", *members(300, 100))
+    run(shard, b"SADD", b"c", *members(5, 150))
+    inter = sets.plan_sinter(session(), [b"sinter", b"a", b"b"])
+    (reply, _), rounds = decide(shard, inter)
+    assert rounds == 3 and sets.reply_members(reply) == members(100, 100)
+    diff = sets.plan_sdiff(session(), [b"sdiff", b"a", b"b"])  # walks the first set
+    (reply, _), rounds = decide(shard, diff)
+    assert rounds == 3 and sets.reply_members(reply) == members(100)
+    many = [b"sdiff", b"a", b"c", b"c", b"c"]  # 200 * 4 // 2 > 215: every set read whole
+    (reply, _), rounds = decide(shard, sets.plan_sdiff(session(), many))
+    assert rounds == 2 and sorted(sets.reply_members(reply)) == sorted(
+        set(members(200)) - set(members(5, 150))
+    )
+
+
+def test_plans_survive_a_key_expiring_between_rounds() -> None:
+    shard = Shard(0)
+    run(shard, b"SADD", b"a", *members(100))
+    run(shard, b"SADD", b"b", *members(100))
+    plan = sets.plan_sinter(session(), [b"sinter", b"a", b"b"])
+    second = plan.decide([execute(shard, step.argv) for step in plan.reads])
+    assert isinstance(second, Plan)
+    shard.dbs[0].delete(b"a")
+    shard.dbs[0].delete(b"b")
+    (reply, _), _ = decide(shard, second)
+    assert reply == b"*0\r\n"
+    plan = sets.plan_sdiff(session(), [b"sdiff", b"a", b"b"])
+    run(shard, b"SADD", b"a", *members(100))
+    run(shard, b"SADD", b"b", *members(100))
+    second = plan.decide([execute(shard, step.argv) for step in plan.reads])
+    shard.dbs[0].delete(b"b")
+    (reply, _), _ = decide(shard, second)
+    assert len(sets.reply_members(reply)) == 100

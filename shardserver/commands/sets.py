@@ -11,13 +11,14 @@ Random picks (SPOP, SRANDMEMBER) are O(1), as Redis's are: a Python set has no r
 so a set that has been sampled keeps a *pool*, a list of its members to draw from (see
 :meth:`SetValue.pick`).
 
-Commands over several keys stay atomic when the keys live on different shards: the read forms
-(SINTER, SUNION, SDIFF) send each shard a part that reads its keys, all in one step of the
-acceptor, and merge (route KEYS); SINTERCARD, the STORE forms and SMOVE are coordinated (route
-COORD): they read on every shard involved while the acceptor holds those shards, decide in the
-acceptor, and write before the shards are released. The algebra itself (:func:`inter_members`,
-:func:`union_members`, :func:`diff_members`) is shared by both paths and works on *sources*:
-``(big, members)`` pairs, or None for a missing key.
+Commands over several keys stay atomic when the keys live on different shards (and run
+natively when one shard holds them all): SUNION sends each shard a part that reads its keys,
+all in one step of the acceptor, and merges them (route KEYS); SINTER, SDIFF, SINTERCARD, the
+STORE forms and SMOVE are coordinated (route COORD): they read on every shard involved, in as
+many rounds as Redis's algorithm needs, while the acceptor holds those shards, decide in the
+acceptor, and write before the shards are released (see "across shards" below). The algebra
+of the native paths (:func:`inter_members`, :func:`union_members`, :func:`diff_members`) works
+on *sources*: ``(big, members)`` pairs, or None for a missing key.
 """
 
 from __future__ import annotations
@@ -620,9 +621,28 @@ def sdiff(shard, db, argv: list[bytes], enc) -> bytes:
     return _members_reply(enc, _ordered(members, big))
 
 
+# -- across shards ------------------------------------------------------------------------
+#
+# SUNION and SUNIONSTORE need every member of every set, so each shard sends its sets whole
+# (``read_part``). SINTER and SDIFF need not: Redis's SINTER walks the smallest set and asks
+# every other set about each member, O(N*M), and its SDIFF does the same with the first set
+# when that is the cheaper of its two algorithms. Across shards they run as plans of up to
+# three rounds, while the shards involved stay held: ``@set-info`` gives each key's type and
+# size (and its members, when there are at most INLINE_MEMBERS); the set to walk is read if
+# it was not inline; then ``@set-has`` asks each other set's shard which candidates it holds.
+# What crosses the pipes is O(N*M), as Redis's work is.
+
+#: Sets this small come back whole from a plan's first read (one round instead of three).
+INLINE_MEMBERS = 64
+
+#: A plan's last step: from the result's members (in reply order) and whether Redis would
+#: build it as a hashtable, the reply and the writes.
+Finish = Callable[[list[bytes], bool], "tuple[bytes, list[Step]] | Plan"]
+
+
 def read_part(shard, db, argv: list[bytes]) -> list[Any]:
-    """Part of SINTER/SUNION/SDIFF across shards, and the ``@set-read`` step of plans: for
-    each key, None (missing), :data:`WRONG_TYPE`, or the set as ``(big, members)``."""
+    """Part of SUNION across shards, and the ``@set-read`` step of plans: for each key, None
+    (missing), :data:`WRONG_TYPE`, or the set as ``(big, members)``."""
     now = shard.now
     found: list[Any] = []
     for key in argv[1:]:
@@ -636,36 +656,159 @@ def read_part(shard, db, argv: list[bytes]) -> list[Any]:
     return found
 
 
-def _arrange(argv: list[bytes], parts: list[list[Any]], layout: list[list[int]]) -> list[Any]:
-    """The shards' read parts back in argument order."""
+def merge_sunion(session, argv: list[bytes], parts: list, layout: list[list[int]]) -> bytes:
     found: list[Any] = [None] * (len(argv) - 1)
     for part, positions in zip(parts, layout, strict=True):
         for value, position in zip(part, positions, strict=True):
             found[position] = value
-    return found
-
-
-def merge_sinter(session, argv: list[bytes], parts: list, layout: list[list[int]]) -> bytes:
-    found = _arrange(argv, parts, layout)
-    if WRONG_TYPE in found:
-        return WRONGTYPE
-    return _members_reply(session.enc, inter_members(found))
-
-
-def merge_sunion(session, argv: list[bytes], parts: list, layout: list[list[int]]) -> bytes:
-    found = _arrange(argv, parts, layout)
     if WRONG_TYPE in found:
         return WRONGTYPE
     members, big = union_members(found, _acceptor_limit(session))
     return _members_reply(session.enc, _ordered(members, big))
 
 
-def merge_sdiff(session, argv: list[bytes], parts: list, layout: list[list[int]]) -> bytes:
-    found = _arrange(argv, parts, layout)
-    if WRONG_TYPE in found:
-        return WRONGTYPE
-    members, big = diff_members(found, _acceptor_limit(session))
-    return _members_reply(session.enc, _ordered(members, big))
+def info_part(shard, db, argv: list[bytes]) -> Any:
+    """Internal (``@set-info key``): None, :data:`WRONG_TYPE`, or ``(big, size, members)``,
+    the members only when there are at most :data:`INLINE_MEMBERS` (else None)."""
+    value = db.lookup(argv[1], shard.now)
+    if value is None:
+        return None
+    if value.__class__ is not SetValue:
+        return WRONG_TYPE
+    return value.big, len(value), set(value) if len(value) <= INLINE_MEMBERS else None
+
+
+def has_part(shard, db, argv: list[bytes]) -> list[bytes]:
+    """Internal (``@set-has key member ...``): the given members that the set holds."""
+    value = db.lookup(argv[1], shard.now)
+    if value is None or value.__class__ is not SetValue:
+        return []
+    return [member for member in argv[2:] if member in value]
+
+
+def _members_then(key: bytes, info: tuple, then: Callable[[Set[bytes]], Any]) -> Any:
+    """Go on with a set's members: at once when its first read brought them, else after one
+    more read. (A key held across rounds changes only by expiring meanwhile: it then reads
+    as empty.)"""
+    if info[2] is not None:
+        return then(info[2])
+
+    def decide(results: list[list[Any]]) -> Any:
+        found = results[0][0]
+        return then(found[1] if isinstance(found, tuple) else set())
+
+    return Plan([Step(key, [b"@set-read", key])], decide)
+
+
+def _filter(
+    candidates: list[bytes],
+    others: list[tuple[bytes, Set[bytes] | None]],
+    present: bool,
+    then: Callable[[list[bytes]], Any],
+) -> Any:
+    """Keep the candidates, in order, that every other set holds (``present``: SINTER) or
+    that none holds (SDIFF); ``others`` are (key, members or None when not read whole): the
+    sets read whole are asked here, the rest on their shards, in one more round."""
+    remote: dict[bytes, None] = {}
+    for key, members in others:
+        if members is None:
+            remote[key] = None
+        else:
+            candidates = [member for member in candidates if (member in members) == present]
+    if not remote or not candidates:
+        return then(candidates)
+    keys = list(remote)
+
+    def decide(results: list[list[bytes]]) -> Any:
+        answers = [set(result) for result in results]
+        if present:
+            return then([member for member in candidates if all(member in a for a in answers)])
+        dropped = set().union(*answers)
+        return then([member for member in candidates if member not in dropped])
+
+    return Plan([Step(key, [b"@set-has", key, *candidates]) for key in keys], decide)
+
+
+def _inter_plan(keys: list[bytes], extra: list[Step], limit: int, finish: Finish) -> Plan:
+    """SINTER's walk across shards; ``extra`` reads hold more shards (a destination's)."""
+    reads = [Step(key, [b"@set-info", key]) for key in keys] + extra
+
+    def decide(results: list[Any]) -> Any:
+        infos = results[: len(keys)]
+        if WRONG_TYPE in infos:
+            return WRONGTYPE, []
+        if None in infos:
+            return finish([], False)
+        walked = min(range(len(keys)), key=lambda i: infos[i][1])  # the first of the smallest
+        big = infos[walked][0]
+        others = [(keys[i], infos[i][2]) for i in range(len(keys)) if i != walked]
+
+        def then(members: Set[bytes]) -> Any:
+            ordered = list(members) if big else sorted(members, key=int)
+            return _filter(
+                ordered, others, True, lambda kept: finish(kept, not fits_intset(kept, limit))
+            )
+
+        return _members_then(keys[walked], infos[walked], then)
+
+    return Plan(reads, decide)
+
+
+def _diff_plan(keys: list[bytes], extra: list[Step], limit: int, finish: Finish) -> Plan:
+    """SDIFF across shards, by the algorithm Redis would pick from the sizes (see
+    :func:`diff_members`): walk the first set, or read every set."""
+    reads = [Step(key, [b"@set-info", key]) for key in keys] + extra
+
+    def decide(results: list[Any]) -> Any:
+        infos = results[: len(keys)]
+        if WRONG_TYPE in infos:
+            return WRONGTYPE, []
+        if infos[0] is None:
+            return finish([], False)
+        present = [i for i, info in enumerate(infos) if info is not None]
+        work_one = infos[0][1] * len(present) // 2
+        work_two = sum(infos[i][1] for i in present)
+        if work_one <= work_two:
+            others = [(keys[i], infos[i][2]) for i in present[1:]]
+
+            def then(members: Set[bytes]) -> Any:
+                return _filter(
+                    list(members),
+                    others,
+                    False,
+                    lambda kept: finish(kept, not fits_intset(kept, limit)),
+                )
+
+            return _members_then(keys[0], infos[0], then)
+        known = {i: infos[i][2] for i in present if infos[i][2] is not None}
+        unread = [i for i in present if infos[i][2] is None]
+
+        def compute(results: list[list[Any]]) -> Any:
+            for i, result in zip(unread, results, strict=True):
+                known[i] = result[0][1] if isinstance(result[0], tuple) else set()
+            first = known[0]
+            result = set(first).difference(*(known[i] for i in present[1:]))
+            return finish(list(result), not fits_intset(first, limit))
+
+        if not unread:
+            return compute([])
+        return Plan([Step(keys[i], [b"@set-read", keys[i]]) for i in unread], compute)
+
+    return Plan(reads, decide)
+
+
+def plan_sinter(session, argv: list[bytes]) -> Plan:
+    def finish(members: list[bytes], big: bool) -> tuple[bytes, list[Step]]:
+        return _members_reply(session.enc, members), []
+
+    return _inter_plan(argv[1:], [], _acceptor_limit(session), finish)
+
+
+def plan_sdiff(session, argv: list[bytes]) -> Plan:
+    def finish(members: list[bytes], big: bool) -> tuple[bytes, list[Step]]:
+        return _members_reply(session.enc, _ordered(members, big)), []
+
+    return _diff_plan(argv[1:], [], _acceptor_limit(session), finish)
 
 
 # -- SINTERCARD -----------------------------------------------------------------------------
@@ -721,15 +864,12 @@ def sintercard(shard, db, argv: list[bytes], enc) -> bytes:
 
 def plan_sintercard(session, argv: list[bytes]) -> Plan:
     numkeys, limit = parse_sintercard(argv)  # type: ignore[misc]
-    keys = argv[2 : 2 + numkeys]
 
-    def decide(results: list[list[Any]]) -> tuple[bytes, list[Step]]:
-        found = [result[0] for result in results]
-        if WRONG_TYPE in found:
-            return WRONGTYPE, []
-        return session.enc.integer(inter_card(found, limit)), []
+    def finish(members: list[bytes], big: bool) -> tuple[bytes, list[Step]]:
+        count = len(members)
+        return session.enc.integer(min(count, limit) if limit else count), []
 
-    return Plan([Step(key, [b"@set-read", key]) for key in keys], decide)
+    return _inter_plan(argv[2 : 2 + numkeys], [], _acceptor_limit(session), finish)
 
 
 # -- SINTERSTORE, SUNIONSTORE, SDIFFSTORE ----------------------------------------------------
@@ -764,30 +904,44 @@ def sdiffstore(shard, db, argv: list[bytes], enc) -> bytes:
     return _store_native(shard, db, argv, enc, diff_members)
 
 
-def _store_plan(combine: Combine) -> Callable[[Any, list[bytes]], Plan]:
-    """The plan of a STORE form across shards: read every source, and hold the
-    destination's shard too (the ``@exists`` read), compute in the acceptor, then write the
-    result (or delete the destination) before the shards are released."""
+def _stored(session, dst: bytes) -> Finish:
+    """A STORE form's last step across shards: write the result to the destination (whose
+    shard the plan's ``@exists`` read holds), or delete it when the result is empty."""
 
-    def plan(session, argv: list[bytes]) -> Plan:
-        dst, keys = argv[1], argv[2:]
-        reads = [Step(key, [b"@set-read", key]) for key in keys]
-        reads.append(Step(dst, [b"@exists", dst]))
+    def finish(members: list[bytes], big: bool) -> tuple[bytes, list[Step]]:
+        if not members:
+            return session.enc.ZERO, [Step(dst, [b"@del", dst])]
+        write = [b"@put", dst, ("set", (big, set(members))), None]
+        return session.enc.integer(len(members)), [Step(dst, write)]
 
-        def decide(results: list[Any]) -> tuple[bytes, list[Step]]:
-            found = [result[0] for result in results[:-1]]
-            if WRONG_TYPE in found:
-                return WRONGTYPE, []
-            members, big = combine(found, _acceptor_limit(session))
-            members = set(members)
-            if not members:
-                return session.enc.ZERO, [Step(dst, [b"@del", dst])]
-            write = [b"@put", dst, ("set", (big, members)), None]
-            return session.enc.integer(len(members)), [Step(dst, write)]
+    return finish
 
-        return Plan(reads, decide)
 
-    return plan
+def plan_sinterstore(session, argv: list[bytes]) -> Plan:
+    dst = argv[1]
+    hold = [Step(dst, [b"@exists", dst])]
+    return _inter_plan(argv[2:], hold, _acceptor_limit(session), _stored(session, dst))
+
+
+def plan_sdiffstore(session, argv: list[bytes]) -> Plan:
+    dst = argv[1]
+    hold = [Step(dst, [b"@exists", dst])]
+    return _diff_plan(argv[2:], hold, _acceptor_limit(session), _stored(session, dst))
+
+
+def plan_sunionstore(session, argv: list[bytes]) -> Plan:
+    """Every member of every source is needed: read them whole, and hold the destination."""
+    dst, keys = argv[1], argv[2:]
+    reads = [Step(key, [b"@set-read", key]) for key in keys] + [Step(dst, [b"@exists", dst])]
+
+    def decide(results: list[Any]) -> tuple[bytes, list[Step]]:
+        found = [result[0] for result in results[:-1]]
+        if WRONG_TYPE in found:
+            return WRONGTYPE, []
+        members, big = union_members(found, _acceptor_limit(session))
+        return _stored(session, dst)(list(members), big)  # type: ignore[return-value]
+
+    return Plan(reads, decide)
 
 
 # -- SMOVE across shards ------------------------------------------------------------------
@@ -855,9 +1009,9 @@ K, KS, C = Route.KEY, Route.KEYS, Route.COORD
 ROWS = [
     Command("sadd", K, sadd),
     Command("scard", K, scard),
-    Command("sdiff", KS, sdiff, part=read_part, merge=merge_sdiff),
-    Command("sdiffstore", C, sdiffstore, plan=_store_plan(diff_members)),
-    Command("sinter", KS, sinter, part=read_part, merge=merge_sinter),
+    Command("sdiff", C, sdiff, plan=plan_sdiff),
+    Command("sdiffstore", C, sdiffstore, plan=plan_sdiffstore),
+    Command("sinter", C, sinter, plan=plan_sinter),
     Command(
         "sintercard",
         C,
@@ -866,7 +1020,7 @@ ROWS = [
         check=check_sintercard,
         keys=sintercard_keys,
     ),
-    Command("sinterstore", C, sinterstore, plan=_store_plan(_inter_result)),
+    Command("sinterstore", C, sinterstore, plan=plan_sinterstore),
     Command("sismember", K, sismember),
     Command("smembers", K, smembers),
     Command("smismember", K, smismember),
@@ -886,12 +1040,14 @@ ROWS = [
         notes="a hashtable set's cursor walks a snapshot of its members (see SCAN)",
     ),
     Command("sunion", KS, sunion, part=read_part, merge=merge_sunion),
-    Command("sunionstore", C, sunionstore, plan=_store_plan(union_members)),
+    Command("sunionstore", C, sunionstore, plan=plan_sunionstore),
 ]
 
 #: Internal parts of the coordinated set commands, by wire name.
 INTERNAL_PARTS = {
     b"@set-read": read_part,
+    b"@set-info": info_part,
+    b"@set-has": has_part,
     b"@set-probe": probe_part,
     b"@set-add": add_part,
     b"@set-rem": remove_part,
