@@ -575,6 +575,27 @@ def test_default_limit_is_512(oracle: Oracle) -> None:
         assert cluster.call(*argv) == oracle.call(*argv), argv
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_whole_set_pops_come_in_intset_order(oracle: Oracle, protocol: int) -> None:
+    """SPOP of at least the whole set answers as SUNION of it would: ascending when the
+    members make an intset (even from a hashtable set), else in hash-table order."""
+    oracle.reset(4)
+    cluster = Cluster(4)
+    script_ = script("""
+        SADD a 9 -3 5 1
+        SPOP a 4
+        SADD a 9 -3 x 1
+        SREM a x
+        SPOP a 100
+        SADD a 9 -3 5 1 7
+        SPOP a 5
+    """)
+    for argv in script_:
+        theirs = oracle.call(*argv, protocol=protocol)
+        ordered = argv[0] != b"SPOP" or argv[2] != b"5"  # five members: not an intset
+        assert_same(argv, cluster.call(*argv, protocol=protocol), theirs, ordered)
+
+
 # -- generated sequences against Redis --------------------------------------------------------
 
 MEMBERS = st.sampled_from(

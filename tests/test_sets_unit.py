@@ -476,7 +476,8 @@ def test_sinter_plan_asks_for_candidates_not_whole_sets() -> None:
         if not isinstance(decision, Plan):
             break
         plan = decision
-    assert decision == (b"*2\r\n$1\r\n3\r\n$4\r\n4999\r\n", [])
+    reply, writes = decision
+    assert sorted(sets.reply_members(reply)) == [b"3", b"4999"] and writes == []
     assert [argv[0] for argv in sent] == [b"@set-info", b"@set-info", b"@set-has"]
     assert sorted(sent[-1][2:]) == sorted([b"3", b"x", b"4999"])
     assert execute(shard, [b"@set-info", b"big"]) == (True, 5000, None)

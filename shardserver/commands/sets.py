@@ -92,9 +92,10 @@ class SetValue(set):
         super().__init__(members)
         self.big = big
         #: Members to draw from, or None until the first draw: every live member once, plus
-        #: the members removed since, each once, which are exactly those in ``_gone``.
+        #: the members removed since, each once, which are exactly those in ``_gone`` (None
+        #: with the pool, so that a set never drawn from carries nothing more).
         self._pool: list[bytes] | None = None
-        self._gone: set[bytes] = set()
+        self._gone: set[bytes] | None = None
 
     # -- the value protocol (values.StoredValue) --------------------------------------------
 
@@ -151,6 +152,7 @@ class SetValue(set):
             self.update(members)
         else:
             gone = self._gone
+            assert gone is not None
             for member in members:
                 if member not in self:
                     self.add(member)
@@ -170,13 +172,13 @@ class SetValue(set):
     def remove_members(self, members: Iterable[bytes]) -> int:
         """Remove members; how many were there. The caller deletes the key if now empty."""
         removed = 0
-        tracked = self._pool is not None
+        gone = self._gone
         for member in members:
             if member in self:
                 self.discard(member)
                 removed += 1
-                if tracked:
-                    self._gone.add(member)
+                if gone is not None:
+                    gone.add(member)
         return removed
 
     def replace_members(self, members: Iterable[bytes], limit: int) -> None:
@@ -185,7 +187,7 @@ class SetValue(set):
         self.update(members)
         self.big = not fits_intset(self, limit)
         self._pool = None
-        self._gone = set()
+        self._gone = None
 
     # -- random draws -----------------------------------------------------------------------
 
@@ -198,7 +200,7 @@ class SetValue(set):
         """
         pool = self._pool
         gone = self._gone
-        if pool is None or len(gone) > len(self):
+        if pool is None or gone is None or len(gone) > len(self):
             pool = self._pool = list(self)
             gone = self._gone = set()
         random_ = _rng.random
