@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 from shardserver import values
 from shardserver.commands import sets
 from shardserver.commands.multikey import Plan
-from shardserver.commands.spec import Route, bad_arity
-from shardserver.commands.table import COMMANDS, key_positions
+from shardserver.commands.spec import Route, bad_arity, key_positions
+from shardserver.commands.table import COMMANDS
 from shardserver.errors import wrong_arity
 from shardserver.resp import encoder_for
 from shardserver.shard import Shard

@@ -17,7 +17,7 @@ from itertools import islice
 
 from shardserver import values
 from shardserver.commands import merges
-from shardserver.commands.spec import Command, Route
+from shardserver.commands.spec import Command, Route, local
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes, invalid_expire
 from shardserver.glob import compile_glob
 from shardserver.numbers import LLONG_MAX, parse_int
@@ -288,6 +288,86 @@ def memory_usage(shard, db, argv: list[bytes], enc) -> bytes:
     return enc.integer(size)
 
 
+# -- OBJECT ---------------------------------------------------------------------------------
+
+#: Redis's refcount of a shared object (small integers are shared when no eviction policy
+#: needs per-key metadata).
+_SHARED_REFCOUNT = 2147483647
+_SHARED_INTEGERS = 10000
+_LFU_POLICIES = ("allkeys-lfu", "volatile-lfu")
+_POLICY_NOTE = (
+    " Please note that when switching between policies at runtime LRU and LFU data will take "
+    "some time to adjust."
+)
+_NOT_LFU = error(
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked." + _POLICY_NOTE
+)
+_IS_LFU = error("ERR An LFU maxmemory policy is selected, idle time not tracked." + _POLICY_NOTE)
+
+
+def object_encoding(shard, db, argv: list[bytes], enc) -> bytes:
+    value = db.lookup(argv[2], shard.now)
+    if value is None:
+        return enc.NULL
+    return enc.bulk(values.encoding(value).encode())
+
+
+def object_refcount(shard, db, argv: list[bytes], enc) -> bytes:
+    value = db.lookup(argv[2], shard.now)
+    if value is None:
+        return enc.NULL
+    if value.__class__ is bytes and not _lfu(shard):
+        number = parse_int(value) if len(value) <= 20 else None
+        if number is not None and 0 <= number < _SHARED_INTEGERS:
+            return enc.integer(_SHARED_REFCOUNT)
+    return enc.ONE
+
+
+def object_idletime(shard, db, argv: list[bytes], enc) -> bytes:
+    value = db.lookup(argv[2], shard.now)
+    if value is None:
+        return enc.NULL
+    if _lfu(shard):
+        return _IS_LFU
+    return enc.ZERO
+
+
+def object_freq(shard, db, argv: list[bytes], enc) -> bytes:
+    value = db.lookup(argv[2], shard.now)
+    if value is None:
+        return enc.NULL
+    if not _lfu(shard):
+        return _NOT_LFU
+    return enc.ZERO
+
+
+def _lfu(shard) -> bool:
+    return str(shard.settings.get("maxmemory-policy", "noeviction")) in _LFU_POLICIES
+
+
+_OBJECT_HELP = [
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def object_help(session, argv: list[bytes]) -> bytes:
+    return session.enc.array([session.enc.simple(line) for line in _OBJECT_HELP])
+
+
 #: A dict entry (hash, key, value) plus its share of the index, in a dict about 2/3 full.
 _DICT_ENTRY = 3 * 8 + 8
 #: A deadline: an entry in the deadline dict, one in the slot dict, and a list slot.
@@ -297,6 +377,21 @@ _DEADLINE_ENTRY = 2 * _DICT_ENTRY + 8 + 32
 K = Route.KEY
 ROWS = [
     Command("type", K, type_),
+    Command("object|encoding", K, object_encoding),
+    Command("object|refcount", K, object_refcount),
+    Command(
+        "object|idletime",
+        K,
+        object_idletime,
+        notes="access times are not tracked yet: 0 (the refusal under an LFU policy is Redis's)",
+    ),
+    Command(
+        "object|freq",
+        K,
+        object_freq,
+        notes="access frequencies are not tracked yet: 0 under an LFU policy, else Redis's error",
+    ),
+    local("object|help", object_help),
     Command(
         "memory|usage",
         K,
