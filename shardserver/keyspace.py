@@ -76,14 +76,19 @@ class ExpiryIndex:
 
 
 class Database:
-    """One logical database (``SELECT n``) of one shard."""
+    """One logical database (``SELECT n``) of one shard.
 
-    __slots__ = ("data", "expires", "expired_keys")
+    ``on_expire(db, key)``, when set, hears of every key removed for its deadline (the
+    append-only log records the removal where it happened).
+    """
+
+    __slots__ = ("data", "expires", "expired_keys", "on_expire")
 
     def __init__(self) -> None:
         self.data: dict[bytes, object] = {}
         self.expires = ExpiryIndex()
         self.expired_keys = 0
+        self.on_expire: Callable[[Database, bytes], None] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -140,6 +145,8 @@ class Database:
         del self.data[key]
         self.expires.discard(key)
         self.expired_keys += 1
+        if self.on_expire is not None:
+            self.on_expire(self, key)
 
     def expire_sample(self, now: int, rng: random.Random) -> tuple[int, int]:
         """One sweep round: sample keys with deadlines and remove the expired ones.

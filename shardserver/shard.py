@@ -93,6 +93,10 @@ class Shard:
         self.commands_processed = 0
         self.expired_by_sweep = 0
         self._rng = random.Random()
+        #: Handlers by wire name: the plain table, or the persistence's logged one while
+        #: persistence is configured (its ``configure`` switches them).
+        self.plain_handlers = HANDLERS
+        self.handlers = HANDLERS
         #: The append-only log and snapshot children (idle unless persistence is configured).
         self.persistence = ShardPersistence(self)
         self.persistence.configure(starting=True)
@@ -101,7 +105,7 @@ class Shard:
         """Run every command of a batch in order; one reply per run."""
         self.now = now_ms()
         dbs = self.dbs
-        handlers = HANDLERS
+        handlers = self.handlers
         calls = self.calls
         replies = []
         count = 0

@@ -114,3 +114,21 @@ def rebuild(key: bytes, value: object) -> Iterator[list[bytes]]:
         yield [b"SET", key, value]  # type: ignore[list-item]
         return
     yield from value.rebuild(key)  # type: ignore[attr-defined]
+
+
+def state_commands(key: bytes, value: object | None, deadline: int | None) -> Iterator[list[bytes]]:
+    """Commands that make ``key`` hold ``value`` until ``deadline`` whatever it held before
+    (None: make it absent). Deadlines are absolute Unix milliseconds."""
+    if value is None:
+        yield [b"DEL", key]
+    elif value.__class__ is bytes:
+        yield (
+            [b"SET", key, value]
+            if deadline is None
+            else [b"SET", key, value, b"PXAT", b"%d" % deadline]
+        )  # type: ignore[list-item]
+    else:
+        yield [b"DEL", key]
+        yield from rebuild(key, value)
+        if deadline is not None:
+            yield [b"PEXPIREAT", key, b"%d" % deadline]

@@ -98,10 +98,7 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
                 return
             out: list[bytes | memoryview] = []
             for payload in decoder.feed(data):
-                batch = loads(payload)
-                out.extend(encode_replies(execute(shard, batch)))
-                if persistence.active:
-                    persistence.track(batch)
+                out.extend(encode_replies(execute(shard, loads(payload))))
             if out:
                 if persistence.active:
                     persistence.flush()  # with appendfsync always: on disk before the reply

@@ -115,7 +115,6 @@ def _settings(tmp_path: Path, shards: int = 1, **extra: str) -> dict:
 def _run(shard: Shard, *commands: list[bytes], db: int = 0) -> list:
     batch = [[db * 2, list(argv)] for argv in commands]
     replies = shard.execute_batch(batch)
-    shard.persistence.track(batch)
     shard.persistence.flush()
     return replies
 

@@ -135,6 +135,18 @@ def pexpireat(shard, db, argv: list[bytes], enc) -> bytes:
     return _expire_generic(shard, db, argv, relative=False, seconds=False)
 
 
+def propagate_deadline(shard, db, argv: list[bytes], reply: bytes) -> list[list[bytes]]:
+    """The EXPIRE family logs the absolute deadline it set (or the deletion of a key whose
+    new deadline had already passed), never a relative time."""
+    if reply == b":0\r\n":
+        return []
+    key = argv[1]
+    deadline = db.deadline_of(key) if key in db.data else None
+    if deadline is None:
+        return [[b"DEL", key]]
+    return [[b"PEXPIREAT", key, b"%d" % deadline]]
+
+
 def _ttl_generic(shard, db, key: bytes, in_ms: bool, absolute: bool) -> bytes:
     """TTL, PTTL, EXPIRETIME and PEXPIRETIME (Redis's ``ttlGenericCommand``).
 
@@ -398,10 +410,10 @@ ROWS = [
         memory_usage,
         notes="this process's bytes for the key (Python objects), not jemalloc's figure",
     ),
-    Command("expire", K, expire),
-    Command("pexpire", K, pexpire),
-    Command("expireat", K, expireat),
-    Command("pexpireat", K, pexpireat),
+    Command("expire", K, expire, propagate=propagate_deadline),
+    Command("pexpire", K, pexpire, propagate=propagate_deadline),
+    Command("expireat", K, expireat, propagate=propagate_deadline),
+    Command("pexpireat", K, pexpireat, propagate=propagate_deadline),
     Command("ttl", K, ttl),
     Command("pttl", K, pttl),
     Command("expiretime", K, expiretime),

@@ -247,6 +247,17 @@ def copy_native(shard, db, argv: list[Any], enc) -> bytes:
     return enc.integer(1)
 
 
+def propagate_copy(shard, db, argv: list[Any], reply: bytes) -> list[list[bytes]]:
+    """COPY's argv carries its parsed options (not a command line): it logs the state of the
+    destination, in the destination's database."""
+    if reply == b":0\r\n":
+        return []
+    dst, target_db = argv[2], argv[3]
+    target = shard.dbs[target_db]
+    deadline = target.deadline_of(dst)
+    return [[b"SELECT", b"%d" % target_db], *values.state_commands(dst, target.data[dst], deadline)]
+
+
 def plan_copy(session, argv: list[Any]) -> Plan:
     """COPY across shards; argv already carries the parsed (db, replace) from the check."""
     src, dst, target_db, replace = argv[1], argv[2], argv[3], argv[4]
@@ -377,7 +388,9 @@ ROWS = [
     Command("msetnx", C, msetnx, plan=plan_msetnx, check=check_pairs),
     Command("rename", C, rename, plan=plan_rename),
     Command("renamenx", C, renamenx, plan=plan_renamenx),
-    Command("copy", C, copy_native, plan=plan_copy, check=native_copy_argv),
+    Command(
+        "copy", C, copy_native, plan=plan_copy, check=native_copy_argv, propagate=propagate_copy
+    ),
     Command(
         "scan",
         Route.CURSOR,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from shardserver import values
 from shardserver.commands import floats
 from shardserver.commands.multikey import Plan, Step
-from shardserver.commands.spec import Command, Route
+from shardserver.commands.spec import Command, Propagate, Route
 from shardserver.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, error, invalid_expire
 from shardserver.numbers import LLONG_MAX, LLONG_MIN, parse_int
 
@@ -560,12 +560,12 @@ ROWS = [
     Command("decrby", K, decrby),
     Command("get", K, get),
     Command("getdel", K, getdel),
-    Command("getex", K, getex),
+    Command("getex", K, getex, propagate=Propagate.KEY_STATE),
     Command("getrange", K, getrange),
     Command("getset", K, getset),
     Command("incr", K, incr),
     Command("incrby", K, incrby),
-    Command("incrbyfloat", K, incrbyfloat),
+    Command("incrbyfloat", K, incrbyfloat, propagate=Propagate.KEY_STATE),
     Command(
         "lcs",
         Route.COORD,
@@ -573,9 +573,9 @@ ROWS = [
         plan=plan_lcs,
         notes="keys on two shards: computed in the acceptor, which waits meanwhile, as Redis does",
     ),
-    Command("psetex", K, psetex),
-    Command("set", K, set_),
-    Command("setex", K, setex),
+    Command("psetex", K, psetex, propagate=Propagate.KEY_STATE),
+    Command("set", K, set_, propagate=Propagate.KEY_STATE),
+    Command("setex", K, setex, propagate=Propagate.KEY_STATE),
     Command("setnx", K, setnx),
     Command("setrange", K, setrange),
     Command("strlen", K, strlen),

@@ -11,11 +11,12 @@ generation or later, in order. A rewrite opens ``incr`` of generation g+1 at onc
 go there) and forks a child that writes ``base`` g+1 (temporary name, fsync, rename); only
 then are generation g's files deleted. A crash at any point leaves a complete set.
 
-Records are RESP commands that state a key's value: ``SET key value [PXAT ms]`` or
-``DEL key``, plus ``SELECT``, ``FLUSHDB``, ``FLUSHALL`` and ``SWAPDB``. Deadlines are absolute,
-so replay never revives an expired key, and a record is idempotent, which makes the rewrite's
-overlap (a write both in the new base and in the new incr) harmless. ``redis-server`` reads
-these commands too.
+Records are RESP commands: the writes as :mod:`shardserver.persistence.journal` logs them,
+``SELECT`` when the database changes, and a base's image of each key (``SET key value [PXAT
+ms]``, or ``DEL key``, the commands that rebuild a container, and its ``PEXPIREAT``).
+Deadlines are absolute, so replay never revives an expired key. A rewrite's overlap (a write
+both in the new base and in the new incr) cannot happen: the new incr starts exactly where the
+child's image was forked. ``redis-server`` reads these commands too.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import hiredis
 
+from shardserver import values
 from shardserver.framing import write_all
 from shardserver.persistence.rdb import fsync_dir
 
@@ -55,19 +57,10 @@ def select_record(db: int) -> bytes:
     return command(b"SELECT", b"%d" % db)
 
 
-def state_record(key: bytes, value: bytes | None, deadline: int | None) -> bytes:
-    """The record that makes ``key`` what it is now (None: absent)."""
-    if value is None:
-        return b"*2\r\n$3\r\nDEL\r\n" + bulk(key)
-    if deadline is None:
-        return b"*3\r\n$3\r\nSET\r\n" + bulk(key) + bulk(value)
-    return (
-        b"*5\r\n$3\r\nSET\r\n"
-        + bulk(key)
-        + bulk(value)
-        + b"$4\r\nPXAT\r\n"
-        + bulk(b"%d" % deadline)
-    )
+def key_records(key: bytes, value: object | None, deadline: int | None) -> Iterator[bytes]:
+    """The records that make ``key`` hold ``value`` until ``deadline`` (None: absent)."""
+    for each in values.state_commands(key, value, deadline):
+        yield command(*each)
 
 
 # -- files --------------------------------------------------------------------------------
@@ -314,12 +307,12 @@ def write_base(path: str, dbs: list, now: int) -> int:
                 continue
             out.write(select_record(index))
             deadlines = db.expires.deadline
-            chunk = []
+            chunk: list[bytes] = []
             for key, value in db.data.items():
                 when = deadlines.get(key)
                 if when is not None and when <= now:
                     continue
-                chunk.append(state_record(key, value, when))
+                chunk.extend(key_records(key, value, when))
                 keys += 1
                 if len(chunk) >= 4096:
                     out.write(b"".join(chunk))

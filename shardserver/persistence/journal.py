@@ -1,63 +1,99 @@
-"""A shard's persistence: which writes it logs, its append-only log, and its forked children.
+"""A shard's persistence: which writes it logs and how, its append-only log, its forked children.
 
-The worker runs :meth:`ShardPersistence.track` after each batch only while persistence is
-configured (``appendonly yes`` or save rules), so a server without persistence pays nothing
-per command. Tracking does not re-execute or translate commands: for every key a write
-touched it logs the key's state after the batch (``SET key value [PXAT ms]`` or ``DEL key``),
-and whole-database commands (FLUSHDB, FLUSHALL, SWAPDB) as themselves, in order. Replaying
-the whole-database commands in order and then the final states of the touched keys gives the
-batch's end state exactly, whatever the commands were (INCRBYFLOAT, GETEX, SETRANGE ...), and
-relative times are already absolute deadlines in the keyspace.
+While persistence is configured (``appendonly yes`` or save rules), the shard runs its batches
+with a handler table in which every write is wrapped: right after the write ran, its *effect*
+is logged (Redis calls this propagation), in the order the writes ran. A server without
+persistence runs the plain table and pays nothing per command.
 
-Snapshots and rewrites fork: the child owns a copy-on-write image of the keyspace at that
-point of the shard's command stream and writes it while the parent keeps serving; the parent
-reaps the child from its loop (:meth:`tick`).
+What is logged for a write, by its command row's ``propagate`` (see
+:mod:`shardserver.commands.spec`):
+
+- by default, the command as executed (LPUSH, HSET, ZADD, MSET, RENAME, DEL ...): commands
+  whose outcome depends only on the state they run on and their arguments replay to the same
+  effect, and a one-element push logs one element, whatever the size of the list;
+- ``KEY_STATE``: the final state of each key the command names (SET with EX, RESTORE, SORT ...
+  STORE): ``SET key value [PXAT ms]`` for a string, ``DEL key`` then the commands that rebuild
+  a container and its ``PEXPIREAT``, or ``DEL key``;
+- a function of the row: its own commands (SPOP as SREM of what it popped, EXPIRE as the
+  PEXPIREAT of the deadline it set, HINCRBYFLOAT as HSET of the result).
+
+A write whose reply is an error changed nothing and logs nothing. Deadlines are absolute, so
+nothing relative reaches the log; a key that expires (looked up past its deadline, or swept)
+logs ``DEL key`` at that point, so a push onto a key that had expired replays onto an empty
+key, as it ran. Replay (:mod:`shardserver.persistence.loader`) runs the same handlers with the
+clock stopped, so no key expires during replay.
+
+Snapshots and rewrites fork: the child owns a copy-on-write image of the keyspace at that point
+of the shard's command stream and writes it while the parent keeps serving; the parent reaps
+the child from its loop (:meth:`ShardPersistence.tick`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from shardserver.commands.spec import Propagate, key_positions
 from shardserver.commands.table import COMMANDS
 from shardserver.persistence import aof, rdb
 
 log = logging.getLogger("shardserver.journal")
 
-
-def _keys_from(first: int, step: int) -> Callable[[list], list]:
-    def keys(argv: list) -> list:
-        return argv[first::step]
-
-    return keys
+#: A rule: None (log as executed), Propagate.KEY_STATE (the state of these keys), or a function
+#: of (shard, db, argv, reply) that returns the commands to log.
+Rule = Any
 
 
-def _key_extractors() -> dict[bytes, Callable[[list], list]]:
-    """For every write by wire name: the keys of its argv (in the client's database)."""
-    found: dict[bytes, Callable[[list], list]] = {}
+def _client_rules() -> dict[bytes, tuple[Rule, Callable[[list], list[bytes]]]]:
+    """Every write command by wire name: its rule, and where its keys are."""
+    rules = {}
     for spec in COMMANDS.values():
-        if "write" not in spec.flags or spec.first_key <= 0:
-            continue
-        if spec.last_key == -1:
-            found[spec.name.encode()] = _keys_from(spec.first_key, spec.step)
-        else:
-            last, first = spec.last_key, spec.first_key
-            found[spec.name.encode()] = lambda argv, a=first, b=last: argv[a : b + 1]
-    found[b"@mset"] = _keys_from(1, 2)
-    found[b"@del"] = _keys_from(1, 1)
-    found[b"@unlink"] = found[b"@del"]
-    found[b"@put"] = lambda argv: [argv[1]]
-    # MOVE and COPY write to another database too: ShardPersistence.track handles them.
-    del found[b"move"], found[b"copy"]
-    return found
+        for each in [spec, *spec.subcommands.values()]:
+            if "write" in each.flags and each.run is not None:
+                keys = functools.partial(_keys_at, each)
+                rules[each.name.encode()] = (each.propagate, keys)
+    return rules
 
 
-KEYS_WRITTEN = _key_extractors()
-#: Whole-database writes, logged as themselves.
-WHOLE_DB = {b"@flushdb", b"@flushall", b"@swapdb"}
+def _keys_at(spec: Any, argv: list) -> list[bytes]:
+    return [argv[position] for position in key_positions(spec, argv)]
+
+
+def _part_rules() -> dict[bytes, tuple[Rule, Callable[[list], list[bytes]]]]:
+    """Internal parts that write (the fan-out and coordination halves of multi-shard writes):
+    how each is logged. Every other internal part only reads: families' plans write through
+    ``@put``/``@del`` or plain commands (see :mod:`shardserver.commands.spec`)."""
+
+    def as_command(name: bytes) -> Callable[..., list[list[bytes]]]:
+        return lambda shard, db, argv, reply: [[name, *argv[1:]]]
+
+    rules: dict[bytes, tuple[Rule, Callable[[list], list[bytes]]]] = {
+        b"@mset": (as_command(b"MSET"), lambda argv: argv[1::2]),
+        b"@del": (as_command(b"DEL"), lambda argv: argv[1:]),
+        b"@unlink": (as_command(b"DEL"), lambda argv: argv[1:]),
+        b"@put": (Propagate.KEY_STATE, lambda argv: [argv[1]]),
+        b"@flushdb": (as_command(b"FLUSHDB"), lambda argv: []),
+        b"@flushall": (as_command(b"FLUSHALL"), lambda argv: []),
+        b"@swapdb": (as_command(b"SWAPDB"), lambda argv: []),
+    }
+    return rules
+
+
+CLIENT_RULES = _client_rules()
+PART_RULES = _part_rules()
+
+
+def state_records(db: Any, key: bytes, now: int) -> Iterator[bytes]:
+    """The records that make ``key`` what it is now in ``db`` (absent, when expired)."""
+    value = db.data.get(key)
+    deadline = db.expires.deadline.get(key) if db.expires else None
+    if deadline is not None and deadline <= now:
+        value = None
+    yield from aof.key_records(key, value, deadline)
 
 
 class ShardPersistence:
@@ -74,6 +110,7 @@ class ShardPersistence:
         self.rewrite_child: tuple[int, int] | None = None
         self.save_child: int | None = None
         self.last_rewrite_ok = True
+        self._logged_handlers: dict[bytes, Any] | None = None
 
     # -- configuration -------------------------------------------------------------------
 
@@ -91,6 +128,14 @@ class ShardPersistence:
             self.log = None
         if self.log is not None:
             self.log.policy = settings.get("appendfsync", "everysec")
+        self._follow()
+
+    def _follow(self) -> None:
+        """Point the shard at the handler table and expiry hooks that this state needs."""
+        self.shard.handlers = self.logged_handlers() if self.active else self.shard.plain_handlers
+        hook = self._expired if self.log is not None else None
+        for db in self.shard.dbs:
+            db.on_expire = hook
 
     def _new_log(self) -> aof.AppendLog:
         settings = self.shard.settings
@@ -120,69 +165,74 @@ class ShardPersistence:
         self.log = self._new_log()
         if same_layout:
             self.log.open(max(self._latest_gen(), 1))
+        else:
+            self.log.remove_before(1 << 62)  # leftovers of an uncommitted change of layout
+            base = aof.file_path(
+                self.log.directory, self.log.name, self._shards, self.shard.index, 1, "base"
+            )
+            aof.write_base(base, self.shard.dbs, self.shard.now)
+            self.log.open(1)
+        self._follow()
+
+    # -- the logged path (only while active) ---------------------------------------------
+
+    def logged_handlers(self) -> dict[bytes, Any]:
+        """The shard's handler table with every write wrapped to log its effect."""
+        if self._logged_handlers is None:
+            table = dict(self.shard.plain_handlers)
+            for name, (rule, keys) in CLIENT_RULES.items():
+                if name in table:
+                    table[name] = self._client_write(table[name], rule, keys)
+            for name, (rule, keys) in PART_RULES.items():
+                if name in table:
+                    table[name] = self._part_write(table[name], rule, keys)
+            self._logged_handlers = table
+        return self._logged_handlers
+
+    def _client_write(self, handler: Callable, rule: Rule, keys: Callable) -> Callable:
+        def logged(shard: Any, db: Any, argv: list, enc: Any) -> Any:
+            reply = handler(shard, db, argv, enc)
+            self.record(db, argv, reply, rule, keys)
+            return reply
+
+        return logged
+
+    def _part_write(self, handler: Callable, rule: Rule, keys: Callable) -> Callable:
+        def logged(shard: Any, db: Any, argv: list) -> Any:
+            reply = handler(shard, db, argv)
+            self.record(db, argv, reply, rule, keys)
+            return reply
+
+        return logged
+
+    def record(self, db: Any, argv: list, reply: Any, rule: Rule, keys: Callable) -> None:
+        """Log one write's effect (see the module docstring)."""
+        if reply.__class__ is bytes and reply[:1] == b"-":
             return
-        self.log.remove_before(1 << 62)  # leftovers of an uncommitted change of layout
-        base = aof.file_path(
-            self.log.directory, self.log.name, self._shards, self.shard.index, 1, "base"
-        )
-        aof.write_base(base, self.shard.dbs, self.shard.now)
-        self.log.open(1)
-
-    # -- the hot path (only while active) ------------------------------------------------
-
-    def track(self, batch: list[list]) -> None:
-        """Log the effects of a batch that just ran (see the module docstring)."""
-        extract = KEYS_WRITTEN
-        dbs = self.shard.dbs
-        touched: dict[tuple[int, bytes], Any] = {}
+        self.dirty += 1
         log_ = self.log
-        writes = 0
-        for run in batch:
-            db = dbs[run[0] >> 1]
-            for argv in run[1:] if len(run) > 2 else (run[1],):
-                name = argv[0]
-                keys_of = extract.get(name)
-                if keys_of is None:
-                    if name in WHOLE_DB:
-                        writes += 1
-                        if log_ is not None:
-                            self._log_whole_db(run[0] >> 1, argv)
-                    elif name == b"move" or name == b"copy":
-                        writes += 1
-                        target = dbs[int(argv[2])] if name == b"move" else dbs[argv[3]]
-                        touched[(id(target), argv[1 if name == b"move" else 2])] = target
-                        touched[(id(db), argv[1])] = db
-                    continue
-                writes += 1
-                for key in keys_of(argv):
-                    touched[(id(db), key)] = db
-        if not writes:
-            return
-        self.dirty += writes
         if log_ is None:
             return
-        index_of = {id(db): index for index, db in enumerate(dbs)}
-        now = self.shard.now
-        for (db_id, key), db in touched.items():
-            index = index_of.get(db_id)
-            if index is None:
-                continue
-            log_.select(index)
-            value = db.data.get(key)
-            deadline = db.expires.deadline.get(key) if db.expires else None
-            if deadline is not None and deadline <= now:
-                value = None
-            log_.buffer.append(aof.state_record(key, value, deadline))
-
-    def _log_whole_db(self, db: int, argv: list) -> None:
-        log_ = self.log
-        if argv[0] == b"@flushall":
-            log_.buffer.append(aof.command(b"FLUSHALL"))
-        elif argv[0] == b"@flushdb":
-            log_.select(db)
-            log_.buffer.append(aof.command(b"FLUSHDB"))
+        shard = self.shard
+        log_.select(shard.dbs.index(db))
+        if rule is None:
+            log_.buffer.append(aof.command(*argv))
+        elif rule is Propagate.KEY_STATE:
+            for key in keys(argv):
+                log_.buffer.extend(state_records(db, key, shard.now))
         else:
-            log_.buffer.append(aof.command(b"SWAPDB", argv[1], argv[2]))
+            for command in rule(shard, db, argv, reply):
+                if command[0].upper() == b"SELECT":
+                    log_.select(int(command[1]))
+                else:
+                    log_.buffer.append(aof.command(*command))
+
+    def _expired(self, db: Any, key: bytes) -> None:
+        """A key went past its deadline (looked up or swept): the log drops it there."""
+        log_ = self.log
+        if log_ is not None:
+            log_.select(self.shard.dbs.index(db))
+            log_.buffer.append(aof.command(b"DEL", key))
 
     def flush(self) -> None:
         if self.log is not None:
@@ -219,7 +269,12 @@ class ShardPersistence:
                 databases = [
                     (index, db.data, db.expires.deadline) for index, db in enumerate(shard.dbs)
                 ]
-                size, crc, _keys = rdb.write_fragment(out.write, databases, shard.now)
+                size, crc, _keys = rdb.write_fragment(
+                    out.write,
+                    databases,
+                    shard.now,
+                    list_fill=shard.settings.get("list-max-listpack-size", -2),
+                )
                 out.write(size.to_bytes(8, "little") + crc.to_bytes(8, "little"))
                 out.flush()
                 os.fsync(out.fileno())
@@ -241,7 +296,10 @@ class ShardPersistence:
         return status
 
     def tick(self) -> None:
-        """From the worker's sweep timer: reap a finished rewrite and drop the old files."""
+        """From the worker's sweep timer: write what the sweep logged, reap a finished
+        rewrite and drop the old files."""
+        if self.log is not None and self.log.buffer:
+            self.log.flush()
         if self.rewrite_child is None:
             return
         pid, gen = self.rewrite_child

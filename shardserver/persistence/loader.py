@@ -17,11 +17,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shardserver.commands.table import COMMANDS
 from shardserver.keyspace import Database, now_ms
 from shardserver.persistence import aof, rdb
+from shardserver.resp import Resp2
 from shardserver.slots import slot_for_key, slot_ranges
 
 log = logging.getLogger("shardserver.loader")
+
+#: Commands a log may hold, by lower-case name: every write a shard runs, by its handler.
+REPLAYABLE = {
+    each.name.encode(): each.run
+    for spec in COMMANDS.values()
+    for each in [spec, *spec.subcommands.values()]
+    if "write" in each.flags and each.run is not None and each.route.name != "LOCAL"
+}
 
 
 class LoadError(RuntimeError):
@@ -62,6 +72,7 @@ def load(shard: Any, layout: int | None) -> None:
         if layout is not None:
             _load_aof(shard, directory, settings["appendfilename"], layout)
         shard.persistence.open_after_load(same)
+        _drop_expired(shard)
         source = "append-only file"
     else:
         path = os.path.join(directory, settings.get("dbfilename", "dump.rdb"))
@@ -119,8 +130,11 @@ def _load_aof(shard: Any, directory: str, name: str, layout: int) -> None:
     allow_truncated = shard.settings.get("aof-load-truncated", "yes") == "yes"
     for source in sources:
         chain = aof.files_to_load(files, layout, source)
-        scratch = shard.dbs if own else [Database() for _ in shard.dbs]
-        replayer = _Replayer(scratch)
+        if own:
+            replayer = _Replayer(shard, shard.dbs)
+        else:
+            scratch = type(shard)(shard.index, {**shard.settings, "appendonly": "no", "save": ""})
+            replayer = _Replayer(scratch, scratch.dbs)
         for position, each in enumerate(chain):
             last = position == len(chain) - 1
             progress = _Progress(each.path, "records")
@@ -140,13 +154,23 @@ def _load_aof(shard: Any, directory: str, name: str, layout: int) -> None:
                 )
                 if own:
                     os.truncate(each.path, cut)
+        replayer.report(shard.index)
         if not own:
-            _move_in(shard.dbs, scratch, keep)
+            _move_in(shard.dbs, scratch.dbs, keep)
+
+
+def _drop_expired(shard: Any) -> None:
+    """Delete what expired while the server was down, logging each deletion (a later write
+    to the same key is logged as it runs, and must replay onto an absent key)."""
     now = now_ms()
+    persistence = shard.persistence
     for db in shard.dbs:
         for key, when in list(db.expires.deadline.items()):
             if when <= now:
                 db.delete(key)
+                if db.on_expire is not None:
+                    db.on_expire(db, key)
+    persistence.flush()
 
 
 def _move_in(dbs: list[Database], scratch: list[Database], keep: Callable[[bytes], bool]) -> None:
@@ -158,35 +182,56 @@ def _move_in(dbs: list[Database], scratch: list[Database], keep: Callable[[bytes
 
 
 class _Replayer:
-    """Applies the records :mod:`shardserver.persistence.aof` writes to a set of databases."""
+    """Applies the records :mod:`shardserver.persistence.journal` logs to a shard's databases.
 
-    def __init__(self, dbs: list[Database]) -> None:
+    Writes run through the shards' own handlers, with the clock stopped at 0 so that no key
+    expires during replay (deadlines are absolute; what has expired by now is dropped once
+    everything is loaded). A record whose replay answers an error is counted and reported:
+    it changed nothing when it was logged either, or the files were edited by hand.
+    """
+
+    def __init__(self, shard: Any, dbs: list[Database]) -> None:
+        self.shard = shard
         self.dbs = dbs
         self.db = dbs[0]
+        self.refused = 0
+        self.first_refused = b""
+        shard.now = 0
 
     def apply(self, argv: list[bytes]) -> None:
-        name = argv[0].upper()
-        if name == b"SET" and len(argv) in (3, 5):
-            deadline = int(argv[4]) if len(argv) == 5 else None
-            self.db.store(argv[1], argv[2], deadline)
-        elif name == b"DEL":
-            for key in argv[1:]:
-                self.db.delete(key)
-        elif name == b"SELECT" and len(argv) == 2:
+        name = argv[0].lower()
+        if name == b"select" and len(argv) == 2:
             index = int(argv[1])
             if not 0 <= index < len(self.dbs):
                 raise aof.AofError(f"SELECT {index} is beyond 'databases'")
             self.db = self.dbs[index]
-        elif name == b"FLUSHALL":
+        elif name == b"flushall":
             for db in self.dbs:
                 db.clear()
-        elif name == b"FLUSHDB":
+        elif name == b"flushdb":
             self.db.clear()
-        elif name == b"SWAPDB" and len(argv) == 3:
+        elif name == b"swapdb" and len(argv) == 3:
             first, second = int(argv[1]), int(argv[2])
             dbs = self.dbs
             current = dbs.index(self.db)
             dbs[first], dbs[second] = dbs[second], dbs[first]
             self.db = dbs[current]
         else:
-            raise aof.AofError(f"unexpected command {argv[0][:32]!r}")
+            handler = REPLAYABLE.get(name)
+            if handler is None:
+                raise aof.AofError(f"unexpected command {argv[0][:32]!r}")
+            argv[0] = name
+            reply = handler(self.shard, self.db, argv, Resp2)
+            if reply[:1] == b"-":
+                self.refused += 1
+                self.first_refused = self.first_refused or reply[:100]
+
+    def report(self, index: int) -> None:
+        self.shard.now = now_ms()
+        if self.refused:
+            log.warning(
+                "shard %d: %d logged commands were refused on replay (first: %r)",
+                index,
+                self.refused,
+                self.first_refused,
+            )
