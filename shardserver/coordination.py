@@ -18,11 +18,15 @@ so coordinations never deadlock.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import key_positions
+from shardserver.errors import error
 from shardserver.receivers import Gather
+
+log = logging.getLogger("shardserver.coordination")
 
 
 def step_ctx(ctx: int, db: int | None) -> int:
@@ -31,9 +35,17 @@ def step_ctx(ctx: int, db: int | None) -> int:
 
 
 class Coordination:
-    """A conditional multi-shard command in flight: its plan, its held shards, its client."""
+    """A conditional multi-shard command in flight: its plan, its held shards, its client.
 
-    __slots__ = ("server", "client", "entry", "plan", "shards", "ctx")
+    It receives its own reads' values (``deliver``). The first round also puts a *barrier*
+    (a part that reads nothing) on each held shard it reads nothing from: a part queued on a
+    shard runs only after every earlier hold there was released, so once every part of the
+    first round has answered, this coordination is first in line on all its shards, and its
+    later rounds and writes go right at its hold point. Whatever happens (a shard failed, the
+    plan raised), the holds are released: a coordination never leaves a shard held.
+    """
+
+    __slots__ = ("server", "client", "entry", "plan", "shards", "ctx", "values", "remaining")
 
     def __init__(self, server: Any, client: Any, entry: list, plan: Plan, shards: list[int]):
         self.server = server
@@ -44,44 +56,65 @@ class Coordination:
         #: The client's database and protocol when the command arrived: a SELECT pipelined
         #: after it must not move its reads or writes.
         self.ctx = client.ctx
+        self.values: list[Any] = []
+        self.remaining = 0
 
     def queue_reads(self, batches: dict[int, tuple[list, list]] | None) -> None:
-        """Queue the plan's reads: at the tail of each shard's queue (``batches`` None), or
-        in the given per-shard (runs, targets) segments."""
-        reads = self.plan.reads
-        gather = Gather(self.client, self.entry, self.decided, len(reads))
+        """Queue the plan's reads: at the tail of each shard's queue with barriers on the
+        held shards read nothing from (``batches`` None: the first round), or in the given
+        per-shard (runs, targets) segments."""
+        reads = [(self.server.shard_of_key(step.key), step) for step in self.plan.reads]
+        parts = [(shard, [step_ctx(self.ctx, step.db), step.argv]) for shard, step in reads]
+        if batches is None:
+            touched = {shard for shard, _ in reads}
+            parts += [(shard, [0, [b"@barrier"]]) for shard in self.shards if shard not in touched]
+        self.values = [None] * len(parts)
+        self.remaining = len(parts)
         sequencer = self.server.sequencer
-        for index, step in enumerate(reads):
-            shard = self.server.shard_of_key(step.key)
-            run = [step_ctx(self.ctx, step.db), step.argv]
+        for index, (shard, run) in enumerate(parts):
             if batches is None:
-                sequencer.batches[shard].append(run)
-                sequencer.targets[shard].append((gather, index))
+                runs, targets = sequencer.batches[shard], sequencer.targets[shard]
             else:
                 assert shard in batches, "a later round reads only held shards"
                 runs, targets = batches[shard]
-                runs.append(run)
-                targets.append((gather, index))
+            runs.append(run)
+            targets.append((self, index))
         sequencer.schedule_flush()
 
-    def decided(self, results: list) -> bytes | None:
-        """Every read is in (this is their Gather's merge): decide, then write and release,
-        or read again."""
-        decision = self.plan.decide(results)
-        sequencer = self.server.sequencer
+    def deliver(self, index: int, value: Any) -> None:
+        self.values[index] = value
+        self.remaining -= 1
+        if self.remaining:
+            return
+        results = self.values[: len(self.plan.reads)]
+        failed = next((v for v in self.values if v.__class__ is bytes and v[:1] == b"-"), None)
+        if failed is not None:
+            self._finish(failed, [])
+            return
+        try:
+            decision = self.plan.decide(results)
+        except Exception as problem:
+            log.exception("a coordinated command's plan failed")
+            self._finish(error(f"ERR internal error: {type(problem).__name__}"), [])
+            return
         if isinstance(decision, Plan):
             self.plan = decision
-            self.queue_reads(sequencer.at_hold(self, self.shards))
-            return None
-        reply, writes = decision
+            self.queue_reads(self.server.sequencer.at_hold(self, self.shards))
+            return
+        self._finish(*decision)
+
+    def _finish(self, reply: bytes, writes: list) -> None:
+        """Queue the writes first on the held shards, release them; the reply comes when the
+        writes have answered (at once when there are none)."""
         by_shard: dict[int, list] = {}
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
             shard = self.server.shard_of_key(step.key)
             run = [step_ctx(self.ctx, step.db), step.argv]
             by_shard.setdefault(shard, []).append((run, (acks, index)))
-        sequencer.release(self, self.shards, by_shard)
-        return None if writes else reply
+        self.server.sequencer.release(self, self.shards, by_shard)
+        if not writes:
+            self.client.fill(self.entry, reply)
 
 
 def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:

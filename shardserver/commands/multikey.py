@@ -402,8 +402,15 @@ ROWS = [
     Command("swapdb", A, part=swapdb_part, merge=merges.ok, check=check_swapdb),
 ]
 
+
+def barrier_part(shard, db, argv: list[bytes]) -> None:
+    """Internal: reads nothing; a coordination's mark that it is first in line on a shard."""
+    return None
+
+
 #: Internal parts used by plans and SCAN, by wire name.
 INTERNAL_PARTS = {
+    b"@barrier": barrier_part,
     b"@peek": peek_part,
     b"@put": put_part,
     b"@del": del_part,
