@@ -284,6 +284,9 @@ def test_setbit_keeps_deadline_and_writes_only_changes() -> None:
     assert shard.execute_batch([[0, c("setbit", "k", 0, 1)]]) == [b":1\r\n"]
     assert shard.execute_batch([[0, c("setbit", "k", 9, 1)]]) == [b":0\r\n"]
     assert db.data[b"k"] == b"\x80\x40" and db.deadline_of(b"k") == 10**15
+    assert shard.execute_batch([[0, c("setbit", "k", 0, 0)]]) == [b":1\r\n"]
+    assert shard.execute_batch([[0, c("setbit", "k", 0, 1)]]) == [b":0\r\n"]
+    assert db.data[b"k"] == b"\x80\x40" and db.deadline_of(b"k") == 10**15
     assert shard.execute_batch([[0, c("bitfield", "k", "incrby", "u8", 0, 1)]]) == [
         b"*1\r\n:129\r\n"
     ]
@@ -340,6 +343,10 @@ SCENARIOS: dict[str, list[list[bytes]]] = {
         c("setbit", LIST, 0, 5),
         c("getbit", LIST, 0),
         c("getbit", LIST, "x"),
+        c("set", "t", "x", "ex", 1000),
+        c("setbit", "t", 0, 1),
+        c("setbit", "t", 20, 1),
+        c("ttl", "t"),
         c("set", "n", "123"),
         c("getbit", "n", 2),
         c("setbit", "n", 7, 0),
@@ -367,6 +374,8 @@ SCENARIOS: dict[str, list[list[bytes]]] = {
         c("bitcount", "s", 1, 2, 3),
         c("bitcount", "s", 1, 2, "bits"),
         c("bitcount", "s", 1, 2, b"bit\x00x"),
+        c("bitcount", "s", -1, -2, "bits"),
+        c("bitcount", "s", -2, -1, "bits"),
         c("bitcount", "s", "a", 2),
         c("bitcount", "s", 1, "b", "x"),
         c("bitcount", "s", 1, 2, "bit", "x"),

@@ -174,7 +174,8 @@ def bitcount(shard, db, argv: list[bytes], enc) -> bytes:
 
     Redis 7.0 looks the key up first (a missing key answers 0 whatever the arguments), then
     takes no range, or start and end with an optional BIT|BYTE; anything else is a syntax
-    error. Two negative ends in the wrong order answer 0 before they are normalised.
+    error. Two negative ends in the wrong order answer 0 before they are normalised, and
+    before BIT|BYTE is read.
     """
     value = db.lookup(argv[1], shard.now)
     if value is None:
@@ -189,13 +190,13 @@ def bitcount(shard, db, argv: list[bytes], enc) -> bytes:
     start, end = parse_int(argv[2]), parse_int(argv[3])
     if start is None or end is None:
         return NOT_INTEGER
+    if start < 0 and end < 0 and start > end:
+        return enc.ZERO
     in_bits = False
     if argc == 5:
         in_bits = _range_unit(argv[4])
         if in_bits is None:
             return SYNTAX
-    if start < 0 and end < 0 and start > end:
-        return enc.ZERO
     size = len(value)
     start, end = _clamp(start, end, size * 8 if in_bits else size)
     if start > end:
