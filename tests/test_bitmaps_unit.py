@@ -55,6 +55,10 @@ class Server:
 
     owner: list[int]
 
+    @property
+    def links(self) -> range:
+        return range(max(self.owner) + 1)
+
     def shard_of_key(self, key: bytes) -> int:
         return self.owner[slot_for_key(key)]
 
