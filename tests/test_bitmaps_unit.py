@@ -205,6 +205,18 @@ def test_first_bit_matches_naive(data: bytes, bit: int, draw: st.DataObject) -> 
     assert bitmaps.first_bit(data, bit, start, end) == found
 
 
+@pytest.mark.parametrize("at", [9, bitmaps._SKIP_BLOCK * 8, bitmaps._SKIP_BLOCK * 8 * 3 + 13])
+def test_first_bit_skips_blocks(at: int) -> None:
+    size = bitmaps._SKIP_BLOCK * 4 + 5
+    data = bytearray(size)
+    data[at >> 3] = 0x80 >> (at & 7)
+    assert bitmaps.first_bit(bytes(data), 1, 0, size * 8 - 1) == at
+    assert bitmaps.first_bit(bytes(data), 1, at + 1, size * 8 - 1) == -1
+    inverted = bytes(data).translate(bitmaps._INVERT)
+    assert bitmaps.first_bit(inverted, 0, 3, size * 8 - 2) == at
+    assert bitmaps.first_bit(inverted, 0, 3, at - 1) == -1
+
+
 @given(
     st.sampled_from([b"and", b"or", b"xor"]),
     st.lists(st.binary(max_size=20), min_size=1, max_size=4),
