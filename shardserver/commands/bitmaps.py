@@ -84,11 +84,6 @@ def parse_bit_offset(arg: bytes, max_bulk_len: int, bits: int = 0) -> int | None
     return offset
 
 
-def _string_or_error(value: object) -> bytes | None:
-    """WRONGTYPE for a value that is not a string, else None."""
-    return WRONGTYPE if value is not None and value.__class__ is not bytes else None
-
-
 # -- SETBIT, GETBIT -----------------------------------------------------------------------
 
 
