@@ -103,8 +103,9 @@ def setbit(shard, db, argv: list[bytes], enc) -> bytes:
     if value is not None and value.__class__ is not bytes:
         return WRONGTYPE
     byte, mask = offset >> 3, 0x80 >> (offset & 7)
+    last = bytes((mask,)) if on else b"\0"
     if value is None:
-        db.store(key, bytes(byte) + (bytes((mask,)) if on else b"\0"))
+        db.store(key, b"".join((bytes(byte), last)))
         return enc.ZERO
     if byte < len(value):
         old = value[byte]
@@ -114,8 +115,7 @@ def setbit(shard, db, argv: list[bytes], enc) -> bytes:
         view = memoryview(value)  # one copy of the string, not three
         db.store_keep_deadline(key, b"".join((view[:byte], bytes((new,)), view[byte + 1 :])))
         return enc.ONE if old & mask else enc.ZERO
-    padding = bytes(byte - len(value))
-    db.store_keep_deadline(key, value + padding + (bytes((mask,)) if on else b"\0"))
+    db.store_keep_deadline(key, b"".join((value, bytes(byte - len(value)), last)))
     return enc.ZERO
 
 
