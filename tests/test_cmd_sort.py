@@ -35,6 +35,7 @@ from test_bitmaps_unit import Cluster, Server, Session, c
 
 from shardserver import values
 from shardserver.commands import sort
+from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.resp import Resp2, Resp3
 from shardserver.slots import shard_table, slot_for_key
@@ -507,7 +508,7 @@ class Oracle:
         if argv[0].lower() != b"lrange":
             return self.cluster.call(*argv, protocol=protocol)
         assert argv[2:] == [b"0", b"-1"]
-        value = self.cluster.database(argv[1]).lookup(argv[1], 0)
+        value = self.cluster.database(argv[1]).lookup(argv[1], now_ms())
         if value is None:
             return b"*0\r\n"
         if not isinstance(value, StandInList):
@@ -602,13 +603,37 @@ def sort_commands(draw: st.DrawFn) -> list[bytes]:
     return argv
 
 
+CHANGED_KEYS = st.sampled_from([b"l", b"s", b"z", b"w_1", b"w_x", b"h_1", b"dst", b"{s}t"])
+
+
+@st.composite
+def changes(draw: st.DrawFn) -> list[bytes]:
+    """A command that changes a key under SORT: weights, deletions, expiries, types."""
+    key = draw(CHANGED_KEYS)
+    return draw(
+        st.sampled_from(
+            [
+                [b"SET", key, draw(WEIGHTS)],
+                [b"DEL", key],
+                [b"PEXPIREAT", key, b"1"],
+                [b"EXPIRE", key, b"100000"],
+                [b"TYPE", key],
+            ]
+        )
+    )
+
+
+SEQUENCES = st.lists(st.one_of(sort_commands(), sort_commands(), changes()), max_size=8)
+
+
 @HYPOTHESIS
-@given(sort_data(), st.lists(sort_commands(), min_size=1, max_size=6))
+@given(sort_data(), SEQUENCES)
 def test_generated(
     oracle: Oracle, stand_ins: None, data: Data, commands: list[list[bytes]]
 ) -> None:
     oracle.load(data)
     probes = [c("lrange", key, 0, -1) for key in (b"dst", b"{s}dst", b"l")]
+    probes += [c("type", key) for key in (b"dst", b"{s}dst", b"l")]
     oracle.check([*commands, *probes])
 
 
@@ -685,11 +710,12 @@ def test_server_converts_sorted_sets(redis: ServerProcess, clone: ServerProcess)
 
 
 @settings(HYPOTHESIS, max_examples=max(EXAMPLES // 4, 1))
-@given(sort_data(), st.lists(sort_commands(), min_size=1, max_size=6))
+@given(sort_data(), SEQUENCES)
 def test_server_generated(
     redis: ServerProcess, clone: ServerProcess, data: Data, commands: list[list[bytes]]
 ) -> None:
     probes = [c("lrange", key, 0, -1) for key in (b"dst", b"{s}dst", b"l")]
+    probes += [c("type", key) for key in (b"dst", b"{s}dst", b"l")]
     compare(redis, clone, [*loading_commands(data), *commands, *probes])
 
 
