@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from shardserver.commands import bitmaps
 from shardserver.commands.multikey import Plan
-from shardserver.commands.spec import Route
-from shardserver.commands.table import COMMANDS, key_positions
+from shardserver.commands.spec import Route, key_positions
+from shardserver.commands.table import COMMANDS
 from shardserver.resp import Resp2, encoder_for
 from shardserver.shard import Shard
 from shardserver.slots import shard_table, slot_for_key

@@ -451,42 +451,16 @@ def fetch_part(shard, db, argv: list[Any]) -> list[bytes | None]:
     return [fetch(argv[i], argv[i + 1]) for i in range(1, len(argv), 2)]
 
 
-#: For each shard count, a key on each shard (see :func:`plan_sort`).
-_BARRIER_KEYS: dict[int, list[bytes]] = {}
-
-
-def barrier_keys(server) -> list[bytes]:
-    """One key on each of the server's shards, found by trying names in turn."""
-    count = len(server.links)
-    if count not in _BARRIER_KEYS:
-        found: dict[int, bytes] = {}
-        n = 0
-        while len(found) < count:
-            key = b"sort-barrier-%d" % n
-            found.setdefault(server.shard_of_key(key), key)
-            n += 1
-        _BARRIER_KEYS[count] = [found[shard] for shard in range(count)]
-    return _BARRIER_KEYS[count]
-
-
 def plan_sort(session, argv: list[bytes]) -> Plan:
     """SORT over several shards: read the source (and hold the STORE destination's shard),
     then every key its patterns name, then sort and store, all while the shards are held
-    (every shard when patterns may name keys anywhere).
-
-    Holding every shard, the first round also reads (a key's existence) on every shard: a
-    read on a shard waits behind the holds taken there before, so the decision cannot come
-    before an earlier coordination has let go of a shard this one holds without reading
-    from it (the acceptor releases the holds on a shard in the order they were taken).
-    """
+    (every shard when patterns may name keys anywhere)."""
     options = parse_options(argv)
     enc = session.enc
     hold_all = uses_patterns(argv)
     reads = [Step(argv[1], [b"@sortsource", argv[1]])]
     if options.store is not None:
         reads.append(Step(options.store, [b"@exists", options.store]))
-    if hold_all:
-        reads += [Step(key, [b"@exists", key]) for key in barrier_keys(session.server)]
 
     def decide_source(results: list[Any]) -> tuple[bytes, list[Step]] | Plan:
         source = results[0]
