@@ -60,6 +60,7 @@ DEBUG_REFUSED = (
 INVALID_COMMAND = b"-ERR Invalid command specified\r\n"
 NO_KEYS = b"-ERR The command has no key arguments\r\n"
 INVALID_ARGS = b"-ERR Invalid number of arguments specified for command\r\n"
+BAD_KEY_ARGS = b"-ERR Invalid arguments specified for command\r\n"
 
 
 def bulks(*items: bytes) -> bytes:
@@ -124,6 +125,12 @@ CASES: dict[str, list[Step]] = {
         (("COMMAND", "GETKEYS", "LCS", "a", "b"), bulks(b"a", b"b")),
         (("COMMAND", "GETKEYS", "EXPIRE", "k", "10", "NX"), bulks(b"k")),
         (("COMMAND", "GETKEYS", "GETEX", "k"), bulks(b"k")),
+        (("COMMAND", "GETKEYS", "LMPOP", "1", "a", "LEFT"), bulks(b"a")),
+        (("COMMAND", "GETKEYS", "SINTERCARD", "2", "a", "b"), bulks(b"a", b"b")),
+        (
+            ("COMMAND", "GETKEYS", "SORT", "k", "BY", "x", "GET", "y", "STORE", "d"),
+            bulks(b"k", b"d"),
+        ),
     ],
     "command-getkeys-errors": [
         (("COMMAND", "GETKEYS", "NOSUCH", "x"), INVALID_COMMAND),
@@ -135,6 +142,9 @@ CASES: dict[str, list[Step]] = {
         (("COMMAND", "GETKEYS", "SET", "a"), INVALID_ARGS),
         (("COMMAND", "GETKEYS", "MSET", "a"), INVALID_ARGS),
         (("COMMAND", "GETKEYS", "GET"), ARITY % b"command|getkeys"),
+        (("COMMAND", "GETKEYS", "LMPOP", "0", "a", "LEFT"), BAD_KEY_ARGS),
+        (("COMMAND", "GETKEYS", "LMPOP", "5", "a", "LEFT"), BAD_KEY_ARGS),
+        (("COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "0", "a"), BAD_KEY_ARGS),
     ],
     "info-unknown-section": [(("INFO", "nosuchsection"), EMPTY_BULK)],
     "config-resetstat": [
