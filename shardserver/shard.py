@@ -90,6 +90,8 @@ class Shard:
         #: Calls per command wire name (INFO commandstats); counted per run, in C.
         self.calls: Counter[bytes] = Counter()
         self.now = now_ms()
+        #: Whether the active expiry sweep runs (DEBUG SET-ACTIVE-EXPIRE turns it off).
+        self.active_expire = True
         self.commands_processed = 0
         self.expired_by_sweep = 0
         self._rng = random.Random()
@@ -168,6 +170,8 @@ class Shard:
 
     def expire_cycle(self, budget_s: float | None = None) -> int:
         """One active-expiry sweep, with about a quarter of the sweep interval as budget."""
+        if not self.active_expire:
+            return 0
         if budget_s is None:
             budget_s = 0.25 / self.hz
         removed = active_expire_cycle(self.dbs, budget_s, time.perf_counter, now_ms, self._rng)

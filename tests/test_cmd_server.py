@@ -40,7 +40,7 @@ from conftest import (
 
 import shardserver
 from shardserver import info
-from shardserver.commands.server import sleep_seconds
+from shardserver.commands.debug import sleep_seconds
 from shardserver.shard import Shard
 
 OK = b"+OK\r\n"

@@ -8,8 +8,6 @@ encoded reply. INFO, CONFIG RESETSTAT and DEBUG SLEEP need every shard, so they 
 
 from __future__ import annotations
 
-import math
-import re
 import time
 
 from shardserver import info
@@ -184,72 +182,12 @@ def info_merge(session, argv: list[bytes], parts: list[dict]) -> bytes:
     return session.enc.verbatim(info.render(session.server, argv[1:], parts).encode())
 
 
-# -- TIME, DEBUG, SHUTDOWN ------------------------------------------------------------------
+# -- TIME, SHUTDOWN ------------------------------------------------------------------------
 
 
 def time_(session, argv: list[bytes]) -> bytes:
     seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
     return session.enc.bulk_array([b"%d" % seconds, b"%d" % micros])
-
-
-_DEBUG_REFUSED = error(
-    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
-    "you can run it from a local connection, otherwise you need to set this option in the "
-    "configuration file, and then restart the server."
-)
-_DEBUG_HELP = [
-    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "SLEEP <seconds>",
-    "    Stop the server for <seconds>. Decimals allowed.",
-    "HELP",
-    "    Prints this help.",
-]
-#: The prefix of an argument that C's ``strtod`` reads, as Redis parses DEBUG SLEEP's seconds.
-_STRTOD = re.compile(
-    rb"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE
-)
-
-
-def _debug_allowed(session) -> bool:
-    """Redis 7.0's ``enable-debug-command``: no, yes, or local (loopback only; our default)."""
-    mode = session.server.config.get_all().get("enable-debug-command", "no").lower()
-    if mode == "yes":
-        return True
-    host = session.addr.rpartition(":")[0]
-    return mode == "local" and host in ("127.0.0.1", "::1", "[::1]", "")
-
-
-def debug_check(session, argv: list[bytes]) -> bytes | None:
-    """Refuse DEBUG as Redis does, answer DEBUG HELP; only DEBUG SLEEP reaches the shards."""
-    if not _debug_allowed(session):
-        return _DEBUG_REFUSED
-    sub = argv[1].lower()
-    if sub == b"sleep" and len(argv) == 3:
-        return None
-    if sub == b"help" and len(argv) == 2:
-        return session.enc.array([session.enc.simple(line) for line in _DEBUG_HELP])
-    return error_bytes(
-        b"ERR unknown subcommand or wrong number of arguments for '"
-        + argv[1][:128]
-        + b"'. Try DEBUG HELP."
-    )
-
-
-def sleep_seconds(text: bytes) -> float:
-    """DEBUG SLEEP's argument as Redis reads it: strtod's prefix, so ``x`` is 0 and ``1x`` 1."""
-    match = _STRTOD.match(text)
-    seconds = float(match.group()) if match else 0.0
-    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
-
-
-def debug_part(shard, db, argv: list[bytes]) -> int:
-    """Every shard sleeps, so every keyspace command waits, as the whole of Redis would."""
-    time.sleep(int(sleep_seconds(argv[2]) * 1_000_000) / 1_000_000)
-    return 0
-
-
-def debug_merge(session, argv: list[bytes], parts: list[int]) -> bytes:
-    return b"+OK\r\n"
 
 
 def shutdown(session, argv: list[bytes]) -> bytes | object:
@@ -316,18 +254,6 @@ ROWS = [
         ),
     ),
     local("time", time_),
-    Command(
-        "debug",
-        ALL,
-        part=debug_part,
-        merge=debug_merge,
-        check=debug_check,
-        notes=(
-            "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
-            "clients may use DEBUG); SLEEP and HELP only; SLEEP stalls every shard but the "
-            "acceptor still answers its own commands (PING, CLIENT ...)"
-        ),
-    ),
     local(
         "shutdown",
         shutdown,

@@ -19,6 +19,7 @@ from typing import Any
 from shardserver.commands import (
     bitmaps,
     connection,
+    debug,
     dump,
     hashes,
     keys,
@@ -77,6 +78,7 @@ FAMILIES = [
     sets,
     zsets,
     server,
+    debug,
     persistence,
 ]
 

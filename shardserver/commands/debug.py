@@ -1,0 +1,268 @@
+"""DEBUG (Redis's ``debug.c``): the subcommands test suites and tools use.
+
+DEBUG reaches every shard in one step (a fan-out): SLEEP stalls them all, as Redis stalls;
+RELOAD passes every value through its RDB encoding and back (what a save and a load do to
+it: encodings are chosen again by the thresholds); SET-ACTIVE-EXPIRE turns the shards' expiry
+sweeps off and on; DIGEST and DIGEST-VALUE compute Redis's own digests (the same hex for the
+same data as redis-server, so two servers can be compared); OBJECT describes one key as
+Redis's ``debugCommand`` does. HELP is answered by the acceptor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from typing import Any
+
+from shardserver import values
+from shardserver.commands.spec import Command, Route
+from shardserver.errors import error, error_bytes
+from shardserver.numbers import parse_int
+from shardserver.persistence import rdb
+
+_REFUSED = error(
+    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
+    "you can run it from a local connection, otherwise you need to set this option in the "
+    "configuration file, and then restart the server."
+)
+_HELP = [
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "OBJECT <key>",
+    "    Show low level info about `key` and associated value.",
+    "RELOAD",
+    "    Save the RDB on disk and reload it back to memory.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+]
+#: The prefix of an argument that C's ``strtod`` reads, as Redis parses DEBUG SLEEP's seconds.
+_STRTOD = re.compile(
+    rb"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE
+)
+_ATOI = re.compile(rb"\s*[+-]?\d+")
+#: Subcommands that reach the shards, and how many arguments each takes (negative: at least).
+_SHARD_SUBCOMMANDS = {
+    b"sleep": 3,
+    b"reload": -2,
+    b"set-active-expire": 3,
+    b"digest": 2,
+    b"digest-value": -2,
+    b"object": 3,
+}
+_ZERO_DIGEST = "0" * 40
+_TYPE_CODES = {"string": 0, "list": 1, "set": 2, "zset": 3, "hash": 4}
+_SHARED_INTEGERS = 10000
+
+
+def _allowed(session: Any) -> bool:
+    """Redis 7.0's ``enable-debug-command``: no, yes, or local (loopback only; our default)."""
+    mode = session.server.config.get_all().get("enable-debug-command", "no").lower()
+    if mode == "yes":
+        return True
+    host = session.addr.rpartition(":")[0]
+    return mode == "local" and host in ("127.0.0.1", "::1", "[::1]", "")
+
+
+def check(session: Any, argv: list[bytes]) -> bytes | None:
+    """Refuse DEBUG as Redis does, and answer HELP; the rest reaches the shards."""
+    if not _allowed(session):
+        return _REFUSED
+    sub = argv[1].lower()
+    if sub == b"help" and len(argv) == 2:
+        return session.enc.array([session.enc.simple(line) for line in _HELP])
+    arity = _SHARD_SUBCOMMANDS.get(sub)
+    if arity is not None and (len(argv) == arity if arity > 0 else len(argv) >= -arity):
+        if sub == b"reload" and len(argv) > 2:
+            return error("ERR DEBUG RELOAD options (MERGE, NOFLUSH, NOSAVE) are not supported")
+        return None
+    return error_bytes(
+        b"ERR unknown subcommand or wrong number of arguments for '"
+        + argv[1][:128]
+        + b"'. Try DEBUG HELP."
+    )
+
+
+# -- in each shard --------------------------------------------------------------------------
+
+
+def part(shard: Any, db: Any, argv: list[bytes]) -> Any:
+    """Every shard's share of a DEBUG subcommand."""
+    sub = argv[1].lower()
+    if sub == b"sleep":
+        time.sleep(int(sleep_seconds(argv[2]) * 1_000_000) / 1_000_000)
+        return 0
+    if sub == b"reload":
+        return _reload(shard)
+    if sub == b"set-active-expire":
+        match = _ATOI.match(argv[2])
+        shard.active_expire = bool(match and int(match.group()))
+        return 0
+    if sub == b"digest":
+        return [(index, _keys_digest(db_)) for index, db_ in enumerate(shard.dbs) if db_.data]
+    if sub == b"digest-value":
+        return [_value_digest(db, key) if key in db.data else None for key in argv[2:]]
+    return _describe(shard, db, argv[2])
+
+
+def sleep_seconds(text: bytes) -> float:
+    """DEBUG SLEEP's argument as Redis reads it: strtod's prefix, so ``x`` is 0 and ``1x`` 1."""
+    match = _STRTOD.match(text)
+    seconds = float(match.group()) if match else 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _reload(shard: Any) -> int:
+    """Every value through its RDB encoding and back, with this shard's thresholds (what a
+    save and a load would do to it); keys already past their deadline go, as a load drops
+    them."""
+    limits = rdb.Limits.of(shard.settings)
+    fill = shard.settings.get("list-max-listpack-size", -2)
+    now = shard.now
+    for db in shard.dbs:
+        for key in list(db.data):
+            value = db.lookup(key, now)
+            if value is None:
+                continue
+            kind, payload = rdb.encode_value(value, fill)
+            db.store(key, rdb.decode_value(kind, payload, limits), db.deadline_of(key))
+    return 0
+
+
+# -- Redis's digests (debug.c): SHA-1 mixed in order, xored where order does not matter --
+
+
+def _xor(digest: bytearray, data: bytes) -> None:
+    for index, byte in enumerate(hashlib.sha1(data).digest()):
+        digest[index] ^= byte
+
+
+def _mix(digest: bytearray, data: bytes) -> None:
+    _xor(digest, data)
+    digest[:] = hashlib.sha1(digest).digest()
+
+
+def _object_digest(digest: bytearray, value: object, has_deadline: bool) -> None:
+    """``xorObjectDigest``: the type, then the value's elements, then the expire mark."""
+    kind, plain = values.to_plain(value)
+    _mix(digest, _TYPE_CODES[kind].to_bytes(4, "big"))
+    if kind == "string":
+        _mix(digest, plain)
+    elif kind == "list":
+        for element in plain:
+            _mix(digest, element)
+    elif kind == "set":
+        for member in plain[1]:
+            _xor(digest, member)
+    else:
+        pairs = plain[1].items() if kind == "hash" else plain[1]
+        for first, second in pairs:
+            element = bytearray(20)
+            _mix(element, first)
+            _mix(element, b"%.17g" % second if kind == "zset" else second)
+            _xor(digest, bytes(element))
+    if has_deadline:
+        _xor(digest, b"!!expire!!")
+
+
+def _value_digest(db: Any, key: bytes) -> str:
+    digest = bytearray(20)
+    _object_digest(digest, db.data[key], key in db.expires.deadline)
+    return digest.hex()
+
+
+def _keys_digest(db: Any) -> bytes:
+    """Every key's digest in a database, xored in as Redis does (through SHA-1 again);
+    expired keys not removed yet count, as in Redis, which walks its dict."""
+    total = bytearray(20)
+    deadlines = db.expires.deadline
+    for key, value in db.data.items():
+        digest = bytearray(20)
+        _mix(digest, key)
+        _object_digest(digest, value, key in deadlines)
+        _xor(total, bytes(digest))
+    return bytes(total)
+
+
+def _describe(shard: Any, db: Any, key: bytes) -> str | None:
+    """DEBUG OBJECT's line for a key of this shard, or None."""
+    value = db.data.get(key)
+    if value is None:
+        return None
+    fill = shard.settings.get("list-max-listpack-size", -2)
+    _kind, payload = rdb.encode_value(value, fill, compress=len(value) < 65536)
+    refcount = 1
+    if value.__class__ is bytes and len(value) <= 20:
+        number = parse_int(value)
+        refcount = 2147483647 if number is not None and 0 <= number < _SHARED_INTEGERS else 1
+    line = (
+        f"Value at:0x{id(value):x} refcount:{refcount} encoding:{values.encoding(value)} "
+        f"serializedlength:{len(payload)} lru:{int(time.time()) & 0xFFFFFF} lru_seconds_idle:0"
+    )
+    if values.type_name(value) == b"list":
+        nodes = rdb.quicklist_nodes(value, fill)
+        size = sum(len(blob) for _container, blob in nodes)
+        line += (
+            f" ql_nodes:{len(nodes)} ql_avg_node:{len(value) / max(len(nodes), 1):.2f} "
+            f"ql_listpack_max:{fill} ql_compressed:0 ql_uncompressed_size:{size}"
+        )
+    return line
+
+
+# -- in the acceptor ------------------------------------------------------------------------
+
+
+def merge(session: Any, argv: list[bytes], parts: list[Any]) -> bytes:
+    """The reply from every shard's share."""
+    sub = argv[1].lower()
+    enc = session.enc
+    if sub == b"digest":
+        by_db: dict[int, bytearray] = {}
+        for shard_part in parts:
+            for index, digest in shard_part:
+                total = by_db.setdefault(index, bytearray(20))
+                for position, byte in enumerate(digest):
+                    total[position] ^= byte
+        final = bytearray(20)
+        for index in sorted(by_db):
+            _mix(final, index.to_bytes(4, "big"))
+            for position, byte in enumerate(by_db[index]):
+                final[position] ^= byte
+        return enc.simple(final.hex() if by_db else _ZERO_DIGEST)
+    if sub == b"digest-value":
+        found = [
+            next((p[i] for p in parts if p[i] is not None), None) for i in range(len(argv) - 2)
+        ]
+        return enc.array([enc.simple(digest or _ZERO_DIGEST) for digest in found])
+    if sub == b"object":
+        line = next((p for p in parts if p is not None), None)
+        return error("ERR no such key") if line is None else enc.simple(line)
+    return b"+OK\r\n"
+
+
+ROWS = [
+    Command(
+        "debug",
+        Route.ALL,
+        part=part,
+        merge=merge,
+        check=check,
+        notes=(
+            "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
+            "clients may use DEBUG); SLEEP, RELOAD (in place: each value through its RDB "
+            "encoding and back; no options), SET-ACTIVE-EXPIRE, DIGEST, DIGEST-VALUE (Redis's "
+            "digests), OBJECT and HELP; SLEEP stalls every shard but the acceptor still "
+            "answers its own commands (PING, CLIENT ...)"
+        ),
+    ),
+]
