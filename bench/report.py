@@ -73,7 +73,7 @@ def _side(samples: list[Sample], test: str) -> Side:
         ops_per_s=median(lambda s: s.results[test].ops_per_s),
         p50_ms=median(lambda s: s.results[test].p50_ms),
         p99_ms=median(lambda s: s.results[test].p99_ms),
-        cpu_s_per_mops=median(lambda s: s.cpu_s_per_million_ops),
+        cpu_s_per_mops=median(lambda s: s.cpu_s_per_million_ops(test)),
     )
 
 

@@ -198,8 +198,7 @@ def calibrate(servers: list[Server], workload: Workload, settings: Settings) -> 
         seconds = max(
             sum(requests / r.ops_per_s for r in results.values())
             for results in (
-                run_benchmark(s.port, workload.args(requests), settings.run_timeout)
-                for s in servers
+                run_benchmark(s, workload.args(requests), settings.run_timeout) for s in servers
             )
         )
         if seconds >= PROBE_MIN_SECONDS:
@@ -212,9 +211,7 @@ def prefill(servers: list[Server], settings: Settings) -> None:
     keyspace = max((w.keyspace for w in settings.workloads), default=0)
     fill = Workload("prefill", clients=50, pipeline=16, tests=("set",), keyspace=keyspace)
     for server in servers:
-        run_benchmark(
-            server.port, fill.args(keyspace * settings.prefill_factor), settings.run_timeout
-        )
+        run_benchmark(server, fill.args(keyspace * settings.prefill_factor), settings.run_timeout)
 
 
 def note_busy_runs(samples: list[Sample], where: str, settings: Settings, outcome: Outcome) -> None:
@@ -278,7 +275,7 @@ def fill_and_measure(server: Server, settings: Settings) -> report.MemoryRow:
     empty = proctree.rss_bytes(server.pid)
     fill = dataclasses.replace(MEMORY_FILL, keyspace=MEMORY_FILL.keyspace // settings.memory_scale)
     run_benchmark(
-        server.port, fill.args(MEMORY_FILL_REQUESTS // settings.memory_scale), settings.run_timeout
+        server, fill.args(MEMORY_FILL_REQUESTS // settings.memory_scale), settings.run_timeout
     )
     row = report.MemoryRow(
         server=server.label,

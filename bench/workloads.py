@@ -2,17 +2,19 @@
 
 A measured run records what redis-benchmark reports (ops/s, p50, p99 per test, from its --csv
 output) and what the harness sees in /proc over the same interval: the CPU time of the server's
-process tree, and the CPU time the rest of the machine used (to flag runs on a busy machine,
-naming the busiest other processes).
+process tree, test by test (redis-benchmark's output is line-buffered, so each test's CSV row
+arrives as the test ends), and the CPU time the rest of the machine used (to flag runs on a busy
+machine, naming the busiest other processes). A reply that is an error fails the run.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import proctree
@@ -60,12 +62,17 @@ WORKLOADS: dict[str, Workload] = {
 
 @dataclass(frozen=True)
 class TestResult:
-    """What redis-benchmark reports for one test (SET or GET) of a run."""
+    """What redis-benchmark reports for one test (SET, GET ...) of a run, and the server's CPU.
+
+    `server_cpu_s` is the CPU time of the server's process tree from the end of the previous
+    test of the run (its start, for the first) to the end of this one.
+    """
 
     test: str
     ops_per_s: float
     p50_ms: float
     p99_ms: float
+    server_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,50 +87,76 @@ class Sample:
     other_cpu_fraction: float
     busiest_others: tuple[str, ...]
 
-    @property
-    def operations(self) -> int:
-        """Operations in the run, all tests together."""
-        return self.requests * len(self.results)
-
-    @property
-    def cpu_s_per_million_ops(self) -> float:
-        """Server CPU seconds (all its processes) per million operations."""
-        return self.server_cpu_s / self.operations * 1e6
+    def cpu_s_per_million_ops(self, test: str) -> float:
+        """Server CPU seconds (all its processes) per million operations of one test."""
+        return self.results[test].server_cpu_s / self.requests * 1e6
 
 
-def parse_csv(text: str) -> dict[str, TestResult]:
-    """Parse redis-benchmark 7 --csv output into results keyed by test name (SET, GET)."""
-    results = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        results[row["test"]] = TestResult(
-            test=row["test"],
-            ops_per_s=float(row["rps"]),
-            p50_ms=float(row["p50_latency_ms"]),
-            p99_ms=float(row["p99_latency_ms"]),
-        )
-    return results
+def parse_row(row: dict[str, str], server_cpu_s: float = 0.0) -> TestResult:
+    """One row of redis-benchmark 7 --csv output."""
+    return TestResult(
+        test=row["test"],
+        ops_per_s=float(row["rps"]),
+        p50_ms=float(row["p50_latency_ms"]),
+        p99_ms=float(row["p99_latency_ms"]),
+        server_cpu_s=server_cpu_s,
+    )
 
 
-def run_benchmark(port: int, args: list[str], timeout: float) -> dict[str, TestResult]:
-    """Run redis-benchmark against 127.0.0.1:`port` and return its parsed CSV results."""
-    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "--csv", *args]
+def benchmark_rows(server: Server, args: list[str], timeout: float) -> Iterator[dict[str, str]]:
+    """Run redis-benchmark --csv against `server`, yielding each test's CSV row as the test ends.
+
+    stdbuf makes its output line-buffered, so a row arrives when its test is done. Raises
+    ServerError, naming the server, the tests done and what redis-benchmark printed, when it
+    reports an error (redis-benchmark 7 prints "Error from server: ..." and exits at the first
+    error reply), exits non-zero, prints no row, or runs past `timeout`.
+    """
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(server.port), "--csv", *args]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["stdbuf", "-oL", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    done = []
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as expired:
-        raise ServerError(f"{' '.join(argv)} ran past {timeout:.0f} s") from expired
-    results = parse_csv(done.stdout)
-    if done.returncode != 0 or not results:
+        for row in csv.DictReader(process.stdout):
+            if not row.get("rps"):
+                raise ServerError(f"{' '.join(argv)} against {server.label} printed {row}")
+            done.append(row["test"])
+            yield row
+        stderr = process.stderr.read()
+        process.wait()
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    errors = [line for line in stderr.splitlines() if line.startswith("Error")]
+    if process.returncode != 0 or errors or not done:
+        late = time.monotonic() - started >= timeout
         raise ServerError(
-            f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            f"{' '.join(argv)} against {server.label} "
+            f"{f'ran past {timeout:.0f} s' if late else 'failed'} ({process.returncode}) "
+            f"after tests {done}:\n{stderr}"
         )
-    return results
+
+
+def run_benchmark(server: Server, args: list[str], timeout: float) -> dict[str, TestResult]:
+    """Run redis-benchmark against `server` and return its parsed CSV results."""
+    return {row["test"]: parse_row(row) for row in benchmark_rows(server, args, timeout)}
 
 
 def measure(target: Server, workload: Workload, requests: int, timeout: float) -> Sample:
-    """Run `workload` against `target`, with its CPU and that of processes outside the harness."""
+    """Run `workload` against `target`, with the CPU of the server (per test) and of others."""
     before = proctree.Snapshot.take()
     started = time.monotonic()
-    results = run_benchmark(target.port, workload.args(requests), timeout)
+    ticks = before.tree_ticks(target.pid)
+    results = {}
+    for row in benchmark_rows(target, workload.args(requests), timeout):
+        now = proctree.cpu_ticks(proctree.tree(target.pid))
+        results[row["test"]] = parse_row(row, proctree.cpu_seconds_between(ticks, now))
+        ticks = now
     wall_s = time.monotonic() - started
     after = proctree.Snapshot.take()
     target.check_running()
