@@ -1,8 +1,10 @@
 """Summaries of measured runs, and their rendering: a Markdown table, docs/benchmarks.md, a chart.
 
-Each row pairs the rounds of one test (SET or GET) of one workload at one shard count. Ops/s,
+Each row pairs the rounds of one test (SET, GET ...) of one workload at one shard count. Ops/s,
 latencies and CPU are medians over the rounds; the ratio is the median of the per-round ratios
 ours/redis, each round's two runs having been taken back to back (A B A B), with their range.
+Suites (redis-benchmark's default tests) get a table and chart of their own, with each test's
+ratio also relative to the SET/GET ratio of the same run.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def summarize(
     rounds: list[tuple[Sample, Sample]],
     busy_threshold: float,
 ) -> list[Row]:
-    """Turn (redis, ours) sample pairs of one workload into one row per test."""
+    """Turn (redis, ours) sample pairs of one run of a workload into one row per test."""
     redis = [pair[0] for pair in rounds]
     ours = [pair[1] for pair in rounds]
     busy = any(sample.other_cpu_fraction > busy_threshold for sample in redis + ours)
@@ -124,6 +126,37 @@ def throughput_table(rows: list[Row]) -> str:
             f"| {row.shards} | {row.workload.name} | {row.test}{mark} | {row.requests} "
             f"| {row.redis.ops_per_s:,.0f} | {row.ours.ops_per_s:,.0f} "
             f"| **{row.ratio:.2f}** ({row.ratio_low:.2f}–{row.ratio_high:.2f}) "
+            f"| {_pair(row.redis.p50_ms, row.ours.p50_ms, 3)} "
+            f"| {_pair(row.redis.p99_ms, row.ours.p99_ms, 3)} "
+            f"| {_pair(row.redis.cpu_s_per_mops, row.ours.cpu_s_per_mops, 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def reference_ratio(rows: list[Row], shards: int, workload: Workload) -> float:
+    """The mean of the SET and GET ratios of one workload at one shard count."""
+    return statistics.mean(
+        row.ratio
+        for row in rows
+        if row.shards == shards and row.workload == workload and row.test in ("SET", "GET")
+    )
+
+
+def suite_table(rows: list[Row]) -> str:
+    """Markdown table of a suite's rows, each ratio also relative to the suite's SET/GET ratio."""
+    lines = [
+        "| shards | test | -n | redis ops/s | ours ops/s | ours/redis (range) | ÷ SET/GET "
+        "| p50 ms redis / ours | p99 ms redis / ours | CPU s/Mops redis / ours |",
+        "|---:|---|---:|---:|---:|---|---:|---|---|---|",
+    ]
+    for row in rows:
+        mark = " *" if row.busy else ""
+        relative = row.ratio / reference_ratio(rows, row.shards, row.workload)
+        lines.append(
+            f"| {row.shards} | {row.test}{mark} | {row.requests} "
+            f"| {row.redis.ops_per_s:,.0f} | {row.ours.ops_per_s:,.0f} "
+            f"| **{row.ratio:.2f}** ({row.ratio_low:.2f}–{row.ratio_high:.2f}) "
+            f"| {relative:.2f} "
             f"| {_pair(row.redis.p50_ms, row.ours.p50_ms, 3)} "
             f"| {_pair(row.redis.p99_ms, row.ours.p99_ms, 3)} "
             f"| {_pair(row.redis.cpu_s_per_mops, row.ours.cpu_s_per_mops, 2)} |"
@@ -219,15 +252,56 @@ def draw_chart(rows: list[Row], targets: dict[str, float], path: Path) -> None:
     plt.close(fig)
 
 
+def draw_suite_chart(rows: list[Row], path: Path) -> None:
+    """Bars of ours/redis per test (a panel per suite, a bar per shard count), SET/GET dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites = list(dict.fromkeys(row.workload for row in rows))
+    tests = list(dict.fromkeys(row.test for row in rows))
+    shard_counts = sorted({row.shards for row in rows})
+    height = 0.8 / len(shard_counts)
+    fig, panels = plt.subplots(
+        1, len(suites), figsize=(5.5 * len(suites), 0.3 * len(tests) + 1.5), squeeze=False
+    )
+    for suite, axes in zip(suites, panels[0], strict=True):
+        for index, shards in enumerate(shard_counts):
+            by_test = {r.test: r for r in rows if r.workload == suite and r.shards == shards}
+            ys = [t + index * height for t, test in enumerate(tests) if test in by_test]
+            bars = axes.barh(
+                ys,
+                [by_test[test].ratio for test in tests if test in by_test],
+                height,
+                label=f"{shards} shard(s)",
+            )
+            reference = reference_ratio(rows, shards, suite)
+            axes.axvline(reference, color=bars.patches[0].get_facecolor(), linestyle="dashed")
+        axes.plot([], [], "k--", label="SET/GET ratio")
+        axes.axvline(1.0, color="grey", linewidth=0.8)
+        axes.set_yticks([t + 0.4 - height / 2 for t in range(len(tests))])
+        axes.set_yticklabels([test.split(" (")[0] for test in tests], fontsize="small")
+        axes.invert_yaxis()
+        axes.set_xlabel("ops/s ours / redis-server")
+        axes.set_title(f"{suite.name}: -c {suite.clients} -P {suite.pipeline}")
+        axes.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def docs_page(
     header: list[str],
     rows: list[Row],
     memory: list[MemoryRow],
     warnings: list[str],
-    chart_name: str | None,
+    charts: dict[str, str],
     targets: dict[str, float],
 ) -> str:
-    """The whole docs/benchmarks.md page."""
+    """The whole docs/benchmarks.md page; `charts` names the chart files by "workloads", "suite"."""
+    plain = [row for row in rows if not row.workload.suite]
+    suite = [row for row in rows if row.workload.suite]
     parts = [
         "# Benchmarks",
         "",
@@ -237,24 +311,45 @@ def docs_page(
         "",
         *header,
     ]
-    if rows:
-        workloads = dict.fromkeys(row.workload for row in rows)
-        legend = "; ".join(f"`{w.name}`: `{' '.join(w.flags())}`" for w in workloads)
+    if plain:
+        workloads = dict.fromkeys(row.workload for row in plain)
+        legend = "; ".join(f"`{w.name}`: {w.legend()}" for w in workloads)
         parts += [
             "",
             "## Throughput, latency, CPU",
             "",
             f"Workloads (redis-benchmark flags besides `-n`): {legend}.",
             "",
-            throughput_table(rows),
+            throughput_table(plain),
         ]
-    if chart_name:
+    if "workloads" in charts:
         drawn = ", ".join(f"`{name}` {ratio}" for name, ratio in targets.items())
         parts += [
             "",
-            f"![ours/redis per workload and shard count]({chart_name})",
+            f"![ours/redis per workload and shard count]({charts['workloads']})",
             "",
             f"Bars: median ratio, error bars: range over rounds; dashed red: targets ({drawn}).",
+        ]
+    for workload in dict.fromkeys(row.workload for row in suite):
+        parts += [
+            "",
+            f"## redis-benchmark's default tests: `{workload.name}`",
+            "",
+            f"Flags besides `-n`: {workload.legend()}. The `-n` of each run is calibrated on "
+            "its own (the same for both servers); CPU is per test, from the end of the "
+            "previous test to the end of this one. ÷ SET/GET is the test's ratio over the mean "
+            "of the SET and GET ratios of the same run: the issue asks that no test fall much "
+            "below 1. The LPUSH that redis-benchmark runs before each LRANGE test is shown "
+            "once, from the `lrange_100` run.",
+            "",
+            suite_table([row for row in suite if row.workload == workload]),
+        ]
+    if "suite" in charts:
+        parts += [
+            "",
+            f"![ours/redis per test of the default suite]({charts['suite']})",
+            "",
+            "Bars: median ratio per test; dashed: the SET/GET ratio of the same run.",
         ]
     if memory:
         parts += ["", "## Memory", "", memory_table(memory)]

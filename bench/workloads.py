@@ -23,30 +23,66 @@ from servers import Server, ServerError
 REDIS_BENCHMARK = "redis-benchmark"
 
 
+#: redis-benchmark's default test list (what it runs without -t), in its order, as runs: one
+#: run per group, each with its own -n. Tests that share data stay in one run so that they get
+#: the same -n, as in redis-benchmark's own suite: the pops pop what the pushes pushed, SPOP
+#: what SADD added, ZPOPMIN what ZADD added. Each LRANGE run starts with redis-benchmark's
+#: "LPUSH (needed to benchmark LRANGE)".
+DEFAULT_SUITE = (
+    "ping_inline",
+    "ping_mbulk",
+    "set,get",
+    "incr",
+    "lpush,rpush,lpop,rpop",
+    "sadd,hset,spop",
+    "zadd,zpopmin",
+    "lrange_100",
+    "lrange_300",
+    "lrange_500",
+    "lrange_600",
+    "mset",
+)
+
+
 @dataclass(frozen=True)
 class Workload:
-    """One redis-benchmark configuration; `name` is how --workloads selects it."""
+    """One redis-benchmark configuration; `name` is how --workloads selects it.
+
+    `groups` are the -t lists of its runs, in order; each run gets its own -n (calibrated on its
+    own, the same for both servers). A suite is a workload of several runs.
+    """
 
     name: str
     clients: int
     pipeline: int
     data_size: int = 16
-    tests: tuple[str, ...] = ("set", "get")
+    groups: tuple[str, ...] = ("set,get",)
     keyspace: int = 100_000
 
+    @property
+    def suite(self) -> bool:
+        """True for a workload of several runs (reported in a section of its own)."""
+        return len(self.groups) > 1
+
     def flags(self) -> list[str]:
-        """redis-benchmark arguments, all but the request count."""
+        """redis-benchmark arguments common to every run, all but -t and -n."""
         return [
-            *("-t", ",".join(self.tests)),
             *("-r", str(self.keyspace)),
             *("-d", str(self.data_size)),
             *("-c", str(self.clients)),
             *("-P", str(self.pipeline)),
         ]
 
-    def args(self, requests: int) -> list[str]:
-        """redis-benchmark arguments for `requests` requests per test."""
-        return [*self.flags(), "-n", str(requests)]
+    def args(self, group: str, requests: int) -> list[str]:
+        """redis-benchmark arguments for the run of `group`, `requests` requests per test."""
+        return ["-t", group, *self.flags(), "-n", str(requests)]
+
+    def legend(self) -> str:
+        """The workload's redis-benchmark flags, in Markdown, for the docs."""
+        if not self.suite:
+            return f"`{' '.join(['-t', self.groups[0], *self.flags()])}`"
+        runs = ", ".join(f"`{group}`" for group in self.groups)
+        return f"`{' '.join(self.flags())}`, one run (`-t`) each of {runs}"
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -56,8 +92,12 @@ WORKLOADS: dict[str, Workload] = {
         Workload("c50-P16", clients=50, pipeline=16),
         Workload("c1-P1", clients=1, pipeline=1),
         Workload("d1024-c50-P16", clients=50, pipeline=16, data_size=1024),
+        Workload("default-suite", clients=50, pipeline=1, groups=DEFAULT_SUITE),
+        Workload("default-suite-P16", clients=50, pipeline=16, groups=DEFAULT_SUITE),
     )
 }
+#: What --workloads selects by default: the SET/GET workloads (the suites take minutes each).
+DEFAULT_WORKLOADS = tuple(name for name, workload in WORKLOADS.items() if not workload.suite)
 
 
 @dataclass(frozen=True)
@@ -147,13 +187,15 @@ def run_benchmark(server: Server, args: list[str], timeout: float) -> dict[str, 
     return {row["test"]: parse_row(row) for row in benchmark_rows(server, args, timeout)}
 
 
-def measure(target: Server, workload: Workload, requests: int, timeout: float) -> Sample:
-    """Run `workload` against `target`, with the CPU of the server (per test) and of others."""
+def measure(
+    target: Server, workload: Workload, group: str, requests: int, timeout: float
+) -> Sample:
+    """Run one group of `workload` against `target`, with the CPU of the server and of others."""
     before = proctree.Snapshot.take()
     started = time.monotonic()
     ticks = before.tree_ticks(target.pid)
     results = {}
-    for row in benchmark_rows(target, workload.args(requests), timeout):
+    for row in benchmark_rows(target, workload.args(group, requests), timeout):
         now = proctree.cpu_ticks(proctree.tree(target.pid))
         results[row["test"]] = parse_row(row, proctree.cpu_seconds_between(ticks, now))
         ticks = now
