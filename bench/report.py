@@ -4,7 +4,7 @@ Each row pairs the rounds of one test (SET, GET ...) of one workload at one shar
 latencies and CPU are medians over the rounds; the ratio is the median of the per-round ratios
 ours/redis, each round's two runs having been taken back to back (A B A B), with their range.
 Suites (redis-benchmark's default tests) get a table and chart of their own, with each test's
-ratio also relative to the SET/GET ratio of the same run.
+ratio also relative to the SET/GET ratio of the same run. Memory rows compare RSS.
 """
 
 from __future__ import annotations
@@ -47,6 +47,29 @@ class Row:
     ratio_low: float
     ratio_high: float
     busy: bool
+
+
+@dataclass(frozen=True)
+class TypeMemoryRow:
+    """RSS of both servers' process trees, empty and after filling one key of one data type."""
+
+    type_name: str
+    shards: int
+    members: int
+    redis_empty: int
+    redis_filled: int
+    ours_empty: int
+    ours_filled: int
+
+    @property
+    def redis_per_member(self) -> float:
+        """Growth of redis-server's RSS per member stored."""
+        return (self.redis_filled - self.redis_empty) / max(self.members, 1)
+
+    @property
+    def ours_per_member(self) -> float:
+        """Growth of our tree's RSS per member stored."""
+        return (self.ours_filled - self.ours_empty) / max(self.members, 1)
 
 
 @dataclass(frozen=True)
@@ -160,6 +183,25 @@ def suite_table(rows: list[Row]) -> str:
             f"| {_pair(row.redis.p50_ms, row.ours.p50_ms, 3)} "
             f"| {_pair(row.redis.p99_ms, row.ours.p99_ms, 3)} "
             f"| {_pair(row.redis.cpu_s_per_mops, row.ours.cpu_s_per_mops, 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def type_memory_table(rows: list[TypeMemoryRow]) -> str:
+    """Markdown table of RSS per data type, ours against redis-server."""
+    lines = [
+        "| type | shards | members | RSS empty MiB redis / ours | RSS filled MiB redis / ours "
+        "| bytes/member redis / ours | RSS ours/redis | growth ours/redis |",
+        "|---|---:|---:|---|---|---|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.type_name} | {row.shards} | {row.members:,} "
+            f"| {_pair(row.redis_empty / MIB, row.ours_empty / MIB, 1)} "
+            f"| {_pair(row.redis_filled / MIB, row.ours_filled / MIB, 1)} "
+            f"| {_pair(row.redis_per_member, row.ours_per_member, 0)} "
+            f"| **{row.ours_filled / row.redis_filled:.2f}** "
+            f"| {row.ours_per_member / row.redis_per_member:.2f} |"
         )
     return "\n".join(lines)
 
@@ -291,6 +333,28 @@ def draw_suite_chart(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
+def _memory_sections(memory: list[MemoryRow], type_memory: list[TypeMemoryRow]) -> list[str]:
+    """The memory sections of the docs page (empty when neither was measured)."""
+    parts = []
+    if memory:
+        parts += ["", "## Memory", "", memory_table(memory)]
+    if type_memory:
+        members = type_memory[0].members
+        parts += [
+            "",
+            "## Memory per data type",
+            "",
+            f"One key holding {members:,} members of one type, in a fresh server of each kind "
+            f"(ours with {type_memory[0].shards} shard(s)), filled by one command per member "
+            "(`ZADD`, `HSET`, `SADD`, `RPUSH`) pipelined 1,000 at a time; members "
+            "`member:000123`, hash values the member's number, scores distinct non-integers. "
+            "Growth is RSS filled minus empty.",
+            "",
+            type_memory_table(type_memory),
+        ]
+    return parts
+
+
 def docs_page(
     header: list[str],
     rows: list[Row],
@@ -298,6 +362,7 @@ def docs_page(
     warnings: list[str],
     charts: dict[str, str],
     targets: dict[str, float],
+    type_memory: list[TypeMemoryRow],
 ) -> str:
     """The whole docs/benchmarks.md page; `charts` names the chart files by "workloads", "suite"."""
     plain = [row for row in rows if not row.workload.suite]
@@ -351,8 +416,7 @@ def docs_page(
             "",
             "Bars: median ratio per test; dashed: the SET/GET ratio of the same run.",
         ]
-    if memory:
-        parts += ["", "## Memory", "", memory_table(memory)]
+    parts += _memory_sections(memory, type_memory)
     if warnings:
         parts += ["", "## Warnings during the run", "", *(f"- {w}" for w in warnings)]
     return "\n".join(parts) + "\n"

@@ -6,8 +6,9 @@ each workload runs against them in turn, A B A B, for several rounds, so drift o
 falls on both alike. The request count is calibrated once per workload so that a run takes about
 --target-seconds on the slower server, and is then the same for both; a suite (redis-benchmark's
 default tests) is a workload of several runs, each calibrated on its own, and each round goes
-through them in order. The memory workload fills fresh servers and compares the RSS of their
-process trees.
+through them in order. The memory workload fills fresh servers with strings and compares the RSS
+of their process trees; the memory-per-type measurement does the same with one key of
+1,000,000 members of each data type, a fresh pair of servers per type.
 
 Results print as Markdown tables; raw samples go to bench/results/; with --write-docs the tables
 and charts go to docs/benchmarks.md, docs/benchmarks.png and (for a suite) benchmarks-suite.png.
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import fills
 import proctree
 import report
 from servers import REPO_ROOT, Server, ServerError, dbsize, warn
@@ -46,6 +48,7 @@ PROBE_MIN_SECONDS = 0.25
 IDLE_CHECK_SECONDS = 1.0
 MEMORY_FILL = Workload("memory", clients=50, pipeline=16, groups=("set",), keyspace=1_000_000)
 MEMORY_FILL_REQUESTS = 3_000_000
+TYPE_MEMORY_MEMBERS = 1_000_000
 
 
 @dataclasses.dataclass
@@ -55,6 +58,8 @@ class Settings:
     shard_counts: list[int]
     workloads: list[Workload]
     memory: bool
+    type_memory: bool
+    type_memory_shards: int
     rounds: int
     target_seconds: float
     requests: int | None
@@ -76,6 +81,7 @@ class Outcome:
 
     rows: list[report.Row] = dataclasses.field(default_factory=list)
     memory: list[report.MemoryRow] = dataclasses.field(default_factory=list)
+    type_memory: list[report.TypeMemoryRow] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     samples: list[dict[str, object]] = dataclasses.field(default_factory=list)
 
@@ -98,6 +104,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"(default: {','.join(DEFAULT_WORKLOADS)})",
     )
     parser.add_argument("--memory", action="store_true", help="also run the memory workload")
+    parser.add_argument(
+        "--type-memory",
+        action="store_true",
+        help="also measure RSS per data type (one key of 1,000,000 members of each type)",
+    )
+    parser.add_argument(
+        "--type-memory-shards",
+        type=int,
+        default=1,
+        help="shard count of ours for --type-memory (default 1)",
+    )
     parser.add_argument("--rounds", type=int, help="A B rounds per workload (default 3)")
     parser.add_argument(
         "--target-seconds",
@@ -156,6 +173,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shard_counts=[int(count) for count in args.shards.split(",")],
         workloads=[WORKLOADS[name] for name in names],
         memory=args.memory,
+        type_memory=args.type_memory,
+        type_memory_shards=args.type_memory_shards,
         rounds=args.rounds or (1 if args.quick else 3),
         target_seconds=args.target_seconds or (0.3 if args.quick else 2.5),
         requests=args.requests,
@@ -318,6 +337,41 @@ def run_memory(settings: Settings, outcome: Outcome) -> None:
             outcome.memory.append(fill_and_measure(ours, settings))
 
 
+def fill_type(server: Server, kind: fills.TypeFill, settings: Settings) -> tuple[int, int, int]:
+    """RSS of a fresh server's tree before and after filling one key of `kind`; the count."""
+    empty = proctree.rss_bytes(server.pid)
+    members = fills.fill(server, kind, TYPE_MEMORY_MEMBERS // settings.memory_scale)
+    filled = proctree.rss_bytes(server.pid)
+    progress(f"  {kind.name} {server.label}: {members:,} members, {filled / report.MIB:.1f} MiB")
+    return empty, filled, members
+
+
+def run_type_memory(settings: Settings, outcome: Outcome) -> None:
+    """Memory per data type: for each type, a fresh redis-server and a fresh ours, filled."""
+    shards = settings.type_memory_shards
+    progress(f"memory per type: ours with {shards} shard(s)")
+    for kind in fills.TYPE_FILLS:
+        with running("redis", settings.redis_cmd, shards, settings) as redis:
+            redis_empty, redis_filled, redis_members = fill_type(redis, kind, settings)
+        with running("ours", settings.ours_cmd, shards, settings) as ours:
+            ours_empty, ours_filled, ours_members = fill_type(ours, kind, settings)
+        if redis_members != ours_members:
+            outcome.warn(
+                f"{kind.name}: redis holds {redis_members:,} members, ours {ours_members:,}"
+            )
+        outcome.type_memory.append(
+            report.TypeMemoryRow(
+                type_name=kind.name,
+                shards=shards,
+                members=ours_members,
+                redis_empty=redis_empty,
+                redis_filled=redis_filled,
+                ours_empty=ours_empty,
+                ours_filled=ours_filled,
+            )
+        )
+
+
 def check_machine_idle(settings: Settings, outcome: Outcome) -> None:
     """Warn when other processes keep the machine busy during a second before the run."""
     before = proctree.Snapshot.take()
@@ -356,6 +410,7 @@ def write_outputs(settings: Settings, outcome: Outcome, argv: list[str]) -> None
         outcome.warnings,
         charts,
         settings.targets,
+        outcome.type_memory,
     )
     path = settings.docs_dir / "benchmarks.md"
     kept = path.read_text().partition(KEEP_MARKER)[2] if path.exists() else ""
@@ -375,6 +430,8 @@ def print_outcome(outcome: Outcome) -> None:
         print(f"\n{workload.name}:\n{report.suite_table(rows)}")
     if outcome.memory:
         print("\n" + report.memory_table(outcome.memory))
+    if outcome.type_memory:
+        print("\n" + report.type_memory_table(outcome.type_memory))
     if outcome.warnings:
         print("\nWarnings:\n" + "\n".join(f"- {w}" for w in outcome.warnings))
 
@@ -401,6 +458,8 @@ def main(argv: list[str]) -> int:
             run_throughput(settings, outcome)
         if settings.memory:
             run_memory(settings, outcome)
+        if settings.type_memory:
+            run_type_memory(settings, outcome)
     except KeyboardInterrupt:
         progress("interrupted; every server started was stopped")
         print_outcome(outcome)
