@@ -383,8 +383,8 @@ def check_machine_idle(settings: Settings, outcome: Outcome) -> None:
         outcome.warn(f"before the run, other processes used {fraction:.0%} of the CPUs ({names})")
 
 
-def write_outputs(settings: Settings, outcome: Outcome, argv: list[str]) -> None:
-    """Raw samples to bench/results/, and with --write-docs the docs page and chart."""
+def write_outputs(settings: Settings, outcome: Outcome, header: list[str]) -> None:
+    """Raw samples to bench/results/, and with --write-docs the docs page and charts."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     raw = RESULTS_DIR / f"{settings.log_dir.name.removeprefix('logs-')}.json"
     raw.write_text(json.dumps(outcome.samples, indent=1, default=str))
@@ -401,8 +401,6 @@ def write_outputs(settings: Settings, outcome: Outcome, argv: list[str]) -> None
     if suite:
         charts["suite"] = "benchmarks-suite.png"
         report.draw_suite_chart(suite, settings.docs_dir / charts["suite"])
-    header = report.machine_lines(os.cpu_count() or 1)
-    header.append(f"- Command: `{shlex.join(['python3', 'bench/run.py', *argv])}`")
     page = report.docs_page(
         header,
         outcome.rows,
@@ -451,6 +449,9 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     outcome = Outcome()
+    # Read before the run writes anything (the charts), so the commit is the one that ran.
+    header = report.machine_lines(os.cpu_count() or 1)
+    header.append(f"- Command: `{shlex.join(['python3', 'bench/run.py', *argv])}`")
     check_machine_idle(settings, outcome)
     started = time.monotonic()
     try:
@@ -470,7 +471,7 @@ def main(argv: list[str]) -> int:
         return 1
     progress(f"done in {time.monotonic() - started:.0f} s")
     print_outcome(outcome)
-    write_outputs(settings, outcome, argv)
+    write_outputs(settings, outcome, header)
     return 0
 
 
