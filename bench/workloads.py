@@ -112,7 +112,7 @@ class TestResult:
     ops_per_s: float
     p50_ms: float
     p99_ms: float
-    server_cpu_s: float = 0.0
+    server_cpu_s: float
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Sample:
 
 
 def parse_row(row: dict[str, str], server_cpu_s: float = 0.0) -> TestResult:
-    """One row of redis-benchmark 7 --csv output."""
+    """One row of redis-benchmark 7 --csv output, with the server's CPU (0 when not measured)."""
     return TestResult(
         test=row["test"],
         ops_per_s=float(row["rps"]),
