@@ -4,11 +4,14 @@
 For each shard count, both servers are started fresh on free ports, filled with the keyspace, and
 each workload runs against them in turn, A B A B, for several rounds, so drift on a noisy machine
 falls on both alike. The request count is calibrated once per workload so that a run takes about
---target-seconds on the slower server, and is then the same for both. The memory workload fills
-fresh servers and compares the RSS of their process trees.
+--target-seconds on the slower server, and is then the same for both; a suite (redis-benchmark's
+default tests) is a workload of several runs, each calibrated on its own, and each round goes
+through them in order. The memory workload fills fresh servers with strings and compares the RSS
+of their process trees; the memory-per-type measurement does the same with one key of
+1,000,000 members of each data type, a fresh pair of servers per type.
 
-Results print as a Markdown table; raw samples go to bench/results/; with --write-docs the table
-and a chart go to docs/benchmarks.md and docs/benchmarks.png.
+Results print as Markdown tables; raw samples go to bench/results/; with --write-docs the tables
+and charts go to docs/benchmarks.md, docs/benchmarks.png and (for a suite) benchmarks-suite.png.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import fills
 import proctree
 import report
 from servers import REPO_ROOT, Server, ServerError, dbsize, warn
-from workloads import WORKLOADS, Sample, Workload, measure, run_benchmark
+from workloads import DEFAULT_WORKLOADS, WORKLOADS, Sample, Workload, measure, run_benchmark
 
 REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
 OURS_CMD = "./redis-clone --port {port} --bind 127.0.0.1 --shards {shards} --loglevel warning"
@@ -42,8 +46,9 @@ ISSUE_TARGETS = {"c50-P1": 0.9, "c50-P16": 0.8, "c1-P1": 0.45}
 KEEP_MARKER = "<!-- Written by hand below this line; bench/run.py --write-docs keeps it. -->"
 PROBE_MIN_SECONDS = 0.25
 IDLE_CHECK_SECONDS = 1.0
-MEMORY_FILL = Workload("memory", clients=50, pipeline=16, tests=("set",), keyspace=1_000_000)
+MEMORY_FILL = Workload("memory", clients=50, pipeline=16, groups=("set",), keyspace=1_000_000)
 MEMORY_FILL_REQUESTS = 3_000_000
+TYPE_MEMORY_MEMBERS = 1_000_000
 
 
 @dataclasses.dataclass
@@ -53,6 +58,8 @@ class Settings:
     shard_counts: list[int]
     workloads: list[Workload]
     memory: bool
+    type_memory: bool
+    type_memory_shards: int
     rounds: int
     target_seconds: float
     requests: int | None
@@ -74,6 +81,7 @@ class Outcome:
 
     rows: list[report.Row] = dataclasses.field(default_factory=list)
     memory: list[report.MemoryRow] = dataclasses.field(default_factory=list)
+    type_memory: list[report.TypeMemoryRow] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     samples: list[dict[str, object]] = dataclasses.field(default_factory=list)
 
@@ -91,10 +99,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--shards", default="1,2,4", help="shard counts for ours (default 1,2,4)")
     parser.add_argument(
         "--workloads",
-        default=",".join(WORKLOADS),
-        help=f"comma-separated subset of {', '.join(WORKLOADS)}, or 'none' (default: all)",
+        default=",".join(DEFAULT_WORKLOADS),
+        help=f"comma-separated subset of {', '.join(WORKLOADS)}, or 'all', or 'none' "
+        f"(default: {','.join(DEFAULT_WORKLOADS)})",
     )
     parser.add_argument("--memory", action="store_true", help="also run the memory workload")
+    parser.add_argument(
+        "--type-memory",
+        action="store_true",
+        help="also measure RSS per data type (one key of 1,000,000 members of each type)",
+    )
+    parser.add_argument(
+        "--type-memory-shards",
+        type=int,
+        default=1,
+        help="shard count of ours for --type-memory (default 1)",
+    )
     parser.add_argument("--rounds", type=int, help="A B rounds per workload (default 3)")
     parser.add_argument(
         "--target-seconds",
@@ -137,11 +157,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Validate the command line and fill in defaults (--quick changes some of them)."""
-    names = [] if args.workloads == "none" else [n for n in args.workloads.split(",") if n]
+    names = {"none": [], "all": list(WORKLOADS)}.get(
+        args.workloads, [n for n in args.workloads.split(",") if n]
+    )
     unknown = [name for name in names if name not in WORKLOADS]
     if unknown:
         raise SystemExit(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
-    targets = dict.fromkeys(WORKLOADS, DEFAULT_TARGET_RATIO)
+    targets = dict.fromkeys(DEFAULT_WORKLOADS, DEFAULT_TARGET_RATIO)
     targets.update(ISSUE_TARGETS)
     for item in args.target:
         name, _, ratio = item.partition("=")
@@ -151,6 +173,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shard_counts=[int(count) for count in args.shards.split(",")],
         workloads=[WORKLOADS[name] for name in names],
         memory=args.memory,
+        type_memory=args.type_memory,
+        type_memory_shards=args.type_memory_shards,
         rounds=args.rounds or (1 if args.quick else 3),
         target_seconds=args.target_seconds or (0.3 if args.quick else 2.5),
         requests=args.requests,
@@ -189,8 +213,8 @@ def round_requests(requests: float, workload: Workload) -> int:
     return max(floor, int(round(requests, -digits)))
 
 
-def calibrate(servers: list[Server], workload: Workload, settings: Settings) -> int:
-    """-n for a run of about target_seconds on the slower server; the probes also warm up."""
+def calibrate(servers: list[Server], workload: Workload, group: str, settings: Settings) -> int:
+    """-n for a run of `group` of about target_seconds on the slower server; probes warm up."""
     if settings.requests:
         return settings.requests
     requests = 500 * workload.pipeline
@@ -198,7 +222,7 @@ def calibrate(servers: list[Server], workload: Workload, settings: Settings) -> 
         seconds = max(
             sum(requests / r.ops_per_s for r in results.values())
             for results in (
-                run_benchmark(s.port, workload.args(requests), settings.run_timeout)
+                run_benchmark(s, workload.args(group, requests), settings.run_timeout)
                 for s in servers
             )
         )
@@ -210,10 +234,10 @@ def calibrate(servers: list[Server], workload: Workload, settings: Settings) -> 
 def prefill(servers: list[Server], settings: Settings) -> None:
     """Write the workloads' keyspace, so GETs find values from the first round on."""
     keyspace = max((w.keyspace for w in settings.workloads), default=0)
-    fill = Workload("prefill", clients=50, pipeline=16, tests=("set",), keyspace=keyspace)
+    fill = Workload("prefill", clients=50, pipeline=16, groups=("set",), keyspace=keyspace)
     for server in servers:
         run_benchmark(
-            server.port, fill.args(keyspace * settings.prefill_factor), settings.run_timeout
+            server, fill.args("set", keyspace * settings.prefill_factor), settings.run_timeout
         )
 
 
@@ -241,23 +265,33 @@ def describe(sample: Sample) -> str:
 def run_workload(
     servers: list[Server], workload: Workload, shards: int, settings: Settings, outcome: Outcome
 ) -> list[report.Row]:
-    """Calibrate, then alternate the servers for settings.rounds rounds; summarize."""
-    requests = calibrate(servers, workload, settings)
-    pairs: list[tuple[Sample, Sample]] = []
+    """Calibrate each run, then settings.rounds times go through the runs, A B; summarize.
+
+    A test that several runs share (the LPUSH before each LRANGE) is reported from the first.
+    """
+    requests = {group: calibrate(servers, workload, group, settings) for group in workload.groups}
+    pairs: dict[str, list[tuple[Sample, Sample]]] = {group: [] for group in workload.groups}
     for round_number in range(1, settings.rounds + 1):
-        redis, ours = (
-            measure(target, workload, requests, settings.run_timeout) for target in servers
-        )
-        pairs.append((redis, ours))
-        for sample in (redis, ours):
-            progress(f"  {workload.name} -n {requests} round {round_number}: {describe(sample)}")
-            outcome.samples.append(
-                {"shards": shards, "workload": workload.name, **dataclasses.asdict(sample)}
+        for group, n in requests.items():
+            redis, ours = (
+                measure(target, workload, group, n, settings.run_timeout) for target in servers
             )
-    note_busy_runs(
-        [s for pair in pairs for s in pair], f"shards {shards} {workload.name}", settings, outcome
-    )
-    return report.summarize(shards, workload, pairs, settings.busy_threshold)
+            pairs[group].append((redis, ours))
+            for sample in (redis, ours):
+                progress(
+                    f"  {workload.name} -t {group} -n {n} round {round_number}: {describe(sample)}"
+                )
+                outcome.samples.append(
+                    {"shards": shards, "workload": workload.name, "tests": group}
+                    | dataclasses.asdict(sample)
+                )
+    samples = [sample for runs in pairs.values() for pair in runs for sample in pair]
+    note_busy_runs(samples, f"shards {shards} {workload.name}", settings, outcome)
+    rows: list[report.Row] = []
+    for runs in pairs.values():
+        summary = report.summarize(shards, workload, runs, settings.busy_threshold)
+        rows += [row for row in summary if row.test not in {done.test for done in rows}]
+    return rows
 
 
 def run_throughput(settings: Settings, outcome: Outcome) -> None:
@@ -278,7 +312,9 @@ def fill_and_measure(server: Server, settings: Settings) -> report.MemoryRow:
     empty = proctree.rss_bytes(server.pid)
     fill = dataclasses.replace(MEMORY_FILL, keyspace=MEMORY_FILL.keyspace // settings.memory_scale)
     run_benchmark(
-        server.port, fill.args(MEMORY_FILL_REQUESTS // settings.memory_scale), settings.run_timeout
+        server,
+        fill.args("set", MEMORY_FILL_REQUESTS // settings.memory_scale),
+        settings.run_timeout,
     )
     row = report.MemoryRow(
         server=server.label,
@@ -301,6 +337,41 @@ def run_memory(settings: Settings, outcome: Outcome) -> None:
             outcome.memory.append(fill_and_measure(ours, settings))
 
 
+def fill_type(server: Server, kind: fills.TypeFill, settings: Settings) -> tuple[int, int, int]:
+    """RSS of a fresh server's tree before and after filling one key of `kind`; the count."""
+    empty = proctree.rss_bytes(server.pid)
+    members = fills.fill(server, kind, TYPE_MEMORY_MEMBERS // settings.memory_scale)
+    filled = proctree.rss_bytes(server.pid)
+    progress(f"  {kind.name} {server.label}: {members:,} members, {filled / report.MIB:.1f} MiB")
+    return empty, filled, members
+
+
+def run_type_memory(settings: Settings, outcome: Outcome) -> None:
+    """Memory per data type: for each type, a fresh redis-server and a fresh ours, filled."""
+    shards = settings.type_memory_shards
+    progress(f"memory per type: ours with {shards} shard(s)")
+    for kind in fills.TYPE_FILLS:
+        with running("redis", settings.redis_cmd, shards, settings) as redis:
+            redis_empty, redis_filled, redis_members = fill_type(redis, kind, settings)
+        with running("ours", settings.ours_cmd, shards, settings) as ours:
+            ours_empty, ours_filled, ours_members = fill_type(ours, kind, settings)
+        if redis_members != ours_members:
+            outcome.warn(
+                f"{kind.name}: redis holds {redis_members:,} members, ours {ours_members:,}"
+            )
+        outcome.type_memory.append(
+            report.TypeMemoryRow(
+                type_name=kind.name,
+                shards=shards,
+                members=ours_members,
+                redis_empty=redis_empty,
+                redis_filled=redis_filled,
+                ours_empty=ours_empty,
+                ours_filled=ours_filled,
+            )
+        )
+
+
 def check_machine_idle(settings: Settings, outcome: Outcome) -> None:
     """Warn when other processes keep the machine busy during a second before the run."""
     before = proctree.Snapshot.take()
@@ -312,8 +383,8 @@ def check_machine_idle(settings: Settings, outcome: Outcome) -> None:
         outcome.warn(f"before the run, other processes used {fraction:.0%} of the CPUs ({names})")
 
 
-def write_outputs(settings: Settings, outcome: Outcome, argv: list[str]) -> None:
-    """Raw samples to bench/results/, and with --write-docs the docs page and chart."""
+def write_outputs(settings: Settings, outcome: Outcome, header: list[str]) -> None:
+    """Raw samples to bench/results/, and with --write-docs the docs page and charts."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     raw = RESULTS_DIR / f"{settings.log_dir.name.removeprefix('logs-')}.json"
     raw.write_text(json.dumps(outcome.samples, indent=1, default=str))
@@ -321,29 +392,44 @@ def write_outputs(settings: Settings, outcome: Outcome, argv: list[str]) -> None
     if not settings.write_docs:
         return
     settings.docs_dir.mkdir(parents=True, exist_ok=True)
-    chart = None
-    if outcome.rows:
-        chart = "benchmarks.png"
-        report.draw_chart(outcome.rows, settings.targets, settings.docs_dir / chart)
-    header = report.machine_lines(os.cpu_count() or 1)
-    header.append(f"- Command: `{shlex.join(['python3', 'bench/run.py', *argv])}`")
+    charts = {}
+    plain = [row for row in outcome.rows if not row.workload.suite]
+    if plain:
+        charts["workloads"] = "benchmarks.png"
+        report.draw_chart(plain, settings.targets, settings.docs_dir / charts["workloads"])
+    suite = [row for row in outcome.rows if row.workload.suite]
+    if suite:
+        charts["suite"] = "benchmarks-suite.png"
+        report.draw_suite_chart(suite, settings.docs_dir / charts["suite"])
     page = report.docs_page(
-        header, outcome.rows, outcome.memory, outcome.warnings, chart, settings.targets
+        header,
+        outcome.rows,
+        outcome.memory,
+        outcome.warnings,
+        charts,
+        settings.targets,
+        outcome.type_memory,
     )
     path = settings.docs_dir / "benchmarks.md"
     kept = path.read_text().partition(KEEP_MARKER)[2] if path.exists() else ""
     if kept:
         page = page.rstrip("\n") + "\n\n" + KEEP_MARKER + kept
     path.write_text(page)
-    progress(f"wrote benchmarks.md{' and ' + chart if chart else ''} in {settings.docs_dir}")
+    progress(f"wrote {', '.join(['benchmarks.md', *charts.values()])} in {settings.docs_dir}")
 
 
 def print_outcome(outcome: Outcome) -> None:
     """The tables (whatever was completed) and the warnings, on stdout."""
-    if outcome.rows:
-        print(report.throughput_table(outcome.rows))
+    plain = [row for row in outcome.rows if not row.workload.suite]
+    if plain:
+        print(report.throughput_table(plain))
+    for workload in dict.fromkeys(row.workload for row in outcome.rows if row.workload.suite):
+        rows = [row for row in outcome.rows if row.workload == workload]
+        print(f"\n{workload.name}:\n{report.suite_table(rows)}")
     if outcome.memory:
         print("\n" + report.memory_table(outcome.memory))
+    if outcome.type_memory:
+        print("\n" + report.type_memory_table(outcome.type_memory))
     if outcome.warnings:
         print("\nWarnings:\n" + "\n".join(f"- {w}" for w in outcome.warnings))
 
@@ -363,6 +449,9 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     outcome = Outcome()
+    # Read before the run writes anything (the charts), so the commit is the one that ran.
+    header = report.machine_lines(os.cpu_count() or 1)
+    header.append(f"- Command: `{shlex.join(['python3', 'bench/run.py', *argv])}`")
     check_machine_idle(settings, outcome)
     started = time.monotonic()
     try:
@@ -370,6 +459,8 @@ def main(argv: list[str]) -> int:
             run_throughput(settings, outcome)
         if settings.memory:
             run_memory(settings, outcome)
+        if settings.type_memory:
+            run_type_memory(settings, outcome)
     except KeyboardInterrupt:
         progress("interrupted; every server started was stopped")
         print_outcome(outcome)
@@ -380,7 +471,7 @@ def main(argv: list[str]) -> int:
         return 1
     progress(f"done in {time.monotonic() - started:.0f} s")
     print_outcome(outcome)
-    write_outputs(settings, outcome, argv)
+    write_outputs(settings, outcome, header)
     return 0
 
 
