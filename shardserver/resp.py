@@ -71,6 +71,8 @@ def split_inline_args(line: bytes) -> list[bytes]:
     nul = line.find(b"\0")
     if nul >= 0:  # sdssplitargs works on C strings
         line = line[:nul]
+    if b'"' not in line and b"'" not in line:
+        return line.split()  # no quotes: split on the same whitespace isspace() knows
     args: list[bytes] = []
     i, n = 0, len(line)
     while True:
@@ -165,6 +167,10 @@ class RequestParser:
     def buffered(self) -> int:
         """How many received bytes are not yet consumed."""
         return len(self._buf) - self._pos
+
+    def idle(self) -> bool:
+        """Whether every byte received has been handed out as commands (a boundary)."""
+        return self._pos >= len(self._buf) and not self._pending_count
 
     def next_command(self) -> list[bytes] | None:
         """The next complete command, or None if more bytes are needed."""
@@ -346,7 +352,10 @@ class CommandReader:
         """The commands completed by ``data``; a trailing ProtocolError ends the stream."""
         reader = self._reader
         if reader is None:
-            return self._read_slow(data)
+            if data[:1] == b"*" and self._parser.idle():
+                reader = self._back_to_fast()
+            else:
+                return self._read_slow(data)
         window = self._window
         if not window and data[:1] != b"*":
             return self._switch(data)
@@ -418,7 +427,7 @@ class CommandReader:
         skip = self._window_commands
         self._reader = None
         self._window = []
-        self._window_bytes = self._window_used = 0
+        self._window_bytes = self._window_used = self._window_commands = 0
         self._checker = None
         try:
             for _ in range(skip):  # already handed out by hiredis
@@ -426,6 +435,13 @@ class CommandReader:
         except ProtocolError as error:  # cannot happen for bytes hiredis accepted as commands
             return [error]
         return self._read_slow(data or b"")
+
+    def _back_to_fast(self) -> hiredis.Reader:
+        """The reference parser has handed out everything it had and the stream stands on a
+        command boundary: hiredis can serve the connection again (after an inline PING, say)."""
+        self._parser = None
+        self._reader = hiredis.Reader()
+        return self._reader
 
     def _read_slow(self, data: bytes) -> list:
         parser = self._parser

@@ -170,6 +170,8 @@ def test_inline_after_multibulk_switches_parsers() -> None:
     ]
     assert not reader.fast
     assert reader.read(encode_command([b"GET", b"k"])) == [[b"GET", b"k"]]
+    assert reader.fast  # back on a command boundary, hiredis serves the stream again
+    assert reader.read(b"PING\r\n" + encode_command([b"GET", b"j"])) == [[b"PING"], [b"GET", b"j"]]
 
 
 def test_encoders() -> None:
