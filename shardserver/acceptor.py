@@ -14,21 +14,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import marshal
+import os
 import signal
+import socket
 import time
 from binascii import crc_hqx
 from collections.abc import Callable
-from itertools import count
 from typing import Any
 
+from shardserver import info
 from shardserver.client import ClientConnection
+from shardserver.commands import connection
+from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config
 from shardserver.links import ShardLink, ShardLinks
+from shardserver.peers import Peers
 from shardserver.persistence import aof
 from shardserver.persistence.snapshots import Snapshots
 from shardserver.receivers import DISCARD, Collector
 from shardserver.sequencer import Sequencer
+from shardserver.shared import ServerWords
 from shardserver.slots import shard_table, slot_for_key
 
 log = logging.getLogger("shardserver.acceptor")
@@ -38,16 +44,40 @@ class Acceptor:
     """Owns the listening socket, the clients and the links to the shards."""
 
     def __init__(
-        self, config: Config, links: list[ShardLink], respawn: Callable[[int], ShardLink]
+        self,
+        config: Config,
+        links: list[ShardLink],
+        respawn: Callable[[int], list[ShardLink]] | None,
+        index: int = 0,
+        book: Any = None,
+        listener: socket.socket | None = None,
+        words: ServerWords | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self.config = config
         self.commands = COMMANDS
-        self.links = ShardLinks(links, respawn, self._replied, config)
-        self.sequencer = Sequencer(self.links)
+        #: Our number among the acceptors, and the socket we listen on when there are
+        #: several (else we open our own).
+        self.index = index
+        self.listener = listener
+        #: The other acceptors (none when there is one), and what they may ask of us.
+        self.peers = peers if peers is not None else Peers({})
+        self.peers.handlers.update(
+            client_lines=lambda ids: connection.listed_here(self, ids),
+            client_kill=lambda filters: connection.killed_here(self, tuple(filters)),
+            stats=lambda: info.acceptor_numbers(self),
+            config=lambda name, value: self.set_config(name, value, push=False),
+            resetstat=self.reset_stats,
+            shutdown=self._asked_to_stop,
+        )
+        self.peers.on_lost = self._peer_lost
+        self.links = ShardLinks(links, respawn, self._replied, self._written, config)
+        self.sequencer = Sequencer(self.links, book, index)
         self.shard_count = len(links)
         self.shard_of_slot = shard_table(len(links))
         self.clients: dict[int, ClientConnection] = {}
-        self.next_client_id = count(1)
+        #: Server-wide words (client IDs, the snapshot's state), shared by the acceptors.
+        self.words = words if words is not None else ServerWords()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.base_events.Server | None = None
         self.stopping: asyncio.Future | None = None
@@ -69,14 +99,20 @@ class Acceptor:
         self.stopping = loop.create_future()
         self.links.start(loop)
         self.sequencer.start(loop)
+        self.peers.start(loop)
         try:
-            self.server = await loop.create_server(
-                lambda: ClientConnection(self),
-                host=self.config["bind"],
-                port=self.config["port"],
-                backlog=self.config["tcp-backlog"],
-                reuse_address=True,
-            )
+            if self.listener is not None:
+                self.server = await loop.create_server(
+                    lambda: ClientConnection(self), sock=self.listener
+                )
+            else:
+                self.server = await loop.create_server(
+                    lambda: ClientConnection(self),
+                    host=self.config["bind"],
+                    port=self.config["port"],
+                    backlog=self.config["tcp-backlog"],
+                    reuse_address=True,
+                )
         except OSError as problem:
             log.warning(
                 "Could not create server TCP listening socket %s:%s: %s",
@@ -90,40 +126,73 @@ class Acceptor:
         self.config.values["port"] = port
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
-        log.info("Listening on %s:%d with %d shards", self.config["bind"], port, self.shard_count)
-        log.info("Ready to accept connections tcp")
-        cron = loop.create_task(self.snapshots.cron())
+        log.info(
+            "acceptor %d pid %d listening on %s:%d with %d shards",
+            self.index,
+            os.getpid(),
+            self.config["bind"],
+            port,
+            self.shard_count,
+        )
+        if self.index == 0:
+            log.info("Ready to accept connections tcp")
+        cron = loop.create_task(self.snapshots.cron()) if self.index == 0 else None
         while True:
             await self.stopping
             if await self.snapshots.save_before_exit():
                 break
             self.stopping = loop.create_future()
             self.shutdown_save = None
-        cron.cancel()
+        if cron is not None:
+            cron.cancel()
         self._shutdown()
         return 0
 
     def request_stop(self, reason: str = "SHUTDOWN") -> None:
+        """Stop the server. Acceptor 0 stops it (saving first when asked to); another
+        acceptor passes the request on and stops when acceptor 0 is gone."""
+        if self.index != 0:
+            self.peers.tell("shutdown", self.shutdown_save, reason, to=0)
+            return
+        self._stop(reason)
+
+    def _stop(self, reason: str) -> None:
         log.warning("Received %s, shutting down", reason)
         if self.stopping is not None and not self.stopping.done():
             self.stopping.set_result(None)
+
+    def _asked_to_stop(self, save: bool | None, reason: str) -> None:
+        self.shutdown_save = save
+        self._stop(reason)
+
+    def _peer_lost(self, index: int) -> None:
+        if index == 0:
+            self._stop("the end of acceptor 0")
+        elif self.stopping is not None and not self.stopping.done():
+            log.warning("acceptor %d is gone; its clients are disconnected", index)
 
     def _shutdown(self) -> None:
         if self.server is not None:
             self.server.close()
         for client in list(self.clients.values()):
             client.transport.abort()
+        self.peers.close()  # the other acceptors see end of file and stop
         self.links.close()
         self.links.wait_exit(1.5)
-        log.warning("redis-clone is now ready to exit, bye bye...")
+        if self.index == 0:
+            log.warning("redis-clone is now ready to exit, bye bye...")
 
     def _replied(self, shard: int) -> None:
         self.sequencer.replied(shard)
 
+    def _written(self) -> None:
+        if self.sequencer.book is not None:
+            self.sequencer.settle()
+
     # -- clients -------------------------------------------------------------------------
 
     def register(self, client: ClientConnection) -> int:
-        client_id = next(self.next_client_id)
+        client_id = self.words.next_client_id()
         self.clients[client_id] = client
         self.connections_received += 1
         return client_id
@@ -141,14 +210,42 @@ class Acceptor:
         required = self.config["requirepass"]
         return not required or password == required.encode()
 
-    def set_config(self, name: str, value: str) -> None:
-        """CONFIG SET one setting; raises ConfigError. Shards learn the new value."""
+    def set_config(self, name: str, value: str, push: bool = True) -> None:
+        """CONFIG SET one setting; raises ConfigError. Shards learn the new value (from the
+        acceptor that got the command: ``push``)."""
         name = self.config.set(name, value)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
+        if not push:
+            return
         if name == "appendonly" and self.config[name] == "yes":
             aof.commit_layout(self.config["dir"], self.config["appendfilename"], self.shard_count)
         self.push_settings({name: self.config[name]})
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT in this acceptor: its counters start again."""
+        self.connections_received = 0
+        self.commands_received = 0
+        info.STATS.reset(0)
+
+    def everywhere(
+        self, mine: Any, finish: Callable[[list[Any]], bytes], op: str, *args: Any
+    ) -> bytes | Later:
+        """``finish`` of every acceptor's answer to ``op`` (ours, ``mine``, first): at once
+        with one acceptor, else when the others have answered (a reply that comes later)."""
+        if not len(self.peers):
+            return finish([mine])
+        reply = self.loop.create_future()
+
+        def answered(asked: asyncio.Future) -> None:
+            try:
+                others = [each for each in asked.result().values() if each is not None]
+                reply.set_result(finish([mine, *others]))
+            except Exception as problem:
+                reply.set_exception(problem)
+
+        self.peers.ask(op, *args).add_done_callback(answered)
+        return Later(reply)
 
     def call_shards(self, parts: list[list]) -> asyncio.Future:
         """Queue one internal part per shard (``parts[i]`` for shard i) in one step, so all

@@ -107,13 +107,13 @@ def _save_rules(text: str) -> str:
     return " ".join(words)
 
 
-def auto_shards() -> int:
-    """One shard per core, less the core the acceptor needs; at least one.
+def auto_shards(acceptors: int = 1) -> int:
+    """One shard per core, less the cores the acceptors need; at least one.
 
-    Measured (docs/benchmarks.md): with few cores, a shard more than cores - 1 competes with
-    the acceptor and splits pipelines into smaller batches, and costs throughput.
+    Measured (docs/benchmarks.md): with few cores, a shard more than that competes with the
+    acceptors and splits pipelines into smaller batches, and costs throughput.
     """
-    return max(1, (os.cpu_count() or 1) - 1)
+    return max(1, (os.cpu_count() or 1) - acceptors)
 
 
 def _shards(text: str) -> int:
@@ -123,12 +123,31 @@ def _shards(text: str) -> int:
     return _int_range(1, 1024)(value)
 
 
+def auto_acceptors() -> int:
+    """One acceptor per four cores (docs/benchmarks.md has the measurements behind it).
+
+    An acceptor parses and writes for its clients; a shard executes. Measured here, an
+    acceptor spends about twice a shard's CPU per command, so with many cores a quarter of
+    them parsing and the rest executing keeps both busy; on a machine with fewer than eight
+    cores one acceptor is faster, since a second competes with the shards for the cores.
+    """
+    return max(1, (os.cpu_count() or 1) // 4) if (os.cpu_count() or 1) >= 8 else 1
+
+
+def _acceptors(text: str) -> int:
+    value = str(text).strip().lower()
+    if value == "auto":
+        return auto_acceptors()
+    return _int_range(1, 64)(value)
+
+
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
         Setting("bind", "127.0.0.1", _string, False, "address to listen on"),
         Setting("port", 6379, _int_range(0, 65535), False, "TCP port (0 picks a free one)"),
         Setting("shards", "auto", _shards, False, "shard processes; auto = CPU cores - 1, min 1"),
+        Setting("acceptors", "auto", _acceptors, False, "acceptor processes; auto: 1 per 4 cores"),
         Setting("hz", 10, _int_range(1, 500), True, "active expiry sweeps per second, per shard"),
         Setting("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
         Setting("logfile", "", _string, False, "log file; empty logs to standard error"),
@@ -251,8 +270,7 @@ class Config:
 
 
 def _apply(values: dict[str, Any], name: str, raw: Any, origin: str) -> None:
-    key = name.strip().lower().replace("_", "-")
-    key = ALIASES.get(key, key)
+    key = _key(name)
     setting = SETTINGS.get(key)
     if setting is None:
         if key in PASSIVE:
@@ -311,7 +329,8 @@ def parse_args(argv: list[str]) -> tuple[Config, dict[str, bool]]:
             overrides.append((name, value))
 
     values = {name: setting.default for name, setting in SETTINGS.items()}
-    values["shards"] = _shards("auto")
+    values["acceptors"] = _acceptors("auto")
+    table: dict[str, Any] = {}
     source = config_path or default_config_path()
     if config_path is not None or os.path.exists(source):
         try:
@@ -331,4 +350,13 @@ def parse_args(argv: list[str]) -> tuple[Config, dict[str, bool]]:
         source = None
     for name, raw in overrides:
         _apply(values, name, raw, "command line")
+    # "auto" shards take the cores the acceptors leave.
+    given = [raw for name, raw in [*table.items(), *overrides] if _key(name) == "shards"]
+    if not given or str(given[-1]).strip().lower() == "auto":
+        values["shards"] = auto_shards(values["acceptors"])
     return Config(values, source), actions
+
+
+def _key(name: str) -> str:
+    key = name.strip().lower().replace("_", "-")
+    return ALIASES.get(key, key)

@@ -38,11 +38,12 @@ class Coordination:
     """A conditional multi-shard command in flight: its plan, its held shards, its client.
 
     It receives its own reads' values (``deliver``). The first round also puts a *barrier*
-    (a part that reads nothing) on each held shard it reads nothing from: a part queued on a
-    shard runs only after every earlier hold there was released, so once every part of the
-    first round has answered, this coordination is first in line on all its shards, and its
-    later rounds and writes go right at its hold point. Whatever happens (a shard failed, the
-    plan raised), the holds are released: a coordination never leaves a shard held.
+    (a part that reads nothing) on each held shard it reads nothing from (the sequencer's
+    ``hold`` does): a part queued on a shard runs only after every earlier hold there was
+    released, so once every part of the first round has answered, this coordination is first
+    in line on all its shards, and its later rounds and writes go right at its hold point.
+    Whatever happens (a shard failed, the plan raised), the holds are released: a
+    coordination never leaves a shard held.
     """
 
     __slots__ = ("server", "client", "entry", "plan", "shards", "ctx", "values", "remaining")
@@ -59,27 +60,29 @@ class Coordination:
         self.values: list[Any] = []
         self.remaining = 0
 
-    def queue_reads(self, batches: dict[int, tuple[list, list]] | None) -> None:
-        """Queue the plan's reads: at the tail of each shard's queue with barriers on the
-        held shards read nothing from (``batches`` None: the first round), or in the given
-        per-shard (runs, targets) segments."""
-        reads = [(self.server.shard_of_key(step.key), step) for step in self.plan.reads]
-        parts = [(shard, [step_ctx(self.ctx, step.db), step.argv]) for shard, step in reads]
-        if batches is None:
-            touched = {shard for shard, _ in reads}
-            parts += [(shard, [0, [b"@barrier"]]) for shard in self.shards if shard not in touched]
-        self.values = [None] * len(parts)
-        self.remaining = len(parts)
-        sequencer = self.server.sequencer
-        for index, (shard, run) in enumerate(parts):
-            if batches is None:
-                runs, targets = sequencer.batches[shard], sequencer.targets[shard]
-            else:
-                assert shard in batches, "a later round reads only held shards"
-                runs, targets = batches[shard]
-            runs.append(run)
+    def start(self) -> None:
+        """Queue the first round's reads (and barriers) and hold the shards."""
+        parts = [
+            (self.server.shard_of_key(step.key), step_ctx(self.ctx, step.db), step.argv)
+            for step in self.plan.reads
+        ]
+        count = self.server.sequencer.hold(self, self.shards, parts, self)
+        self.values = [None] * count
+        self.remaining = count
+
+    def queue_reads(self, batches: dict[int, tuple[list, list]]) -> None:
+        """Queue a later round's reads in the given per-shard (runs, targets) segments: this
+        coordination's hold point on each shard."""
+        reads = self.plan.reads
+        self.values = [None] * len(reads)
+        self.remaining = len(reads)
+        for index, step in enumerate(reads):
+            shard = self.server.shard_of_key(step.key)
+            assert shard in batches, "a later round reads only held shards"
+            runs, targets = batches[shard]
+            runs.append([step_ctx(self.ctx, step.db), step.argv])
             targets.append((self, index))
-        sequencer.schedule_flush()
+        self.server.sequencer.schedule_flush()
 
     def deliver(self, index: int, value: Any) -> None:
         self.values[index] = value
@@ -140,6 +143,4 @@ def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
         held = list(range(server.shard_count))
     else:
         held = sorted({server.shard_of_key(step.key) for step in plan.reads})
-    coordination = Coordination(server, client, entry, plan, held)
-    coordination.queue_reads(None)
-    server.sequencer.hold(coordination, held)
+    Coordination(server, client, entry, plan, held).start()

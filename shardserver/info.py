@@ -189,12 +189,20 @@ def _system_memory() -> int:
 class Report:
     """One INFO reply: the shards' parts and the acceptor's state, rendered section by section."""
 
-    def __init__(self, server: Any, parts: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, server: Any, parts: list[dict[str, Any]], peers: list[dict[str, Any]]
+    ) -> None:
         self.server = server
         self.parts = parts
+        #: Every acceptor's own figures, this one's first.
+        self.acceptors = [acceptor_numbers(server), *peers]
         self.settings = server.config.get_all()
-        self.rss = process_rss() + sum(part["rss"] for part in parts)
+        self.rss = sum(part["rss"] for part in [*self.acceptors, *parts])
         STATS.peak_memory = max(STATS.peak_memory, self.rss)
+
+    def total(self, name: str) -> int:
+        """A counter summed over the acceptors."""
+        return sum(numbers[name] for numbers in self.acceptors)
 
     def server_section(self) -> list[tuple[str, object]]:
         server = self.server
@@ -229,7 +237,7 @@ class Report:
 
     def clients_section(self) -> list[tuple[str, object]]:
         return [
-            ("connected_clients", len(self.server.clients)),
+            ("connected_clients", self.total("clients")),
             ("cluster_connections", 0),
             ("maxclients", self.settings.get("maxclients", "10000")),
             ("client_recent_max_input_buffer", 0),
@@ -267,7 +275,7 @@ class Report:
     def persistence_section(self) -> list[tuple[str, object]]:
         snapshots = self.server.snapshots
         shards = [part["persistence"] for part in self.parts]
-        saving = snapshots.running is not None and not snapshots.running.done()
+        saving = snapshots.saving
         aof_on = self.server.config["appendonly"] == "yes"
         return [
             ("loading", 0),
@@ -292,10 +300,9 @@ class Report:
         ]
 
     def stats_section(self) -> list[tuple[str, object]]:
-        server = self.server
-        total = server.commands_received
+        total = self.total("commands")
         return [
-            ("total_connections_received", server.connections_received),
+            ("total_connections_received", self.total("connections")),
             ("total_commands_processed", total),
             ("instantaneous_ops_per_sec", STATS.ops_per_sec(total)),
             ("total_net_input_bytes", 0),
@@ -327,8 +334,9 @@ class Report:
 
     def cpu_section(self) -> list[tuple[str, object]]:
         own = os.times()
-        user = own.user + sum(part["cpu"][0] for part in self.parts)
-        system = own.system + sum(part["cpu"][1] for part in self.parts)
+        everyone = [*self.acceptors, *self.parts]
+        user = sum(part["cpu"][0] for part in everyone)
+        system = sum(part["cpu"][1] for part in everyone)
         return [
             ("used_cpu_sys", f"{system:.6f}"),
             ("used_cpu_user", f"{user:.6f}"),
@@ -339,7 +347,9 @@ class Report:
         ]
 
     def commandstats_section(self) -> list[tuple[str, object]]:
-        calls: Counter[str] = Counter(LOCAL_CALLS)
+        calls: Counter[str] = Counter()
+        for numbers in self.acceptors:
+            calls.update(numbers["local_calls"])
         fanned: dict[str, int] = {}
         for part in self.parts:
             for wire, count in part["calls"].items():
@@ -351,8 +361,8 @@ class Report:
                 if route is Route.ALL:
                     # every shard runs each call's part: count it once, not once per shard
                     fanned[name[1:]] = max(fanned.get(name[1:], 0), count)
-                elif route is not None:
-                    calls[name[1:]] += count
+                elif route is not None and route is not Route.LOCAL:
+                    calls[name[1:]] += count  # (the acceptor counts its own commands)
         calls.update(fanned)
         return [
             (
@@ -423,6 +433,25 @@ class Report:
         return "\r\n".join(blocks)
 
 
-def render(server: Any, args: list[bytes], parts: list[dict[str, Any]]) -> str:
-    """The text of ``INFO args...`` from the shards' parts (in shard order)."""
-    return Report(server, parts).render(wanted(args))
+def acceptor_numbers(server: Any) -> dict[str, Any]:
+    """An acceptor's own part of INFO (the others send theirs over the control channel)."""
+    times = os.times()
+    return {
+        "clients": len(server.clients),
+        "connections": server.connections_received,
+        "commands": server.commands_received,
+        "local_calls": dict(LOCAL_CALLS),
+        "rss": process_rss(),
+        "cpu": (times.user, times.system),
+    }
+
+
+def render(
+    server: Any,
+    args: list[bytes],
+    parts: list[dict[str, Any]],
+    peers: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> str:
+    """The text of ``INFO args...`` from the shards' parts (in shard order) and the other
+    acceptors' own numbers."""
+    return Report(server, parts, list(peers)).render(wanted(args))

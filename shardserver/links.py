@@ -72,40 +72,55 @@ class ShardLink:
 # -- starting shard processes ------------------------------------------------------------------
 
 
-def launch_shard(context: Any, index: int, config: Config, layout: int | None = None) -> ShardLink:
-    """Start one shard process (it begins loading its data at once); ``layout`` is the
-    shard count of the append-only files on disk. See :func:`await_shard`."""
+def launch_shard(
+    context: Any, index: int, config: Config, book: Any = None, layout: int | None = None
+) -> list[ShardLink]:
+    """Start one shard process (it begins loading its data at once), with a pair of pipes
+    per acceptor; the acceptors' ends, one :class:`ShardLink` each. ``layout`` is the shard
+    count of the append-only files on disk. See :func:`await_shard`."""
     settings = config.as_plain()
     settings["aof-layout"] = layout if layout is not None else int(config["shards"])
-    command_read, command_write = context.Pipe(duplex=False)
-    reply_read, reply_write = context.Pipe(duplex=False)
-    enlarge_pipe(command_write.fileno())
-    enlarge_pipe(reply_write.fileno())
+    child_ends, parent_ends = [], []
+    for _ in range(int(config["acceptors"])):
+        command_read, command_write = context.Pipe(duplex=False)
+        reply_read, reply_write = context.Pipe(duplex=False)
+        enlarge_pipe(command_write.fileno())
+        enlarge_pipe(reply_write.fileno())
+        child_ends.append((command_read, reply_write))
+        parent_ends.append((command_write, reply_read))
     process = context.Process(
         target=run_worker,
-        args=(index, settings, command_read, reply_write),
+        args=(index, settings, child_ends, book),
         name=f"redis-clone-shard-{index}",
         daemon=True,
     )
     process.start()
-    command_read.close()
-    reply_write.close()
-    command_fd = os.dup(command_write.fileno())
-    reply_fd = os.dup(reply_read.fileno())
-    command_write.close()
-    reply_read.close()
-    return ShardLink(index, process, command_fd, reply_fd)
+    links = []
+    for (command_read, reply_write), (command_write, reply_read) in zip(
+        child_ends, parent_ends, strict=True
+    ):
+        command_read.close()
+        reply_write.close()
+        links.append(
+            ShardLink(index, process, os.dup(command_write.fileno()), os.dup(reply_read.fileno()))
+        )
+        command_write.close()
+        reply_read.close()
+    return links
 
 
-def await_shard(link: ShardLink, config: Config) -> ShardLink:
-    """Wait for a launched shard's start-up handshake; raises ShardStartError if it failed."""
-    problem = wait_ready(link.reply_fd)
-    if problem is not None:
-        link.close_fds()
-        link.process.join(2)
-        raise ShardStartError(f"shard {link.index}: {problem}")
-    log_started(link, config)
-    return link
+def await_shard(links: list[ShardLink], config: Config) -> list[ShardLink]:
+    """Wait for a launched shard's start-up handshake on every acceptor's pipe; raises
+    ShardStartError if it failed."""
+    for link in links:
+        problem = wait_ready(link.reply_fd)
+        if problem is not None:
+            for each in links:
+                each.close_fds()
+            link.process.join(2)
+            raise ShardStartError(f"shard {link.index}: {problem}")
+    log_started(links[0], config)
+    return links
 
 
 def log_started(link: ShardLink, config: Config) -> None:
@@ -127,13 +142,17 @@ class ShardLinks:
     def __init__(
         self,
         links: list[ShardLink],
-        respawn: Callable[[int], ShardLink],
+        respawn: Callable[[int], ShardLink] | None,
         replied: Callable[[int], None],
+        written: Callable[[], None],
         config: Config,
     ) -> None:
         self.links = links
+        #: Starts a fresh process for a shard (None: this acceptor does not respawn shards).
         self.respawn = respawn
         self.replied = replied
+        #: Called when a pipe that was full has taken everything queued for it.
+        self.written = written
         self.config = config
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
@@ -148,6 +167,10 @@ class ShardLinks:
         self.loop = loop
         for link in self.links:
             self._attach(link)
+
+    def all_written(self) -> bool:
+        """Whether every frame sent is wholly in the pipes (none waits in a writer)."""
+        return not any(link.writer.waiting for link in self.links)
 
     def can_send(self, index: int, most_inflight: int) -> bool:
         link = self.links[index]
@@ -181,6 +204,7 @@ class ShardLinks:
         try:
             if link.writer.flush():
                 self.loop.remove_writer(link.command_fd)
+                self.written()
         except OSError as problem:
             self._failed(link, f"write failed: {problem}")
 
@@ -198,7 +222,7 @@ class ShardLinks:
                 self._failed(link, f"read failed: {problem}")
                 return
             if not data:
-                self._failed(link, describe_exit(self._exit_code(link)))
+                self._failed(link, self._death(link))
                 return
             for payload in link.decoder.feed(data):
                 if payload.__class__ is Chunk:
@@ -243,10 +267,12 @@ class ShardLinks:
         log_started(link, self.config)
         self.replied(link.index)
 
-    @staticmethod
-    def _exit_code(link: ShardLink) -> int | None:
+    def _death(self, link: ShardLink) -> str:
+        """How a shard whose pipe closed ended (its parent can tell; others only see it)."""
+        if self.respawn is None:
+            return "closed its pipe"
         wait_for_exit(link.process, 0.5)
-        return link.process.exitcode
+        return describe_exit(link.process.exitcode)
 
     def _failed(self, link: ShardLink, why: str) -> None:
         """A shard died: fail what it had in flight, count it, start a fresh one."""
@@ -264,13 +290,16 @@ class ShardLinks:
                     receiver.deliver(entry, failure)
         if self.stopping:
             return
-        log.warning("shard %d (pid %s) %s; restarting it", link.index, link.process.pid, why)
         self.restarts[link.index] += 1
         self.last_restart_reason[link.index] = why
+        if self.respawn is None:
+            log.warning("shard %d (pid %s) %s", link.index, link.process.pid, why)
+            return
+        log.warning("shard %d (pid %s) %s; restarting it", link.index, link.process.pid, why)
         if not wait_for_exit(link.process, 0.5):
             link.process.kill()
             wait_for_exit(link.process, 0.5)
-        fresh = self.respawn(link.index)
+        fresh = self.respawn(link.index)[0]
         fresh.ready = False
         self.links[link.index] = fresh
         self._attach(fresh)
@@ -285,7 +314,10 @@ class ShardLinks:
             link.close_fds()
 
     def wait_exit(self, timeout: float) -> None:
-        """Wait for every shard to exit, killing those that take longer than ``timeout``."""
+        """Wait for every shard to exit, killing those that take longer than ``timeout`` (the
+        shards' parent only)."""
+        if self.respawn is None:
+            return
         deadline = self.loop.time() + timeout if self.loop is not None else None
         for link in self.links:
             left = max(0.0, deadline - self.loop.time()) if deadline is not None else timeout

@@ -20,6 +20,14 @@ Each shard's queue is a *ready* segment (sent at the next flush) followed by one
 hold, oldest first: ``[owner, runs, targets]``. New commands go to the tail (``batches`` and
 ``targets`` point at it); a release moves the held segment, behind the owner's writes, into
 the ready one.
+
+With several acceptors (a :class:`shardserver.ordering.TicketBook` is given), each shard
+interleaves several acceptors' streams, so the order above holds within one acceptor only.
+Every step over more than one shard then takes a ticket, which each of its runs carries, and
+shards run tickets in one global order (:mod:`shardserver.scheduler`); a hold also marks its
+first runs *hold*, so the shard runs only this acceptor's stream until the *release* that
+follows the writes. The ticket stays pending in the book until every run carrying it has
+been written whole to the pipes.
 """
 
 from __future__ import annotations
@@ -29,16 +37,24 @@ from collections import deque
 from typing import Any
 
 from shardserver.links import ShardLinks
+from shardserver.receivers import DISCARD
+from shardserver.scheduler import HOLD, RELEASE
 
 #: Batches a shard may have in flight; later commands wait for a reply, then go together.
 MAX_INFLIGHT = 2
+_RELEASE_ARGV = [b"@release"]
 
 
 class Sequencer:
     """Per-shard queues of runs and their reply targets, and the flush that sends them."""
 
-    def __init__(self, links: ShardLinks) -> None:
+    def __init__(self, links: ShardLinks, book: Any = None, index: int = 0) -> None:
         self.links = links
+        #: The shared ticket book with several acceptors (None with one), and our number.
+        self.book = book
+        self.index = index
+        #: Ticketed runs queued and not yet handed to a pipe.
+        self.unsent = 0
         count = len(links)
         self.ready_runs: list[list] = [[] for _ in range(count)]
         self.ready_targets: list[list] = [[] for _ in range(count)]
@@ -72,21 +88,49 @@ class Sequencer:
     def step(self, ctx: int, parts: list[tuple[int, list]], receiver: Any) -> None:
         """Queue one-command runs (``(shard, argv)``) as one step of the order; part i's value
         goes to ``receiver.deliver(i, value)``."""
+        head = self._ticketed(ctx, {shard for shard, _ in parts}, 0)
+        if head.__class__ is tuple:
+            self.unsent += len(parts)
         batches, targets = self.batches, self.targets
         for index, (shard, argv) in enumerate(parts):
-            batches[shard].append([ctx, argv])
+            batches[shard].append([head, argv])
             targets[shard].append((receiver, index))
         self.schedule_flush()
 
+    def _ticketed(self, ctx: int, shards: set[int] | list[int], mark: int) -> Any:
+        """The context runs of a step over ``shards`` carry: with several acceptors and more
+        than one shard, ``(ctx, ticket, mark)`` (and the runs count as unsent), else ctx."""
+        if self.book is None or len(shards) < 2:
+            return ctx
+        return (ctx, self.book.take(self.index), mark)
+
     # -- holds ---------------------------------------------------------------------------
 
-    def hold(self, owner: object, shards: list[int]) -> None:
-        """From now on, what is queued for these shards waits behind ``owner``'s hold."""
+    def hold(
+        self, owner: object, shards: list[int], parts: list[tuple[int, int, list]], receiver: Any
+    ) -> int:
+        """Queue a coordination's first reads (``(shard, ctx, argv)``; part i's value goes to
+        ``receiver.deliver(i, value)``) and hold ``shards``: from now on, what is queued for
+        them waits behind ``owner``'s hold. Every held shard gets at least one run (a
+        *barrier* that reads nothing where the plan reads nothing), so every hold point
+        runs, on its shard, after every earlier hold there was released. Returns how many
+        parts were queued (the barriers come after the reads)."""
+        touched = {shard for shard, _ctx, _argv in parts}
+        parts = parts + [(shard, 0, [b"@barrier"]) for shard in shards if shard not in touched]
+        ticket = self._ticketed(0, shards, HOLD)
+        for index, (shard, ctx, argv) in enumerate(parts):
+            head = ctx if ticket.__class__ is int else (ctx, ticket[1], HOLD)
+            if head.__class__ is tuple:
+                self.unsent += 1
+            self.batches[shard].append([head, argv])
+            self.targets[shard].append((receiver, index))
         for shard in shards:
             segment = [owner, [], []]
             self.held[shard].append(segment)
             self.batches[shard] = segment[1]
             self.targets[shard] = segment[2]
+        self.schedule_flush()
+        return len(parts)
 
     def at_hold(self, owner: object, shards: list[int]) -> dict[int, tuple[list, list]]:
         """Per shard, the (runs, targets) segment that ends at ``owner``'s hold point: what is
@@ -114,6 +158,9 @@ class Sequencer:
             for run, target in writes.pop(shard, ()):
                 ready_runs.append(run)
                 ready_targets.append(target)
+            if self.book is not None:
+                ready_runs.append([(0, None, RELEASE), _RELEASE_ARGV])
+                ready_targets.append((DISCARD, 0))
             ready_runs.extend(runs)
             ready_targets.extend(targets)
             if not queue:
@@ -147,7 +194,18 @@ class Sequencer:
             if not self.held[index]:
                 self.batches[index] = fresh_runs
                 self.targets[index] = fresh_targets
+            if self.unsent:
+                self.unsent -= sum(
+                    1 for run in batch if run[0].__class__ is tuple and run[0][1] is not None
+                )
             links.send(index, batch, targets)
+        if self.book is not None:
+            self.settle()
+
+    def settle(self) -> None:
+        """Tell the ticket book when every ticketed run of ours is written whole."""
+        if not self.unsent and self.book.pending(self.index) and self.links.all_written():
+            self.book.settle(self.index)
 
     def replied(self, shard: int) -> None:
         """A shard answered: send what waited for it."""

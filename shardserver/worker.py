@@ -21,12 +21,14 @@ import select
 import signal
 import time
 from multiprocessing.connection import Connection
+from typing import Any
 
 from shardserver.errors import error
 from shardserver.framing import CHUNK_SIZE, FrameDecoder, chunk_frames, frame_header, write_all
 from shardserver.logs import setup_logging
 from shardserver.persistence.loader import LoadError, load
 from shardserver.processes import close_inherited_fds, name_process
+from shardserver.scheduler import Scheduler
 from shardserver.shard import Pieces, Shard
 
 log = logging.getLogger("shardserver.worker")
@@ -36,12 +38,18 @@ log = logging.getLogger("shardserver.worker")
 READ_CHUNK = 1 << 16
 #: The mark, in a reply frame, of a run whose reply went ahead as chunks.
 CHUNKED = ...
+#: While a ticket waits for the watermark, how often a shard looks at it again.
+TICKET_WAIT_MS = 0.2
 
 
-def run_worker(index: int, settings: dict, commands: Connection, replies: Connection) -> None:
-    """Entry point of a shard process (forked from the acceptor)."""
-    read_fd, write_fd = commands.fileno(), replies.fileno()
-    close_inherited_fds({read_fd, write_fd})
+def run_worker(
+    index: int, settings: dict, pipes: list[tuple[Connection, Connection]], book: Any
+) -> None:
+    """Entry point of a shard process (forked from an acceptor): ``pipes`` holds, for each
+    acceptor, the (commands, replies) ends of its two pipes; ``book`` orders multi-shard
+    steps when there are several acceptors (:mod:`shardserver.ordering`)."""
+    fds = [(commands.fileno(), replies.fileno()) for commands, replies in pipes]
+    close_inherited_fds({fd for pair in fds for fd in pair})
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the acceptor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -52,11 +60,16 @@ def run_worker(index: int, settings: dict, commands: Connection, replies: Connec
         load(shard, settings.get("aof-layout"))
     except (LoadError, OSError) as problem:
         log.warning("shard %d cannot load its data: %s", index, problem)
-        report_ready(write_fd, str(problem))
+        for _read_fd, write_fd in fds:
+            report_ready(write_fd, str(problem))
         os._exit(1)
-    report_ready(write_fd, None)
+    for _read_fd, write_fd in fds:
+        report_ready(write_fd, None)
     with contextlib.suppress(BrokenPipeError):
-        serve(shard, read_fd, write_fd)
+        if len(fds) == 1:
+            serve(shard, *fds[0])
+        else:
+            serve_streams(shard, fds, book)
     shard.persistence.close()
     log.debug("shard %d exiting", index)
 
@@ -109,6 +122,69 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
             persistence.tick()
             interval = 1.0 / shard.hz
             next_sweep = max(next_sweep + interval, now + interval / 2)
+
+
+def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
+    """:func:`serve` for several acceptors: one stream each, run in the order of
+    :mod:`shardserver.scheduler`. Each wake-up reads the watermark, then everything every
+    pipe holds (so every ticket below the watermark that concerns this shard is in), runs
+    what may run and writes each stream's finished replies. While a ticket waits for the
+    watermark, the shard looks again every :data:`TICKET_WAIT_MS`."""
+    scheduler = Scheduler(lambda runs: execute(shard, runs), len(fds))
+    decoders = [FrameDecoder() for _ in fds]
+    poller = select.poll()
+    for read_fd, _write_fd in fds:
+        os.set_blocking(read_fd, False)
+        poller.register(read_fd, select.POLLIN)
+    live = set(range(len(fds)))
+    interval = 1.0 / shard.hz
+    next_sweep = time.monotonic() + interval
+    persistence = shard.persistence
+    while live:
+        if scheduler.waiting:
+            timeout_ms = TICKET_WAIT_MS
+        else:
+            timeout_ms = max(0.0, (next_sweep - time.monotonic()) * 1000.0)
+        poller.poll(timeout_ms)
+        watermark = book.watermark()
+        for stream in list(live):
+            if not _drain(fds[stream][0], decoders[stream], scheduler, stream):
+                live.discard(stream)
+                poller.unregister(fds[stream][0])
+                scheduler.close(stream)
+        out: dict[int, list] = {}
+        for stream, replies in scheduler.run(watermark):
+            out.setdefault(stream, []).extend(encode_replies(replies))
+        if out:
+            if persistence.active:
+                persistence.flush()  # with appendfsync always: on disk before the replies
+            for stream, frames in out.items():
+                try:
+                    if stream in live:
+                        write_all(fds[stream][1], frames)
+                except BrokenPipeError:  # that acceptor is gone; the others go on
+                    live.discard(stream)
+                    poller.unregister(fds[stream][0])
+                    scheduler.close(stream)
+        now = time.monotonic()
+        if now >= next_sweep:
+            shard.expire_cycle()
+            persistence.tick()
+            interval = 1.0 / shard.hz
+            next_sweep = max(next_sweep + interval, now + interval / 2)
+
+
+def _drain(fd: int, decoder: FrameDecoder, scheduler: Scheduler, stream: int) -> bool:
+    """Hand every batch a stream's pipe holds to the scheduler; False at end of file."""
+    while True:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        for payload in decoder.feed(data):
+            scheduler.add(stream, marshal.loads(payload))
 
 
 def execute(shard: Shard, batch: list[list]) -> list:

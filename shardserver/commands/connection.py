@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from shardserver import REDIS_COMPAT_VERSION
-from shardserver.commands.spec import local
+from shardserver.commands.spec import Later, local
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
 from shardserver.numbers import LLONG_MAX, parse_int
 from shardserver.resp import encoder_for
@@ -212,37 +212,55 @@ def _unknown_type(name: bytes) -> bytes:
     return error_bytes(b"ERR Unknown client type '" + name + b"'")
 
 
-def client_list(session, argv: list[bytes]) -> bytes:
-    """CLIENT LIST [TYPE type | ID id ...]; every client here is of type normal."""
-    clients = _live_clients(session.server)
+def client_list(session, argv: list[bytes]) -> bytes | Later:
+    """CLIENT LIST [TYPE type | ID id ...], over every acceptor's clients; every client here
+    is of type normal."""
     if len(argv) == 4 and argv[2].lower() == b"type":
         normal = _CLIENT_TYPES.get(argv[3].lower())
         if normal is None:
             return _unknown_type(argv[3])
-        chosen = clients if normal else []
+        ids = None if normal else []
     elif len(argv) > 3 and argv[2].lower() == b"id":
-        live = {client.id: client for client in clients}
-        chosen = []
+        ids = []
         for raw in argv[3:]:
             client_id = parse_int(raw)
             if client_id is None:
                 return error("ERR Invalid client ID")
-            if client_id in live:
-                chosen.append(live[client_id])
+            ids.append(client_id)
     elif len(argv) != 2:
         return SYNTAX
     else:
-        chosen = clients
-    text = "".join(client_line(c, "client|list" if c is session else None) + "\n" for c in chosen)
-    return session.enc.verbatim(text.encode())
+        ids = None
+    mine = listed_here(session.server, ids, session)
+
+    def reply(found: list[list[tuple[int, str]]]) -> bytes:
+        lines = sorted(line for each in found for line in each)
+        return session.enc.verbatim("".join(text + "\n" for _, text in lines).encode())
+
+    return session.server.everywhere(mine, reply, "client_lines", ids)
+
+
+def listed_here(server, ids: list[int] | None, caller=None) -> list[tuple[int, str]]:
+    """(order, CLIENT LIST line) of this acceptor's clients: all of them, by id, or those of
+    ``ids`` in the order (repeats included) they were asked for, as Redis lists them."""
+    clients = _live_clients(server)
+
+    def line(client) -> str:
+        return client_line(client, "client|list" if client is caller else None)
+
+    if ids is None:
+        return [(client.id, line(client)) for client in clients]
+    by_id = {client.id: client for client in clients}
+    return [(n, line(by_id[wanted])) for n, wanted in enumerate(ids) if wanted in by_id]
 
 
 def client_info(session, argv: list[bytes]) -> bytes:
     return session.enc.verbatim((client_line(session, "client|info") + "\n").encode())
 
 
-def client_kill(session, argv: list[bytes]) -> bytes:
-    """CLIENT KILL addr (old form, may kill the caller) or CLIENT KILL option value ...
+def client_kill(session, argv: list[bytes]) -> bytes | Later:
+    """CLIENT KILL addr (old form, may kill the caller) or CLIENT KILL option value ...,
+    over every acceptor's clients.
 
     Another client's connection is dropped at once, unsent replies and all, as Redis frees
     it; the caller's own closes after this reply.
@@ -278,25 +296,38 @@ def client_kill(session, argv: list[bytes]) -> bytes:
                 skipme = value.lower() == b"yes"
             else:
                 return SYNTAX
+    filters = (addr, laddr, client_id, normal)
+    mine = killed_here(session.server, filters, session, skipme)
+
+    def reply(counts: list[int]) -> bytes:
+        killed = sum(counts)
+        if len(argv) == 3:
+            return b"+OK\r\n" if killed else error("ERR No such client")
+        return session.enc.integer(killed)
+
+    return session.server.everywhere(mine, reply, "client_kill", filters)
+
+
+def killed_here(server, filters: tuple, caller=None, skipme: bool = False) -> int:
+    """Drop this acceptor's clients that match CLIENT KILL's filters; how many."""
+    addr, laddr, client_id, normal = filters
     killed = 0
-    for client in _live_clients(session.server) if normal else []:
+    for client in _live_clients(server) if normal else []:
         if addr is not None and client.addr.encode() != addr:
             continue
         if laddr is not None and client.laddr.encode() != laddr:
             continue
         if client_id and client.id != client_id:
             continue
-        if client is session:
+        if client is caller:
             if skipme:
                 continue
             # after the reply is queued: closing now would drop it
-            session.server.loop.call_soon(session.close_after_reply)
+            server.loop.call_soon(caller.close_after_reply)
         else:
             client.transport.abort()
         killed += 1
-    if len(argv) == 3:
-        return b"+OK\r\n" if killed else error("ERR No such client")
-    return session.enc.integer(killed)
+    return killed
 
 
 def client_no_evict(session, argv: list[bytes]) -> bytes:

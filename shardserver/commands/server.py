@@ -12,7 +12,15 @@ import time
 
 from shardserver import info
 from shardserver.commands import metadata
-from shardserver.commands.spec import NO_REPLY, Command, Route, bad_arity, key_positions, local
+from shardserver.commands.spec import (
+    NO_REPLY,
+    Command,
+    Later,
+    Route,
+    bad_arity,
+    key_positions,
+    local,
+)
 from shardserver.config import ConfigError
 from shardserver.errors import SYNTAX, error, error_bytes
 from shardserver.glob import compile_glob
@@ -124,6 +132,7 @@ def config_set(session, argv: list[bytes]) -> bytes:
     try:
         for name, value in pairs:
             session.server.set_config(name, value.decode("utf-8", "replace"))
+            session.server.peers.tell("config", name, value.decode("utf-8", "replace"))
     except ConfigError as problem:
         text = str(problem)
         if text.startswith("Unknown option") or text.startswith("CONFIG SET failed"):
@@ -141,11 +150,9 @@ def config_resetstat_part(shard, db, argv: list[bytes]) -> int:
 
 
 def config_resetstat_merge(session, argv: list[bytes], parts: list[int]) -> bytes:
-    """Then the acceptor forgets its counters, once every shard has."""
-    server = session.server
-    server.connections_received = 0
-    server.commands_received = 0
-    info.STATS.reset(0)
+    """Then the acceptors forget their counters, once every shard has."""
+    session.server.reset_stats()
+    session.server.peers.tell("resetstat")
     return b"+OK\r\n"
 
 
@@ -177,9 +184,22 @@ def info_part(shard, db, argv: list[bytes]) -> dict:
     return info.shard_numbers(shard)
 
 
-def info_merge(session, argv: list[bytes], parts: list[dict]) -> bytes:
-    """Redis's INFO text: a bulk string in RESP2, a verbatim string in RESP3."""
-    return session.enc.verbatim(info.render(session.server, argv[1:], parts).encode())
+def info_(session, argv: list[bytes]) -> Later:
+    """Redis's INFO text (a bulk string in RESP2, a verbatim string in RESP3), from every
+    shard's numbers (one consistent step) and every acceptor's."""
+    server = session.server
+    parts = server.call_shards([[b"@info"]] * server.shard_count)
+    peers = server.peers.ask("stats")
+
+    async def report() -> bytes:
+        shard_parts = await parts
+        failed = [p for p in shard_parts if p.__class__ is bytes]
+        if failed:
+            return failed[0]
+        numbers = [each for each in (await peers).values() if each is not None]
+        return session.enc.verbatim(info.render(server, argv[1:], shard_parts, numbers).encode())
+
+    return Later(server.loop.create_task(report()))
 
 
 # -- TIME, SHUTDOWN ------------------------------------------------------------------------
@@ -240,11 +260,10 @@ ROWS = [
         cluster_keyslot,
         notes="answered although cluster mode is off (Redis refuses it then)",
     ),
-    Command(
+    local(
         "info",
-        ALL,
+        info_,
         part=info_part,
-        merge=info_merge,
         notes=(
             "adds a `shards` section (in the default set) and `redis_clone_version`; memory "
             "figures are the resident memory of all processes; commandstats usec are 0, and a "

@@ -128,15 +128,18 @@ NO_REPLY = _NoReply()
 LOCAL_CALLS: Counter[str] = Counter()
 
 
-def local(name: str, handler: Callable[..., Any], notes: str = "") -> Command:
-    """A table row for a command the acceptor answers, with its calls counted."""
+def local(
+    name: str, handler: Callable[..., Any], notes: str = "", part: Callable[..., Any] | None = None
+) -> Command:
+    """A table row for a command the acceptor answers, with its calls counted; ``part`` is
+    what shards run when the handler asks them (INFO's numbers)."""
 
     @functools.wraps(handler)
     def run(session: Any, argv: list[bytes]) -> Any:
         LOCAL_CALLS[name] += 1
         return handler(session, argv)
 
-    return Command(name, Route.LOCAL, run, notes=notes)
+    return Command(name, Route.LOCAL, run, part=part, notes=notes)
 
 
 def bad_arity(arity: int, count: int) -> bool:

@@ -40,21 +40,42 @@ def parse_rules(text: str) -> list[tuple[int, int]]:
 
 
 class Snapshots:
-    """State of the dump: last save, the save in progress, the save rules' clock."""
+    """The dump as this acceptor sees it: the save it runs, the save rules' clock.
+
+    Whether a save is running anywhere, and the last save's time, outcome and duration, are
+    server-wide (:class:`shardserver.shared.ServerWords`): any acceptor may run a save."""
 
     def __init__(self, server: Any) -> None:
         self.server = server
-        self.last_save = int(time.time())
-        self.last_ok = True
+        self.words = server.words
         self.last_attempt = 0.0
+        #: The save this acceptor runs, if any.
         self.running: asyncio.Task | None = None
-        self.started_at = 0.0
-        self.last_duration = -1
         self.changes = 0
 
     @property
     def config(self) -> Any:
         return self.server.config
+
+    @property
+    def last_save(self) -> int:
+        return self.words.last_save
+
+    @property
+    def last_ok(self) -> bool:
+        return self.words.last_ok
+
+    @property
+    def last_duration(self) -> int:
+        return self.words.last_duration
+
+    @property
+    def started_at(self) -> int:
+        return self.words.save_started
+
+    @property
+    def saving(self) -> bool:
+        return self.words.saving
 
     def start(self) -> asyncio.Task | None:
         """BGSAVE: start a snapshot unless one is running (then None).
@@ -62,12 +83,11 @@ class Snapshots:
         The shards' snapshot parts are queued here, in the caller's step of the order, so
         the cut falls exactly after the commands that came before SAVE/BGSAVE and before
         any that follow it, even in the same pipeline."""
-        if self.running is not None and not self.running.done():
+        if not self.words.start_save():
             return None
         prefix = os.path.join(self.config["dir"], f"temp-{os.getpid()}-{time.time_ns()}")
         paths = [f"{prefix}.shard{index}.rdbpart" for index in range(self.server.shard_count)]
         forked = self.server.call_shards([[b"@snapshot", path.encode()] for path in paths])
-        self.started_at = time.time()
         self.last_attempt = time.monotonic()
         self.running = self.server.loop.create_task(self._save(paths, forked))
         return self.running
@@ -99,7 +119,6 @@ class Snapshots:
                 None, rdb.write_dump, target, head, paths, pieces
             )
             ok = True
-            self.last_save = int(time.time())
             log.info(
                 "DB saved on disk: %s (%d bytes, %.3f s)",
                 target,
@@ -112,8 +131,7 @@ class Snapshots:
             for path in paths:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-            self.last_ok = ok
-            self.last_duration = int(time.time() - self.started_at)
+            self.words.end_save(ok)
         return ok
 
     async def save_before_exit(self) -> bool:
@@ -124,8 +142,8 @@ class Snapshots:
             wanted = bool(self.config["save"].strip())
         if not wanted:
             return True
-        if self.running is not None and not self.running.done():
-            await self.running
+        while self.words.saving:  # another save (here or in another acceptor) ends first
+            await asyncio.sleep(POLL_S)
         log.warning("Saving the final RDB snapshot before exiting.")
         task = self.start()
         if task is not None and await task:
@@ -147,7 +165,7 @@ class Snapshots:
                 [[b"@persistence_info"]] * self.server.shard_count
             )
             self.changes = sum(n["dirty"] for n in numbers if isinstance(n, dict))
-            if self.running is not None and not self.running.done():
+            if self.words.saving:
                 continue
             since = time.time() - self.last_save
             if not self.last_ok and time.monotonic() - self.last_attempt < RETRY_DELAY_S:

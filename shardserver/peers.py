@@ -1,0 +1,182 @@
+"""The acceptors' control channel: what one acceptor asks of, or tells, the others.
+
+Every pair of acceptors shares a Unix socket pair, made by the launcher before it forks them.
+Messages are frames (:mod:`shardserver.framing`) of ``marshal`` data, ``(kind, id, op,
+args)``: an *ask* expects an *answer* with the same id; a *tell* expects nothing. What an op
+does is a handler of the receiving acceptor (``handlers[op](*args) -> plain data``). This is
+how CLIENT LIST and CLIENT KILL see every acceptor's clients, INFO sums every acceptor's
+counters, CONFIG SET reaches every acceptor, and SHUTDOWN reaches acceptor 0, which stops
+the server. With one acceptor there are no peers and every ask answers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import marshal
+import os
+import socket
+from collections.abc import Callable
+from itertools import count
+from typing import Any
+
+from shardserver.framing import FrameDecoder, FrameWriter
+
+log = logging.getLogger("shardserver.peers")
+
+_ASK, _TELL, _ANSWER = 0, 1, 2
+
+
+class _Peer:
+    __slots__ = ("index", "sock", "decoder", "writer", "alive")
+
+    def __init__(self, index: int, sock: socket.socket) -> None:
+        self.index = index
+        self.sock = sock
+        sock.setblocking(False)
+        self.decoder = FrameDecoder()
+        self.writer = FrameWriter(sock.fileno())
+        self.alive = True
+
+
+class _Ask:
+    """An ask in flight: the answers so far, by peer."""
+
+    __slots__ = ("future", "answers", "waiting")
+
+    def __init__(self, future: asyncio.Future, peers: list[int]) -> None:
+        self.future = future
+        self.answers: dict[int, Any] = {}
+        self.waiting = set(peers)
+
+    def answered(self, peer: int, value: Any) -> None:
+        self.answers[peer] = value
+        self.waiting.discard(peer)
+        if not self.waiting and not self.future.done():
+            self.future.set_result(self.answers)
+
+
+class Peers:
+    """This acceptor's links to the other acceptors."""
+
+    def __init__(self, sockets: dict[int, socket.socket]) -> None:
+        self.peers = {index: _Peer(index, sock) for index, sock in sockets.items()}
+        self.handlers: dict[str, Callable[..., Any]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ids = count(1)
+        self._asks: dict[int, _Ask] = {}
+        #: Called with the peer's number when an acceptor's socket closes.
+        self.on_lost: Callable[[int], None] = lambda _index: None
+
+    def __len__(self) -> int:
+        return len(self.peers)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        for peer in self.peers.values():
+            loop.add_reader(peer.sock.fileno(), self._on_readable, peer)
+
+    def close(self) -> None:
+        for peer in self.peers.values():
+            if self.loop is not None and peer.alive:
+                self.loop.remove_reader(peer.sock.fileno())
+            peer.sock.close()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def ask(self, op: str, *args: Any) -> asyncio.Future:
+        """Ask every live peer; the future gets ``{peer: answer}`` (a peer that is gone
+        answers nothing)."""
+        future = self.loop.create_future()
+        live = [index for index, peer in self.peers.items() if peer.alive]
+        if not live:
+            future.set_result({})
+            return future
+        message_id = next(self._ids)
+        self._asks[message_id] = _Ask(future, live)
+        for index in live:
+            self._send(self.peers[index], (_ASK, message_id, op, args))
+        return future
+
+    def tell(self, op: str, *args: Any, to: int | None = None) -> None:
+        """Tell every live peer (or only peer ``to``); no answer comes."""
+        for index, peer in self.peers.items():
+            if peer.alive and (to is None or index == to):
+                self._send(peer, (_TELL, 0, op, args))
+
+    def _send(self, peer: _Peer, message: tuple) -> None:
+        try:
+            if not peer.writer.write(marshal.dumps(message)):
+                self.loop.add_writer(peer.sock.fileno(), self._on_writable, peer)
+        except OSError:
+            self._lost(peer)
+
+    def _on_writable(self, peer: _Peer) -> None:
+        try:
+            if peer.writer.flush():
+                self.loop.remove_writer(peer.sock.fileno())
+        except OSError:
+            self._lost(peer)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _on_readable(self, peer: _Peer) -> None:
+        try:
+            data = peer.sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost(peer)
+            return
+        for payload in peer.decoder.feed(data):
+            kind, message_id, op, body = marshal.loads(payload)
+            if kind == _ANSWER:
+                ask = self._asks.get(message_id)
+                if ask is not None:
+                    ask.answered(peer.index, body)
+                    if ask.future.done():
+                        del self._asks[message_id]
+                continue
+            try:
+                result = self.handlers[op](*body)
+            except Exception:
+                log.exception("acceptor control message %r failed", op)
+                result = None
+            if kind == _ASK:
+                self._send(peer, (_ANSWER, message_id, None, result))
+
+    def _lost(self, peer: _Peer) -> None:
+        if not peer.alive:
+            return
+        peer.alive = False
+        if self.loop is not None:
+            self.loop.remove_reader(peer.sock.fileno())
+            self.loop.remove_writer(peer.sock.fileno())
+        for message_id, ask in list(self._asks.items()):
+            if peer.index in ask.waiting:
+                ask.waiting.discard(peer.index)
+                if not ask.waiting and not ask.future.done():
+                    ask.future.set_result(ask.answers)
+                    del self._asks[message_id]
+        self.on_lost(peer.index)
+
+
+def socket_pairs(count: int) -> list[dict[int, socket.socket]]:
+    """For each of ``count`` acceptors, its end of a socket pair with every other one."""
+    ends: list[dict[int, socket.socket]] = [{} for _ in range(count)]
+    for first in range(count):
+        for second in range(first + 1, count):
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ends[first][second] = a
+            ends[second][first] = b
+    return ends
+
+
+def close_others(ends: list[dict[int, socket.socket]], keep: int) -> None:
+    """In acceptor ``keep``: close every socket that belongs to another acceptor."""
+    for index, mine in enumerate(ends):
+        if index != keep:
+            for sock in mine.values():
+                os.close(sock.detach())

@@ -1,0 +1,73 @@
+"""Words of state the acceptor processes share: what must be server-wide, not per acceptor.
+
+Client IDs come from one counter, so CLIENT ID is unique across acceptors. A snapshot may run
+from whichever acceptor got SAVE or BGSAVE (its own stream to each shard then orders the cut
+exactly after that client's earlier commands), so whether one is running, and the last one's
+time, outcome and duration, live here too: "Background save already in progress" and
+LASTSAVE mean the whole server.
+
+One small shared array (``multiprocessing.RawArray``, inherited by the forked acceptors) and
+a lock; with one acceptor it costs a lock per connection and per save, nothing per command.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+_CLIENT_ID, _SAVING, _SAVE_STARTED, _LAST_SAVE, _LAST_OK, _LAST_DURATION = range(6)
+
+
+class ServerWords:
+    """Server-wide counters and the state of the snapshot."""
+
+    def __init__(self, context: Any = multiprocessing) -> None:
+        self._words = context.RawArray("q", 6)
+        self._words[_LAST_SAVE] = int(time.time())
+        self._words[_LAST_OK] = 1
+        self._words[_LAST_DURATION] = -1
+        self._lock = context.Lock()
+
+    def next_client_id(self) -> int:
+        with self._lock:
+            self._words[_CLIENT_ID] += 1
+            return self._words[_CLIENT_ID]
+
+    def start_save(self) -> bool:
+        """Claim the one snapshot the server may run at a time; False when one runs."""
+        with self._lock:
+            if self._words[_SAVING]:
+                return False
+            self._words[_SAVING] = 1
+            self._words[_SAVE_STARTED] = int(time.time())
+            return True
+
+    def end_save(self, ok: bool) -> None:
+        with self._lock:
+            now = int(time.time())
+            self._words[_SAVING] = 0
+            self._words[_LAST_OK] = int(ok)
+            self._words[_LAST_DURATION] = now - self._words[_SAVE_STARTED]
+            if ok:
+                self._words[_LAST_SAVE] = now
+
+    @property
+    def saving(self) -> bool:
+        return bool(self._words[_SAVING])
+
+    @property
+    def save_started(self) -> int:
+        return self._words[_SAVE_STARTED]
+
+    @property
+    def last_save(self) -> int:
+        return self._words[_LAST_SAVE]
+
+    @property
+    def last_ok(self) -> bool:
+        return bool(self._words[_LAST_OK])
+
+    @property
+    def last_duration(self) -> int:
+        return self._words[_LAST_DURATION]

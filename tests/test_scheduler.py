@@ -1,0 +1,128 @@
+"""A shard's scheduler over several acceptors' streams: FIFO streams, tickets in one order,
+holds. A stand-in shard records the order in which runs execute."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shardserver.scheduler import HOLD, RELEASE, Scheduler
+
+
+class Recorder:
+    """Executes runs by noting their names."""
+
+    def __init__(self) -> None:
+        self.order: list[bytes] = []
+
+    def execute_batch(self, runs: list) -> list:
+        replies = []
+        for run in runs:
+            assert run[0].__class__ is int, "tickets are taken off before execution"
+            names = [argv[0] for argv in run[1:]]
+            self.order.extend(names)
+            replies.append(b"+".join(names))
+        return replies
+
+
+def plain(name: bytes) -> list:
+    return [0, [name]]
+
+
+def ticketed(name: bytes, ticket: int, mark: int = 0) -> list:
+    return [(0, ticket, mark), [name]]
+
+
+RELEASE_RUN = [(0, None, RELEASE), [b"@release"]]
+
+
+def test_unticketed_runs_go_at_once_and_streams_keep_their_order() -> None:
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 2)
+    scheduler.add(0, [plain(b"a1"), plain(b"a2")])
+    scheduler.add(1, [plain(b"b1")])
+    scheduler.add(0, [plain(b"a3")])
+    done = scheduler.run(watermark=0)
+    assert shard.order == [b"a1", b"a2", b"a3", b"b1"]
+    assert done == [(0, [b"a1", b"a2"]), (0, [b"a3"]), (1, [b"b1"])]
+
+
+def test_tickets_run_in_ticket_order_across_streams() -> None:
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 3)
+    scheduler.add(0, [ticketed(b"t5", 5), plain(b"after5")])
+    scheduler.add(1, [plain(b"free"), ticketed(b"t3", 3)])
+    scheduler.add(2, [ticketed(b"t4", 4)])
+    scheduler.run(watermark=10)
+    assert shard.order == [b"free", b"t3", b"t4", b"t5", b"after5"]
+
+
+def test_a_ticket_waits_for_the_watermark_but_its_stream_only() -> None:
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 2)
+    scheduler.add(0, [ticketed(b"t7", 7), plain(b"behind")])
+    scheduler.add(1, [plain(b"other")])
+    assert scheduler.run(watermark=7) == [(1, [b"other"])]
+    assert scheduler.waiting and shard.order == [b"other"]
+    assert scheduler.run(watermark=8) == [(0, [b"t7", b"behind"])]
+    assert not scheduler.waiting
+
+
+def test_a_hold_runs_only_its_stream_until_the_release() -> None:
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 2)
+    scheduler.add(0, [ticketed(b"read", 1, HOLD)])
+    scheduler.add(1, [plain(b"waits"), ticketed(b"t2", 2)])
+    scheduler.run(watermark=5)
+    # b's unticketed run went before the hold was taken; then only stream 0 runs
+    assert shard.order == [b"waits", b"read"] and scheduler.holder == 0
+    scheduler.add(1, [plain(b"still-waits")])
+    scheduler.add(0, [plain(b"write"), RELEASE_RUN, plain(b"later")])
+    done = scheduler.run(watermark=5)
+    assert shard.order == [b"waits", b"read", b"write", b"later", b"t2", b"still-waits"]
+    assert (0, [b"write", None, b"later"]) in done and scheduler.holder is None
+
+
+def test_closing_the_holder_ends_its_hold() -> None:
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 2)
+    scheduler.add(0, [ticketed(b"read", 1, HOLD)])
+    scheduler.run(watermark=5)
+    scheduler.add(1, [plain(b"x")])
+    scheduler.close(0)
+    scheduler.run(watermark=5)
+    assert shard.order == [b"read", b"x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    plan=st.lists(
+        st.tuples(st.integers(0, 2), st.booleans()),  # (stream, ticketed) in global order
+        min_size=1,
+        max_size=30,
+    ),
+    cuts=st.lists(st.integers(0, 30), max_size=5),
+)
+def test_any_arrival_keeps_fifo_and_ticket_order(plan: list, cuts: list) -> None:
+    """Runs given tickets in the order they were planned, spread over streams and over several
+    deliveries, come out with each stream in order and every ticket in ticket order."""
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 3)
+    per_stream: list[list] = [[], [], []]
+    for number, (stream, has_ticket) in enumerate(plan):
+        name = b"%d" % number
+        per_stream[stream].append(ticketed(name, number) if has_ticket else plain(name))
+    for stream, runs in enumerate(per_stream):
+        if runs:
+            split = min(cuts[0], len(runs)) if cuts else len(runs)
+            for piece in (runs[:split], runs[split:]):
+                if piece:
+                    scheduler.add(stream, piece)
+    scheduler.run(watermark=len(plan))
+    order = [int(name) for name in shard.order]
+    assert sorted(order) == list(range(len(plan)))
+    for stream in range(3):
+        mine = [n for n in order if plan[n][0] == stream]
+        assert mine == sorted(mine)
+    tickets = [n for n in order if plan[n][1]]
+    assert tickets == sorted(tickets)
