@@ -47,7 +47,7 @@ class Acceptor:
         self,
         config: Config,
         links: list[ShardLink],
-        respawn: Callable[[int], list[ShardLink]] | None,
+        launcher: Callable[[int], list[ShardLink]] | None,
         index: int = 0,
         book: Any = None,
         listener: socket.socket | None = None,
@@ -59,6 +59,9 @@ class Acceptor:
         #: Our number among the acceptors, and the socket we listen on when there are
         #: several (else we open our own).
         self.index = index
+        #: The server's main process (acceptor 0, the shards' parent): INFO's process_id.
+        #: A forked acceptor is built right after the fork, while that parent is alive.
+        self.main_pid = os.getpid() if index == 0 else os.getppid()
         self.listener = listener
         #: The other acceptors (none when there is one), and what they may ask of us.
         self.peers = peers if peers is not None else Peers({})
@@ -69,8 +72,13 @@ class Acceptor:
             config=lambda name, value: self.set_config(name, value, push=False),
             resetstat=self.reset_stats,
             shutdown=self._asked_to_stop,
+            shard_reborn=lambda index, pid, why, fds: self.links.adopt(index, pid, why, *fds),
         )
         self.peers.on_lost = self._peer_lost
+        #: Starts a shard process afresh, with pipes for every acceptor (the shards' parent
+        #: only: acceptor 0).
+        self.launcher = launcher
+        respawn = self._respawn if launcher is not None else None
         self.links = ShardLinks(links, respawn, self._replied, self._written, config)
         self.sequencer = Sequencer(self.links, book, index)
         self.shard_count = len(links)
@@ -182,12 +190,27 @@ class Acceptor:
         if self.index == 0:
             log.warning("redis-clone is now ready to exit, bye bye...")
 
+    def _respawn(self, index: int) -> ShardLink:
+        """A fresh process for a shard that died: our link to it; the other acceptors get
+        their ends of its pipes over the control channel."""
+        links = self.launcher(index)
+        for peer, link in enumerate(links):
+            if peer != self.index:
+                self.peers.hand_over(
+                    "shard_reborn",
+                    (index, link.process.pid, self.links.last_restart_reason[index]),
+                    [link.command_fd, link.reply_fd],
+                    to=peer,
+                )
+                link.close_fds()
+        return links[self.index]
+
     def _replied(self, shard: int) -> None:
         self.sequencer.replied(shard)
 
     def _written(self) -> None:
         if self.sequencer.book is not None:
-            self.sequencer.settle()
+            self.sequencer.publish()
 
     # -- clients -------------------------------------------------------------------------
 

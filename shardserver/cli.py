@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvloop
@@ -92,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if config["appendonly"] == "yes":
         aof.commit_layout(config["dir"], config["appendfilename"], shards)
+    launcher = functools.partial(launch_shard, context, config=config, book=book)
     if acceptors == 1:
-        respawn = functools.partial(launch_shard, context, config=config)
-        acceptor = Acceptor(config, [links[0] for links in launched], respawn, words=words)
+        acceptor = Acceptor(config, [links[0] for links in launched], launcher, words=words)
         return uvloop.run(acceptor.serve())
     try:
         sockets = listeners(config, acceptors)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             problem.strerror,
         )
         return 1
-    return run_acceptors(config, launched, sockets, book, words)
+    return run_acceptors(config, launched, sockets, book, words, launcher)
 
 
 def listeners(config: Config, count: int) -> list[socket.socket]:
@@ -138,6 +139,7 @@ def run_acceptors(
     sockets: list[socket.socket],
     book: Any,
     words: ServerWords,
+    launcher: Callable[[int], list[ShardLink]],
 ) -> int:
     """Fork acceptors 1..N-1, each with its own pipes to every shard, its own listening
     socket and a control socket to every other acceptor; run acceptor 0 here. Each child
@@ -168,7 +170,7 @@ def run_acceptors(
     acceptor = Acceptor(
         config,
         [links[0] for links in launched],
-        None,  # with several acceptors a dead shard is not restarted (docs/architecture.md)
+        launcher,
         book=book,
         listener=sockets[0],
         words=words,

@@ -150,6 +150,10 @@ class FrameWriter:
         """Whether bytes are waiting for the pipe to drain."""
         return bool(self._pending)
 
+    def discard(self) -> None:
+        """Forget what waits (the pipe's reader is gone)."""
+        self._pending.clear()
+
     def write(self, payload: bytes) -> bool:
         """Queue one frame and write as much as the pipe takes now."""
         self._pending.append(memoryview(frame_header(len(payload))))

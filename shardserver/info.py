@@ -220,7 +220,7 @@ class Report:
             ("monotonic_clock", "POSIX clock_gettime"),
             ("multiplexing_api", "epoll" if sys.platform.startswith("linux") else "kqueue"),
             ("python_version", platform.python_version()),
-            ("process_id", os.getpid()),
+            ("process_id", server.main_pid),
             ("process_supervised", "no"),
             ("run_id", _RUN_ID),
             ("tcp_port", self.settings.get("port", "0")),
@@ -401,7 +401,20 @@ class Report:
         return lines
 
     def shards_section(self) -> list[tuple[str, object]]:
-        lines: list[tuple[str, object]] = [("shards", len(self.parts))]
+        lines: list[tuple[str, object]] = [
+            ("acceptors", len(self.acceptors)),
+            ("connection_acceptor", self.server.index),
+        ]
+        for numbers in sorted(self.acceptors, key=lambda numbers: numbers["index"]):
+            lines.append(
+                (
+                    f"acceptor{numbers['index']}",
+                    f"pid={numbers['pid']},clients={numbers['clients']},"
+                    f"connections={numbers['connections']},commands={numbers['commands']},"
+                    f"used_memory_rss={numbers['rss']}",
+                )
+            )
+        lines.append(("shards", len(self.parts)))
         for index, (part, (first, last)) in enumerate(
             zip(self.parts, slot_ranges(len(self.parts)), strict=True)
         ):
@@ -437,6 +450,8 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
     """An acceptor's own part of INFO (the others send theirs over the control channel)."""
     times = os.times()
     return {
+        "index": server.index,
+        "pid": os.getpid(),
         "clients": len(server.clients),
         "connections": server.connections_received,
         "commands": server.commands_received,

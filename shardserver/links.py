@@ -69,6 +69,15 @@ class ShardLink:
                 os.close(fd)
 
 
+class _Elsewhere:
+    """A shard process that another acceptor started: known by its pid only."""
+
+    exitcode = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
 # -- starting shard processes ------------------------------------------------------------------
 
 
@@ -174,7 +183,7 @@ class ShardLinks:
 
     def can_send(self, index: int, most_inflight: int) -> bool:
         link = self.links[index]
-        return link.ready and len(link.inflight) < most_inflight
+        return link.ready and link.alive and len(link.inflight) < most_inflight
 
     def send(self, index: int, runs: list, targets: list) -> None:
         """Write one batch to a shard; its reply will go to ``targets``, run by run."""
@@ -264,7 +273,8 @@ class ShardLinks:
             self._failed(link, f"could not load its data: {problem}")
             return
         link.ready = True
-        log_started(link, self.config)
+        if self.respawn is not None:  # the shards' parent logs it, once
+            log_started(link, self.config)
         self.replied(link.index)
 
     def _death(self, link: ShardLink) -> str:
@@ -275,12 +285,16 @@ class ShardLinks:
         return describe_exit(link.process.exitcode)
 
     def _failed(self, link: ShardLink, why: str) -> None:
-        """A shard died: fail what it had in flight, count it, start a fresh one."""
+        """A shard died: fail what it had in flight, count it, start a fresh one (the shards'
+        parent does; another acceptor gets its ends of the fresh one's pipes, see
+        :meth:`adopt`)."""
         if not link.alive:
             return
         link.alive = False
         self._detach(link)
         link.close_fds()
+        link.writer.discard()  # what waited for the dead pipe will never be written
+        self.written()
         failure = error(f"ERR shard {link.index} failed while running this command")
         while link.inflight:
             for receiver, entry in link.inflight.popleft():
@@ -299,10 +313,22 @@ class ShardLinks:
         if not wait_for_exit(link.process, 0.5):
             link.process.kill()
             wait_for_exit(link.process, 0.5)
-        fresh = self.respawn(link.index)[0]
+        self._install(self.respawn(link.index))
+
+    def _install(self, fresh: ShardLink) -> None:
+        """A fresh shard process's link: commands for it wait until it has loaded its data."""
         fresh.ready = False
-        self.links[link.index] = fresh
+        self.links[fresh.index] = fresh
         self._attach(fresh)
+
+    def adopt(self, index: int, pid: int, why: str, command_fd: int, reply_fd: int) -> None:
+        """Our ends of the pipes of a shard that the shards' parent started afresh, after
+        the old one ended (``why``, as the parent saw it)."""
+        old = self.links[index]
+        if old.alive:
+            self._failed(old, why)
+        self.last_restart_reason[index] = why
+        self._install(ShardLink(index, _Elsewhere(pid), command_fd, reply_fd))
 
     # -- shutdown ------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ ticketed runs in ticket order, whatever stream they come on. Single-shard comman
 ticket and pay nothing: they run as soon as they reach the head of their stream.
 
 A shard may run ticket t once no acceptor can still send it a smaller one. The book keeps,
-for each acceptor, the smallest ticket it has taken and not yet written whole to the pipes
-(``pending``); the *watermark* is the smallest of those and the counter. Every ticket below
-the watermark is in the pipes already, so a shard that reads the watermark, then everything
-its pipes hold, knows every ticket below the watermark that concerns it.
+for each acceptor, the smallest of its tickets that some run carrying it has not yet been
+written whole to the pipes (``pending``); the *watermark* is the smallest of those and the
+counter. Every ticket below the watermark is in the pipes already, so a shard that reads the
+watermark, then everything its pipes hold, knows every ticket below the watermark that
+concerns it.
 
 Memory is one shared array of 64-bit words (``multiprocessing.RawArray``): the counter, then
 one word per acceptor; a lock (a POSIX semaphore) guards taking tickets. Readers take no lock:
@@ -42,7 +43,7 @@ class TicketBook:
         self._lock = context.Lock()
 
     def take(self, acceptor: int) -> int:
-        """A new ticket for ``acceptor``; it stays pending until :meth:`settle`."""
+        """A new ticket for ``acceptor``, pending until :meth:`publish` says otherwise."""
         words = self._words
         with self._lock:
             ticket = words[0]
@@ -51,12 +52,13 @@ class TicketBook:
             words[0] = ticket + 1
         return ticket
 
-    def settle(self, acceptor: int) -> None:
-        """Every ticket ``acceptor`` took is written whole to the pipes."""
-        self._words[1 + acceptor] = NONE
+    def publish(self, acceptor: int, lowest: int) -> None:
+        """``acceptor``'s smallest ticket not yet written whole (:data:`NONE`: none). Only
+        that acceptor writes its word, and only it takes tickets that lower it."""
+        self._words[1 + acceptor] = lowest
 
-    def pending(self, acceptor: int) -> bool:
-        return self._words[1 + acceptor] != NONE
+    def pending(self, acceptor: int) -> int:
+        return self._words[1 + acceptor]
 
     def watermark(self) -> int:
         """No ticket below this can still be sent: every one is in the pipes already."""

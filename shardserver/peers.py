@@ -15,20 +15,24 @@ import asyncio
 import logging
 import marshal
 import os
+import select
 import socket
+import time
 from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from shardserver.framing import FrameDecoder, FrameWriter
+from shardserver.framing import FrameDecoder, FrameWriter, frame_header
 
 log = logging.getLogger("shardserver.peers")
 
 _ASK, _TELL, _ANSWER = 0, 1, 2
+#: The longest a hand-over waits for room in a peer's socket before giving that peer up.
+HAND_OVER_TIMEOUT_S = 5.0
 
 
 class _Peer:
-    __slots__ = ("index", "sock", "decoder", "writer", "alive")
+    __slots__ = ("index", "sock", "decoder", "writer", "alive", "fds")
 
     def __init__(self, index: int, sock: socket.socket) -> None:
         self.index = index
@@ -37,6 +41,8 @@ class _Peer:
         self.decoder = FrameDecoder()
         self.writer = FrameWriter(sock.fileno())
         self.alive = True
+        #: Descriptors received and not yet taken by the message they came with.
+        self.fds: list[int] = []
 
 
 class _Ask:
@@ -104,6 +110,31 @@ class Peers:
             if peer.alive and (to is None or index == to):
                 self._send(peer, (_TELL, 0, op, args))
 
+    def hand_over(self, op: str, args: tuple, fds: list[int], to: int) -> None:
+        """Tell peer ``to``, passing it copies of these descriptors (SCM_RIGHTS); its
+        handler for ``op`` gets them after ``args``."""
+        peer = self.peers[to]
+        if not peer.alive:
+            return
+        data = marshal.dumps((_TELL, len(fds), op, args))
+        frame = memoryview(frame_header(len(data)) + data)
+        # The descriptors ride on the frame's first byte, so the frame goes straight to the
+        # socket, after what waits in the writer (the order of messages is kept). This is
+        # rare (a shard restarted) and small: wait for room, but not forever.
+        deadline = time.monotonic() + HAND_OVER_TIMEOUT_S
+        try:
+            while peer.writer.waiting:
+                _wait_writable(peer.sock, deadline)
+                peer.writer.flush()
+            _wait_writable(peer.sock, deadline)
+            sent = socket.send_fds(peer.sock, [frame], fds)
+            while sent < len(frame):
+                _wait_writable(peer.sock, deadline)
+                sent += peer.sock.send(frame[sent:])
+        except (OSError, TimeoutError) as problem:
+            log.error("could not hand over %r to acceptor %d: %s", op, to, problem)
+            self._lost(peer)
+
     def _send(self, peer: _Peer, message: tuple) -> None:
         try:
             if not peer.writer.write(marshal.dumps(message)):
@@ -122,11 +153,12 @@ class Peers:
 
     def _on_readable(self, peer: _Peer) -> None:
         try:
-            data = peer.sock.recv(1 << 16)
+            data, fds, _flags, _address = socket.recv_fds(peer.sock, 1 << 16, 16)
         except BlockingIOError:
             return
         except OSError:
-            data = b""
+            data, fds = b"", []
+        peer.fds.extend(fds)
         if not data:
             self._lost(peer)
             return
@@ -139,6 +171,9 @@ class Peers:
                     if ask.future.done():
                         del self._asks[message_id]
                 continue
+            if kind == _TELL and message_id:  # a hand-over: its descriptors came with it
+                body = (*body, peer.fds[:message_id])
+                del peer.fds[:message_id]
             try:
                 result = self.handlers[op](*body)
             except Exception:
@@ -161,6 +196,12 @@ class Peers:
                     ask.future.set_result(ask.answers)
                     del self._asks[message_id]
         self.on_lost(peer.index)
+
+
+def _wait_writable(sock: socket.socket, deadline: float) -> None:
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([], [sock], [], left)[1]:
+        raise TimeoutError("the peer's socket stayed full")
 
 
 def socket_pairs(count: int) -> list[dict[int, socket.socket]]:

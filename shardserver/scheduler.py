@@ -44,9 +44,12 @@ class _Batch:
 class Scheduler:
     """Per-stream queues of batches, run in the order described above."""
 
-    def __init__(self, execute: Callable[[list], list], streams: int) -> None:
+    def __init__(self, execute: Callable[[list], list], streams: int, ordered: bool = True) -> None:
         #: Runs a list of plain runs (a shard's ``execute_batch``, guarded) to their replies.
         self.execute = execute
+        #: False only for the tests' broken control: tickets and holds are ignored, so
+        #: multi-shard commands from different acceptors may interleave (and tear).
+        self.ordered = ordered
         self.queues: list[deque[_Batch]] = [deque() for _ in range(streams)]
         #: The stream that holds the shard (a coordination in progress), or None.
         self.holder: int | None = None
@@ -54,6 +57,13 @@ class Scheduler:
         self.waiting = False
 
     def add(self, stream: int, runs: list) -> None:
+        if not self.ordered:
+            runs = [
+                run
+                if run[0].__class__ is not tuple or run[0][2] == RELEASE
+                else [run[0][0], *run[1:]]
+                for run in runs
+            ]
         self.queues[stream].append(_Batch(runs))
 
     def close(self, stream: int) -> None:
@@ -117,15 +127,20 @@ class Scheduler:
         return progress
 
     def _run_next_ticket(self, watermark: int, done: list) -> bool:
-        """Run the smallest ticketed run at a stream's head, if it is below the watermark."""
+        """Run the smallest ticketed run at a stream's head, if it is below the watermark.
+
+        Only when every stream's head is ticketed: a free run at a head (one that waited
+        while another stream held the shard) may hide a smaller ticket behind it, so it runs
+        first, in the next unticketed pass."""
         best = None
         for stream, queue in enumerate(self.queues):
             if not queue:
                 continue
             batch = queue[0]
             head = batch.runs[len(batch.replies)][0]
-            ticketed = head.__class__ is tuple and head[1] is not None
-            if ticketed and (best is None or head[1] < best[1]):
+            if head.__class__ is not tuple or head[1] is None:
+                return False
+            if best is None or head[1] < best[1]:
                 best = (stream, head[1])
         if best is None:
             return False

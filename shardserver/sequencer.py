@@ -33,10 +33,11 @@ been written whole to the pipes.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 from shardserver.links import ShardLinks
+from shardserver.ordering import NONE
 from shardserver.receivers import DISCARD
 from shardserver.scheduler import HOLD, RELEASE
 
@@ -53,8 +54,10 @@ class Sequencer:
         #: The shared ticket book with several acceptors (None with one), and our number.
         self.book = book
         self.index = index
-        #: Ticketed runs queued and not yet handed to a pipe.
-        self.unsent = 0
+        #: Ticketed runs queued and not yet handed to a pipe, by ticket; and the smallest
+        #: ticket handed to pipes since they last held nothing unwritten.
+        self.unsent: Counter[int] = Counter()
+        self.buffered: int | None = None
         count = len(links)
         self.ready_runs: list[list] = [[] for _ in range(count)]
         self.ready_targets: list[list] = [[] for _ in range(count)]
@@ -90,7 +93,7 @@ class Sequencer:
         goes to ``receiver.deliver(i, value)``."""
         head = self._ticketed(ctx, {shard for shard, _ in parts}, 0)
         if head.__class__ is tuple:
-            self.unsent += len(parts)
+            self.unsent[head[1]] += len(parts)
         batches, targets = self.batches, self.targets
         for index, (shard, argv) in enumerate(parts):
             batches[shard].append([head, argv])
@@ -121,7 +124,7 @@ class Sequencer:
         for index, (shard, ctx, argv) in enumerate(parts):
             head = ctx if ticket.__class__ is int else (ctx, ticket[1], HOLD)
             if head.__class__ is tuple:
-                self.unsent += 1
+                self.unsent[head[1]] += 1
             self.batches[shard].append([head, argv])
             self.targets[shard].append((receiver, index))
         for shard in shards:
@@ -195,17 +198,34 @@ class Sequencer:
                 self.batches[index] = fresh_runs
                 self.targets[index] = fresh_targets
             if self.unsent:
-                self.unsent -= sum(
-                    1 for run in batch if run[0].__class__ is tuple and run[0][1] is not None
-                )
+                self._handed(batch)
             links.send(index, batch, targets)
         if self.book is not None:
-            self.settle()
+            self.publish()
 
-    def settle(self) -> None:
-        """Tell the ticket book when every ticketed run of ours is written whole."""
-        if not self.unsent and self.book.pending(self.index) and self.links.all_written():
-            self.book.settle(self.index)
+    def _handed(self, batch: list) -> None:
+        """The ticketed runs of a batch handed to its pipe: no longer unsent, but maybe not
+        yet written whole (a full pipe)."""
+        unsent = self.unsent
+        for run in batch:
+            head = run[0]
+            if head.__class__ is tuple and head[1] is not None:
+                ticket = head[1]
+                unsent[ticket] -= 1
+                if not unsent[ticket]:
+                    del unsent[ticket]
+                if self.buffered is None or ticket < self.buffered:
+                    self.buffered = ticket
+
+    def publish(self) -> None:
+        """Tell the ticket book our smallest ticket not yet written whole (:mod:`ordering`)."""
+        if self.buffered is not None and self.links.all_written():
+            self.buffered = None
+        lowest = min(self.unsent, default=NONE)
+        if self.buffered is not None:
+            lowest = min(lowest, self.buffered)
+        if lowest != self.book.pending(self.index):
+            self.book.publish(self.index, lowest)
 
     def replied(self, shard: int) -> None:
         """A shard answered: send what waited for it."""

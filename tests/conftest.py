@@ -12,9 +12,11 @@ What lives here:
   fresh server of their own (lifecycle, signals).
 
 `REDIS_CLONE_CMD` overrides the command that starts the server under test (shell-quoted, the
-`--port/--bind/--shards/--loglevel` flags are appended), e.g. to run the suite against another
-build. `REDIS_SERVER_BIN` overrides the oracle binary. When a test fails, the tail of the log of
-every server still running is attached to its report.
+`--port/--bind/--shards/--acceptors/--loglevel` flags are appended), e.g. to run the suite
+against another build. `REDIS_CLONE_ACCEPTORS` sets the acceptor count of every server the
+tests start (default 1; tests that need another count say so). `REDIS_SERVER_BIN` overrides
+the oracle binary. When a test fails, the tail of the log of every server still running is
+attached to its report.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CLONE_SCRIPT = REPO_ROOT / "redis-clone"
 HOST = "127.0.0.1"
 START_DEADLINE_S = 30.0
+ACCEPTORS = os.environ.get("REDIS_CLONE_ACCEPTORS", "1")
 STOP_DEADLINE_S = 5.0
 LOG_TAIL_CHARS = 20_000
 
@@ -376,6 +379,23 @@ class ServerProcess:
         """Return a redis-py client for this server (redis-py defaults unless overridden)."""
         return redis.Redis(host=HOST, port=self.port, **kwargs)
 
+    def client_on(self, acceptor: int, attempts: int = 64, **kwargs: object) -> redis.Redis:
+        """A one-connection client served by acceptor ``acceptor`` (of ``--acceptors N``).
+
+        The kernel spreads connections over the acceptors' SO_REUSEPORT listeners by a hash
+        of their addresses, so this connects until one lands there."""
+        for _ in range(attempts):
+            client = self.client(single_connection_client=True, **kwargs)
+            if client.info("shards")["connection_acceptor"] == acceptor:
+                return client
+            client.close()
+        raise AssertionError(f"no connection landed on acceptor {acceptor} in {attempts} tries")
+
+    def acceptors(self) -> int:
+        """How many acceptors the server runs (INFO shards)."""
+        with self.client() as client:
+            return int(client.info("shards")["acceptors"])
+
     def raw(self, timeout: float = 10.0) -> RawConnection:
         """Return a new raw-socket connection to this server."""
         return RawConnection(self.port, timeout)
@@ -397,6 +417,8 @@ class ServerPool:
 
         def argv(port: int) -> list[str]:
             flags = ["--port", str(port), "--bind", HOST, "--shards", str(shards)]
+            if "--acceptors" not in args:
+                flags += ["--acceptors", ACCEPTORS]
             return [*clone_command(), *flags, "--loglevel", "notice", *args]
 
         return self._start(f"redis-clone-shards{shards}", argv, wait)

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis
-from conftest import ServerPool, ServerProcess
+from conftest import ServerPool, ServerProcess, wait_until
 
 from shardserver.slots import shard_table, slot_for_key
+from shardserver.worker import BREAK_ORDER_ENV
 
 SHARDS = 4
 #: How long the atomic commands are hammered, per test.
@@ -62,10 +63,11 @@ GROUP = keys_on_every_shard("atom", 2)
 SOURCE, TARGET = GROUP[0], GROUP[1]
 
 
-@pytest.fixture(scope="module")
-def server(module_servers: ServerPool) -> ServerProcess:
-    """A 4-shard redis-clone of this module's own."""
-    return module_servers.clone(SHARDS)
+@pytest.fixture(scope="module", params=[1, 2], ids=["acceptors1", "acceptors2"])
+def server(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
+    """A 4-shard redis-clone of this module's own, with one acceptor and with two (the
+    clients then spread over both, so that their commands meet only in the shards)."""
+    return module_servers.clone(SHARDS, ["--acceptors", str(request.param)])
 
 
 @dataclass
@@ -102,10 +104,13 @@ def hammer(
     """
     outcome = Outcome()
     stop = threading.Event()
+    acceptors = server.acceptors()
+    writer_clients = [server.client_on(i % acceptors) for i in range(writers)]
+    reader_clients = [server.client_on((i + 1) % acceptors) for i in range(READERS)]
     deadline = time.monotonic() + duration
 
     def write_loop(index: int) -> None:
-        client = server.client()
+        client = writer_clients[index]
         try:
             round_no = 0
             while not stop.is_set() and time.monotonic() < deadline:
@@ -119,7 +124,7 @@ def hammer(
             client.close()
 
     def read_loop(index: int) -> None:
-        client = server.client()
+        client = reader_clients[index]
         try:
             while not stop.is_set() and time.monotonic() < deadline:
                 values = client.mget(keys)
@@ -388,4 +393,36 @@ def test_checker_catches_a_non_atomic_writer(server: ServerProcess, case: Case) 
     assert outcome.violations, (
         f"no torn read in {outcome.reads} reads and {outcome.writes} non-atomic rounds: "
         "the checker cannot tell atomic from torn"
+    )
+
+
+BROKEN_CASES = [case for case in CASES if case.name in ("MSET", "RENAME")]
+
+
+@pytest.mark.parametrize("case", BROKEN_CASES, ids=[case.name for case in BROKEN_CASES])
+def test_checker_catches_shards_that_ignore_ticket_order(
+    clone_factory: ServerPool, monkeypatch: pytest.MonkeyPatch, case: Case
+) -> None:
+    """With two acceptors, what keeps a multi-shard command whole is that every shard runs
+    ticketed steps in ticket order (shardserver.scheduler). Shards told to ignore tickets
+    and holds (the worker's BREAK_ORDER_ENV) must be caught by the same readers, with the
+    real atomic commands this time."""
+    monkeypatch.setenv(BREAK_ORDER_ENV, "1")
+    server = clone_factory.start_clone(SHARDS, ["--acceptors", "2"])
+    assert wait_until(lambda: "ticket order switched off" in server.log_text(), 5.0)
+    with server.client() as client:
+        case.setup(client)
+    outcome = hammer(
+        server,
+        case.atomic,
+        case.check,
+        case.keys,
+        CATCH_DEADLINE_S,
+        stop_at_first_violation=True,
+        writers=case.writers,
+    )
+    assert not outcome.errors, outcome.errors
+    assert outcome.violations, (
+        f"no torn read in {outcome.reads} reads and {outcome.writes} rounds with ticket order "
+        "off: the test cannot tell ordered shards from unordered ones"
     )

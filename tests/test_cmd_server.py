@@ -633,13 +633,20 @@ def test_shard_numbers_and_report() -> None:
         started_at=time.time() - 90_000,
         connections_received=5,
         commands_received=7,
+        index=0,
+        main_pid=4242,
         links=SimpleNamespace(restarts=[0, 2], last_restart_reason=["", "killed by SIGKILL"]),
     )
     text = info.render(fake, [b"keyspace", b"shards", b"server"], [part, part])
     assert text.startswith("# Server\r\nredis_version:7.0.15\r\n")
     assert "uptime_in_days:1\r\n" in text
     assert "\r\n\r\n# Keyspace\r\ndb0:keys=4,expires=2,avg_ttl=" in text
-    assert "db3:keys=2,expires=0,avg_ttl=0\r\n\r\n# Shards\r\nshards:2\r\n" in text
+    assert "db3:keys=2,expires=0,avg_ttl=0\r\n\r\n# Shards\r\nacceptors:1\r\n" in text
+    assert "process_id:4242\r\n" in text
+    assert re.search(
+        r"\r\nconnection_acceptor:0\r\nacceptor0:pid=\d+,clients=2,connections=5,", text
+    )
+    assert "\r\nshards:2\r\n" in text
     assert re.search(r"shard1:pid=\d+,keys=3,expires=1,ops=3,expired_keys=0,", text)
     assert text.endswith("slots=8192-16383,restarts=2,last_restart_reason=killed_by_SIGKILL\r\n")
     assert info.render(fake, [b"nosuch"], [part]) == ""

@@ -83,6 +83,23 @@ def test_a_hold_runs_only_its_stream_until_the_release() -> None:
     assert (0, [b"write", None, b"later"]) in done and scheduler.holder is None
 
 
+def test_after_a_release_a_waiting_streams_free_run_goes_before_any_ticket_is_picked() -> None:
+    """Stream 0's ticket 6 sits behind a free run that arrived while stream 1 held the shard;
+    once stream 1 releases, its next ticket (7) must not overtake 6 (a deadlock of two
+    coordinations, each holding one shard and waiting for the other, when it did)."""
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 2)
+    scheduler.add(1, [ticketed(b"hold5", 5, HOLD)])
+    scheduler.run(watermark=10)
+    scheduler.add(0, [plain(b"free")])
+    scheduler.add(0, [ticketed(b"hold6", 6, HOLD)])
+    scheduler.add(1, [plain(b"write5"), RELEASE_RUN])
+    scheduler.add(1, [ticketed(b"hold7", 7, HOLD)])
+    scheduler.run(watermark=10)
+    assert shard.order == [b"hold5", b"write5", b"free", b"hold6"]
+    assert scheduler.holder == 0
+
+
 def test_closing_the_holder_ends_its_hold() -> None:
     shard = Recorder()
     scheduler = Scheduler(shard.execute_batch, 2)
@@ -126,3 +143,55 @@ def test_any_arrival_keeps_fifo_and_ticket_order(plan: list, cuts: list) -> None
         assert mine == sorted(mine)
     tickets = [n for n in order if plan[n][1]]
     assert tickets == sorted(tickets)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    plan=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(["free", "ticket", "hold"])),
+        min_size=1,
+        max_size=25,
+    ),
+    deliveries=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 4)), max_size=40),
+)
+def test_holds_keep_ticket_order_whatever_the_arrival(plan: list, deliveries: list) -> None:
+    """Free runs, tickets and holds (a held read, the holder's write, the release), arriving
+    in any pieces with a run after each (the watermark: the smallest ticket not yet sent):
+    every stream stays in order, tickets run in ticket order, and a hold's write follows its
+    read with nothing of another stream between."""
+    shard = Recorder()
+    scheduler = Scheduler(shard.execute_batch, 3)
+    per_stream: list[list] = [[], [], []]
+    for number, (stream, kind) in enumerate(plan):
+        if kind == "free":
+            per_stream[stream].append(plain(b"f%d" % number))
+        elif kind == "ticket":
+            per_stream[stream].append(ticketed(b"t%d" % number, number))
+        else:
+            per_stream[stream].append(ticketed(b"h%d" % number, number, HOLD))
+            per_stream[stream].append(plain(b"w%d" % number))
+            per_stream[stream].append(RELEASE_RUN)
+    sent = [0, 0, 0]
+    for stream, count in deliveries + [(s, len(per_stream[s])) for s in range(3)]:
+        piece = per_stream[stream][sent[stream] : sent[stream] + count]
+        if piece:
+            scheduler.add(stream, piece)
+            sent[stream] += len(piece)
+        unsent = [
+            run[0][1]
+            for s in range(3)
+            for run in per_stream[s][sent[s] :]
+            if run[0].__class__ is tuple and run[0][1] is not None
+        ]
+        scheduler.run(watermark=min(unsent, default=len(plan)))
+    names = [name.decode() for name in shard.order if name != b"@release"]
+    assert len(names) == sum(1 if kind != "hold" else 2 for _s, kind in plan)
+    number_of = {name: int(name[1:]) for name in names}
+    for stream in range(3):
+        mine = [number_of[n] for n in names if plan[number_of[n]][0] == stream]
+        assert mine == sorted(mine)
+    tickets = [number_of[n] for n in names if n[0] in "th"]
+    assert tickets == sorted(tickets)
+    for at, name in enumerate(names):
+        if name[0] == "h":
+            assert names[at + 1] == "w" + name[1:], "a hold's write follows it at once"

@@ -27,6 +27,7 @@ from conftest import (
 )
 
 SHARD_LINE = re.compile(r"shard (\d+) pid (\d+)")
+ACCEPTOR_LINE = re.compile(r"acceptor (\d+) pid (\d+)")
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -43,13 +44,19 @@ def all_gone(pids: list[int]) -> bool:
 
 @pytest.mark.parametrize("shards", [1, 2, 4])
 def test_shard_processes_are_children(clone_factory: ServerPool, shards: int) -> None:
-    """--shards N starts exactly N shard processes, children of the main one, as logged."""
+    """--shards N starts exactly N shard processes, children of the main one, as logged
+    (its other children are the other acceptors, when there are several)."""
     server = clone_factory.start_clone(shards=shards)
     assert wait_until(lambda: "Ready to accept connections" in server.log_text(), 5.0)
     logged = logged_shard_pids(server)
     assert sorted(logged) == list(range(shards)), server.log_text()
+    count = server.client().info("shards")["acceptors"]
+    assert wait_until(lambda: len(ACCEPTOR_LINE.findall(server.log_text())) == count, 5.0)
+    acceptors = {int(i): int(pid) for i, pid in ACCEPTOR_LINE.findall(server.log_text())}
+    assert acceptors[0] == server.pid
+    others = [pid for index, pid in acceptors.items() if index != 0]
     children = proc_children(server.pid)
-    assert sorted(children) == sorted(logged.values())
+    assert sorted(children) == sorted([*logged.values(), *others])
     assert all(pid_alive(pid) for pid in children)
 
 
