@@ -147,7 +147,9 @@ class Acceptor:
         cron = loop.create_task(self.snapshots.cron()) if self.index == 0 else None
         while True:
             await self.stopping
-            if await self.snapshots.save_before_exit():
+            # Acceptor 0 decides the final snapshot (SHUTDOWN SAVE/NOSAVE, the save rules);
+            # another acceptor stops when acceptor 0 has gone, and never saves on its own.
+            if self.index != 0 or await self.snapshots.save_before_exit():
                 break
             self.stopping = loop.create_future()
             self.shutdown_save = None

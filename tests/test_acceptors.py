@@ -188,16 +188,22 @@ def test_a_killed_shard_comes_back_for_both_acceptors(clone_factory: ServerPool)
     second.close()
 
 
-def test_shutdown_through_the_second_acceptor_stops_everything(
-    clone_factory: ServerPool,
+@pytest.mark.parametrize("through", [0, 1])
+def test_shutdown_nosave_through_either_acceptor_stops_everything_unsaved(
+    clone_factory: ServerPool, tmp_path: Path, through: int
 ) -> None:
-    server = clone_factory.start_clone(SHARDS, ["--acceptors", "2"])
+    # With save rules set, SHUTDOWN NOSAVE must write no snapshot: not from the acceptor
+    # that got it, and not from the other one stopping after it (once a bug: the second
+    # acceptor saved on its way out).
+    args = ["--acceptors", "2", "--dir", str(tmp_path), "--save", "3600 1"]
+    server = clone_factory.start_clone(SHARDS, args)
     family = [server.pid, *proc_descendants(server.pid)]
     assert len(family) == 1 + 1 + SHARDS  # acceptor 0, acceptor 1, the shards
-    second = server.client_on(1)
+    server.client().mset({"a": "1", "b": "2"})
     with contextlib.suppress(redis.ConnectionError):  # redis-py may retry on a closed socket
-        second.shutdown(nosave=True)
+        server.client_on(through).shutdown(nosave=True)
     assert wait_until(lambda: not any(pid_alive(pid) for pid in family), 10), family
+    assert not (tmp_path / "dump.rdb").exists()
 
 
 def acceptor_of(conn: RawConnection) -> int:

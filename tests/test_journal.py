@@ -105,7 +105,10 @@ def test_replay_rebuilds_what_ran(
     seed: int,
 ) -> None:
     directory = tmp_path_factory.mktemp("journal")
-    clock = [now_ms()]
+    # The fake clock runs an hour ahead of the real one, which the replay below loads at:
+    # nothing live at the fake time can have expired at the real time, and both states
+    # are compared at the fake time.
+    clock = [now_ms() + 3_600_000]
     monkeypatch.setattr(shard_module, "now_ms", lambda: clock[0])
     random.seed(seed)  # SPOP's choices: logged as what they popped, whatever they were
     shard = Shard(0, _settings(directory))
@@ -116,12 +119,12 @@ def test_replay_rebuilds_what_ran(
         if wait_ms % 5 == 0:
             shard.expire_cycle(budget_s=1.0)  # the active sweep, now and then
         shard.persistence.flush()
-    expected = _state(shard, now_ms())
+    expected = _state(shard, clock[0])
     shard.persistence.close()
     monkeypatch.undo()
     again = Shard(0, _settings(directory))
     load(again, 1)
-    assert _state(again, now_ms()) == expected
+    assert _state(again, clock[0]) == expected
     again.persistence.close()
 
 
@@ -160,7 +163,10 @@ DIRECTED = {
 def test_directed_sequences_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    clock = [now_ms()]
+    # The fake clock runs an hour ahead of the real one, which the replay below loads at:
+    # nothing live at the fake time can have expired at the real time, and both states
+    # are compared at the fake time.
+    clock = [now_ms() + 3_600_000]
     monkeypatch.setattr(shard_module, "now_ms", lambda: clock[0])
     shard = Shard(0, _settings(tmp_path))
     load(shard, None)
@@ -172,13 +178,13 @@ def test_directed_sequences_replay(
         else:
             shard.execute_batch([[0, list(argv)]])
         shard.persistence.flush()
-    expected = _state(shard, now_ms())
+    expected = _state(shard, clock[0])
     assert expected
     shard.persistence.close()
     monkeypatch.undo()
     again = Shard(0, _settings(tmp_path))
     load(again, 1)
-    assert _state(again, now_ms()) == expected
+    assert _state(again, clock[0]) == expected
     again.persistence.close()
 
 
