@@ -214,6 +214,7 @@ def test_a_large_pipeline_stays_on_the_fast_path() -> None:
     [
         ([b"*2147483647\r\n"], []),
         ([b"*21474", b"83647\r\n"], []),
+        ([bytes([byte]) for byte in b"*2147483647\r\n"], []),  # one byte per read
         ([b"*1\r\n~2000000000\r\n"], ["Protocol error: expected '$', got '~'"]),
         (
             [b"*1\r\n$3\r\nGET\r\n*1\r\n*2000000\r\n"],
