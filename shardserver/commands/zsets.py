@@ -309,11 +309,12 @@ class SortedSet(dict):
         zset.ranked = SortedList([(score, member) for member, score in zset.items()])
         return zset
 
-    def insert(self, member: bytes, score: float, limits: tuple[int, int]) -> None:
+    def insert(self, member: bytes, score: float, limits: tuple[int, int] | None) -> None:
         """Add a member that is not in the set (Redis's ``zsetAdd`` of a new element).
 
         A small set turns big first if one more member, or this member's length, would pass
-        ``limits`` (zset-max-listpack-entries, zset-max-listpack-value).
+        ``limits`` (zset-max-listpack-entries, zset-max-listpack-value), which a big set
+        never reads (None will do).
         """
         if not self.big:
             if len(self) >= limits[0] or len(member) > limits[1]:
@@ -352,6 +353,10 @@ class SortedSet(dict):
         """Remove and return up to ``count`` members from the low (or high) end, in the
         order they leave."""
         ranked = self.ranked
+        if count == 1:  # ZPOPMIN/ZPOPMAX without a count: SortedList.pop takes an end directly
+            score, member = ranked.pop(-1 if highest else 0)
+            del self[member]
+            return [(member, score)]
         count = min(count, len(ranked))
         if highest:
             taken = list(ranked.islice(len(ranked) - count, reverse=True))
@@ -521,7 +526,8 @@ def _zadd_generic(shard, db, argv: list[bytes], enc, flags: int) -> bytes:
         if zset is None:
             zset = SortedSet()
             db.store(key, zset)
-        limits = _limits(shard.settings)
+        # Only a listpack reads its limits: a big set (what a hot key is) never does.
+        limits = None if zset.big else _limits(shard.settings)
         for score, member in zip(scores, argv[index + 1 :: 2], strict=True):
             old = zset.get(member)
             if old is None:
