@@ -173,6 +173,27 @@ def test_members_are_kept_in_rank_order_with_their_scores() -> None:
     assert [member for _, member in zset.ranked] == [b"", b"b", b"c"]
 
 
+@pytest.mark.parametrize("index", [False, True])
+def test_moves_keep_the_ranking_sorted(index: bool) -> None:
+    """Rescores in place, within a sublist and across sublists (sublists of 4 to 8 pairs
+    here), with and without SortedList's positional index built."""
+    rng = random.Random(11)
+    scores = {b"m%d" % i: float(rng.randrange(60)) for i in range(60)}
+    ranked = zsets.Ranking((score, member) for member, score in scores.items())
+    ranked._reset(4)
+    for _ in range(3000):
+        if index:
+            ranked[len(ranked) // 2]
+        member = b"m%d" % rng.randrange(60)
+        old = scores[member]
+        new = old + rng.choice([0.5, -0.5, 1.0, 7.0, -30.0, rng.randrange(-100, 100)])
+        if new != old:
+            ranked.move((old, member), (new, member))
+            scores[member] = new
+        ranked._check()
+    assert list(ranked) == sorted((score, member) for member, score in scores.items())
+
+
 def test_the_encoding_turns_big_once_and_for_ever() -> None:
     zset = SortedSet()
     for i in range(3):

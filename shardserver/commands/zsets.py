@@ -41,6 +41,7 @@ import math
 import random
 import re
 import sys
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -286,6 +287,40 @@ def _transition(ranked: SortedList, holds: Callable[[bytes], bool]) -> int:
 # -- the value ----------------------------------------------------------------------------
 
 
+class Ranking(SortedList):
+    """The ``(score, member)`` pairs of a sorted set in rank order, with :meth:`move`.
+
+    A SortedList is a list of sorted sublists (``_lists``, each up to about two thousand
+    pairs) with the last pair of each in ``_maxes``; :meth:`move` works on those two, as
+    SortedList's own methods do (sortedcontainers has kept them since 1.0).
+    """
+
+    def move(self, before: tuple[float, bytes], after: tuple[float, bytes]) -> None:
+        """Replace the pair ``before`` (which must be present) by ``after``.
+
+        As Redis's ``zslUpdateScore`` does, a pair that still sorts between its neighbours
+        is replaced where it is; one that stays within its sublist moves inside it. Only a
+        pair that leaves its sublist costs a removal and an insertion, with the positions
+        found once rather than by ``remove`` and ``add`` each.
+        """
+        lists, maxes = self._lists, self._maxes
+        pos = bisect_left(maxes, before)
+        sub = lists[pos]
+        idx = bisect_left(sub, before)
+        # Within the sublist's bounds (the last pairs of it and of the one before, which the
+        # bisection has just read) the pair stays in the sublist.
+        if (pos == 0 or maxes[pos - 1] < after) and (pos == len(maxes) - 1 or after < maxes[pos]):
+            if (idx == 0 or sub[idx - 1] < after) and (idx == len(sub) - 1 or after < sub[idx + 1]):
+                sub[idx] = after
+            else:
+                del sub[idx]
+                insort(sub, after)
+            maxes[pos] = sub[-1]
+        else:
+            self._delete(pos, idx)
+            self.add(after)
+
+
 @values.register
 class SortedSet(dict):
     """A sorted set: this dict maps member -> score; ``ranked`` holds every ``(score,
@@ -297,7 +332,7 @@ class SortedSet(dict):
 
     def __init__(self, big: bool = False) -> None:
         super().__init__()
-        self.ranked = SortedList()
+        self.ranked = Ranking()
         self.big = big
 
     @classmethod
@@ -306,7 +341,7 @@ class SortedSet(dict):
         zset = cls(big)
         zset.update(pairs if big else ((member, score or 0.0) for member, score in pairs))
         # Pairs in rank order (as they usually come) sort in linear time.
-        zset.ranked = SortedList([(score, member) for member, score in zset.items()])
+        zset.ranked = Ranking([(score, member) for member, score in zset.items()])
         return zset
 
     def insert(self, member: bytes, score: float, limits: tuple[int, int] | None) -> None:
@@ -328,9 +363,7 @@ class SortedSet(dict):
         """Move a member from its score ``old`` to ``new``."""
         if not self.big:
             new = new or 0.0
-        ranked = self.ranked
-        ranked.remove((old, member))
-        ranked.add((new, member))
+        self.ranked.move((old, member), (new, member))
         self[member] = new
 
     def discard(self, member: bytes) -> bool:
