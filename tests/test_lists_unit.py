@@ -102,11 +102,6 @@ def test_rebuild_is_bounded_rpushes_that_recreate_the_list() -> None:
     assert list(ListValue().rebuild(b"k")) == []
 
 
-def test_elements_reply_is_an_array_of_bulk_strings() -> None:
-    for items in ([], [b""], [b"a", b"\r\n", b"\x00"], [b"x" * 1023, b"y"], [b"z" * 5000, b""]):
-        assert lists.elements_reply(items) == Resp2.bulk_array(items) == Resp3.bulk_array(items)
-
-
 # -- pushes and pops ----------------------------------------------------------------------
 
 

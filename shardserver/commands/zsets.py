@@ -43,6 +43,7 @@ import re
 import sys
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from sortedcontainers import SortedList
@@ -481,10 +482,28 @@ def _zset_or_error(shard, db, key: bytes) -> SortedSet | bytes | None:
 # -- replies -------------------------------------------------------------------------------
 
 
+_first, _second = itemgetter(0), itemgetter(1)
+#: A score as Redis 7.0 writes it (:func:`format_score`), for ``map``.
+_score_text = b"%.17g".__mod__
+
+
 def _members_reply(enc, pairs: list[tuple[bytes, float]], withscores: bool) -> bytes:
     """Members, or members and scores: one flat array in RESP2, ``[member, score]`` pairs
     in RESP3 (Redis does not use a map, whose order clients need not keep)."""
+    if not withscores:
+        return enc.bulk_array(list(map(_first, pairs)))
+    if enc.version == 2:
+        return enc.bulk_array(_flat_texts(pairs))
     return _array_header(enc, len(pairs), withscores) + _reply_items(enc, pairs, withscores)
+
+
+def _flat_texts(pairs: list[tuple[bytes, float]]) -> list[bytes]:
+    """Member, score, member, score ... with the scores written as Redis writes them: what
+    a RESP2 reply holds as bulk strings."""
+    flat = [b""] * (2 * len(pairs))
+    flat[::2] = map(_first, pairs)
+    flat[1::2] = map(_score_text, map(_second, pairs))
+    return flat
 
 
 def _array_header(enc, count: int, withscores: bool) -> bytes:
@@ -1055,15 +1074,12 @@ def _zpop(shard, db, argv: list[bytes], enc, highest: bool) -> bytes:
     pairs = zset.pop_ends(1 if count == -1 else count, highest)
     if not zset:
         db.delete(argv[1])
-    return _members_reply(enc, pairs, True) if count != -1 else _flat_pairs(enc, pairs)
+    return _members_reply(enc, pairs, True) if count != -1 else _pair_reply(enc, *pairs[0])
 
 
-def _flat_pairs(enc, pairs: list[tuple[bytes, float]]) -> bytes:
-    """Members and scores in one flat array, in both protocols."""
-    bulk, double = enc.bulk, enc.double
-    return b"*%d\r\n" % (2 * len(pairs)) + b"".join(
-        [bulk(member) + double(b"%.17g" % score) for member, score in pairs]
-    )
+def _pair_reply(enc, member: bytes, score: float) -> bytes:
+    """One member and its score as a flat array, in both protocols (a pop without count)."""
+    return b"*2\r\n$%d\r\n%b\r\n" % (len(member), member) + enc.double(b"%.17g" % score)
 
 
 def zpopmin(shard, db, argv: list[bytes], enc) -> bytes:
@@ -1152,11 +1168,10 @@ def zscan(shard, db, argv: list[bytes], enc) -> bytes:
     if page.__class__ is bytes:
         return page  # type: ignore[return-value]
     cursor, members = page  # type: ignore[misc]
-    bulk = enc.bulk
     text = format_score if zset.big else listpack_score_text
     items = []
     for member in members:
-        items += (bulk(member), bulk(text(zset[member])))
+        items += (member, text(zset[member]))
     return scanning.cursor_reply(enc, cursor, items)
 
 
