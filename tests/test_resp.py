@@ -188,6 +188,34 @@ def test_encoders() -> None:
     assert Resp2.double(b"1.5") == b"$3\r\n1.5\r\n"
 
 
+def _bulk_strings(head: bytes, values: list[bytes | None], null: bytes) -> bytes:
+    """The reference encoding: every element formatted on its own."""
+    return head + b"".join(null if v is None else b"$%d\r\n%b\r\n" % (len(v), v) for v in values)
+
+
+BULK_VALUES = st.lists(
+    st.one_of(st.binary(max_size=8), st.sampled_from([b"\r\n", b"x" * 1023, b"y" * 1024])),
+    max_size=12,
+)
+
+
+@given(BULK_VALUES, st.lists(st.integers(min_value=0, max_value=12), max_size=2))
+def test_arrays_of_bulk_strings_match_the_plain_encoding(values, nulls) -> None:
+    """Few elements, many, nulls among them and elements past the header table: each way
+    through the joins gives what formatting each element gives."""
+    assert Resp2.bulk_set(values) == _bulk_strings(b"*%d\r\n" % len(values), values, b"")
+    assert Resp3.bulk_set(values) == _bulk_strings(b"~%d\r\n" % len(values), values, b"")
+    flat = values[: len(values) // 2 * 2]
+    assert Resp2.bulk_map(flat) == _bulk_strings(b"*%d\r\n" % len(flat), flat, b"")
+    assert Resp3.bulk_map(flat) == _bulk_strings(b"%%%d\r\n" % (len(flat) // 2), flat, b"")
+    with_nulls: list[bytes | None] = list(values)
+    for position in nulls:
+        with_nulls.insert(min(position, len(with_nulls)), None)
+    head = b"*%d\r\n" % len(with_nulls)
+    assert Resp2.bulk_array(with_nulls) == _bulk_strings(head, with_nulls, b"$-1\r\n")
+    assert Resp3.bulk_array(with_nulls) == _bulk_strings(head, with_nulls, b"_\r\n")
+
+
 def test_status_elements_are_refused_before_anything_runs() -> None:
     """hiredis returns ``+PING`` inside an array as bytes: only the byte count gives it away."""
     assert [str(x) for x in CommandReader().read(b"*1\r\n+PING\r\n")] == [

@@ -58,10 +58,24 @@ def run(shard: Shard, *args: bytes | str | int | float, resp3: bool = False) -> 
         (b"1e-320", 1e-320),
         (b"0e-999", 0.0),
         (b"00012", 12.0),
+        (b"1" + b"0" * 299, 1e299),
     ],
 )
 def test_scores_redis_accepts(text: bytes, value: float) -> None:
     assert zsets.parse_score(text) == value
+
+
+def test_plain_decimals_read_as_strtod_reads_them() -> None:
+    """The fast path for plain decimals gives what the general ``strtod`` emulation gives."""
+    rng = random.Random(5)
+    for _ in range(5000):
+        digits = bytes(rng.choice(b"0123456789") for _ in range(rng.randrange(1, 20)))
+        point = rng.randrange(len(digits) + 1)
+        text = rng.choice([b"", b"-", b"+"]) + digits[:point] + b"." + digits[point:]
+        for each in (text, digits):
+            value, end, out_of_range = zsets._strtod(each, 0)
+            assert end == len(each) and not out_of_range
+            assert repr(zsets.parse_score(each)) == repr(value), each
 
 
 @pytest.mark.parametrize(
@@ -77,6 +91,8 @@ def test_scores_redis_accepts(text: bytes, value: float) -> None:
         b"nan(12)",
         b"1e400",
         b"-1e400",
+        b"9" * 309,
+        b"0." + b"0" * 400 + b"1",
         b"1e-400",
         b"0x1p99999",
         b"infin",
@@ -155,6 +171,27 @@ def test_members_are_kept_in_rank_order_with_their_scores() -> None:
     assert zset.discard(b"a") and not zset.discard(b"a")
     assert set(zset) == {b"b", b"", b"c"}
     assert [member for _, member in zset.ranked] == [b"", b"b", b"c"]
+
+
+@pytest.mark.parametrize("index", [False, True])
+def test_moves_keep_the_ranking_sorted(index: bool) -> None:
+    """Rescores in place, within a sublist and across sublists (sublists of 4 to 8 pairs
+    here), with and without SortedList's positional index built."""
+    rng = random.Random(11)
+    scores = {b"m%d" % i: float(rng.randrange(60)) for i in range(60)}
+    ranked = zsets.Ranking((score, member) for member, score in scores.items())
+    ranked._reset(4)
+    for _ in range(3000):
+        if index:
+            ranked[len(ranked) // 2]
+        member = b"m%d" % rng.randrange(60)
+        old = scores[member]
+        new = old + rng.choice([0.5, -0.5, 1.0, 7.0, -30.0, rng.randrange(-100, 100)])
+        if new != old:
+            ranked.move((old, member), (new, member))
+            scores[member] = new
+        ranked._check()
+    assert list(ranked) == sorted((score, member) for member, score in scores.items())
 
 
 def test_the_encoding_turns_big_once_and_for_ever() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import sys
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from shardserver import values
@@ -380,8 +380,7 @@ def hgetall(shard, db, argv: list[bytes], enc) -> bytes:
         return enc.map([])
     if h.__class__ is bytes:
         return h
-    bulk = enc.bulk
-    return enc.map([(bulk(field), bulk(value)) for field, value in h.items()])
+    return enc.bulk_map(list(chain.from_iterable(h.items())))
 
 
 def hincrby(shard, db, argv: list[bytes], enc) -> bytes:
@@ -526,10 +525,9 @@ def hscan(shard, db, argv: list[bytes], enc) -> bytes:
     if page.__class__ is bytes:
         return page  # type: ignore[return-value]
     cursor, fields = page  # type: ignore[misc]
-    bulk = enc.bulk
     items = []
     for field in fields:
-        items += (bulk(field), bulk(h[field]))
+        items += (field, h[field])
     return cursor_reply(enc, cursor, items)
 
 

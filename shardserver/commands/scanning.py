@@ -150,5 +150,5 @@ def scan_container(
 
 
 def cursor_reply(enc: Any, cursor: int, items: list[bytes]) -> bytes:
-    """A scan reply: the next cursor, then the items (already encoded)."""
-    return b"*2\r\n" + enc.bulk(b"%d" % cursor) + enc.array(items)
+    """A scan reply: the next cursor, then the items as bulk strings."""
+    return b"*2\r\n" + enc.bulk(b"%d" % cursor) + enc.bulk_array(items)

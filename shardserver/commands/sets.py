@@ -246,8 +246,7 @@ def _acceptor_limit(session) -> int:
 
 def _members_reply(enc, members: Iterable[bytes]) -> bytes:
     """A set reply (an array in RESP2) of members."""
-    bulk = enc.bulk
-    return enc.set([bulk(member) for member in members])
+    return enc.bulk_set(list(members))
 
 
 def _ordered(members: Iterable[bytes], big: bool) -> Iterable[bytes]:
@@ -454,8 +453,7 @@ def srandmember(shard, db, argv: list[bytes], enc) -> bytes:
         while len(chosen) < count:
             chosen[pick()] = None
         members = chosen
-    bulk = enc.bulk
-    return enc.array([bulk(member) for member in members])
+    return enc.bulk_array(list(members))
 
 
 def _draws_reply(value: SetValue, count: int, settings: dict[str, Any], enc) -> bytes:
@@ -494,8 +492,7 @@ def sscan(shard, db, argv: list[bytes], enc) -> bytes:
     if page.__class__ is bytes:
         return page  # type: ignore[return-value]
     cursor, members = page  # type: ignore[misc]
-    bulk = enc.bulk
-    return scanning.cursor_reply(enc, cursor, [bulk(member) for member in members])
+    return scanning.cursor_reply(enc, cursor, members)
 
 
 def smove(shard, db, argv: list[bytes], enc) -> bytes:
