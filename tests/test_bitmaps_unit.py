@@ -636,3 +636,25 @@ def test_random_bitfields(oracle: Oracle, value: bytes, commands: list[list[list
         script.append([b"bitfield", b"f", *[arg for op in ops for arg in op]])
     script.append([b"get", b"f"])
     oracle.check(script)
+
+
+@pytest.mark.parametrize(
+    ("field", "overflow", "value", "stored"),
+    [
+        (b"i1", b"SAT", b"-9223372036854775808", b"\x00"),  # Redis saturates it upwards
+        (b"i8", b"SAT", b"-9223372036854775808", b"\x7f"),
+        (b"i8", b"SAT", b"-9223372036854775681", b"\x7f"),  # the highest that wraps
+        (b"i8", b"SAT", b"-9223372036854775680", b"\x80"),  # one above: downwards
+        (b"i8", b"WRAP", b"-9223372036854775808", b"\x00"),
+        (b"i64", b"SAT", b"-9223372036854775808", b"\x80" + bytes(7)),
+    ],
+)
+def test_signed_set_of_the_lowest_values_overflows_as_redis_computes_it(
+    field: bytes, overflow: bytes, value: bytes, stored: bytes
+) -> None:
+    # Found by test_random_bitfields against redis-server: Redis's `max - value` wraps.
+    shard = Shard(0)
+    shard.execute_batch(
+        [[0, [b"bitfield", b"k", b"OVERFLOW", overflow, b"SET", field, b"0", value]]]
+    )
+    assert shard.execute_batch([[0, [b"get", b"k"]]]) == [b"$%d\r\n%b\r\n" % (len(stored), stored)]

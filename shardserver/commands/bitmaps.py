@@ -510,6 +510,14 @@ def _bitfield(shard, db, argv: list[bytes], enc, read_only: bool) -> bytes:
         if opcode == _INCRBY:
             new = _overflowed(old + number, signed, bits, overflow)
             shown = new
+        elif signed and bits < 64 and number <= (1 << (bits - 1)) - 1 - (1 << 63):
+            # Redis computes ``max - value`` in 64 bits for a signed SET: for a value this
+            # low it wraps negative, and Redis takes the value as overflowing upwards (SAT
+            # stores the maximum; WRAP keeps the low bits, as always).
+            new = _overflowed(1 << 63, signed, bits, overflow)
+            if overflow != _SAT and new is not None:
+                new = _overflowed(number, signed, bits, overflow)
+            shown = old
         else:
             new = _overflowed(number if signed else number % (1 << 64), signed, bits, overflow)
             shown = old
