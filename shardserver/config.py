@@ -124,14 +124,16 @@ def _shards(text: str) -> int:
 
 
 def auto_acceptors() -> int:
-    """One acceptor per four cores (docs/benchmarks.md has the measurements behind it).
+    """Half the cores from four up, else one (docs/benchmarks.md has the measurements).
 
-    An acceptor parses and writes for its clients; a shard executes. Measured here, an
-    acceptor spends about twice a shard's CPU per command, so with many cores a quarter of
-    them parsing and the rest executing keeps both busy; on a machine with fewer than eight
-    cores one acceptor is faster, since a second competes with the shards for the cores.
+    An acceptor parses and writes for its clients; a shard executes. Measured per command
+    (bench/cpu_split.py), an acceptor spends about 1.2 times a shard's CPU with 16-deep
+    pipelines and 3.5 times without them, so with many cores about half of them parsing
+    keeps both roles busy. Below four cores one acceptor is faster: a second competes with
+    the shards and the clients for the same cores.
     """
-    return max(1, (os.cpu_count() or 1) // 4) if (os.cpu_count() or 1) >= 8 else 1
+    cores = os.cpu_count() or 1
+    return cores // 2 if cores >= 4 else 1
 
 
 def _acceptors(text: str) -> int:
@@ -146,8 +148,8 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("bind", "127.0.0.1", _string, False, "address to listen on"),
         Setting("port", 6379, _int_range(0, 65535), False, "TCP port (0 picks a free one)"),
-        Setting("shards", "auto", _shards, False, "shard processes; auto = CPU cores - 1, min 1"),
-        Setting("acceptors", "auto", _acceptors, False, "acceptor processes; auto: 1 per 4 cores"),
+        Setting("shards", "auto", _shards, False, "shard processes; auto: cores acceptors leave"),
+        Setting("acceptors", "auto", _acceptors, False, "acceptor processes; auto: cores/2 (4+)"),
         Setting("hz", 10, _int_range(1, 500), True, "active expiry sweeps per second, per shard"),
         Setting("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
         Setting("logfile", "", _string, False, "log file; empty logs to standard error"),
