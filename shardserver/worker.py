@@ -182,7 +182,11 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
 
 
 def _drain(fd: int, decoder: FrameDecoder, scheduler: Scheduler, stream: int) -> bool:
-    """Hand every batch a stream's pipe holds to the scheduler; False at end of file."""
+    """Hand every batch a stream's pipe holds to the scheduler; False at end of file.
+
+    A read shorter than asked for took everything the pipe held at that moment (a pipe
+    read returns all it has, up to the size asked), so it ends the drain without a second
+    read to meet EAGAIN: whatever was published before the watermark was read is in."""
     while True:
         try:
             data = os.read(fd, READ_CHUNK)
@@ -192,6 +196,8 @@ def _drain(fd: int, decoder: FrameDecoder, scheduler: Scheduler, stream: int) ->
             return False
         for payload in decoder.feed(data):
             scheduler.add(stream, marshal.loads(payload))
+        if len(data) < READ_CHUNK:
+            return True
 
 
 def execute(shard: Shard, batch: list[list]) -> list:
