@@ -28,8 +28,10 @@ from binascii import crc_hqx
 from collections import deque
 from typing import Any
 
+from shardserver.commands import transactions
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
+from shardserver.commands.transactions import NOT_QUEUED
 from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
@@ -132,6 +134,9 @@ class ClientConnection(asyncio.Protocol):
         self.laddr = ""
         self.no_evict = False
         self.authenticated = not server.config["requirepass"]
+        #: After MULTI: the commands queued for EXEC, and whether one was refused.
+        self.multi: list | None = None
+        self.multi_failed = False
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -251,7 +256,7 @@ class ClientConnection(asyncio.Protocol):
         """
         server = self.server
         sequencer = server.sequencer
-        fast = FAST_KEY.get if self.authenticated else _NO_FAST
+        fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
         batches, targets, pending = sequencer.batches, sequencer.targets, self.pending
@@ -285,7 +290,7 @@ class ClientConnection(asyncio.Protocol):
                 run_shard = shard
                 queued = True
                 continue
-            if argv[0] in _PING and len(argv) == 1 and self.authenticated:
+            if argv[0] in _PING and len(argv) == 1 and fast is not _NO_FAST:
                 LOCAL_CALLS["ping"] += 1  # PING alone, as benchmarks send it: inline too
                 self.reply(_PONG)
                 run_shard = -1
@@ -295,6 +300,7 @@ class ClientConnection(asyncio.Protocol):
             self._dispatch_other(spec, argv)
             if self.closing:
                 break
+            fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
         self.run, self.run_shard, self.run_turn = run, run_shard, turn
@@ -302,28 +308,34 @@ class ClientConnection(asyncio.Protocol):
             sequencer.schedule_flush()
 
     def _dispatch_other(self, spec: CommandSpec | None, argv: list) -> None:
-        """Everything but an authenticated single-key command."""
+        """Everything but an authenticated single-key command outside MULTI."""
         if spec is None:
-            self.reply(unknown_command(argv))
+            self._refuse(unknown_command(argv))
             return
         if bad_arity(spec.arity, len(argv)):
-            self.reply(wrong_arity(spec.name))
+            self._refuse(wrong_arity(spec.name))
             return
         if not self.authenticated and self._refuse_unauthenticated(spec, argv):
             return
         if spec.subcommands:
             if len(argv) == 1 and spec.run is not None:  # COMMAND alone
-                self._local(spec, argv)
+                self._run_or_queue(spec, argv)
                 return
             sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
             if sub is None:
-                self.reply(unknown_subcommand(argv))
+                self._refuse(unknown_subcommand(argv))
                 return
             if bad_arity(sub.arity, len(argv)):
-                self.reply(wrong_arity(sub.name))
+                self._refuse(wrong_arity(sub.name))
                 return
             spec = sub
-        if spec.route is _LOCAL:
+        self._run_or_queue(spec, argv)
+
+    def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
+        """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
+        if self.multi is not None and spec.name not in NOT_QUEUED:
+            self.reply(transactions.queue(self, spec, argv))
+        elif spec.route is _LOCAL:
             self._local(spec, argv)
         else:
             ROUTES[spec.route](self.server, self, spec, argv)
@@ -350,8 +362,14 @@ class ClientConnection(asyncio.Protocol):
             return False
         if spec.name == "hello" and len(argv) > 2:
             return False  # HELLO ... AUTH user pass
-        self.reply(_NOAUTH_HELLO if spec.name == "hello" else _NOAUTH)
+        self._refuse(_NOAUTH_HELLO if spec.name == "hello" else _NOAUTH)
         return True
+
+    def _refuse(self, reply: bytes) -> None:
+        """A command refused before it runs; after MULTI that fails the transaction."""
+        if self.multi is not None:
+            self.multi_failed = True
+        self.reply(reply)
 
     def _protocol_error(self, problem: ProtocolError) -> None:
         log.log(logging.INFO - 5, "client %d: %s", self.id, problem)

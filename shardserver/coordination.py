@@ -120,19 +120,27 @@ class Coordination:
             self.client.fill(self.entry, reply)
 
 
-def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
-    """COORD route: natively on one shard when it can; else the plan, shards held."""
+def checked_shards(server: Any, client: Any, spec: Any, argv: list) -> bytes | tuple[list, set]:
+    """A COORD command's arguments once its check has passed them (possibly rewritten), and
+    the shards it may touch; or the check's error reply."""
     if spec.check is not None:
         checked = spec.check(client, argv)
         if checked.__class__ is bytes:
-            client.reply(checked)
-            return
+            return checked
         if checked is not None:
             argv = checked
     if spec.undeclared_keys is not None and spec.undeclared_keys(argv):
-        shards = set(range(server.shard_count))
-    else:
-        shards = {server.shard_of_key(argv[p]) for p in key_positions(spec, argv)}
+        return argv, set(range(server.shard_count))
+    return argv, {server.shard_of_key(argv[p]) for p in key_positions(spec, argv)}
+
+
+def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
+    """COORD route: natively on one shard when it can; else the plan, shards held."""
+    checked = checked_shards(server, client, spec, argv)
+    if checked.__class__ is bytes:
+        client.reply(checked)
+        return
+    argv, shards = checked
     if len(shards) == 1:
         argv[0] = spec.wire_name
         client.enqueue(shards.pop(), argv)

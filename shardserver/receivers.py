@@ -46,17 +46,22 @@ class Gather:
         self.remaining -= 1
         if self.remaining:
             return
-        failed = [p for p in self.parts if p.__class__ is bytes and p[:1] == b"-"]
-        if failed:
-            reply = failed[0]
-        else:
-            try:
-                reply = self.merge(self.parts)
-            except Exception as problem:
-                log.exception("merging a multi-shard reply failed")
-                reply = error(f"ERR internal error merging replies: {type(problem).__name__}")
+        reply = merged(self.parts, self.merge)
         if reply is not None:
             self.client.fill(self.entry, reply)
+
+
+def merged(parts: list[Any], merge: Callable[[list], bytes | None]) -> bytes | None:
+    """The reply a multi-shard command's parts make: the first error reply among them (a
+    shard that failed), else ``merge(parts)``, else (a merge that raised) an error reply."""
+    failed = [part for part in parts if part.__class__ is bytes and part[:1] == b"-"]
+    if failed:
+        return failed[0]
+    try:
+        return merge(parts)
+    except Exception as problem:
+        log.exception("merging a multi-shard reply failed")
+        return error(f"ERR internal error merging replies: {type(problem).__name__}")
 
 
 class Collector:

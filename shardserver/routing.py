@@ -12,7 +12,9 @@ path; this module serves the others, each as ``route(server, client, spec, argv)
 - ``COORD``: see :mod:`shardserver.coordination`.
 
 The parts' values come back to a :class:`shardserver.receivers.Gather`, which fills the
-client's reply entry with the merge.
+client's reply entry with the merge. Each route but COORD is a *planner* (what the command
+becomes: :class:`Parts`) and a send; EXEC takes the planners (:data:`PLANNERS`) to queue a
+whole transaction in one step.
 """
 
 from __future__ import annotations
@@ -21,8 +23,22 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver.commands.spec import Route, key_positions
-from shardserver.coordination import coordinate
+from shardserver.coordination import checked_shards, coordinate
 from shardserver.receivers import Gather
+
+
+class Parts:
+    """A command as what its shards run, in one step: a single *native* run of the command
+    itself (``merge`` None: that run's reply is the command's), or internal parts whose
+    values ``merge`` turns into the reply (:func:`shardserver.receivers.merged`)."""
+
+    __slots__ = ("parts", "merge")
+
+    def __init__(
+        self, parts: list[tuple[int, list]], merge: Callable[[list], bytes] | None = None
+    ) -> None:
+        self.parts = parts
+        self.merge = merge
 
 
 def send_parts(
@@ -34,44 +50,53 @@ def send_parts(
     return entry
 
 
-def single_key(server: Any, client: Any, spec: Any, argv: list) -> None:
-    """KEY route off the fast path."""
+def send(server: Any, client: Any, planned: Parts | bytes) -> None:
+    """Send what a planner made of a command: a native run extends the client's open run."""
+    if planned.__class__ is bytes:
+        client.reply(planned)
+    elif planned.merge is None:
+        shard, argv = planned.parts[0]
+        client.enqueue(shard, argv)
+    else:
+        send_parts(server, client, planned.parts, planned.merge)
+
+
+# -- planners: what each route makes of a command --------------------------------------------
+
+
+def plan_key(server: Any, client: Any, spec: Any, argv: list) -> Parts:
+    """KEY: natively on the key's shard."""
     argv[0] = spec.wire_name
-    client.enqueue(server.shard_of_key(argv[spec.first_key]), argv)
+    return Parts([(server.shard_of_key(argv[spec.first_key]), argv)])
 
 
-def fan_out(server: Any, client: Any, spec: Any, argv: list) -> None:
-    """ALL route: a part on every shard, in one step; the merge gets them in shard order."""
+def plan_all(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
+    """ALL: a part on every shard; the merge gets them in shard order."""
     if spec.check is not None:
         problem = spec.check(client, argv)
         if problem is not None:
-            client.reply(problem)
-            return
+            return problem
     part = [b"@" + spec.wire_name, *argv[1:]]
     merge = spec.merge
-    send_parts(
-        server,
-        client,
+    return Parts(
         [(shard, part) for shard in range(server.shard_count)],
         lambda parts: merge(client, argv, parts),
     )
 
 
-def multi_key(server: Any, client: Any, spec: Any, argv: list) -> None:
-    """KEYS route: natively on one shard when it owns every key, else parts per shard."""
+def plan_keys(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
+    """KEYS: natively on one shard when it owns every key, else a part per shard."""
     if spec.check is not None:
         problem = spec.check(client, argv)
         if problem is not None:
-            client.reply(problem)
-            return
+            return problem
     by_shard: dict[int, list[int]] = {}
     shard_of_key = server.shard_of_key
     for position in key_positions(spec, argv):
         by_shard.setdefault(shard_of_key(argv[position]), []).append(position)
     if len(by_shard) == 1:
         argv[0] = spec.wire_name
-        client.enqueue(next(iter(by_shard)), argv)
-        return
+        return Parts([(next(iter(by_shard)), argv)])
     name = b"@" + spec.wire_name
     step = spec.step
     first = spec.first_key
@@ -84,25 +109,54 @@ def multi_key(server: Any, client: Any, spec: Any, argv: list) -> None:
         parts.append((shard, part))
         layout.append([(position - first) // step for position in positions])
     merge = spec.merge
-    send_parts(server, client, parts, lambda values: merge(client, argv, values, layout))
+    return Parts(parts, lambda values: merge(client, argv, values, layout))
 
 
-def cursor(server: Any, client: Any, spec: Any, argv: list) -> None:
-    """CURSOR route (SCAN): one part, to the shard the cursor names."""
+def plan_cursor(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
+    """CURSOR (SCAN): one part, on the shard the cursor names."""
     planned = spec.plan(client, argv)
     if planned.__class__ is bytes:
-        client.reply(planned)
-        return
+        return planned
     shard, part = planned
     merge = spec.merge
-    send_parts(server, client, [(shard, part)], lambda values: merge(client, shard, values[0]))
+    return Parts([(shard, part)], lambda values: merge(client, shard, values[0]))
+
+
+def plan_coord(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes | None:
+    """COORD: natively when every key it may touch is on one shard; None when it needs a
+    coordination (shards held across a read and a decision)."""
+    checked = checked_shards(server, client, spec, argv)
+    if checked.__class__ is bytes:
+        return checked
+    argv, shards = checked
+    if len(shards) != 1:
+        return None
+    argv[0] = spec.wire_name
+    return Parts([(shards.pop(), argv)])
+
+
+def _sent(planner: Callable[..., Parts | bytes]) -> Callable[[Any, Any, Any, list], None]:
+    def route(server: Any, client: Any, spec: Any, argv: list) -> None:
+        send(server, client, planner(server, client, spec, argv))
+
+    route.__doc__ = planner.__doc__
+    return route
 
 
 #: How each route beyond LOCAL is served.
 ROUTES = {
-    Route.KEY: single_key,
-    Route.ALL: fan_out,
-    Route.KEYS: multi_key,
+    Route.KEY: _sent(plan_key),
+    Route.ALL: _sent(plan_all),
+    Route.KEYS: _sent(plan_keys),
     Route.COORD: coordinate,
-    Route.CURSOR: cursor,
+    Route.CURSOR: _sent(plan_cursor),
+}
+#: What each route makes of a command, for callers that send several commands in one step
+#: (EXEC).
+PLANNERS = {
+    Route.KEY: plan_key,
+    Route.ALL: plan_all,
+    Route.KEYS: plan_keys,
+    Route.COORD: plan_coord,
+    Route.CURSOR: plan_cursor,
 }

@@ -88,15 +88,28 @@ class Sequencer:
         self.targets[shard].append(target)
         self.schedule_flush()
 
-    def step(self, ctx: int, parts: list[tuple[int, list]], receiver: Any) -> None:
+    def step(
+        self,
+        ctx: int,
+        parts: list[tuple[int, list]],
+        receiver: Any,
+        contexts: list[int] | None = None,
+    ) -> None:
         """Queue one-command runs (``(shard, argv)``) as one step of the order; part i's value
-        goes to ``receiver.deliver(i, value)``."""
+        goes to ``receiver.deliver(i, value)``. ``contexts`` gives each part its own run
+        context (a transaction's commands after a SELECT), else every part runs in ``ctx``."""
         head = self._ticketed(ctx, {shard for shard, _ in parts}, 0)
-        if head.__class__ is tuple:
+        ticketed = head.__class__ is tuple
+        if ticketed:
             self.unsent[head[1]] += len(parts)
         batches, targets = self.batches, self.targets
         for index, (shard, argv) in enumerate(parts):
-            batches[shard].append([head, argv])
+            if contexts is None:
+                batches[shard].append([head, argv])
+            elif ticketed:
+                batches[shard].append([(contexts[index], head[1], head[2]), argv])
+            else:
+                batches[shard].append([contexts[index], argv])
             targets[shard].append((receiver, index))
         self.schedule_flush()
 

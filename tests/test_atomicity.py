@@ -10,7 +10,8 @@ MGET (itself a multi-key command) and check an invariant on every reply:
 - RENAME back and forth between two keys on different shards: the value is under exactly one
   of the names, never both, never neither;
 - SWAPDB 0 1 with the group all A in one database and all B in the other: database 0 reads
-  all A or all B, never a mix of swapped and unswapped shards.
+  all A or all B, never a mix of swapped and unswapped shards;
+- MULTI/EXEC of one SET per key (and of one DEL per key): as MSET (and MSET + DEL).
 
 A checker that never fails proves nothing, so each invariant is also run against a writer that
 does the same thing non-atomically, as separate single-key commands (what a torn MSET looks like
@@ -253,6 +254,23 @@ def torn_msetnx_writer(client: redis.Redis, index: int, round_no: int) -> None:
             client.delete(key)
 
 
+def exec_set_writer(client: redis.Redis, index: int, round_no: int) -> None:
+    """MULTI, a SET of each key of the group (each its own single-key command), EXEC."""
+    with client.pipeline(transaction=True) as pipe:
+        for key in GROUP:
+            pipe.set(key, token(index, round_no))
+        assert pipe.execute() == [True] * len(GROUP)
+
+
+def exec_set_del_writer(client: redis.Redis, index: int, round_no: int) -> None:
+    """A transaction setting every key, then one deleting them one DEL each."""
+    exec_set_writer(client, index, round_no)
+    with client.pipeline(transaction=True) as pipe:
+        for key in GROUP:
+            pipe.delete(key)
+        pipe.execute()
+
+
 def torn_rename_writer(client: redis.Redis, index: int, round_no: int) -> None:
     """RENAME done as GET, SET of the new name, DEL of the old one."""
     source, target = (SOURCE, TARGET) if round_no % 2 == 0 else (TARGET, SOURCE)
@@ -344,6 +362,15 @@ CASES = [
         min_states=2,  # (token, nil) and (nil, token) are all there is
     ),
     Case("SWAPDB", start_swapdb, swapdb_writer, torn_swapdb_writer, all_equal, GROUP, min_states=2),
+    Case("EXEC", start_group_set, exec_set_writer, torn_mset_writer, all_equal, GROUP),
+    Case(
+        "EXEC+DEL",
+        start_group_empty,
+        exec_set_del_writer,
+        torn_mset_del_writer,
+        all_equal_or_none,
+        GROUP,
+    ),
 ]
 
 
@@ -396,7 +423,7 @@ def test_checker_catches_a_non_atomic_writer(server: ServerProcess, case: Case) 
     )
 
 
-BROKEN_CASES = [case for case in CASES if case.name in ("MSET", "RENAME")]
+BROKEN_CASES = [case for case in CASES if case.name in ("MSET", "RENAME", "EXEC")]
 
 
 @pytest.mark.parametrize("case", BROKEN_CASES, ids=[case.name for case in BROKEN_CASES])

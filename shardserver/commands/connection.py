@@ -158,6 +158,8 @@ def reset(session, argv: list[bytes]) -> bytes:
     session.select_db(0)
     session.set_protocol(2)
     session.name = None
+    session.multi = None  # a transaction in progress is discarded
+    session.multi_failed = False
     session.authenticated = not session.server.config["requirepass"]
     return b"+RESET\r\n"
 
@@ -389,7 +391,7 @@ ROWS = [
         auth,
         notes="the default user only (no ACL users)",
     ),
-    local("reset", reset, notes="no MULTI, WATCH, pub/sub or tracking state to clear yet"),
+    local("reset", reset, notes="no WATCH, pub/sub or tracking state to clear yet"),
     local("client|setname", client_setname),
     local("client|getname", client_getname),
     local("client|setinfo", client_setinfo, notes="Redis 7.2's; redis-py sends it"),

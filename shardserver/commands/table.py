@@ -30,6 +30,7 @@ from shardserver.commands import (
     sets,
     sort,
     strings,
+    transactions,
     zsets,
 )
 from shardserver.commands.metadata import META, NEWER_THAN_7_0, sub_meta
@@ -77,6 +78,7 @@ FAMILIES = [
     lists,
     sets,
     zsets,
+    transactions,
     server,
     debug,
     persistence,
