@@ -148,3 +148,14 @@ def test_a_conditional_command_across_shards_is_refused_when_queued(clone: Serve
             assert reply.startswith(b"-ERR 'rename' over keys on several shards")
             assert conn.command("EXEC").startswith(b"-EXECABORT")
             assert conn.command("EXISTS", "a", "b", "x") == b":1\r\n"
+
+
+def test_client_list_shows_a_transaction_in_progress(clone: ServerProcess) -> None:
+    with RawConnection(clone.port) as conn:
+        assert conn.command("MULTI") == b"+OK\r\n"
+        assert conn.command("SET", "a", "1") == b"+QUEUED\r\n"
+        with RawConnection(clone.port) as other:
+            listing = other.command("CLIENT", "LIST").decode()
+        mine = next(line for line in listing.split("\n") if "cmd=set" in line)
+        assert " flags=x " in mine and " multi=1 " in mine
+        assert conn.command("DISCARD") == b"+OK\r\n"

@@ -176,7 +176,9 @@ def client_line(client, command: str | None = None) -> str:
     """
     transport = client.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
-    flags = ("c" if client.closing else "") + ("e" if client.no_evict else "")
+    in_multi = client.multi is not None
+    flags = ("x" if in_multi else "") + ("c" if client.closing else "")
+    flags += "e" if client.no_evict else ""
     if command is None:
         command = _command_name(client, client.last_command)
     return (
@@ -185,7 +187,8 @@ def client_line(client, command: str | None = None) -> str:
         f"name={client.name.decode('ascii', 'replace') if client.name else ''} "
         f"age={int(time.time() - client.created_at)} "
         f"idle={int(time.monotonic() - client.last_active)} flags={flags or 'N'} "
-        f"db={client.db} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 "
+        f"db={client.db} sub=0 psub=0 ssub=0 multi={len(client.multi) if in_multi else -1} "
+        "qbuf=0 qbuf-free=0 argv-mem=0 "
         f"multi-mem=0 rbs=0 rbp=0 obl=0 oll={len(client.pending)} omem=0 tot-mem=0 events=r "
         f"cmd={command} user=default redir=-1 resp={client.protocol}"
     )
