@@ -137,6 +137,8 @@ class ClientConnection(asyncio.Protocol):
         #: After MULTI: the commands queued for EXEC, and whether one was refused.
         self.multi: list | None = None
         self.multi_failed = False
+        #: WATCHed keys: (db, key) to the version the shard gave (None until it answers).
+        self.watched: dict[tuple[int, bytes], int | None] = {}
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -151,6 +153,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = True
         self.pending.clear()
         self.inbox.clear()
+        if self.watched:
+            transactions.unwatch_all(self)
         self.server.unregister(self)
 
     def pause_writing(self) -> None:

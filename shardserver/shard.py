@@ -32,6 +32,8 @@ from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
+from shardserver.watching import INTERNAL_PARTS as WATCH_PARTS
+from shardserver.watching import Watches
 
 log = logging.getLogger("shardserver.shard")
 
@@ -73,6 +75,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
 
 HANDLERS = _shard_handlers()
 HANDLERS.update(INTERNAL_PARTS)
+HANDLERS.update(WATCH_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 
@@ -96,12 +99,32 @@ class Shard:
         self.expired_by_sweep = 0
         self._rng = random.Random()
         #: Handlers by wire name: the plain table, or the persistence's logged one while
-        #: persistence is configured (its ``configure`` switches them).
+        #: persistence is configured (its ``configure`` sets ``base_handlers`` and the
+        #: expiry hook), each wrapped while some client watches keys here (``watches``).
         self.plain_handlers = HANDLERS
+        self.base_handlers = HANDLERS
         self.handlers = HANDLERS
+        self.expire_hook: Any = None
+        self.watches = Watches(self)
         #: The append-only log and snapshot children (idle unless persistence is configured).
         self.persistence = ShardPersistence(self)
         self.persistence.configure(starting=True)
+
+    def refresh_handlers(self) -> None:
+        """Point the shard at the handler table and expiry hook that its state needs."""
+        watches = self.watches
+        self.handlers = watches.handlers(self.base_handlers) if watches else self.base_handlers
+        hook = self.expire_hook
+        if watches:
+            journal_hook = hook
+
+            def hook(db: Database, key: bytes) -> None:
+                watches.expired(db, key)
+                if journal_hook is not None:
+                    journal_hook(db, key)
+
+        for db in self.dbs:
+            db.on_expire = hook
 
     def execute_batch(self, batch: list[list]) -> list:
         """Run every command of a batch in order; one reply per run."""
@@ -122,6 +145,7 @@ class Shard:
                 try:
                     if argv[0][0] == 0x40:  # '@': a fan-out part, returns a plain value
                         replies.append(handlers[argv[0]](self, db, argv))
+                        handlers = self.handlers  # a first WATCH or last UNWATCH switches them
                         continue
                     reply = handlers[argv[0]](self, db, argv, enc)
                 except Exception as exc:  # a bug must cost one reply, never the shard

@@ -11,8 +11,12 @@ not run inside MULTI yet are checked on their own below.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from conftest import RawConnection, ServerProcess, encode_command
+import redis
+from conftest import RawConnection, ServerPool, ServerProcess, encode_command
 
 from shardserver.slots import shard_table, slot_for_key
 
@@ -159,3 +163,182 @@ def test_client_list_shows_a_transaction_in_progress(clone: ServerProcess) -> No
         mine = next(line for line in listing.split("\n") if "cmd=set" in line)
         assert " flags=x " in mine and " multi=1 " in mine
         assert conn.command("DISCARD") == b"+OK\r\n"
+
+
+#: WATCH over two connections: (connection, command); ("sleep", seconds) waits. Keys a and
+#: b are on different shards at 4 shards.
+WATCH_SEQUENCES: dict[str, list[tuple]] = {
+    "another client's write": [
+        (0, ["SET", "a", "1"]),
+        (0, ["WATCH", "a"]),
+        (1, ["SET", "a", "2"]),
+        (0, ["MULTI"]),
+        (0, ["GET", "a"]),
+        (0, ["EXEC"]),
+    ],
+    "untouched": [(0, ["WATCH", "a"]), (1, ["GET", "a"]), (0, ["MULTI"]), (0, ["EXEC"])],
+    "its own write": [
+        (0, ["WATCH", "a"]),
+        (0, ["SET", "a", "1"]),
+        (0, ["MULTI"]),
+        (0, ["INCR", "a"]),
+        (0, ["EXEC"]),
+        (0, ["GET", "a"]),
+    ],
+    "a key on another shard": [
+        (0, ["WATCH", "a", "b"]),
+        (1, ["SET", "b", "x"]),
+        (0, ["MULTI"]),
+        (0, ["SET", "a", "1"]),
+        (0, ["EXEC"]),
+        (0, ["GET", "a"]),
+    ],
+    "inside MULTI": [(0, ["MULTI"]), (0, ["WATCH", "a"]), (0, ["PING"]), (0, ["EXEC"])],
+    "UNWATCH": [
+        (0, ["WATCH", "a"]),
+        (0, ["UNWATCH"]),
+        (1, ["SET", "a", "2"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "FLUSHALL of a missing key": [
+        (0, ["WATCH", "a"]),
+        (1, ["FLUSHALL"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "FLUSHALL of a key": [
+        (0, ["SET", "a", "1"]),
+        (0, ["WATCH", "a"]),
+        (1, ["FLUSHALL"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "SWAPDB": [
+        (0, ["SET", "a", "1"]),
+        (0, ["WATCH", "a"]),
+        (1, ["SWAPDB", "0", "1"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+        (1, ["SWAPDB", "0", "1"]),
+    ],
+    "DISCARD forgets": [
+        (0, ["WATCH", "a"]),
+        (0, ["MULTI"]),
+        (0, ["DISCARD"]),
+        (1, ["SET", "a", "2"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "EXECABORT forgets": [
+        (0, ["WATCH", "a"]),
+        (0, ["MULTI"]),
+        (0, ["NOPE"]),
+        (0, ["EXEC"]),
+        (1, ["SET", "a", "2"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "an EXEC forgets": [
+        (0, ["WATCH", "a"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+        (1, ["SET", "a", "2"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "expiry": [
+        (0, ["SET", "a", "1", "PX", "50"]),
+        (0, ["WATCH", "a"]),
+        ("sleep", 0.2),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "already expired when watched": [
+        (0, ["SET", "a", "1", "PX", "20"]),
+        ("sleep", 0.1),
+        (0, ["WATCH", "a"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+    "another database": [
+        (0, ["WATCH", "a"]),
+        (1, ["SELECT", "1"]),
+        (1, ["SET", "a", "2"]),
+        (0, ["MULTI"]),
+        (0, ["EXEC"]),
+    ],
+}
+
+
+def watch_replies(server: ServerProcess, steps: list[tuple]) -> list[bytes]:
+    with RawConnection(server.port) as first, RawConnection(server.port) as second:
+        assert first.command("FLUSHALL") == b"+OK\r\n"
+        conns = [first, second]
+        out = []
+        for who, what in steps:
+            if who == "sleep":
+                time.sleep(what)
+                continue
+            out.append(conns[who].command(*what))
+        return out
+
+
+@pytest.mark.parametrize("name", sorted(WATCH_SEQUENCES))
+def test_watch_matches_redis(redis_server: ServerProcess, clone: ServerProcess, name: str) -> None:
+    steps = WATCH_SEQUENCES[name]
+    assert watch_replies(clone, steps) == watch_replies(redis_server, steps)
+
+
+def increment_both(client: redis.Redis, watch: bool) -> int:
+    """Add one to a and to b (on different shards) the optimistic way; the retries taken."""
+    retries = 0
+    while True:
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                if watch:
+                    pipe.watch("a", "b")
+                a, b = (int(v or 0) for v in client.mget("a", "b"))
+                pipe.multi()
+                pipe.set("a", a + 1)
+                pipe.set("b", b + 1)
+                pipe.execute()
+                return retries
+            except redis.WatchError:
+                retries += 1
+
+
+def race(server: ServerProcess, watch: bool, threads: int = 4, rounds: int = 40) -> list:
+    with server.client() as client:
+        client.delete("a", "b")
+    clients = [server.client_on(i % server.acceptors()) for i in range(threads)]
+    retries: list[int] = []
+
+    def work(client: redis.Redis) -> None:
+        retries.append(sum(increment_both(client, watch) for _ in range(rounds)))
+
+    workers = [threading.Thread(target=work, args=(client,)) for client in clients]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert not worker.is_alive(), "a client is stuck"
+    with server.client() as client:
+        return [client.mget("a", "b"), retries]
+
+
+@pytest.mark.parametrize("acceptors", [1, 2])
+def test_optimistic_increments_across_shards_lose_nothing(
+    clone_factory: ServerPool, acceptors: int
+) -> None:
+    server = clone_factory.start_clone(4, ["--acceptors", str(acceptors)])
+    (a, b), retries = race(server, watch=True)
+    assert (a, b) == (b"160", b"160")
+    assert sum(retries) > 0, "the clients never collided: the test proves nothing"
+    # The control: the same increments without WATCH lose some (the check can fail).
+    for _ in range(5):
+        (a, b), _ = race(server, watch=False)
+        if int(a) < 160:
+            break
+    else:
+        pytest.fail("unwatched increments never lost one: the race is not a race")

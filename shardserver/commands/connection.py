@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from shardserver import REDIS_COMPAT_VERSION
+from shardserver.commands import transactions
 from shardserver.commands.spec import Later, local
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
 from shardserver.numbers import LLONG_MAX, parse_int
@@ -158,8 +159,9 @@ def reset(session, argv: list[bytes]) -> bytes:
     session.select_db(0)
     session.set_protocol(2)
     session.name = None
-    session.multi = None  # a transaction in progress is discarded
+    session.multi = None  # a transaction in progress is discarded, watched keys forgotten
     session.multi_failed = False
+    transactions.unwatch_all(session)
     session.authenticated = not session.server.config["requirepass"]
     return b"+RESET\r\n"
 
@@ -394,7 +396,7 @@ ROWS = [
         auth,
         notes="the default user only (no ACL users)",
     ),
-    local("reset", reset, notes="no WATCH, pub/sub or tracking state to clear yet"),
+    local("reset", reset, notes="no pub/sub or tracking state to clear yet"),
     local("client|setname", client_setname),
     local("client|getname", client_getname),
     local("client|setinfo", client_setinfo, notes="Redis 7.2's; redis-py sends it"),

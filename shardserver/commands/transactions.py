@@ -13,9 +13,16 @@ their replies in their places; a SELECT moves the commands after it to its datab
 that asks the shards (INFO, SAVE) takes its cut as it runs, so before the transaction's
 writes, wherever it stands in the queue.
 
-Not yet: WATCH and UNWATCH (issue 11), and, inside MULTI, a conditional command whose keys
-span shards (MSETNX, RENAME, SMOVE, LMOVE ... across shards need a coordination, several
-steps): it is refused when queued, which fails the transaction, rather than run torn.
+WATCH registers its keys on their shards (:mod:`shardserver.watching`: a version per key,
+moved by every write that names it, by its expiry, by a FLUSHDB/FLUSHALL/SWAPDB that
+removes it). A watching client's EXEC holds every shard, reads the versions again and
+decides: if one moved, the null array and nothing runs; else the queued commands go at the
+hold point, first on every shard, and the holds are released. So the check and the
+transaction take effect at one point of the order.
+
+Not yet: inside MULTI, a conditional command whose keys span shards (MSETNX, RENAME, SMOVE,
+LMOVE ... across shards need a coordination of their own): it is refused when queued, which
+fails the transaction, rather than run torn.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 from shardserver.commands.spec import Later, Route, local
 from shardserver.coordination import checked_shards
 from shardserver.errors import error
-from shardserver.receivers import merged
+from shardserver.receivers import DISCARD, merged
 from shardserver.routing import PLANNERS
 
 log = logging.getLogger("shardserver.transactions")
@@ -40,6 +47,7 @@ _NESTED = error("ERR MULTI calls can not be nested")
 _EXEC_WITHOUT = error("ERR EXEC without MULTI")
 _DISCARD_WITHOUT = error("ERR DISCARD without MULTI")
 _EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
+_WATCH_IN_MULTI = error("ERR WATCH inside MULTI is not allowed")
 
 
 def multi(session: Any, argv: list[bytes]) -> bytes:
@@ -55,7 +63,74 @@ def discard(session: Any, argv: list[bytes]) -> bytes:
         return _DISCARD_WITHOUT
     session.multi = None
     session.multi_failed = False
+    unwatch_all(session)
     return b"+OK\r\n"
+
+
+def watch(session: Any, argv: list[bytes]) -> bytes | Later:
+    """Register the keys on their shards; their versions arrive with the shards' answers
+    (before any later EXEC of this client reads them again: same shards, later in order)."""
+    if session.multi is not None:
+        return _WATCH_IN_MULTI
+    db = session.db
+    by_shard: dict[int, list[bytes]] = {}
+    for key in dict.fromkeys(argv[1:]):
+        if (db, key) not in session.watched:  # watched already: the first WATCH counts
+            session.watched[(db, key)] = None
+            by_shard.setdefault(session.server.shard_of_key(key), []).append(key)
+    if not by_shard:
+        return b"+OK\r\n"
+    future = session.server.loop.create_future()
+    parts = [(shard, [b"@watch", *keys]) for shard, keys in by_shard.items()]
+    receiver = _Versions(future, session.watched, db, list(by_shard.values()))
+    session.server.sequencer.step(session.ctx, parts, receiver)
+    return Later(future)
+
+
+def unwatch(session: Any, argv: list[bytes]) -> bytes:
+    unwatch_all(session)
+    return b"+OK\r\n"
+
+
+def unwatch_all(session: Any) -> None:
+    """Forget every key the client watches, here and on the shards (EXEC, DISCARD, UNWATCH,
+    RESET, the connection's end)."""
+    watched = session.watched
+    if not watched:
+        return
+    session.watched = {}
+    server = session.server
+    by_place: dict[tuple[int, int], list[bytes]] = {}
+    for db, key in watched:
+        by_place.setdefault((server.shard_of_key(key), db), []).append(key)
+    parts = [(shard, [b"@unwatch", *keys]) for (shard, _db), keys in by_place.items()]
+    contexts = [db * 2 for _shard, db in by_place]
+    server.sequencer.step(0, parts, DISCARD, contexts=contexts)
+
+
+class _Versions:
+    """Receives WATCH's parts: each key's version, into the client's watched keys."""
+
+    __slots__ = ("future", "watched", "db", "keys", "remaining", "problem")
+
+    def __init__(self, future: asyncio.Future, watched: dict, db: int, keys: list) -> None:
+        self.future = future
+        self.watched = watched
+        self.db = db
+        self.keys = keys
+        self.remaining = len(keys)
+        self.problem: bytes | None = None
+
+    def deliver(self, index: int, value: Any) -> None:
+        if value.__class__ is bytes:  # the shard failed: those keys count as changed
+            self.problem = value
+        else:
+            for key, version in zip(self.keys[index], value, strict=True):
+                if (self.db, key) in self.watched:
+                    self.watched[(self.db, key)] = version
+        self.remaining -= 1
+        if not self.remaining and not self.future.done():
+            self.future.set_result(self.problem or b"+OK\r\n")
 
 
 def queue(session: Any, spec: Any, argv: list[bytes]) -> bytes:
@@ -80,44 +155,131 @@ def exec_(session: Any, argv: list[bytes]) -> bytes | Later:
     session.multi = None
     session.multi_failed = False
     if failed:
+        unwatch_all(session)
         return _EXECABORT
+    if session.watched:
+        watched = session.watched
+        session.watched = {}
+        future = session.server.loop.create_future()
+        _WatchedExec(session, queued, watched, future).start()
+        return Later(future)
     return _run(session, queued)
 
 
 def _run(session: Any, queued: list[tuple[Any, list[bytes]]]) -> bytes | Later:
     """Every queued command's runs in one step; the replies, in order, in one array."""
-    server = session.server
-    replies: list[Any] = []
-    parts: list[tuple[int, list]] = []
-    contexts: list[int] = []
-    waiting: list[tuple[int, asyncio.Future]] = []
-    for spec, argv in queued:
-        if spec.route is Route.LOCAL:
-            reply = _local(session, spec, argv)
-            if reply.__class__ is Later:  # INFO, SAVE ...: its reply comes later
-                waiting.append((len(replies), reply.future))
-                reply = None
-            replies.append(reply)
-            continue
-        planned = PLANNERS[spec.route](server, session, spec, argv)
-        if planned.__class__ is bytes:
-            replies.append(planned)
-            continue
-        if planned is None:  # a COORD command's keys moved shards since it was queued
-            replies.append(error(f"ERR '{spec.name}' over keys on several shards"))
-            continue
-        replies.append((len(parts), len(planned.parts), planned.merge))
-        parts.extend(planned.parts)
-        contexts.extend([session.ctx] * len(planned.parts))
-    if not parts and not waiting:
-        return _array(replies, [])
-    future = server.loop.create_future()
-    receiver = _Replies(future, replies, len(parts), len(waiting))
-    for slot, later in waiting:
-        later.add_done_callback(lambda done, slot=slot: receiver.answered(slot, done))
-    if parts:
-        server.sequencer.step(session.ctx, parts, receiver, contexts=contexts)
+    plan = _Transaction(session, queued)
+    if not plan.parts and not plan.waiting:
+        return _array(plan.replies, [])
+    future = session.server.loop.create_future()
+    receiver = plan.receiver(future)
+    if plan.parts:
+        session.server.sequencer.step(session.ctx, plan.parts, receiver, contexts=plan.contexts)
     return Later(future)
+
+
+class _Transaction:
+    """What a queue of commands becomes: per command a reply known now, or the runs its
+    route makes of it; the runs in order, each with its database."""
+
+    def __init__(self, session: Any, queued: list[tuple[Any, list[bytes]]]) -> None:
+        server = session.server
+        replies: list[Any] = []
+        parts: list[tuple[int, list]] = []
+        contexts: list[int] = []
+        waiting: list[tuple[int, asyncio.Future]] = []
+        for spec, argv in queued:
+            if spec.route is Route.LOCAL:
+                reply = _local(session, spec, argv)
+                if reply.__class__ is Later:  # INFO, SAVE ...: its reply comes later
+                    waiting.append((len(replies), reply.future))
+                    reply = None
+                replies.append(reply)
+                continue
+            planned = PLANNERS[spec.route](server, session, spec, argv)
+            if planned.__class__ is bytes:
+                replies.append(planned)
+                continue
+            if planned is None:  # a COORD command's keys moved shards since it was queued
+                replies.append(error(f"ERR '{spec.name}' over keys on several shards"))
+                continue
+            replies.append((len(parts), len(planned.parts), planned.merge))
+            parts.extend(planned.parts)
+            contexts.extend([session.ctx] * len(planned.parts))
+        self.replies = replies
+        self.parts = parts
+        self.contexts = contexts
+        self.waiting = waiting
+
+    def receiver(self, future: asyncio.Future) -> _Replies:
+        """The receiver of the runs' values, which resolves ``future`` with the array."""
+        receiver = _Replies(future, self.replies, len(self.parts), len(self.waiting))
+        for slot, later in self.waiting:
+            later.add_done_callback(lambda done, slot=slot: receiver.answered(slot, done))
+        return receiver
+
+
+class _WatchedExec:
+    """A watching client's EXEC: every shard held, the watched versions read again, then
+    the transaction at the hold point, or nothing (a version moved: the null array)."""
+
+    def __init__(self, session: Any, queued: list, watched: dict, future: asyncio.Future):
+        self.session = session
+        self.queued = queued
+        self.watched = watched
+        self.future = future
+        self.shards = list(range(session.server.shard_count))
+        self.reads: list[tuple[int, int, list]] = []
+        self.values: list[Any] = []
+        self.remaining = 0
+
+    def start(self) -> None:
+        server = self.session.server
+        by_place: dict[tuple[int, int], list[bytes]] = {}
+        for db, key in self.watched:
+            by_place.setdefault((server.shard_of_key(key), db), []).append(key)
+        self.reads = [
+            (shard, db * 2, [b"@watched", *keys]) for (shard, db), keys in by_place.items()
+        ]
+        count = server.sequencer.hold(self, self.shards, self.reads, self)
+        self.values = [None] * count
+        self.remaining = count
+
+    def deliver(self, index: int, value: Any) -> None:
+        self.values[index] = value
+        self.remaining -= 1
+        if not self.remaining:
+            self._decide()
+
+    def _decide(self) -> None:
+        sequencer = self.session.server.sequencer
+        failed = next((v for v in self.values if v.__class__ is bytes and v[:1] == b"-"), None)
+        if failed is not None or self._moved():
+            sequencer.release(self, self.shards, {})
+            self.future.set_result(failed or self.session.enc.NULL_ARRAY)
+            return
+        try:
+            plan = _Transaction(self.session, self.queued)
+        except Exception as problem:
+            log.exception("a watched transaction failed")
+            sequencer.release(self, self.shards, {})
+            self.future.set_result(error(f"ERR internal error: {type(problem).__name__}"))
+            return
+        receiver = plan.receiver(self.future)
+        writes: dict[int, list] = {}
+        for index, (shard, argv) in enumerate(plan.parts):
+            writes.setdefault(shard, []).append(([plan.contexts[index], argv], (receiver, index)))
+        sequencer.release(self, self.shards, writes)
+        if not plan.parts and not plan.waiting:
+            self.future.set_result(_array(plan.replies, []))
+
+    def _moved(self) -> bool:
+        """Whether a watched key's version differs from the one its WATCH got."""
+        for (_shard, db, argv), versions in zip(self.reads, self.values, strict=False):
+            for key, version in zip(argv[1:], versions, strict=True):
+                if version is None or version != self.watched.get((db, key)):
+                    return True
+        return False
 
 
 def _local(session: Any, spec: Any, argv: list[bytes]) -> bytes | Later:
@@ -175,6 +337,16 @@ def _array(replies: list, values: list) -> bytes:
 
 ROWS = [
     local("multi", multi),
-    local("exec", exec_, notes="WATCH not yet; see the module docstring"),
+    local(
+        "exec",
+        exec_,
+        notes="inside MULTI, conditional commands over keys on several shards are refused",
+    ),
     local("discard", discard),
+    local(
+        "watch",
+        watch,
+        notes="a write that names a watched key moves it even when it changes nothing",
+    ),
+    local("unwatch", unwatch),
 ]

@@ -131,11 +131,11 @@ class ShardPersistence:
         self._follow()
 
     def _follow(self) -> None:
-        """Point the shard at the handler table and expiry hooks that this state needs."""
-        self.shard.handlers = self.logged_handlers() if self.active else self.shard.plain_handlers
-        hook = self._expired if self.log is not None else None
-        for db in self.shard.dbs:
-            db.on_expire = hook
+        """Give the shard the handler table and expiry hook that this state needs."""
+        shard = self.shard
+        shard.base_handlers = self.logged_handlers() if self.active else shard.plain_handlers
+        shard.expire_hook = self._expired if self.log is not None else None
+        shard.refresh_handlers()
 
     def _new_log(self) -> aof.AppendLog:
         settings = self.shard.settings
