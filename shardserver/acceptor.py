@@ -158,6 +158,10 @@ class Acceptor:
         self._shutdown()
         return 0
 
+    def shutting_down(self) -> bool:
+        """Whether the server is stopping (the shards' pipes may be closed already)."""
+        return self.stopping is not None and self.stopping.done()
+
     def request_stop(self, reason: str = "SHUTDOWN") -> None:
         """Stop the server. Acceptor 0 stops it (saving first when asked to); another
         acceptor passes the request on and stops when acceptor 0 is gone."""

@@ -153,7 +153,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = True
         self.pending.clear()
         self.inbox.clear()
-        if self.watched:
+        if self.watched and not self.server.shutting_down():
             transactions.unwatch_all(self)
         self.server.unregister(self)
 
