@@ -5,8 +5,8 @@ redis-server and to redis-clone, and every reply must be identical: queue-time e
 EXECABORT, nested MULTI, runtime errors in their places in the EXEC array, SELECT inside a
 transaction, RESP3 replies inside EXEC, multi-key and fan-out commands across shards. The
 keys ``a`` ``b`` ``c`` ``d`` lie on different shards of a 4-shard server, so at 4 shards the
-transactions span shards (their atomicity is tests/test_atomicity.py's). The commands we do
-not run inside MULTI yet are checked on their own below.
+transactions span shards (their atomicity is tests/test_atomicity.py's), conditional commands
+(RENAME, MSETNX, SMOVE, LMOVE, COPY) included.
 """
 
 from __future__ import annotations
@@ -77,6 +77,29 @@ SEQUENCES: dict[str, list[list[str]]] = {
         ["EXEC"],
     ],
     "RESET ends it": [["MULTI"], ["SET", "a", "1"], ["RESET"], ["EXEC"], ["GET", "a"]],
+    "conditional commands across shards": [
+        ["SET", "a", "1"],
+        ["SADD", "s", "x", "y"],
+        ["MULTI"],
+        ["RENAME", "a", "b"],
+        ["GET", "b"],
+        ["INCR", "b"],
+        ["MSETNX", "c", "1", "d", "2"],
+        ["MSETNX", "c", "9", "e", "9"],
+        ["SMOVE", "s", "t", "x"],
+        ["SMEMBERS", "t"],
+        ["RENAME", "missing", "z"],
+        ["COPY", "b", "c", "REPLACE"],
+        ["SELECT", "1"],
+        ["MSETNX", "c", "1", "d", "2"],
+        ["SELECT", "0"],
+        ["LPUSH", "l", "1", "2"],
+        ["LMOVE", "l", "m", "LEFT", "RIGHT"],
+        ["LRANGE", "m", "0", "-1"],
+        ["MGET", "a", "b", "c", "d", "e"],
+        ["EXEC"],
+        ["MGET", "a", "b", "c", "d", "e"],
+    ],
     "pipelined after EXEC": [
         ["MULTI"],
         ["RPUSH", "l", "1", "2", "3"],
@@ -110,7 +133,14 @@ def test_replies_match_redis(redis_server: ServerProcess, clone: ServerProcess, 
     assert replies(clone, commands) == replies(redis_server, commands)
 
 
-@pytest.mark.parametrize("name", ["runtime errors stay in place", "commands across shards"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "runtime errors stay in place",
+        "commands across shards",
+        "conditional commands across shards",
+    ],
+)
 def test_resp3_replies_match_redis(
     redis_server: ServerProcess, clone: ServerProcess, name: str
 ) -> None:
@@ -133,25 +163,6 @@ def test_commands_answered_later_answer_in_place(clone: ServerProcess) -> None:
         reply = conn.read_reply()
     assert reply.startswith(b"*3\r\n+OK\r\n$")
     assert b"# Keyspace" in reply and reply.endswith(b"$1\r\n1\r\n")
-
-
-def test_a_conditional_command_across_shards_is_refused_when_queued(clone: ServerProcess) -> None:
-    # Not yet run inside MULTI (it needs a coordination): refused, which fails the
-    # transaction, so nothing of it runs. On one shard it runs as usual.
-    with RawConnection(clone.port) as conn:
-        assert conn.command("FLUSHALL") == b"+OK\r\n"
-        conn.command("SET", "a", "1")
-        assert conn.command("MULTI") == b"+OK\r\n"
-        assert conn.command("SET", "x", "1") == b"+QUEUED\r\n"
-        reply = conn.command("RENAME", "a", "b")
-        if clone.name.endswith("shards1"):
-            assert reply == b"+QUEUED\r\n"
-            assert conn.command("EXEC") == b"*2\r\n+OK\r\n+OK\r\n"
-            assert conn.command("EXISTS", "a", "b", "x") == b":2\r\n"
-        else:
-            assert reply.startswith(b"-ERR 'rename' over keys on several shards")
-            assert conn.command("EXEC").startswith(b"-EXECABORT")
-            assert conn.command("EXISTS", "a", "b", "x") == b":1\r\n"
 
 
 def test_client_list_shows_a_transaction_in_progress(clone: ServerProcess) -> None:
@@ -260,6 +271,19 @@ WATCH_SEQUENCES: dict[str, list[tuple]] = {
         (0, ["WATCH", "a"]),
         (0, ["MULTI"]),
         (0, ["EXEC"]),
+    ],
+    "a conditional command across shards": [
+        (0, ["SET", "a", "1"]),
+        (0, ["WATCH", "c"]),
+        (0, ["MULTI"]),
+        (0, ["RENAME", "a", "b"]),
+        (0, ["EXEC"]),
+        (0, ["WATCH", "b"]),
+        (1, ["SET", "b", "2"]),
+        (0, ["MULTI"]),
+        (0, ["RENAME", "b", "a"]),
+        (0, ["EXEC"]),
+        (0, ["MGET", "a", "b"]),
     ],
     "another database": [
         (0, ["WATCH", "a"]),

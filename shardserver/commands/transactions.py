@@ -20,9 +20,10 @@ decides: if one moved, the null array and nothing runs; else the queued commands
 hold point, first on every shard, and the holds are released. So the check and the
 transaction take effect at one point of the order.
 
-Not yet: inside MULTI, a conditional command whose keys span shards (MSETNX, RENAME, SMOVE,
-LMOVE ... across shards need a coordination of their own): it is refused when queued, which
-fails the transaction, rather than run torn.
+A transaction with a conditional command over keys on several shards (RENAME, MSETNX,
+SMOVE, LMOVE ... across shards: each reads, decides and writes) holds every shard too and
+runs at the hold point command by command (:class:`_Rounds`): such a command's reads are
+answered and its plan decides before what follows is queued behind its writes.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ import asyncio
 import logging
 from typing import Any
 
+from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import Later, Route, local
-from shardserver.coordination import checked_shards
+from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error
 from shardserver.receivers import DISCARD, merged
 from shardserver.routing import PLANNERS
@@ -134,17 +136,20 @@ class _Versions:
 
 
 def queue(session: Any, spec: Any, argv: list[bytes]) -> bytes:
-    """Queue a command that passed the dispatcher's checks; a command we cannot run as part
-    of one step is refused here, failing the transaction."""
-    if spec.route is Route.COORD:
-        checked = checked_shards(session.server, session, spec, argv)
-        if checked.__class__ is not bytes and len(checked[1]) > 1:
-            session.multi_failed = True
-            return error(
-                f"ERR '{spec.name}' over keys on several shards is not supported inside MULTI yet"
-            )
+    """Queue a command that passed the dispatcher's checks."""
     session.multi.append((spec, argv))
     return QUEUED
+
+
+def _conditional(session: Any, queued: list[tuple[Any, list[bytes]]]) -> bool:
+    """Whether a queued command needs a coordination: a conditional command (RENAME,
+    MSETNX, SMOVE ...) over keys on several shards."""
+    for spec, argv in queued:
+        if spec.route is Route.COORD:
+            checked = checked_shards(session.server, session, spec, list(argv))
+            if checked.__class__ is not bytes and len(checked[1]) > 1:
+                return True
+    return False
 
 
 def exec_(session: Any, argv: list[bytes]) -> bytes | Later:
@@ -157,11 +162,12 @@ def exec_(session: Any, argv: list[bytes]) -> bytes | Later:
     if failed:
         unwatch_all(session)
         return _EXECABORT
-    if session.watched:
+    rounds = _conditional(session, queued)
+    if session.watched or rounds:
         watched = session.watched
         session.watched = {}
         future = session.server.loop.create_future()
-        _WatchedExec(session, queued, watched, future).start()
+        _HeldExec(session, queued, watched, future, rounds).start()
         return Later(future)
     return _run(session, queued)
 
@@ -219,15 +225,24 @@ class _Transaction:
         return receiver
 
 
-class _WatchedExec:
-    """A watching client's EXEC: every shard held, the watched versions read again, then
-    the transaction at the hold point, or nothing (a version moved: the null array)."""
+class _HeldExec:
+    """An EXEC that holds every shard: a watching client's (the watched versions read
+    again: if one moved, the null array and nothing runs) or one with conditional commands
+    across shards (run command by command at the hold point: :class:`_Rounds`)."""
 
-    def __init__(self, session: Any, queued: list, watched: dict, future: asyncio.Future):
+    def __init__(
+        self,
+        session: Any,
+        queued: list,
+        watched: dict,
+        future: asyncio.Future,
+        rounds: bool,
+    ) -> None:
         self.session = session
         self.queued = queued
         self.watched = watched
         self.future = future
+        self.rounds = rounds
         self.shards = list(range(session.server.shard_count))
         self.reads: list[tuple[int, int, list]] = []
         self.values: list[Any] = []
@@ -258,6 +273,9 @@ class _WatchedExec:
             sequencer.release(self, self.shards, {})
             self.future.set_result(failed or self.session.enc.NULL_ARRAY)
             return
+        if self.rounds:
+            _Rounds(self, self.queued).next()
+            return
         try:
             plan = _Transaction(self.session, self.queued)
         except Exception as problem:
@@ -280,6 +298,163 @@ class _WatchedExec:
                 if version is None or version != self.watched.get((db, key)):
                     return True
         return False
+
+
+class _Receiver:
+    """Hands a part's value to a callback (runs queued at a hold point)."""
+
+    __slots__ = ("deliver",)
+
+    def __init__(self, deliver: Any) -> None:
+        self.deliver = deliver
+
+
+class _Rounds:
+    """A transaction with conditional commands across shards, run at its EXEC's hold point
+    on every shard, command by command: a conditional command's reads are queued there and
+    answered, its plan decides, its writes are queued there, and only then what follows, so
+    every command sees the effects of those before it, and nothing of any other client runs
+    in between (all shards are held until the last command is queued)."""
+
+    def __init__(self, owner: _HeldExec, queued: list) -> None:
+        self.owner = owner
+        self.session = owner.session
+        self.queued = queued
+        self.position = 0
+        #: Per command: its reply, (first value, count, merge) over ``values``, or None
+        #: until it is known.
+        self.replies: list[Any] = []
+        self.values: list[Any] = []
+        self.outstanding = 0
+        self.queued_all = False
+        self.plan: Any = None
+        self.plan_slot = 0
+        self.plan_ctx = 0
+        self.plan_values: list[Any] = []
+        self.plan_remaining = 0
+        self.parts = _Receiver(self._part)
+        self.reads = _Receiver(self._read)
+        self.acks = _Receiver(self._ack)
+
+    def _segments(self) -> dict[int, tuple[list, list]]:
+        return self.session.server.sequencer.at_hold(self.owner, self.owner.shards)
+
+    def next(self) -> None:
+        """Queue the commands from the current one on, up to a conditional one across
+        shards (whose reads go out: the rest waits for its decision)."""
+        session = self.session
+        server = session.server
+        at = self._segments()
+        while self.position < len(self.queued):
+            spec, argv = self.queued[self.position]
+            self.position += 1
+            if spec.route is Route.LOCAL:
+                reply = _local(session, spec, argv)
+                if reply.__class__ is Later:
+                    slot = len(self.replies)
+                    self.outstanding += 1
+                    reply.future.add_done_callback(lambda done, slot=slot: self._later(slot, done))
+                    reply = None
+                self.replies.append(reply)
+                continue
+            if spec.route is Route.COORD:
+                checked = checked_shards(server, session, spec, argv)
+                if checked.__class__ is not bytes and len(checked[1]) > 1:
+                    self.plan_slot = len(self.replies)
+                    self.replies.append(None)
+                    try:
+                        plan = spec.plan(session, checked[0])
+                    except Exception as problem:
+                        log.exception("a coordinated command's plan failed inside EXEC")
+                        self.replies[-1] = error(f"ERR internal error: {type(problem).__name__}")
+                        continue
+                    self.plan_ctx = session.ctx
+                    self._queue_reads(plan, at)
+                    return
+            planned = PLANNERS[spec.route](server, session, spec, argv)
+            if planned.__class__ is bytes or planned is None:
+                self.replies.append(planned or error(f"ERR '{spec.name}' failed to plan"))
+                continue
+            self.replies.append((len(self.values), len(planned.parts), planned.merge))
+            for shard, part in planned.parts:
+                self.outstanding += 1
+                self._append(at, shard, session.ctx, part, (self.parts, len(self.values)))
+                self.values.append(None)
+        self.queued_all = True
+        server.sequencer.release(self.owner, self.owner.shards, {})
+        self._maybe_done()
+
+    def _append(self, at: dict, shard: int, ctx: int, argv: list, target: tuple) -> None:
+        runs, targets = at[shard]
+        runs.append([ctx, argv])
+        targets.append(target)
+        self.session.server.sequencer.schedule_flush()
+
+    def _queue_reads(self, plan: Any, at: dict) -> None:
+        self.plan = plan
+        self.plan_values = [None] * len(plan.reads)
+        self.plan_remaining = len(plan.reads)
+        if not plan.reads:
+            self._decide()
+            return
+        shard_of_key = self.session.server.shard_of_key
+        for index, step in enumerate(plan.reads):
+            ctx = step_ctx(self.plan_ctx, step.db)
+            self._append(at, shard_of_key(step.key), ctx, step.argv, (self.reads, index))
+
+    def _read(self, index: int, value: Any) -> None:
+        self.plan_values[index] = value
+        self.plan_remaining -= 1
+        if not self.plan_remaining:
+            self._decide()
+
+    def _decide(self) -> None:
+        values = self.plan_values
+        failed = next((v for v in values if v.__class__ is bytes and v[:1] == b"-"), None)
+        if failed is not None:
+            self.replies[self.plan_slot] = failed
+            self.next()
+            return
+        try:
+            decision = self.plan.decide(values)
+        except Exception as problem:
+            log.exception("a coordinated command's plan failed inside EXEC")
+            self.replies[self.plan_slot] = error(f"ERR internal error: {type(problem).__name__}")
+            self.next()
+            return
+        if isinstance(decision, Plan):  # another round of reads
+            self._queue_reads(decision, self._segments())
+            return
+        reply, writes = decision
+        self.replies[self.plan_slot] = reply
+        at = self._segments()
+        shard_of_key = self.session.server.shard_of_key
+        for step in writes:
+            self.outstanding += 1
+            ctx = step_ctx(self.plan_ctx, step.db)
+            self._append(at, shard_of_key(step.key), ctx, step.argv, (self.acks, self.plan_slot))
+        self.next()
+
+    def _part(self, index: int, value: Any) -> None:
+        self.values[index] = value
+        self.outstanding -= 1
+        self._maybe_done()
+
+    def _ack(self, slot: int, value: Any) -> None:
+        if value.__class__ is bytes and value[:1] == b"-":  # a write failed (a shard died)
+            self.replies[slot] = value
+        self.outstanding -= 1
+        self._maybe_done()
+
+    def _later(self, slot: int, done: asyncio.Future) -> None:
+        self.replies[slot] = Later.result(done)
+        self.outstanding -= 1
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        future = self.owner.future
+        if self.queued_all and not self.outstanding and not future.done():
+            future.set_result(_array(self.replies, self.values))
 
 
 def _local(session: Any, spec: Any, argv: list[bytes]) -> bytes | Later:
@@ -337,11 +512,7 @@ def _array(replies: list, values: list) -> bytes:
 
 ROWS = [
     local("multi", multi),
-    local(
-        "exec",
-        exec_,
-        notes="inside MULTI, conditional commands over keys on several shards are refused",
-    ),
+    local("exec", exec_),
     local("discard", discard),
     local(
         "watch",
