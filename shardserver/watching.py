@@ -10,9 +10,11 @@ or SWAPDB empties or replaces a database in which the key existed.
 While nothing is watched the shard runs its usual handler table and pays nothing; the first
 watch switches it to a table whose writes also move versions, the last unwatch back.
 
-Unlike Redis, a write that names a key but leaves it as it was (SADD of a member already
-there, DEL of a missing key) moves its version too: such an EXEC fails where Redis's would
-run, which an optimistic client takes as a retry.
+A write whose reply says it changed nothing (``:0`` from SADD, SREM, DEL, EXPIRE, SETNX
+... : nothing added, removed, set or moved) leaves the version, as Redis does. Unlike Redis,
+other writes that leave a key as it was (a pop of a missing key, ZADD of a score it
+already has) move it too: such an EXEC fails where Redis's would run, which an optimistic
+client takes as a retry.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ _DATABASE_WRITES: dict[bytes, Callable[[Any, Any, list], list[int]]] = {
     b"@flushall": lambda shard, db, argv: list(range(len(shard.dbs))),
     b"@swapdb": lambda shard, db, argv: [int(argv[1]), int(argv[2])],
 }
+
+
+#: Writes whose ``:0`` says they changed nothing (nothing added, removed, set or moved), so
+#: a watched key keeps its version, as Redis signals no change for them.
+_NOTHING_IF_ZERO = frozenset(
+    name.encode()
+    for name in (
+        "sadd", "srem", "hdel", "del", "unlink", "zrem", "lrem", "hsetnx", "setnx",
+        "expire", "pexpire", "expireat", "pexpireat", "persist", "smove", "renamenx",
+        "msetnx", "lpushx", "rpushx",
+    )
+)  # fmt: skip
+_ZERO = b":0\r\n"
 
 
 def _failed(reply: Any) -> bool:
@@ -109,7 +124,7 @@ class Watches:
             table = dict(base)
             for name, (_rule, keys) in CLIENT_RULES.items():
                 if name in table:
-                    table[name] = self._client_write(table[name], keys)
+                    table[name] = self._client_write(table[name], keys, name in _NOTHING_IF_ZERO)
             for name, (_rule, keys) in PART_RULES.items():
                 if name in _DATABASE_WRITES and name in table:
                     table[name] = self._database_write(table[name], _DATABASE_WRITES[name])
@@ -124,10 +139,10 @@ class Watches:
             for key in keys:
                 self.touch(index, key)
 
-    def _client_write(self, handler: Callable, keys: Callable) -> Callable:
+    def _client_write(self, handler: Callable, keys: Callable, zero_is_nothing: bool) -> Callable:
         def watched(shard: Any, db: Any, argv: list, enc: Any) -> Any:
             reply = handler(shard, db, argv, enc)
-            if not _failed(reply):
+            if not _failed(reply) and not (zero_is_nothing and reply == _ZERO):
                 self._touch_keys(db, keys(argv))
             return reply
 

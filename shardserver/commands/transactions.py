@@ -517,7 +517,7 @@ ROWS = [
     local(
         "watch",
         watch,
-        notes="a write that names a watched key moves it even when it changes nothing",
+        notes="a pop of a missing key or a ZADD of the score a member has fails the EXEC",
     ),
     local("unwatch", unwatch),
 ]
