@@ -194,6 +194,8 @@ class ShardLinks:
         try:
             if not link.writer.write(marshal.dumps(runs)):
                 self.loop.add_writer(link.command_fd, self._on_writable, link)
+        except BrokenPipeError:  # the shard is gone: say how it ended, as a read would
+            self._failed(link, self._death(link))
         except OSError as problem:
             self._failed(link, f"write failed: {problem}")
 
@@ -214,6 +216,8 @@ class ShardLinks:
             if link.writer.flush():
                 self.loop.remove_writer(link.command_fd)
                 self.written()
+        except BrokenPipeError:
+            self._failed(link, self._death(link))
         except OSError as problem:
             self._failed(link, f"write failed: {problem}")
 
