@@ -23,7 +23,7 @@ from typing import Any
 
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import key_positions
-from shardserver.errors import error
+from shardserver.errors import error, first_error
 from shardserver.receivers import Gather
 
 log = logging.getLogger("shardserver.coordination")
@@ -90,7 +90,7 @@ class Coordination:
         if self.remaining:
             return
         results = self.values[: len(self.plan.reads)]
-        failed = next((v for v in self.values if v.__class__ is bytes and v[:1] == b"-"), None)
+        failed = first_error(self.values)
         if failed is not None:
             self._finish(failed, [])
             return

@@ -19,6 +19,17 @@ def invalid_expire(name: str) -> bytes:
     return error(f"ERR invalid expire time in '{name}' command")
 
 
+def is_error(value: object) -> bool:
+    """Whether a reply or part value is an error reply (a part's plain values never are
+    bare bytes, so a failed shard's reply stands out among them)."""
+    return value.__class__ is bytes and value[:1] == b"-"
+
+
+def first_error(values: list) -> bytes | None:
+    """The first error reply among a command's part values, or None."""
+    return next((value for value in values if is_error(value)), None)
+
+
 def error_bytes(text: bytes) -> bytes:
     """An error reply from raw bytes (arguments echoed back keep their exact bytes)."""
     return b"-" + text.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"

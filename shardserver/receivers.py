@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from shardserver.errors import error
+from shardserver.errors import error, first_error
 
 log = logging.getLogger("shardserver.receivers")
 
@@ -54,9 +54,9 @@ class Gather:
 def merged(parts: list[Any], merge: Callable[[list], bytes | None]) -> bytes | None:
     """The reply a multi-shard command's parts make: the first error reply among them (a
     shard that failed), else ``merge(parts)``, else (a merge that raised) an error reply."""
-    failed = [part for part in parts if part.__class__ is bytes and part[:1] == b"-"]
-    if failed:
-        return failed[0]
+    failed = first_error(parts)
+    if failed is not None:
+        return failed
     try:
         return merge(parts)
     except Exception as problem:

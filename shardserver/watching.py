@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shardserver.errors import is_error
 from shardserver.persistence.journal import CLIENT_RULES, PART_RULES
 
 #: Internal parts that empty or replace whole databases, and the databases they touch.
@@ -44,10 +45,6 @@ _NOTHING_IF_ZERO = frozenset(
     )
 )  # fmt: skip
 _ZERO = b":0\r\n"
-
-
-def _failed(reply: Any) -> bool:
-    return reply.__class__ is bytes and reply[:1] == b"-"
 
 
 class Watches:
@@ -142,7 +139,7 @@ class Watches:
     def _client_write(self, handler: Callable, keys: Callable, zero_is_nothing: bool) -> Callable:
         def watched(shard: Any, db: Any, argv: list, enc: Any) -> Any:
             reply = handler(shard, db, argv, enc)
-            if not _failed(reply) and not (zero_is_nothing and reply == _ZERO):
+            if not is_error(reply) and not (zero_is_nothing and reply == _ZERO):
                 self._touch_keys(db, keys(argv))
             return reply
 
@@ -151,7 +148,7 @@ class Watches:
     def _part_write(self, handler: Callable, keys: Callable) -> Callable:
         def watched(shard: Any, db: Any, argv: list) -> Any:
             reply = handler(shard, db, argv)
-            if not _failed(reply):
+            if not is_error(reply):
                 self._touch_keys(db, keys(argv))
             return reply
 
@@ -171,7 +168,7 @@ class Watches:
             except (ValueError, IndexError):
                 existing = []
             reply = handler(shard, db, argv)
-            if not _failed(reply):
+            if not is_error(reply):
                 for index, key in existing:
                     self.touch(index, key)
             return reply

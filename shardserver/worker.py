@@ -103,8 +103,7 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
     decoder = FrameDecoder()
     poller = select.poll()
     poller.register(read_fd, select.POLLIN)
-    interval = 1.0 / shard.hz
-    next_sweep = time.monotonic() + interval
+    next_sweep = time.monotonic() + 1.0 / shard.hz
     loads = marshal.loads
     persistence = shard.persistence
     while True:
@@ -120,12 +119,7 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
                 if persistence.active:
                     persistence.flush()  # with appendfsync always: on disk before the reply
                 write_all(write_fd, out)
-        now = time.monotonic()
-        if now >= next_sweep:
-            shard.expire_cycle()
-            persistence.tick()
-            interval = 1.0 / shard.hz
-            next_sweep = max(next_sweep + interval, now + interval / 2)
+        next_sweep = _sweep_when_due(shard, next_sweep)
 
 
 def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
@@ -144,8 +138,14 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         os.set_blocking(read_fd, False)
         poller.register(read_fd, select.POLLIN)
     live = set(range(len(fds)))
-    interval = 1.0 / shard.hz
-    next_sweep = time.monotonic() + interval
+
+    def drop(stream: int) -> None:
+        """That acceptor is gone: forget its stream."""
+        live.discard(stream)
+        poller.unregister(fds[stream][0])
+        scheduler.close(stream)
+
+    next_sweep = time.monotonic() + 1.0 / shard.hz
     persistence = shard.persistence
     while live:
         if scheduler.waiting:
@@ -156,9 +156,7 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         watermark = book.watermark()
         for stream in list(live):
             if not _drain(fds[stream][0], decoders[stream], scheduler, stream):
-                live.discard(stream)
-                poller.unregister(fds[stream][0])
-                scheduler.close(stream)
+                drop(stream)
         out: dict[int, list] = {}
         for stream, replies in scheduler.run(watermark):
             out.setdefault(stream, []).extend(encode_replies(replies))
@@ -170,15 +168,20 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
                     if stream in live:
                         write_all(fds[stream][1], frames)
                 except BrokenPipeError:  # that acceptor is gone; the others go on
-                    live.discard(stream)
-                    poller.unregister(fds[stream][0])
-                    scheduler.close(stream)
-        now = time.monotonic()
-        if now >= next_sweep:
-            shard.expire_cycle()
-            persistence.tick()
-            interval = 1.0 / shard.hz
-            next_sweep = max(next_sweep + interval, now + interval / 2)
+                    drop(stream)
+        next_sweep = _sweep_when_due(shard, next_sweep)
+
+
+def _sweep_when_due(shard: Shard, next_sweep: float) -> float:
+    """Run the active-expiry sweep (and the persistence's periodic work) when its time has
+    come; when the next one is due."""
+    now = time.monotonic()
+    if now < next_sweep:
+        return next_sweep
+    shard.expire_cycle()
+    shard.persistence.tick()
+    interval = 1.0 / shard.hz
+    return max(next_sweep + interval, now + interval / 2)
 
 
 def _drain(fd: int, decoder: FrameDecoder, scheduler: Scheduler, stream: int) -> bool:

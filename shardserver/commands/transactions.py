@@ -35,7 +35,7 @@ from typing import Any
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import Later, Route, local
 from shardserver.coordination import checked_shards, step_ctx
-from shardserver.errors import error
+from shardserver.errors import error, first_error, is_error
 from shardserver.receivers import DISCARD, merged
 from shardserver.routing import PLANNERS
 
@@ -102,12 +102,18 @@ def unwatch_all(session: Any) -> None:
         return
     session.watched = {}
     server = session.server
-    by_place: dict[tuple[int, int], list[bytes]] = {}
-    for db, key in watched:
-        by_place.setdefault((server.shard_of_key(key), db), []).append(key)
+    by_place = _by_place(server, watched)
     parts = [(shard, [b"@unwatch", *keys]) for (shard, _db), keys in by_place.items()]
     contexts = [db * 2 for _shard, db in by_place]
     server.sequencer.step(0, parts, DISCARD, contexts=contexts)
+
+
+def _by_place(server: Any, watched: dict) -> dict[tuple[int, int], list[bytes]]:
+    """Watched keys by (shard, database)."""
+    by_place: dict[tuple[int, int], list[bytes]] = {}
+    for db, key in watched:
+        by_place.setdefault((server.shard_of_key(key), db), []).append(key)
+    return by_place
 
 
 class _Versions:
@@ -250,11 +256,9 @@ class _HeldExec:
 
     def start(self) -> None:
         server = self.session.server
-        by_place: dict[tuple[int, int], list[bytes]] = {}
-        for db, key in self.watched:
-            by_place.setdefault((server.shard_of_key(key), db), []).append(key)
         self.reads = [
-            (shard, db * 2, [b"@watched", *keys]) for (shard, db), keys in by_place.items()
+            (shard, db * 2, [b"@watched", *keys])
+            for (shard, db), keys in _by_place(server, self.watched).items()
         ]
         count = server.sequencer.hold(self, self.shards, self.reads, self)
         self.values = [None] * count
@@ -268,7 +272,7 @@ class _HeldExec:
 
     def _decide(self) -> None:
         sequencer = self.session.server.sequencer
-        failed = next((v for v in self.values if v.__class__ is bytes and v[:1] == b"-"), None)
+        failed = first_error(self.values)
         if failed is not None or self._moved():
             sequencer.release(self, self.shards, {})
             self.future.set_result(failed or self.session.enc.NULL_ARRAY)
@@ -410,7 +414,7 @@ class _Rounds:
 
     def _decide(self) -> None:
         values = self.plan_values
-        failed = next((v for v in values if v.__class__ is bytes and v[:1] == b"-"), None)
+        failed = first_error(values)
         if failed is not None:
             self.replies[self.plan_slot] = failed
             self.next()
@@ -441,7 +445,7 @@ class _Rounds:
         self._maybe_done()
 
     def _ack(self, slot: int, value: Any) -> None:
-        if value.__class__ is bytes and value[:1] == b"-":  # a write failed (a shard died)
+        if is_error(value):  # a write failed (a shard died)
             self.replies[slot] = value
         self.outstanding -= 1
         self._maybe_done()

@@ -39,6 +39,7 @@ from typing import Any
 
 from shardserver.commands.spec import Propagate, key_positions
 from shardserver.commands.table import COMMANDS
+from shardserver.errors import is_error
 from shardserver.persistence import aof, rdb
 
 log = logging.getLogger("shardserver.journal")
@@ -207,7 +208,7 @@ class ShardPersistence:
 
     def record(self, db: Any, argv: list, reply: Any, rule: Rule, keys: Callable) -> None:
         """Log one write's effect (see the module docstring)."""
-        if reply.__class__ is bytes and reply[:1] == b"-":
+        if is_error(reply):
             return
         self.dirty += 1
         log_ = self.log
