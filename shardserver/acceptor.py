@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver import info
+from shardserver.blocked import Blocking
 from shardserver.client import ClientConnection
 from shardserver.commands import connection
 from shardserver.commands.spec import Later
@@ -73,6 +74,7 @@ class Acceptor:
             resetstat=self.reset_stats,
             shutdown=self._asked_to_stop,
             shard_reborn=lambda index, pid, why, fds: self.links.adopt(index, pid, why, *fds),
+            client_unblock=lambda client_id, how: connection.unblocked_here(self, client_id, how),
         )
         self.peers.on_lost = self._peer_lost
         #: Starts a shard process afresh, with pipes for every acceptor (the shards' parent
@@ -81,6 +83,10 @@ class Acceptor:
         respawn = self._respawn if launcher is not None else None
         self.links = ShardLinks(links, respawn, self._replied, self._written, config)
         self.sequencer = Sequencer(self.links, book, index)
+        #: The clients waiting in a blocking command, and what the shards say unasked.
+        self.blocking = Blocking(self)
+        self.links.on_events = self._heard
+        self.links.on_failed = self.blocking.shard_failed
         self.shard_count = len(links)
         self.shard_of_slot = shard_table(len(links))
         self.clients: dict[int, ClientConnection] = {}
@@ -213,6 +219,10 @@ class Acceptor:
 
     def _replied(self, shard: int) -> None:
         self.sequencer.replied(shard)
+
+    def _heard(self, shard: int, events: list) -> None:
+        """Events from a shard (:mod:`shardserver.waiters`)."""
+        self.blocking.heard(shard, events)
 
     def _written(self) -> None:
         if self.sequencer.book is not None:

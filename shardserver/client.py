@@ -139,6 +139,9 @@ class ClientConnection(asyncio.Protocol):
         self.multi_failed = False
         #: WATCHed keys: (db, key) to the version the shard gave (None until it answers).
         self.watched: dict[tuple[int, bytes], int | None] = {}
+        #: The blocking command this client waits in (:class:`shardserver.blocked.Wait`):
+        #: until it is answered, nothing more of this client's is dispatched.
+        self.blocked: Any = None
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -153,8 +156,11 @@ class ClientConnection(asyncio.Protocol):
         self.closed = True
         self.pending.clear()
         self.inbox.clear()
-        if self.watched and not self.server.shutting_down():
-            transactions.unwatch_all(self)
+        if not self.server.shutting_down():
+            if self.watched:
+                transactions.unwatch_all(self)
+            if self.blocked is not None:
+                self.blocked.client_gone()
         self.server.unregister(self)
 
     def pause_writing(self) -> None:
@@ -195,7 +201,10 @@ class ClientConnection(asyncio.Protocol):
             self.last_command = commands[-1][0]
             self._dispatch(commands)
         if problem is not None and not self.closing:
-            self._protocol_error(problem)
+            if self.blocked is not None:
+                self.inbox.append(problem)  # after the commands parked behind the wait
+            else:
+                self._protocol_error(problem)
 
     # -- bursts --------------------------------------------------------------------------
 
@@ -303,6 +312,10 @@ class ClientConnection(asyncio.Protocol):
             self.run, self.run_shard, self.run_turn = run, run_shard, turn
             self._dispatch_other(spec, argv)
             if self.closing:
+                break
+            if self.blocked is not None:  # what follows waits for the blocking command
+                rest = next(i for i, each in enumerate(commands) if each is argv) + 1
+                self.inbox[:0] = commands[rest:]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
             run = self.run

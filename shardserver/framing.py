@@ -1,7 +1,9 @@
 """Length-prefixed frames over a pipe between the acceptor and a shard.
 
 A frame is an 8-byte little-endian header followed by the payload; the header is the payload's
-length, with the top bit set for a *chunk*. The payload is opaque here (the acceptor and the
+length, with the top bit set for a *chunk* and the next one for an *event* (what a shard says
+unasked: a waiting client served, a key ready; see :mod:`shardserver.waiters`), which is no
+batch's reply. The payload is opaque here (the acceptor and the
 shards put ``marshal`` data in it). One frame carries a whole batch, so the fixed cost of a
 pipe crossing (a syscall and a wake-up on each side) is paid once per batch, not once per
 command.
@@ -23,9 +25,12 @@ import os
 HEADER_SIZE = 8
 #: The header bit that marks a chunk frame.
 CHUNK_FLAG = 1 << 63
+#: The header bit that marks an event frame.
+EVENT_FLAG = 1 << 62
 #: The most reply bytes one chunk carries.
 CHUNK_SIZE = 4 << 20
 _RUN_INDEX_SIZE = 4
+_KINDS = CHUNK_FLAG | EVENT_FLAG
 
 
 def frame_header(payload_length: int) -> bytes:
@@ -57,6 +62,20 @@ def chunk_frames(run: int, data: bytes | memoryview) -> list[bytes | memoryview]
     return pieces
 
 
+class Event:
+    """The payload of an event frame."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def event_frame(payload: bytes) -> list[bytes]:
+    """The pieces (for ``writev``) of an event frame."""
+    return [frame_header(len(payload) | EVENT_FLAG), payload]
+
+
 def encode_frame(payload: bytes) -> bytes:
     """Header and payload as one bytes object (copies; for small payloads)."""
     return len(payload).to_bytes(HEADER_SIZE, "little") + payload
@@ -80,9 +99,9 @@ class FrameDecoder:
         """How many bytes of an incomplete frame are held."""
         return self._held
 
-    def feed(self, data: bytes) -> list[bytes | Chunk]:
+    def feed(self, data: bytes) -> list[bytes | Chunk | Event]:
         """The payloads of every frame that ``data`` completes, in order (a chunk frame as a
-        :class:`Chunk`)."""
+        :class:`Chunk`, an event frame as an :class:`Event`)."""
         if self._parts:
             self._parts.append(data)
             self._held += len(data)
@@ -94,16 +113,18 @@ class FrameDecoder:
         pos, end = 0, len(data)
         while end - pos >= HEADER_SIZE:
             length = int.from_bytes(data[pos : pos + HEADER_SIZE], "little")
-            chunk = length & CHUNK_FLAG
-            length &= ~CHUNK_FLAG
+            kind = length & _KINDS
+            length &= ~_KINDS
             start = pos + HEADER_SIZE
             if end - start < length:
                 self._needed = HEADER_SIZE + length
                 break
-            if chunk:
+            if kind == CHUNK_FLAG:
                 view = memoryview(data)[start : start + length]
                 run = int.from_bytes(view[:_RUN_INDEX_SIZE], "little")
                 payloads.append(Chunk(run, view[_RUN_INDEX_SIZE:]))
+            elif kind:
+                payloads.append(Event(data[start : start + length]))
             else:
                 payloads.append(data[start : start + length])
             pos = start + length

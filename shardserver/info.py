@@ -242,7 +242,7 @@ class Report:
             ("maxclients", self.settings.get("maxclients", "10000")),
             ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0),
-            ("blocked_clients", 0),
+            ("blocked_clients", self.total("blocked")),
             ("tracking_clients", 0),
             ("clients_in_timeout_table", 0),
         ]
@@ -453,6 +453,7 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "index": server.index,
         "pid": os.getpid(),
         "clients": len(server.clients),
+        "blocked": len(server.blocking),
         "connections": server.connections_received,
         "commands": server.commands_received,
         "local_calls": dict(LOCAL_CALLS),

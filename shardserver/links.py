@@ -28,7 +28,7 @@ from typing import Any
 
 from shardserver.config import Config
 from shardserver.errors import error
-from shardserver.framing import Chunk, FrameDecoder, FrameWriter
+from shardserver.framing import Chunk, Event, FrameDecoder, FrameWriter
 from shardserver.processes import describe_exit, enlarge_pipe, wait_for_exit
 from shardserver.slots import slot_ranges
 from shardserver.worker import CHUNKED, run_worker, wait_ready
@@ -168,6 +168,10 @@ class ShardLinks:
         #: Per shard: how many times it was restarted, and why the last time.
         self.restarts = [0] * len(links)
         self.last_restart_reason = [""] * len(links)
+        #: Hear what a shard says unasked (``(shard, events)``, events in the order sent),
+        #: and of a shard's death after what it had in flight was failed.
+        self.on_events: Callable[[int, list], None] = lambda _index, _events: None
+        self.on_failed: Callable[[int], None] = lambda _index: None
 
     def __len__(self) -> int:
         return len(self.links)
@@ -241,6 +245,9 @@ class ShardLinks:
                 if payload.__class__ is Chunk:
                     link.chunks.setdefault(payload.run, []).append(payload.data)
                     continue
+                if payload.__class__ is Event:
+                    self.on_events(link.index, loads(payload.data))
+                    continue
                 if not link.ready:
                     self._handshake(link, loads(payload))
                     continue
@@ -308,6 +315,7 @@ class ShardLinks:
                     receiver.deliver(entry, failure)
         if self.stopping:
             return
+        self.on_failed(link.index)
         self.restarts[link.index] += 1
         self.last_restart_reason[link.index] = why
         if self.respawn is None:

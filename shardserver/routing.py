@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shardserver.blocked import block
 from shardserver.commands.spec import Route, key_positions
 from shardserver.coordination import checked_shards, coordinate
 from shardserver.receivers import Gather
@@ -149,6 +150,7 @@ ROUTES = {
     Route.ALL: _sent(plan_all),
     Route.KEYS: _sent(plan_keys),
     Route.COORD: coordinate,
+    Route.BLOCK: block,
     Route.CURSOR: _sent(plan_cursor),
 }
 #: What each route makes of a command, for callers that send several commands in one step
@@ -158,5 +160,6 @@ PLANNERS = {
     Route.ALL: plan_all,
     Route.KEYS: plan_keys,
     Route.COORD: plan_coord,
+    Route.BLOCK: plan_coord,
     Route.CURSOR: plan_cursor,
 }

@@ -32,6 +32,8 @@ from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
+from shardserver.waiters import INTERNAL_PARTS as WAIT_PARTS
+from shardserver.waiters import Waiters
 from shardserver.watching import INTERNAL_PARTS as WATCH_PARTS
 from shardserver.watching import Watches
 
@@ -76,6 +78,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
 HANDLERS = _shard_handlers()
 HANDLERS.update(INTERNAL_PARTS)
 HANDLERS.update(WATCH_PARTS)
+HANDLERS.update(WAIT_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 
@@ -100,12 +103,17 @@ class Shard:
         self._rng = random.Random()
         #: Handlers by wire name: the plain table, or the persistence's logged one while
         #: persistence is configured (its ``configure`` sets ``base_handlers`` and the
-        #: expiry hook), each wrapped while some client watches keys here (``watches``).
+        #: expiry hook), each wrapped while some client watches keys here (``watches``)
+        #: and while some client waits on keys here (``waiters``).
         self.plain_handlers = HANDLERS
         self.base_handlers = HANDLERS
         self.handlers = HANDLERS
         self.expire_hook: Any = None
         self.watches = Watches(self)
+        self.waiters = Waiters(self)
+        #: What this shard tells its acceptors unasked, as ``(stream, event)``: the worker
+        #: sends them after the replies of the batch that made them.
+        self.events: list[tuple[int, Any]] = []
         #: The append-only log and snapshot children (idle unless persistence is configured).
         self.persistence = ShardPersistence(self)
         self.persistence.configure(starting=True)
@@ -113,7 +121,8 @@ class Shard:
     def refresh_handlers(self) -> None:
         """Point the shard at the handler table and expiry hook that its state needs."""
         watches = self.watches
-        self.handlers = watches.handlers(self.base_handlers) if watches else self.base_handlers
+        handlers = watches.handlers(self.base_handlers) if watches else self.base_handlers
+        self.handlers = self.waiters.handlers(handlers) if self.waiters else handlers
         hook = self.expire_hook
         if watches:
             journal_hook = hook
@@ -132,9 +141,13 @@ class Shard:
         dbs = self.dbs
         handlers = self.handlers
         calls = self.calls
+        ready = self.waiters.ready
         replies = []
         count = 0
         for run in batch:
+            if ready:  # the last run wrote a key that clients wait on: serve them first
+                self.waiters.serve()
+                handlers = self.handlers
             ctx = run[0]
             db = dbs[ctx >> 1]
             enc = _ENCODERS[ctx & 1]
@@ -167,6 +180,8 @@ class Shard:
                 out = self._mend(commands, out)
             size = sum(map(len, out))
             replies.append(b"".join(out) if size <= CHUNK_SIZE else Pieces(out))
+        if ready:
+            self.waiters.serve()
         self.commands_processed += count
         return replies
 

@@ -24,7 +24,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from shardserver.errors import error
-from shardserver.framing import CHUNK_SIZE, FrameDecoder, chunk_frames, frame_header, write_all
+from shardserver.framing import (
+    CHUNK_SIZE,
+    FrameDecoder,
+    chunk_frames,
+    event_frame,
+    frame_header,
+    write_all,
+)
 from shardserver.logs import setup_logging
 from shardserver.persistence.loader import LoadError, load
 from shardserver.processes import close_inherited_fds, name_process
@@ -115,6 +122,9 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
             out: list[bytes | memoryview] = []
             for payload in decoder.feed(data):
                 out.extend(encode_replies(execute(shard, loads(payload))))
+            if shard.events:
+                out.extend(event_frame(marshal.dumps([event for _, event in shard.events])))
+                shard.events.clear()
             if out:
                 if persistence.active:
                     persistence.flush()  # with appendfsync always: on disk before the reply
@@ -144,6 +154,7 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         live.discard(stream)
         poller.unregister(fds[stream][0])
         scheduler.close(stream)
+        shard.waiters.drop_stream(stream)
 
     next_sweep = time.monotonic() + 1.0 / shard.hz
     persistence = shard.persistence
@@ -160,6 +171,8 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         out: dict[int, list] = {}
         for stream, replies in scheduler.run(watermark):
             out.setdefault(stream, []).extend(encode_replies(replies))
+        if shard.events:
+            _add_events(out, shard.events)
         if out:
             if persistence.active:
                 persistence.flush()  # with appendfsync always: on disk before the replies
@@ -170,6 +183,16 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
                 except BrokenPipeError:  # that acceptor is gone; the others go on
                     drop(stream)
         next_sweep = _sweep_when_due(shard, next_sweep)
+
+
+def _add_events(out: dict[int, list], events: list[tuple[int, Any]]) -> None:
+    """Each stream's events as one frame after its replies (see :mod:`shardserver.waiters`)."""
+    by_stream: dict[int, list] = {}
+    for stream, event in events:
+        by_stream.setdefault(stream, []).append(event)
+    events.clear()
+    for stream, told in by_stream.items():
+        out.setdefault(stream, []).extend(event_frame(marshal.dumps(told)))
 
 
 def _sweep_when_due(shard: Shard, next_sweep: float) -> float:

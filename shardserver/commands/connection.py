@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 from shardserver import REDIS_COMPAT_VERSION
+from shardserver.blocked import UNBLOCKED
 from shardserver.commands import transactions
+from shardserver.commands.blocking import TIMED_OUT
 from shardserver.commands.spec import Later, local
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
 from shardserver.numbers import LLONG_MAX, parse_int
@@ -179,7 +181,8 @@ def client_line(client, command: str | None = None) -> str:
     transport = client.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
     in_multi = client.multi is not None
-    flags = ("x" if in_multi else "") + ("c" if client.closing else "")
+    flags = ("x" if in_multi else "") + ("b" if client.blocked is not None else "")
+    flags += "c" if client.closing else ""
     flags += "e" if client.no_evict else ""
     if command is None:
         command = _command_name(client, client.last_command)
@@ -337,6 +340,36 @@ def killed_here(server, filters: tuple, caller=None, skipme: bool = False) -> in
     return killed
 
 
+def client_unblock(session, argv: list[bytes]) -> bytes | Later:
+    """CLIENT UNBLOCK id [TIMEOUT|ERROR]: end a blocking command of a client on any acceptor
+    as its timeout would (the default) or with Redis's UNBLOCKED error; 1 if one waited."""
+    client_id = parse_int(argv[2])
+    if client_id is None:
+        return NOT_INTEGER
+    how = argv[3].lower() if len(argv) > 3 else b"timeout"
+    if len(argv) > 4 or how not in (b"timeout", b"error"):
+        return error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    server = session.server
+    target = server.clients.get(client_id)
+    if target is not None:
+        return session.enc.integer(int(unblocked_here(server, client_id, how)))
+
+    def finish(answers: list[bool]) -> bytes:
+        return session.enc.integer(int(any(answers)))
+
+    return server.everywhere(False, finish, "client_unblock", client_id, how)
+
+
+def unblocked_here(server, client_id: int, how: bytes) -> bool:
+    """CLIENT UNBLOCK of this acceptor's client: whether it was waiting."""
+    client = server.clients.get(client_id)
+    if client is None or client.blocked is None:
+        return False
+    reply = UNBLOCKED if how == b"error" else TIMED_OUT[client.protocol]
+    client.blocked.end(reply)
+    return True
+
+
 def client_no_evict(session, argv: list[bytes]) -> bytes:
     """Accepted and shown in CLIENT LIST (flag ``e``); nothing is evicted here anyway."""
     mode = argv[2].lower()
@@ -374,6 +407,10 @@ _CLIENT_HELP = {
         "      Return clients of specified type.",
     ],
     "setname": ["SETNAME <name>", "    Assign the name <name> to the current connection."],
+    "unblock": [
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
+    ],
     "no-evict": ["NO-EVICT (ON|OFF)", "    Protect current client connection from eviction."],
     "help": ["HELP", "    Prints this help."],
 }
@@ -408,6 +445,7 @@ ROWS = [
     ),
     local("client|info", client_info, notes="as CLIENT LIST"),
     local("client|kill", client_kill, notes="only the default user and normal clients exist"),
+    local("client|unblock", client_unblock),
     local("client|no-evict", client_no_evict, notes="accepted; nothing is evicted"),
     local("client|help", client_help, notes="lists only the subcommands served here"),
 ]

@@ -27,6 +27,10 @@ Routes, and the signature of ``run`` for each:
     otherwise ``plan(session, argv)`` returns a two-phase
     :class:`shardserver.commands.multikey.Plan` that the acceptor's coordinator runs while
     it holds the shards involved (see docs/architecture.md).
+``BLOCK``
+    a blocking pop: as COORD (its ``run`` and ``plan`` are the non-blocking twin's, which is
+    all it does inside MULTI), and when there is nothing to pop the client waits
+    (:mod:`shardserver.blocked`).
 ``CURSOR``
     the shard named by the client's cursor (SCAN): ``plan(session, argv)`` returns
     ``(shard, part argv)`` or an error reply; ``merge(session, shard, value) -> bytes``.
@@ -70,6 +74,12 @@ class Route(enum.Enum):
     ALL = "all shards"
     COORD = "coordinated"
     CURSOR = "shard named by the cursor"
+    BLOCK = "coordinated, waits while there is nothing"
+
+
+#: Routes that read, decide and write across shards (a BLOCK command is a COORD command
+#: that waits when there is nothing to pop).
+COORDINATED = frozenset({Route.COORD, Route.BLOCK})
 
 
 @dataclass(frozen=True)

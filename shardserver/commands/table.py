@@ -18,6 +18,7 @@ from typing import Any
 
 from shardserver.commands import (
     bitmaps,
+    blocking,
     connection,
     debug,
     dump,
@@ -78,6 +79,7 @@ FAMILIES = [
     lists,
     sets,
     zsets,
+    blocking,
     transactions,
     server,
     debug,

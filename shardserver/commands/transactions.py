@@ -33,7 +33,7 @@ import logging
 from typing import Any
 
 from shardserver.commands.multikey import Plan
-from shardserver.commands.spec import Later, Route, local
+from shardserver.commands.spec import COORDINATED, Later, Route, local
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
 from shardserver.receivers import DISCARD, merged
@@ -151,7 +151,7 @@ def _conditional(session: Any, queued: list[tuple[Any, list[bytes]]]) -> bool:
     """Whether a queued command needs a coordination: a conditional command (RENAME,
     MSETNX, SMOVE ...) over keys on several shards."""
     for spec, argv in queued:
-        if spec.route is Route.COORD:
+        if spec.route in COORDINATED:
             checked = checked_shards(session.server, session, spec, list(argv))
             if checked.__class__ is not bytes and len(checked[1]) > 1:
                 return True
@@ -361,7 +361,7 @@ class _Rounds:
                     reply = None
                 self.replies.append(reply)
                 continue
-            if spec.route is Route.COORD:
+            if spec.route in COORDINATED:
                 checked = checked_shards(server, session, spec, argv)
                 if checked.__class__ is not bytes and len(checked[1]) > 1:
                     self.plan_slot = len(self.replies)

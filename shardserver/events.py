@@ -1,0 +1,11 @@
+"""What a shard tells its acceptors unasked: the kinds of event, each the first item of a tuple.
+
+Events travel in event frames (:mod:`shardserver.framing`), after the replies of the batch
+that made them (:mod:`shardserver.worker`); the acceptor hands each kind to the part of it
+that listens (:meth:`shardserver.acceptor.Acceptor._heard`).
+"""
+
+#: ``(SERVED, wait id, reply)``: a client waiting on keys of this shard was served.
+SERVED = 0
+#: ``(READY, wait id)``: a key that a client waiting across shards waits on has something.
+READY = 1
