@@ -235,6 +235,11 @@ def _blocked_clients(control: RawConnection) -> int:
     raise AssertionError("no blocked_clients in INFO")
 
 
+def _await_blocked(control: RawConnection, count: int) -> bool:
+    """Poll INFO until ``count`` clients are blocked."""
+    return bool(wait_until(lambda: _blocked_clients(control) == count, timeout=5.0))
+
+
 def run_scenario(server: ServerProcess, steps: list[Step]) -> list[tuple[int, bytes]]:
     """Every reply, tagged with its connection, in the order the steps read them."""
     control = RawConnection(server.port)
@@ -247,8 +252,7 @@ def run_scenario(server: ServerProcess, steps: list[Step]) -> list[tuple[int, by
             conn = conns[who]
             command = [ids[int(arg[1:])] if str(arg).startswith("$") else arg for arg in command]
             if verb == "blocked":
-                waited = wait_until(lambda n=command[0]: _blocked_clients(control) == n, timeout=5.0)
-                assert waited, f"{server.name}: not {command[0]} clients blocked"
+                assert _await_blocked(control, command[0]), server.name
             elif verb == "send":
                 conn.send(encode_command(*command))
             elif verb == "call":
