@@ -87,6 +87,8 @@ class Waiters:
         self.by_token: dict[tuple[int, int], Waiter] = {}
         #: Keys a write named since the last serve, in the order written.
         self.ready: list[tuple[int, bytes]] = []
+        #: Inside a transaction's runs (``@txbegin`` .. ``@txend``): serve after them.
+        self.deferred = False
         self._tables: dict[int, dict[bytes, Any]] = {}
 
     def __bool__(self) -> bool:
@@ -139,6 +141,8 @@ class Waiters:
 
     def serve(self) -> None:
         """Serve the waiters of every ready key (the end of a run that wrote one)."""
+        if self.deferred:
+            return
         ready = self.ready
         shard = self.shard
         while ready:
@@ -275,7 +279,22 @@ def cancel_part(shard: Any, db: Any, argv: list) -> list[bool]:
     return [shard.waiters.cancel((argv[1], argv[2]))]
 
 
+def transaction_begins(shard: Any, db: Any, argv: list) -> int:
+    """Internal (``@txbegin``): a transaction's runs follow; serve waiters after them."""
+    shard.waiters.deferred = True
+    return 1
+
+
+def transaction_ends(shard: Any, db: Any, argv: list) -> int:
+    """Internal (``@txend``): the transaction's runs here are done; the keys it readied
+    are served at the end of this run."""
+    shard.waiters.deferred = False
+    return 1
+
+
 INTERNAL_PARTS = {
+    b"@txbegin": transaction_begins,
+    b"@txend": transaction_ends,
     b"@block": block_part,
     b"@bwait": wait_part,
     b"@brearm": rearm_part,

@@ -191,6 +191,17 @@ SCENARIOS: dict[str, list[Step]] = {
         (0, "read", []),
         (1, "call", ["LRANGE", "b", "0", "-1"]),
     ],
+    "a push and a pop inside one EXEC leave the waiter the rest": [
+        (0, "send", ["BLPOP", "a", "0"]),
+        _b(1),
+        (1, "call", ["MULTI"]),
+        (1, "call", ["RPUSH", "a", "x", "y"]),
+        (1, "call", ["LPOP", "a"]),
+        (1, "call", ["LLEN", "a"]),
+        (1, "call", ["EXEC"]),
+        (0, "read", []),
+        (1, "call", ["EXISTS", "a"]),
+    ],
     "inside MULTI nothing blocks": [
         (0, "call", ["MULTI"]),
         (0, "call", ["BLPOP", "a", "0"]),

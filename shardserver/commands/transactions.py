@@ -200,6 +200,7 @@ class _Transaction:
         parts: list[tuple[int, list]] = []
         contexts: list[int] = []
         waiting: list[tuple[int, asyncio.Future]] = []
+        written: set[int] = set()
         for spec, argv in queued:
             if spec.route is Route.LOCAL:
                 reply = _local(session, spec, argv)
@@ -218,6 +219,10 @@ class _Transaction:
             replies.append((len(parts), len(planned.parts), planned.merge))
             parts.extend(planned.parts)
             contexts.extend([session.ctx] * len(planned.parts))
+            if "write" in spec.flags:
+                written.update(shard for shard, _argv in planned.parts)
+        if written:
+            parts, contexts, replies = _served_after(session, written, parts, contexts, replies)
         self.replies = replies
         self.parts = parts
         self.contexts = contexts
@@ -229,6 +234,22 @@ class _Transaction:
         for slot, later in self.waiting:
             later.add_done_callback(lambda done, slot=slot: receiver.answered(slot, done))
         return receiver
+
+
+def _served_after(
+    session: Any, shards: set[int], parts: list, contexts: list, replies: list
+) -> tuple[list, list, list]:
+    """The runs with a ``@txbegin`` before and a ``@txend`` after each written shard's:
+    clients blocked on a key the transaction pushes to are served after it, as Redis
+    serves them after EXEC (a push and a pop inside it leave nothing for the waiter)."""
+    begin = [(shard, [b"@txbegin"]) for shard in sorted(shards)]
+    end = [(shard, [b"@txend"]) for shard in sorted(shards)]
+    shift = len(begin)
+    moved = [
+        (reply[0] + shift, *reply[1:]) if reply.__class__ is tuple else reply for reply in replies
+    ]
+    ctx = [session.ctx] * shift
+    return begin + parts + end, ctx + contexts + ctx, moved
 
 
 class _HeldExec:
