@@ -634,6 +634,7 @@ def test_shard_numbers_and_report() -> None:
         connections_received=5,
         commands_received=7,
         index=0,
+        blocking=[],
         main_pid=4242,
         links=SimpleNamespace(restarts=[0, 2], last_restart_reason=["", "killed by SIGKILL"]),
     )
