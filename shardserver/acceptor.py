@@ -30,6 +30,7 @@ from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config
 from shardserver.links import ShardLink, ShardLinks
+from shardserver.pausing import Pause
 from shardserver.peers import Peers
 from shardserver.persistence import aof
 from shardserver.persistence.snapshots import Snapshots
@@ -75,6 +76,8 @@ class Acceptor:
             shutdown=self._asked_to_stop,
             shard_reborn=lambda index, pid, why, fds: self.links.adopt(index, pid, why, *fds),
             client_unblock=lambda client_id, how: connection.unblocked_here(self, client_id, how),
+            pause=lambda mode, milliseconds: self.pause.start(mode, milliseconds, False),
+            unpause=lambda: self.pause.end(False),
         )
         self.peers.on_lost = self._peer_lost
         #: Starts a shard process afresh, with pipes for every acceptor (the shards' parent
@@ -85,6 +88,8 @@ class Acceptor:
         self.sequencer = Sequencer(self.links, book, index)
         #: The clients waiting in a blocking command, and what the shards say unasked.
         self.blocking = Blocking(self)
+        #: CLIENT PAUSE: what it holds back, until when.
+        self.pause = Pause(self)
         self.links.on_events = self._heard
         self.links.on_failed = self.blocking.shard_failed
         self.shard_count = len(links)

@@ -142,6 +142,9 @@ class ClientConnection(asyncio.Protocol):
         #: The blocking command this client waits in (:class:`shardserver.blocked.Wait`):
         #: until it is answered, nothing more of this client's is dispatched.
         self.blocked: Any = None
+        #: Whether a CLIENT PAUSE holds this client's next command back (it waits, with what
+        #: followed it, at the head of the inbox: :mod:`shardserver.pausing`).
+        self.postponed = False
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -161,6 +164,7 @@ class ClientConnection(asyncio.Protocol):
                 transactions.unwatch_all(self)
             if self.blocked is not None:
                 self.blocked.client_gone()
+        self.server.pause.held.discard(self)
         self.server.unregister(self)
 
     def pause_writing(self) -> None:
@@ -201,7 +205,7 @@ class ClientConnection(asyncio.Protocol):
             self.last_command = commands[-1][0]
             self._dispatch(commands)
         if problem is not None and not self.closing:
-            if self.blocked is not None:
+            if self.blocked is not None or self.postponed:
                 self.inbox.append(problem)  # after the commands parked behind the wait
             else:
                 self._protocol_error(problem)
@@ -270,6 +274,8 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         sequencer = server.sequencer
         fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
+        if server.pause:
+            fast = _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
         batches, targets, pending = sequencer.batches, sequencer.targets, self.pending
@@ -313,11 +319,14 @@ class ClientConnection(asyncio.Protocol):
             self._dispatch_other(spec, argv)
             if self.closing:
                 break
-            if self.blocked is not None:  # what follows waits for the blocking command
-                rest = next(i for i, each in enumerate(commands) if each is argv) + 1
-                self.inbox[:0] = commands[rest:]
+            if self.blocked is not None or self.postponed:
+                # what follows waits for the blocking command (or the pause, and this one too)
+                rest = next(i for i, each in enumerate(commands) if each is argv)
+                self.inbox[:0] = commands[rest if self.postponed else rest + 1 :]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
+            if server.pause:
+                fast = _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
         self.run, self.run_shard, self.run_turn = run, run_shard, turn
@@ -352,6 +361,9 @@ class ClientConnection(asyncio.Protocol):
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
         if self.multi is not None and spec.name not in NOT_QUEUED:
             self.reply(transactions.queue(self, spec, argv))
+        elif self.server.pause and self.server.pause.holds_back(spec, argv, self.multi):
+            self.postponed = True
+            self.server.pause.held.add(self)
         elif spec.route is _LOCAL:
             self._local(spec, argv)
         else:
@@ -479,6 +491,12 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(b"".join(self.out))
             self.out.clear()
         self.transport.close()
+
+    def resume_after_pause(self) -> None:
+        """The pause is over: go on with the command it held back."""
+        self.postponed = False
+        if self.inbox and not self.closed:
+            self._schedule_pump()
 
     def select_db(self, index: int) -> None:
         self.db = index

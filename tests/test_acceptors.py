@@ -25,6 +25,7 @@ from conftest import (
     RawConnection,
     ServerPool,
     ServerProcess,
+    encode_command,
     pid_alive,
     proc_descendants,
     wait_until,
@@ -269,3 +270,52 @@ def test_flushall_and_save_through_one_acceptor_reach_everything(
     assert all(text.count(f"shard {index} pid") == 1 for index in range(SHARDS))
     first.close()
     second.close()
+
+
+def test_blocking_pops_woken_through_the_other_acceptor(server: ServerProcess) -> None:
+    """A waiter on acceptor 0, pushes through acceptor 1: over one shard's key, over keys on
+    several shards, and BZPOPMIN; CLIENT UNBLOCK through acceptor 1 ends a wait on 0."""
+    waiter, pusher = server.client_on(0), server.client_on(1)
+    keys = one_key_per_shard("bq")
+    pusher.delete(*keys)
+    for wait_on, pushed in (([keys[0]], keys[0]), (keys[:3], keys[2])):
+        got: list = []
+        thread = threading.Thread(target=lambda k=wait_on, out=got: out.append(waiter.blpop(k, 10)))
+        thread.start()
+        assert wait_until(lambda: pusher.info("clients")["blocked_clients"] == 1, 10)
+        pusher.rpush(pushed, "v")
+        thread.join(10)
+        assert got == [(pushed.encode(), b"v")]
+    got = []
+    thread = threading.Thread(target=lambda: got.append(waiter.bzpopmin(keys[1:], 10)))
+    thread.start()
+    assert wait_until(lambda: pusher.info("clients")["blocked_clients"] == 1, 10)
+    pusher.zadd(keys[3], {"m": 2})
+    thread.join(10)
+    assert got == [(keys[3].encode(), b"m", 2.0)]
+    waiter_id = waiter.client_id()
+    thread = threading.Thread(target=lambda: got.append(waiter.blpop(keys, 0)))
+    thread.start()
+    assert wait_until(lambda: pusher.info("clients")["blocked_clients"] == 1, 10)
+    assert pusher.client_unblock(waiter_id) == 1
+    thread.join(10)
+    assert got[-1] is None
+    waiter.close()
+    pusher.close()
+
+
+def test_client_pause_through_one_acceptor_holds_the_other(server: ServerProcess) -> None:
+    admin, other = server.client_on(0), server.client_on(1)
+    with RawConnection(server.port) as raw:
+        while acceptor_of(raw) != 1:
+            raw.close()
+            raw = RawConnection(server.port)
+        assert admin.client_pause(10_000, all=False)
+        raw.send(encode_command("SET", "paused", "1"))
+        with pytest.raises(TimeoutError):
+            raw.read_reply(timeout=0.25)
+        assert other.get("paused") is None
+        assert other.client_unpause()
+        assert raw.read_reply() == b"+OK\r\n"
+    admin.close()
+    other.close()

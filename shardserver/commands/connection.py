@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from shardserver import REDIS_COMPAT_VERSION
+from shardserver import REDIS_COMPAT_VERSION, pausing
 from shardserver.blocked import UNBLOCKED
 from shardserver.commands import transactions
 from shardserver.commands.blocking import TIMED_OUT
@@ -370,6 +370,30 @@ def unblocked_here(server, client_id: int, how: bytes) -> bool:
     return True
 
 
+def client_pause(session, argv: list[bytes]) -> bytes:
+    """CLIENT PAUSE ms [WRITE|ALL] (:mod:`shardserver.pausing`)."""
+    if len(argv) > 4:
+        return error_bytes(
+            b"ERR unknown subcommand or wrong number of arguments for '%b'. Try CLIENT HELP."
+            % argv[1][:128]
+        )
+    milliseconds = parse_int(argv[2])
+    if milliseconds is None:
+        return error("ERR timeout is not an integer or out of range")
+    if milliseconds < 0:
+        return error("ERR timeout is negative")
+    mode = pausing.mode_of(argv[3]) if len(argv) == 4 else pausing.ALL
+    if mode is None:
+        return error("ERR CLIENT PAUSE mode must be WRITE or ALL")
+    session.server.pause.start(mode, milliseconds)
+    return b"+OK\r\n"
+
+
+def client_unpause(session, argv: list[bytes]) -> bytes:
+    session.server.pause.end()
+    return b"+OK\r\n"
+
+
 def client_no_evict(session, argv: list[bytes]) -> bytes:
     """Accepted and shown in CLIENT LIST (flag ``e``); nothing is evicted here anyway."""
     mode = argv[2].lower()
@@ -407,6 +431,11 @@ _CLIENT_HELP = {
         "      Return clients of specified type.",
     ],
     "setname": ["SETNAME <name>", "    Assign the name <name> to the current connection."],
+    "pause": [
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    ],
+    "unpause": ["UNPAUSE", "    Stop the current client pause, resuming traffic."],
     "unblock": [
         "UNBLOCK <clientid> [TIMEOUT|ERROR]",
         "    Unblock the specified blocked client.",
@@ -446,6 +475,8 @@ ROWS = [
     local("client|info", client_info, notes="as CLIENT LIST"),
     local("client|kill", client_kill, notes="only the default user and normal clients exist"),
     local("client|unblock", client_unblock),
+    local("client|pause", client_pause, notes="expiry goes on while paused"),
+    local("client|unpause", client_unpause),
     local("client|no-evict", client_no_evict, notes="accepted; nothing is evicted"),
     local("client|help", client_help, notes="lists only the subcommands served here"),
 ]
