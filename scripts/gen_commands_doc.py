@@ -57,6 +57,11 @@ REDIS_7_0: dict[str, list[str]] = {
         "client|trackinginfo", "client|unblock", "client|unpause", "echo", "hello", "ping",
         "quit", "reset", "select",
     ],
+    "pubsub": [
+        "psubscribe", "publish", "pubsub", "pubsub|channels", "pubsub|help", "pubsub|numpat",
+        "pubsub|numsub", "pubsub|shardchannels", "pubsub|shardnumsub", "punsubscribe",
+        "spublish", "ssubscribe", "subscribe", "sunsubscribe", "unsubscribe",
+    ],
 }  # fmt: skip
 
 HEADER = """\

@@ -28,12 +28,13 @@ from shardserver.client import ClientConnection
 from shardserver.commands import connection
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
-from shardserver.config import Config
+from shardserver.config import Config, buffer_limits
 from shardserver.links import ShardLink, ShardLinks
 from shardserver.pausing import Pause
 from shardserver.peers import Peers
 from shardserver.persistence import aof
 from shardserver.persistence.snapshots import Snapshots
+from shardserver.pubsub import PubSub
 from shardserver.receivers import DISCARD, Collector
 from shardserver.sequencer import Sequencer
 from shardserver.shared import ServerWords
@@ -67,8 +68,11 @@ class Acceptor:
         self.listener = listener
         #: The other acceptors (none when there is one), and what they may ask of us.
         self.peers = peers if peers is not None else Peers({})
+        #: This acceptor's clients' subscriptions (docs/architecture.md, "Pub/sub").
+        self.pubsub = PubSub()
+        self._update_buffer_limits()
         self.peers.handlers.update(
-            client_lines=lambda ids: connection.listed_here(self, ids),
+            client_lines=lambda ids, kind=None: connection.listed_here(self, ids, None, kind),
             client_kill=lambda filters: connection.killed_here(self, tuple(filters)),
             stats=lambda: info.acceptor_numbers(self),
             config=lambda name, value: self.set_config(name, value, push=False),
@@ -78,6 +82,11 @@ class Acceptor:
             client_unblock=lambda client_id, how: connection.unblocked_here(self, client_id, how),
             pause=lambda mode, milliseconds: self.pause.start(mode, milliseconds, False),
             unpause=lambda: self.pause.end(False),
+            publish=self.pubsub.deliver,
+            spublish=self.pubsub.deliver_shard,
+            pubsub_active=self.pubsub.active,
+            pubsub_counts=self.pubsub.counts,
+            pubsub_patterns=self.pubsub.pattern_names,
         )
         self.peers.on_lost = self._peer_lost
         #: Starts a shard process afresh, with pipes for every acceptor (the shards' parent
@@ -260,11 +269,19 @@ class Acceptor:
         name = self.config.set(name, value)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
+        elif name == "client-output-buffer-limit":
+            self._update_buffer_limits()
         if not push:
             return
         if name == "appendonly" and self.config[name] == "yes":
             aof.commit_layout(self.config["dir"], self.config["appendfilename"], self.shard_count)
         self.push_settings({name: self.config[name]})
+
+    def _update_buffer_limits(self) -> None:
+        """The pubsub class of ``client-output-buffer-limit``, which subscribers are held to
+        (None: no limit)."""
+        limits = buffer_limits(self.config["client-output-buffer-limit"])["pubsub"]
+        self.pubsub.limits = limits if limits[0] or limits[1] else None
 
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT in this acceptor: its counters start again."""

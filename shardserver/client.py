@@ -29,6 +29,8 @@ from collections import deque
 from typing import Any
 
 from shardserver.commands import transactions
+from shardserver.commands.connection import client_line
+from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_subscribed
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
@@ -145,6 +147,17 @@ class ClientConnection(asyncio.Protocol):
         #: Whether a CLIENT PAUSE holds this client's next command back (it waits, with what
         #: followed it, at the head of the inbox: :mod:`shardserver.pausing`).
         self.postponed = False
+        #: Pub/sub: what this client subscribes to (insertion-ordered sets, kept with the
+        #: acceptor's registry, :mod:`shardserver.pubsub`); whether it is in RESP2's
+        #: subscribed mode (only the commands of ALLOWED_WHEN_SUBSCRIBED run, no fast path);
+        #: the bytes of messages waiting in ``pending`` behind replies (at most: see
+        #: :meth:`_queued_messages`), and since when its output is past the soft limit.
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
+        self.shard_channels: dict[bytes, None] = {}
+        self.pubsub_only = False
+        self.messages_queued = 0
+        self.over_soft_limit_since: float | None = None
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -165,6 +178,8 @@ class ClientConnection(asyncio.Protocol):
             if self.blocked is not None:
                 self.blocked.client_gone()
         self.server.pause.held.discard(self)
+        if self.channels or self.patterns or self.shard_channels:
+            self.server.pubsub.drop(self)
         self.server.unregister(self)
 
     def pause_writing(self) -> None:
@@ -274,7 +289,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         sequencer = server.sequencer
         fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-        if server.pause:
+        if self.pubsub_only or server.pause:
             fast = _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
@@ -325,7 +340,7 @@ class ClientConnection(asyncio.Protocol):
                 self.inbox[:0] = commands[rest if self.postponed else rest + 1 :]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-            if server.pause:
+            if self.pubsub_only or server.pause:
                 fast = _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
@@ -359,7 +374,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
-        if self.multi is not None and spec.name not in NOT_QUEUED:
+        if self.pubsub_only and spec.name not in ALLOWED_WHEN_SUBSCRIBED:
+            self._refuse_subscribed(spec.name)
+        elif self.multi is not None and spec.name not in NOT_QUEUED:
             self.reply(transactions.queue(self, spec, argv))
         elif self.server.pause and self.server.pause.holds_back(spec, argv, self.multi):
             self.postponed = True
@@ -399,6 +416,16 @@ class ClientConnection(asyncio.Protocol):
         if self.multi is not None:
             self.multi_failed = True
         self.reply(reply)
+
+    def _refuse_subscribed(self, name: str) -> None:
+        """A RESP2 subscriber's command other than (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET:
+        refused as Redis refuses it (after the checks above, before MULTI's queueing); a
+        refused EXEC discards the transaction."""
+        if name == "exec" and self.multi is not None:
+            self.multi = None
+            self.multi_failed = False
+            transactions.unwatch_all(self)
+        self._refuse(refused_when_subscribed(name))
 
     def _protocol_error(self, problem: ProtocolError) -> None:
         log.log(logging.INFO - 5, "client %d: %s", self.id, problem)
@@ -469,10 +496,73 @@ class ClientConnection(asyncio.Protocol):
         if self.paused:
             self._update_reading()
         if not pending:
+            self.messages_queued = 0
             if self.closing:
                 self.transport.close()
             elif self.inbox:
                 self._schedule_pump()
+
+    # -- pub/sub messages ------------------------------------------------------------------
+
+    def push(self, data: bytes) -> None:
+        """A pub/sub message for this client: it leaves after every reply the client is
+        already owed, never inside one, whatever its reading pace. Past the pubsub class of
+        ``client-output-buffer-limit`` the connection is dropped, as Redis drops it."""
+        if self.closing or self.closed:
+            return
+        if self.pending:
+            self.pending.append([data, True])  # [reply, is a message]: counted below
+            self.messages_queued += len(data)
+            self.run_shard = -1
+        elif self.out:  # this client is being dispatched: its replies so far are there
+            self.out.append(data)
+        else:
+            self.transport.write(data)
+        limits = self.server.pubsub.limits
+        if limits is not None:
+            self._check_output_limit(*limits)
+
+    def _check_output_limit(self, hard: int, soft: int, soft_seconds: int) -> None:
+        """Redis's checkClientOutputBufferLimits: past ``hard`` bytes unsent, or past
+        ``soft`` for more than ``soft_seconds``, the client is closed at once."""
+        size = self.transport.get_write_buffer_size() + self.messages_queued
+        if not (hard and size >= hard or soft and size >= soft):
+            self.over_soft_limit_since = None
+            return
+        if self.messages_queued:  # an upper bound until counted
+            self.messages_queued = self._queued_messages()
+            size = self.transport.get_write_buffer_size() + self.messages_queued
+        over_hard = hard and size >= hard
+        over_soft = False
+        if soft and size >= soft:
+            now = time.monotonic()
+            if self.over_soft_limit_since is None:
+                self.over_soft_limit_since = now
+            else:
+                over_soft = now - self.over_soft_limit_since > soft_seconds
+        else:
+            self.over_soft_limit_since = None
+        if over_hard or over_soft:
+            log.warning(
+                "Client %s scheduled to be closed ASAP for overcoming of output buffer limits.",
+                client_line(self),
+            )
+            self.closing = True
+            self.pending.clear()
+            self.inbox.clear()
+            self.out.clear()
+            self.transport.abort()
+
+    def _queued_messages(self) -> int:
+        """The bytes of the messages that wait in ``pending`` behind replies."""
+        return sum(len(entry[0]) for entry in self.pending if len(entry) == 2)
+
+    def subscriptions_changed(self) -> None:
+        """After a (P|S)(UN)SUBSCRIBE, RESET or HELLO: RESP2's subscribed mode is on while
+        the client subscribes to anything."""
+        self.pubsub_only = self.protocol == 2 and bool(
+            self.channels or self.patterns or self.shard_channels
+        )
 
     # -- session state used by handlers -------------------------------------------------
 
@@ -507,3 +597,4 @@ class ClientConnection(asyncio.Protocol):
         self.protocol = protocol
         self.enc = encoder_for(protocol)
         self.select_db(self.db)
+        self.subscriptions_changed()

@@ -60,6 +60,9 @@ class Setting:
     parse: Callable[[str], Any]
     mutable: bool = True
     doc: str = ""
+    #: For a value given relative to the current one (``client-output-buffer-limit``
+    #: names only the classes it changes): ``update(text, current) -> value``.
+    update: Callable[[str, Any], Any] | None = None
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
@@ -105,6 +108,46 @@ def _save_rules(text: str) -> str:
     if len(words) % 2 or not all(word.isdigit() for word in words):
         raise ConfigError("Invalid save parameters")
     return " ".join(words)
+
+
+#: Redis's client classes for ``client-output-buffer-limit`` (``replica`` is ``slave``), in
+#: the order CONFIG GET lists them, and its default.
+BUFFER_CLASSES = {"normal": "normal", "slave": "slave", "replica": "slave", "pubsub": "pubsub"}
+DEFAULT_BUFFER_LIMITS = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+
+
+def buffer_limits(text: str) -> dict[str, tuple[int, int, int]]:
+    """A ``client-output-buffer-limit`` value as stored (canonical: every class, in bytes and
+    seconds) to ``{class: (hard bytes, soft bytes, soft seconds)}``."""
+    words = text.split()
+    return {
+        words[i]: (int(words[i + 1]), int(words[i + 2]), int(words[i + 3]))
+        for i in range(0, len(words), 4)
+    }
+
+
+def _update_buffer_limits(text: str, current: str) -> str:
+    """``client-output-buffer-limit <class> <hard> <soft> <soft seconds> ...``, checked as
+    Redis checks it (its error texts); the classes not named keep their limits."""
+    words = str(text).split()
+    if len(words) % 4:
+        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+    limits = buffer_limits(current)
+    for i in range(0, len(words), 4):
+        kind = BUFFER_CLASSES.get(words[i].lower())
+        if kind is None:
+            raise ConfigError("Invalid client class specified in buffer limit configuration.")
+        try:
+            hard, soft = parse_memory(words[i + 1]), parse_memory(words[i + 2])
+            seconds = int(words[i + 3]) if words[i + 3].isdigit() else -1
+        except ConfigError:
+            hard = soft = seconds = -1
+        if hard < 0 or soft < 0 or seconds < 0:
+            raise ConfigError(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+            )
+        limits[kind] = (hard, soft, seconds)
+    return " ".join(f"{kind} {h} {s} {t}" for kind, (h, s, t) in limits.items())
 
 
 def auto_shards(acceptors: int = 1) -> int:
@@ -158,6 +201,14 @@ SETTINGS: dict[str, Setting] = {
         Setting("maxclients", 10000, _int_range(1, 1_000_000), True, "most clients at once"),
         Setting("timeout", 0, _int_range(0, 2**31 - 1), True, "idle client timeout, 0 = never"),
         Setting("client-output-buffer-pause", 64 * 1024 * 1024, _memory_range(0, 2**40)),
+        Setting(
+            "client-output-buffer-limit",
+            DEFAULT_BUFFER_LIMITS,
+            lambda text: _update_buffer_limits(text, DEFAULT_BUFFER_LIMITS),
+            True,
+            "class hard soft seconds ...; the pubsub class is enforced",
+            update=_update_buffer_limits,
+        ),
         Setting("save", "", _save_rules, True, 'snapshot rules: "seconds changes ..."'),
         Setting("appendonly", "no", _yes_no, True, "append-only log, one per shard"),
         Setting("appendfsync", "everysec", _enum("always", "everysec", "no")),
@@ -263,7 +314,10 @@ class Config:
                 f"CONFIG SET failed (possibly related to argument '{name}') - "
                 "can't set immutable config"
             )
-        self.values[name] = setting.parse(text)
+        if setting.update is not None:
+            self.values[name] = setting.update(text, self.values[name])
+        else:
+            self.values[name] = setting.parse(text)
         return name
 
     def as_plain(self) -> dict[str, Any]:
@@ -279,8 +333,12 @@ def _apply(values: dict[str, Any], name: str, raw: Any, origin: str) -> None:
             values[key] = str(raw)
             return
         raise ConfigError(f"{origin}: unknown setting '{name}'")
+    text = str(raw) if not isinstance(raw, str) else raw
     try:
-        values[key] = setting.parse(str(raw) if not isinstance(raw, str) else raw)
+        if setting.update is not None:
+            values[key] = setting.update(text, values[key])
+        else:
+            values[key] = setting.parse(text)
     except ConfigError as error:
         raise ConfigError(f"{origin}: bad value for '{key}' ({raw!r}): {error}") from None
 

@@ -204,6 +204,11 @@ class Report:
         """A counter summed over the acceptors."""
         return sum(numbers[name] for numbers in self.acceptors)
 
+    def distinct(self, name: str) -> int:
+        """How many different names the acceptors list under ``name`` (a channel subscribed
+        in two acceptors is one channel)."""
+        return len({each for numbers in self.acceptors for each in numbers[name]})
+
     def server_section(self) -> list[tuple[str, object]]:
         server = self.server
         uname = platform.uname()
@@ -312,8 +317,9 @@ class Report:
             ("evicted_keys", 0),
             ("keyspace_hits", 0),
             ("keyspace_misses", 0),
-            ("pubsub_channels", 0),
-            ("pubsub_patterns", 0),
+            ("pubsub_channels", self.distinct("pubsub_channels")),
+            ("pubsub_patterns", self.distinct("pubsub_patterns")),
+            ("pubsubshard_channels", self.distinct("pubsub_shard_channels")),
             ("total_error_replies", 0),
         ]
 
@@ -459,6 +465,9 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "local_calls": dict(LOCAL_CALLS),
         "rss": process_rss(),
         "cpu": (times.user, times.system),
+        "pubsub_channels": server.pubsub.active(False, None),
+        "pubsub_patterns": server.pubsub.pattern_names(),
+        "pubsub_shard_channels": server.pubsub.active(True, None),
     }
 
 

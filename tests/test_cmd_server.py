@@ -41,6 +41,7 @@ from conftest import (
 import shardserver
 from shardserver import info
 from shardserver.commands.debug import sleep_seconds
+from shardserver.pubsub import PubSub
 from shardserver.shard import Shard
 
 OK = b"+OK\r\n"
@@ -637,6 +638,7 @@ def test_shard_numbers_and_report() -> None:
         blocking=[],
         main_pid=4242,
         links=SimpleNamespace(restarts=[0, 2], last_restart_reason=["", "killed by SIGKILL"]),
+        pubsub=PubSub(),
     )
     text = info.render(fake, [b"keyspace", b"shards", b"server"], [part, part])
     assert text.startswith("# Server\r\nredis_version:7.0.15\r\n")

@@ -23,6 +23,9 @@ from shardserver.resp import encoder_for
 def ping(session, argv: list[bytes]) -> bytes:
     if len(argv) > 2:
         return error("ERR wrong number of arguments for 'ping' command")
+    if session.pubsub_only:  # RESP2's subscribed mode: "pong" and the argument, an array
+        enc = session.enc
+        return enc.array([enc.bulk(b"pong"), enc.bulk(argv[1] if len(argv) == 2 else b"")])
     if len(argv) == 2:
         return session.enc.bulk(argv[1])
     return b"+PONG\r\n"
@@ -153,7 +156,8 @@ _WRONGPASS = error("WRONGPASS invalid username-password pair or user is disabled
 
 
 def reset(session, argv: list[bytes]) -> bytes:
-    """Back to a fresh connection's state: database 0, RESP2, no name, default user.
+    """Back to a fresh connection's state: database 0, RESP2, no name, default user, no
+    subscriptions.
 
     As in Redis 7.0, CLIENT NO-EVICT survives a RESET, and with a password set the client
     must AUTH again.
@@ -164,6 +168,8 @@ def reset(session, argv: list[bytes]) -> bytes:
     session.multi = None  # a transaction in progress is discarded, watched keys forgotten
     session.multi_failed = False
     transactions.unwatch_all(session)
+    session.server.pubsub.drop(session)
+    session.subscriptions_changed()
     session.authenticated = not session.server.config["requirepass"]
     return b"+RESET\r\n"
 
@@ -181,7 +187,9 @@ def client_line(client, command: str | None = None) -> str:
     transport = client.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
     in_multi = client.multi is not None
-    flags = ("x" if in_multi else "") + ("b" if client.blocked is not None else "")
+    subscribed = client.channels or client.patterns or client.shard_channels
+    flags = ("P" if subscribed else "") + ("x" if in_multi else "")
+    flags += "b" if client.blocked is not None else ""
     flags += "c" if client.closing else ""
     flags += "e" if client.no_evict else ""
     if command is None:
@@ -192,7 +200,8 @@ def client_line(client, command: str | None = None) -> str:
         f"name={client.name.decode('ascii', 'replace') if client.name else ''} "
         f"age={int(time.time() - client.created_at)} "
         f"idle={int(time.monotonic() - client.last_active)} flags={flags or 'N'} "
-        f"db={client.db} sub=0 psub=0 ssub=0 multi={len(client.multi) if in_multi else -1} "
+        f"db={client.db} sub={len(client.channels)} psub={len(client.patterns)} "
+        f"ssub={len(client.shard_channels)} multi={len(client.multi) if in_multi else -1} "
         "qbuf=0 qbuf-free=0 argv-mem=0 "
         f"multi-mem=0 rbs=0 rbp=0 obl=0 oll={len(client.pending)} omem=0 tot-mem=0 events=r "
         f"cmd={command} user=default redir=-1 resp={client.protocol}"
@@ -214,8 +223,16 @@ def _live_clients(server) -> list:
     ]
 
 
-_CLIENT_TYPES = {b"normal": True, b"master": False, b"slave": False, b"replica": False}
-_CLIENT_TYPES[b"pubsub"] = False
+#: CLIENT LIST/KILL TYPE names to the type of client they select ("": none exist here).
+_CLIENT_TYPES = {b"normal": "normal", b"pubsub": "pubsub", b"master": "", b"slave": ""}
+_CLIENT_TYPES[b"replica"] = ""
+
+
+def client_type(client) -> str:
+    """Redis's client type: ``pubsub`` while it subscribes to anything, else ``normal``."""
+    if client.channels or client.patterns or client.shard_channels:
+        return "pubsub"
+    return "normal"
 
 
 def _unknown_type(name: bytes) -> bytes:
@@ -224,12 +241,13 @@ def _unknown_type(name: bytes) -> bytes:
 
 def client_list(session, argv: list[bytes]) -> bytes | Later:
     """CLIENT LIST [TYPE type | ID id ...], over every acceptor's clients; every client here
-    is of type normal."""
+    is of type normal or pubsub."""
+    kind = None
     if len(argv) == 4 and argv[2].lower() == b"type":
-        normal = _CLIENT_TYPES.get(argv[3].lower())
-        if normal is None:
+        kind = _CLIENT_TYPES.get(argv[3].lower())
+        if kind is None:
             return _unknown_type(argv[3])
-        ids = None if normal else []
+        ids = None if kind else []
     elif len(argv) > 3 and argv[2].lower() == b"id":
         ids = []
         for raw in argv[3:]:
@@ -241,19 +259,24 @@ def client_list(session, argv: list[bytes]) -> bytes | Later:
         return SYNTAX
     else:
         ids = None
-    mine = listed_here(session.server, ids, session)
+    mine = listed_here(session.server, ids, session, kind)
 
     def reply(found: list[list[tuple[int, str]]]) -> bytes:
         lines = sorted(line for each in found for line in each)
         return session.enc.verbatim("".join(text + "\n" for _, text in lines).encode())
 
-    return session.server.everywhere(mine, reply, "client_lines", ids)
+    return session.server.everywhere(mine, reply, "client_lines", ids, kind)
 
 
-def listed_here(server, ids: list[int] | None, caller=None) -> list[tuple[int, str]]:
-    """(order, CLIENT LIST line) of this acceptor's clients: all of them, by id, or those of
-    ``ids`` in the order (repeats included) they were asked for, as Redis lists them."""
+def listed_here(
+    server, ids: list[int] | None, caller=None, kind: str | None = None
+) -> list[tuple[int, str]]:
+    """(order, CLIENT LIST line) of this acceptor's clients: all of them (of type ``kind``),
+    by id, or those of ``ids`` in the order (repeats included) they were asked for, as
+    Redis lists them."""
     clients = _live_clients(server)
+    if kind is not None:
+        clients = [client for client in clients if client_type(client) == kind]
 
     def line(client) -> str:
         return client_line(client, "client|list" if client is caller else None)
@@ -277,7 +300,7 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
     """
     addr = laddr = None
     client_id = 0
-    normal = True
+    kind = None
     skipme = len(argv) > 3
     if len(argv) == 3:
         addr = argv[2]
@@ -294,7 +317,6 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
                 kind = _CLIENT_TYPES.get(value.lower())
                 if kind is None:
                     return _unknown_type(value)
-                normal = kind
             elif option == b"addr":
                 addr = value
             elif option == b"laddr":
@@ -306,7 +328,7 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
                 skipme = value.lower() == b"yes"
             else:
                 return SYNTAX
-    filters = (addr, laddr, client_id, normal)
+    filters = (addr, laddr, client_id, kind)
     mine = killed_here(session.server, filters, session, skipme)
 
     def reply(counts: list[int]) -> bytes:
@@ -320,9 +342,11 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
 
 def killed_here(server, filters: tuple, caller=None, skipme: bool = False) -> int:
     """Drop this acceptor's clients that match CLIENT KILL's filters; how many."""
-    addr, laddr, client_id, normal = filters
+    addr, laddr, client_id, kind = filters
     killed = 0
-    for client in _live_clients(server) if normal else []:
+    for client in _live_clients(server) if kind != "" else []:
+        if kind is not None and client_type(client) != kind:
+            continue
         if addr is not None and client.addr.encode() != addr:
             continue
         if laddr is not None and client.laddr.encode() != laddr:
@@ -462,7 +486,7 @@ ROWS = [
         auth,
         notes="the default user only (no ACL users)",
     ),
-    local("reset", reset, notes="no pub/sub or tracking state to clear yet"),
+    local("reset", reset, notes="no tracking state to clear yet"),
     local("client|setname", client_setname),
     local("client|getname", client_getname),
     local("client|setinfo", client_setinfo, notes="Redis 7.2's; redis-py sends it"),
@@ -473,7 +497,11 @@ ROWS = [
         notes="buffer and memory fields read 0; other clients' cmd is their last command's name",
     ),
     local("client|info", client_info, notes="as CLIENT LIST"),
-    local("client|kill", client_kill, notes="only the default user and normal clients exist"),
+    local(
+        "client|kill",
+        client_kill,
+        notes="only the default user, normal and pubsub clients exist",
+    ),
     local("client|unblock", client_unblock),
     local("client|pause", client_pause, notes="expiry goes on while paused"),
     local("client|unpause", client_unpause),
