@@ -30,6 +30,7 @@ from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config, buffer_limits
 from shardserver.links import ShardLink, ShardLinks
+from shardserver.monitoring import Monitors
 from shardserver.pausing import Pause
 from shardserver.peers import Peers
 from shardserver.persistence import aof
@@ -80,6 +81,8 @@ class Acceptor:
             shutdown=self._asked_to_stop,
             shard_reborn=lambda index, pid, why, fds: self.links.adopt(index, pid, why, *fds),
             client_unblock=lambda client_id, how: connection.unblocked_here(self, client_id, how),
+            monitors=lambda index, count: self.monitors.counted(index, count),
+            monitor_lines=lambda lines: self.monitors.heard(lines),
             pause=lambda mode, milliseconds: self.pause.start(mode, milliseconds, False),
             unpause=lambda: self.pause.end(False),
             publish=self.pubsub.deliver,
@@ -99,6 +102,8 @@ class Acceptor:
         self.blocking = Blocking(self)
         #: CLIENT PAUSE: what it holds back, until when.
         self.pause = Pause(self)
+        #: MONITOR clients here, and how many the other acceptors have.
+        self.monitors = Monitors(self)
         self.links.on_events = self._heard
         self.links.on_failed = self.blocking.shard_failed
         self.shard_count = len(links)
@@ -200,6 +205,7 @@ class Acceptor:
         self._stop(reason)
 
     def _peer_lost(self, index: int) -> None:
+        self.monitors.elsewhere.pop(index, None)
         if index == 0:
             self._stop("the end of acceptor 0")
         elif self.stopping is not None and not self.stopping.done():

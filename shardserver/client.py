@@ -28,6 +28,7 @@ from binascii import crc_hqx
 from collections import deque
 from typing import Any
 
+from shardserver import monitoring
 from shardserver.commands import transactions
 from shardserver.commands.connection import client_line
 from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_subscribed
@@ -147,6 +148,8 @@ class ClientConnection(asyncio.Protocol):
         #: Whether a CLIENT PAUSE holds this client's next command back (it waits, with what
         #: followed it, at the head of the inbox: :mod:`shardserver.pausing`).
         self.postponed = False
+        #: Whether this client is a MONITOR (:mod:`shardserver.monitoring`).
+        self.monitoring = False
         #: Pub/sub: what this client subscribes to (insertion-ordered sets, kept with the
         #: acceptor's registry, :mod:`shardserver.pubsub`); whether it is in RESP2's
         #: subscribed mode (only the commands of ALLOWED_WHEN_SUBSCRIBED run, no fast path);
@@ -178,6 +181,8 @@ class ClientConnection(asyncio.Protocol):
             if self.blocked is not None:
                 self.blocked.client_gone()
         self.server.pause.held.discard(self)
+        if self.monitoring:
+            self.server.monitors.remove(self)
         if self.channels or self.patterns or self.shard_channels:
             self.server.pubsub.drop(self)
         self.server.unregister(self)
@@ -289,7 +294,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         sequencer = server.sequencer
         fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-        if self.pubsub_only or server.pause:
+        if self.pubsub_only or server.pause or server.monitors:
             fast = _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
@@ -340,7 +345,7 @@ class ClientConnection(asyncio.Protocol):
                 self.inbox[:0] = commands[rest if self.postponed else rest + 1 :]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-            if self.pubsub_only or server.pause:
+            if self.pubsub_only or server.pause or server.monitors:
                 fast = _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
@@ -381,9 +386,21 @@ class ClientConnection(asyncio.Protocol):
         elif self.server.pause and self.server.pause.holds_back(spec, argv, self.multi):
             self.postponed = True
             self.server.pause.held.add(self)
+        elif self.monitoring and monitoring.refused(spec):
+            self.reply(monitoring.REFUSED)
         elif spec.route is _LOCAL:
+            if not self.server.monitors:
+                self._local(spec, argv)
+                return
+            ran = None  # what an EXEC runs, as the client sent it (planners rename argv[0])
+            if spec.name == "exec" and self.multi and not self.multi_failed:
+                ran = [(queued, list(queued_argv)) for queued, queued_argv in self.multi]
+            db = self.db
             self._local(spec, argv)
+            self.server.monitors.feed(self, spec, argv, ran, db)
         else:
+            if self.server.monitors:
+                self.server.monitors.feed(self, spec, argv)
             ROUTES[spec.route](self.server, self, spec, argv)
 
     def _local(self, spec: CommandSpec, argv: list) -> None:

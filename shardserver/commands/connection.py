@@ -170,6 +170,7 @@ def reset(session, argv: list[bytes]) -> bytes:
     transactions.unwatch_all(session)
     session.server.pubsub.drop(session)
     session.subscriptions_changed()
+    session.server.monitors.remove(session)
     session.authenticated = not session.server.config["requirepass"]
     return b"+RESET\r\n"
 
@@ -188,7 +189,8 @@ def client_line(client, command: str | None = None) -> str:
     sock = transport.get_extra_info("socket") if transport is not None else None
     in_multi = client.multi is not None
     subscribed = client.channels or client.patterns or client.shard_channels
-    flags = ("P" if subscribed else "") + ("x" if in_multi else "")
+    flags = ("O" if client.monitoring else "") + ("P" if subscribed else "")
+    flags += "x" if in_multi else ""
     flags += "b" if client.blocked is not None else ""
     flags += "c" if client.closing else ""
     flags += "e" if client.no_evict else ""
@@ -394,6 +396,12 @@ def unblocked_here(server, client_id: int, how: bytes) -> bool:
     return True
 
 
+def monitor(session, argv: list[bytes]) -> bytes:
+    """MONITOR: this client hears every command from now on (:mod:`shardserver.monitoring`)."""
+    session.server.monitors.add(session)
+    return b"+OK\r\n"
+
+
 def client_pause(session, argv: list[bytes]) -> bytes:
     """CLIENT PAUSE ms [WRITE|ALL] (:mod:`shardserver.pausing`)."""
     if len(argv) > 4:
@@ -502,6 +510,7 @@ ROWS = [
         client_kill,
         notes="only the default user, normal and pubsub clients exist",
     ),
+    local("monitor", monitor, notes="lines in dispatch order; across acceptors, by arrival"),
     local("client|unblock", client_unblock),
     local("client|pause", client_pause, notes="expiry goes on while paused"),
     local("client|unpause", client_unpause),
