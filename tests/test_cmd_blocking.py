@@ -170,16 +170,16 @@ SCENARIOS: dict[str, list[Step]] = {
         (1, "call", ["MOVE", "a", "1"]),
         (0, "read", []),
     ],
-    "SORT STORE and RESTORE wake it": [
+    "SORT STORE wakes it": [
         (0, "send", ["BRPOP", "a", "0"]),
         _b(1),
         (1, "call", ["RPUSH", "{a}src", "3", "1", "2"]),
         (1, "call", ["SORT", "{a}src", "STORE", "a"]),
         (0, "read", []),
-        (0, "send", ["BRPOP", "{a}z", "0"]),
+        (0, "send", ["BRPOP", "c", "0"]),
         _b(1),
-        (1, "call", ["RPUSH", "{a}t", "v"]),
-        (2, "call", ["DUMP", "{a}t"]),
+        (1, "call", ["SORT", "{a}src", "DESC", "STORE", "c"]),
+        (0, "read", []),
     ],
     "a push inside MULTI wakes it after EXEC": [
         (0, "send", ["BLPOP", "a", "0"]),
@@ -365,3 +365,21 @@ def test_waiters_on_several_shards_each_served_once(clone: ServerProcess) -> Non
     assert len(values) == 20 and left == 10
     remaining = {v for key in "abc" for v in client.lrange(key, 0, -1)}
     assert not values & remaining
+
+
+def test_restore_onto_the_waited_key_wakes_it(clone: ServerProcess) -> None:
+    client = redis.Redis(port=clone.port)
+    client.delete("a", "d")
+    client.rpush("d", "x", "y")
+    payload = client.dump("d")
+    client.delete("d")
+    got: list = []
+    thread = threading.Thread(
+        target=lambda: got.append(redis.Redis(port=clone.port).blpop("a", 10))
+    )
+    thread.start()
+    assert wait_until(lambda: client.info("clients")["blocked_clients"] == 1, timeout=10.0)
+    assert client.restore("a", 0, payload)
+    thread.join(10)
+    assert got == [(b"a", b"x")]
+    assert client.lrange("a", 0, -1) == [b"y"]

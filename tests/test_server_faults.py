@@ -197,3 +197,30 @@ def test_writes_pipelined_after_a_save_are_not_in_it(
     data = dump.read_bytes()
     saved = {key: value for _db, key, value, _deadline in rdb.read_dump(str(dump), data)}
     assert saved == {b"k": b"before"}
+
+
+def test_waiters_on_a_killed_shard_get_an_error_and_others_carry_on(server: ServerProcess) -> None:
+    """A client blocked on one shard's key and one blocked across shards, with that shard
+    killed: both get the error of a command in flight; a waiter elsewhere is still served."""
+    keys = keys_by_shard(1)
+    victim_key, other_key = keys[1][0], keys[2][0]
+    control = server.client()
+    with (
+        RawConnection(server.port) as alone,
+        RawConnection(server.port) as across,
+        RawConnection(server.port) as elsewhere,
+    ):
+        alone.send(encode_command("BLPOP", victim_key, "0"))
+        across.send(encode_command("BLPOP", victim_key, other_key, "0"))
+        elsewhere.send(encode_command("BLPOP", other_key, "0"))
+        assert wait_until(lambda: control.info("clients")["blocked_clients"] == 3, 10)
+        os.kill(shard_pids(server)[1], signal.SIGKILL)
+        assert alone.read_reply().startswith(b"-ERR shard 1 failed")
+        assert across.read_reply().startswith(b"-ERR shard 1 failed")
+        assert control.info("clients")["blocked_clients"] == 1
+        control.rpush(other_key, "v")
+        assert elsewhere.read_reply() == b"*2\r\n$%d\r\n%b\r\n$1\r\nv\r\n" % (
+            len(other_key),
+            other_key,
+        )
+    assert wait_until(lambda: control.info("shards")["shard1"]["restarts"] == 1, 10)
