@@ -88,7 +88,7 @@ class Wait:
 
     __slots__ = (
         "blocking", "id", "client", "spec", "argv", "shards", "shape", "ctx", "enc",
-        "entry", "state", "timer", "registered", "ending",
+        "entry", "state", "timer", "registered", "ending", "again",
     )  # fmt: skip
 
     def __init__(
@@ -113,6 +113,8 @@ class Wait:
         #: The reply to give when the look in flight finds nothing (a timeout or CLIENT
         #: UNBLOCK came while it ran), or None.
         self.ending: bytes | None = None
+        #: A shard said a key is ready while a look was in flight: look again after it.
+        self.again = False
 
     @property
     def direct(self) -> bool:
@@ -209,10 +211,12 @@ class Wait:
     def fill(self, _entry: Any, reply: bytes) -> None:
         """A look's coordination has answered (as a client's entry would be filled)."""
         if self.state == "rewait" and not is_error(reply):
+            self.state = "waiting"
             if self.ending is not None:  # the timeout came after the look decided
                 self.end(self.ending)
-            else:
-                self.state = "waiting"
+            elif self.again:  # a key became ready before this look's writes all answered
+                self.again = False
+                self._look(first=False)
             return
         self.finish(reply)
 
@@ -220,6 +224,8 @@ class Wait:
         """A shard has something for this remote waiter: look again."""
         if self.state == "waiting":
             self._look(first=False)
+        elif self.state in ("trying", "rewait"):
+            self.again = True
 
     # -- the end -------------------------------------------------------------------------
 
