@@ -371,3 +371,27 @@ def test_kill9_keeps_every_acknowledged_element_of_every_type(
         assert {b"%d" % i for i in range(count)} <= members
         scores = dict(client.zrange(f"zset:{n}", 0, -1, withscores=True))
         assert all(scores.get(b"m%d" % i) == i for i in range(count))
+
+
+def test_what_served_waiters_popped_stays_popped_after_a_restart(
+    clone_factory: ServerPool, tmp_path: Path
+) -> None:
+    """Pops by blocked clients (one shard's key, and keys across shards) are in the
+    append-only log as the writes they are."""
+    args = [*AOF_ALWAYS, *_dir(tmp_path)]
+    server = clone_factory.start_clone(4, args)
+    client = server.client()
+    for keys in (["{q}a"], ["a", "b", "c"]):
+        got: list = []
+        waiter = threading.Thread(
+            target=lambda k=keys, out=got: out.append(server.client().blpop(k, 10))
+        )
+        waiter.start()
+        assert wait_until(lambda: client.info("clients")["blocked_clients"] == 1, 10)
+        client.rpush(keys[-1], "first", "second")
+        waiter.join(10)
+        assert got == [(keys[-1].encode(), b"first")]
+    server = _restart(clone_factory, server, 4, args)
+    client = server.client()
+    assert client.lrange("{q}a", 0, -1) == [b"second"]
+    assert client.lrange("c", 0, -1) == [b"second"]
