@@ -3,8 +3,8 @@
 Every command and subcommand in :data:`shardserver.commands.table.COMMANDS` gets a row: where
 it runs (its route), the module that holds its code, Redis's arity, flags and key positions,
 and our notes (how it differs from Redis). Then the Redis 7.0 commands of the string, keyspace,
-server and connection groups that are not served yet. ``tests/test_cmd_server.py`` regenerates
-the text and fails if the committed file differs.
+server, connection and pubsub groups that are not served yet. ``tests/test_cmd_server.py``
+regenerates the text and fails if the committed file differs.
 
 Usage: python3 scripts/gen_commands_doc.py [--check]
 """

@@ -1,8 +1,10 @@
 """The acceptors' control channel: what one acceptor asks of, or tells, the others.
 
 Every pair of acceptors shares a Unix socket pair, made by the launcher before it forks them.
-Messages are frames (:mod:`shardserver.framing`) of ``marshal`` data, ``(kind, id, op,
-args)``: an *ask* expects an *answer* with the same id; a *tell* expects nothing. What an op
+Messages are ``marshal`` data, ``(kind, id, op, args)``: an *ask* expects an *answer* with
+the same id; a *tell* expects nothing. Those sent to one peer in one event-loop turn travel
+as one frame (:mod:`shardserver.framing`) holding their list, so a pipeline of PUBLISHes
+costs a write per turn, not one per message, and their order is kept. What an op
 does is a handler of the receiving acceptor (``handlers[op](*args) -> plain data``). This is
 how CLIENT LIST and CLIENT KILL see every acceptor's clients, INFO sums every acceptor's
 counters, CONFIG SET reaches every acceptor, and SHUTDOWN reaches acceptor 0, which stops
@@ -32,7 +34,7 @@ HAND_OVER_TIMEOUT_S = 5.0
 
 
 class _Peer:
-    __slots__ = ("index", "sock", "decoder", "writer", "alive", "fds")
+    __slots__ = ("index", "sock", "decoder", "writer", "alive", "fds", "outbox")
 
     def __init__(self, index: int, sock: socket.socket) -> None:
         self.index = index
@@ -43,6 +45,8 @@ class _Peer:
         self.alive = True
         #: Descriptors received and not yet taken by the message they came with.
         self.fds: list[int] = []
+        #: Messages of this event-loop turn, written together at its end.
+        self.outbox: list[tuple] = []
 
 
 class _Ask:
@@ -71,6 +75,7 @@ class Peers:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ids = count(1)
         self._asks: dict[int, _Ask] = {}
+        self._flush_scheduled = False
         #: Called with the peer's number when an acceptor's socket closes.
         self.on_lost: Callable[[int], None] = lambda _index: None
 
@@ -83,6 +88,7 @@ class Peers:
             loop.add_reader(peer.sock.fileno(), self._on_readable, peer)
 
     def close(self) -> None:
+        self._flush_outboxes()  # best effort: what this turn said still goes
         for peer in self.peers.values():
             if self.loop is not None and peer.alive:
                 self.loop.remove_reader(peer.sock.fileno())
@@ -116,7 +122,9 @@ class Peers:
         peer = self.peers[to]
         if not peer.alive:
             return
-        data = marshal.dumps((_TELL, len(fds), op, args))
+        if peer.outbox:
+            self._write(peer)  # what was said before goes first
+        data = marshal.dumps([(_TELL, len(fds), op, args)])
         frame = memoryview(frame_header(len(data)) + data)
         # The descriptors ride on the frame's first byte, so the frame goes straight to the
         # socket, after what waits in the writer (the order of messages is kept). This is
@@ -136,8 +144,22 @@ class Peers:
             self._lost(peer)
 
     def _send(self, peer: _Peer, message: tuple) -> None:
+        """Queue a message; the turn's messages to each peer leave together at its end."""
+        peer.outbox.append(message)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_outboxes)
+
+    def _flush_outboxes(self) -> None:
+        self._flush_scheduled = False
+        for peer in self.peers.values():
+            if peer.outbox and peer.alive:
+                self._write(peer)
+
+    def _write(self, peer: _Peer) -> None:
+        messages, peer.outbox = peer.outbox, []
         try:
-            if not peer.writer.write(marshal.dumps(message)):
+            if not peer.writer.write(marshal.dumps(messages)):
                 self.loop.add_writer(peer.sock.fileno(), self._on_writable, peer)
         except OSError:
             self._lost(peer)
@@ -163,29 +185,33 @@ class Peers:
             self._lost(peer)
             return
         for payload in peer.decoder.feed(data):
-            kind, message_id, op, body = marshal.loads(payload)
-            if kind == _ANSWER:
-                ask = self._asks.get(message_id)
-                if ask is not None:
-                    ask.answered(peer.index, body)
-                    if ask.future.done():
-                        del self._asks[message_id]
-                continue
-            if kind == _TELL and message_id:  # a hand-over: its descriptors came with it
-                body = (*body, peer.fds[:message_id])
-                del peer.fds[:message_id]
-            try:
-                result = self.handlers[op](*body)
-            except Exception:
-                log.exception("acceptor control message %r failed", op)
-                result = None
-            if kind == _ASK:
-                self._send(peer, (_ANSWER, message_id, None, result))
+            for message in marshal.loads(payload):
+                self._received(peer, *message)
+
+    def _received(self, peer: _Peer, kind: int, message_id: int, op: str, body: Any) -> None:
+        if kind == _ANSWER:
+            ask = self._asks.get(message_id)
+            if ask is not None:
+                ask.answered(peer.index, body)
+                if ask.future.done():
+                    del self._asks[message_id]
+            return
+        if kind == _TELL and message_id:  # a hand-over: its descriptors came with it
+            body = (*body, peer.fds[:message_id])
+            del peer.fds[:message_id]
+        try:
+            result = self.handlers[op](*body)
+        except Exception:
+            log.exception("acceptor control message %r failed", op)
+            result = None
+        if kind == _ASK:
+            self._send(peer, (_ANSWER, message_id, None, result))
 
     def _lost(self, peer: _Peer) -> None:
         if not peer.alive:
             return
         peer.alive = False
+        peer.outbox.clear()
         if self.loop is not None:
             self.loop.remove_reader(peer.sock.fileno())
             self.loop.remove_writer(peer.sock.fileno())
