@@ -76,15 +76,15 @@ class Acceptor:
             client_lines=lambda ids, kind=None: connection.listed_here(self, ids, None, kind),
             client_kill=lambda filters: connection.killed_here(self, tuple(filters)),
             stats=lambda: info.acceptor_numbers(self),
-            config=lambda name, value: self.set_config(name, value, push=False),
+            config=lambda pairs: self._set_configs(pairs),
             resetstat=self.reset_stats,
             shutdown=self._asked_to_stop,
             shard_reborn=lambda index, pid, why, fds: self.links.adopt(index, pid, why, *fds),
             client_unblock=lambda client_id, how: connection.unblocked_here(self, client_id, how),
             monitors=lambda index, count: self.monitors.counted(index, count),
             monitor_lines=lambda lines: self.monitors.heard(lines),
-            pause=lambda mode, milliseconds: self.pause.start(mode, milliseconds, False),
-            unpause=lambda: self.pause.end(False),
+            pause=lambda mode, milliseconds: self.pause.start(mode, milliseconds),
+            unpause=lambda: self.pause.end(),
             publish=self.pubsub.deliver,
             spublish=self.pubsub.deliver_shard,
             pubsub_active=self.pubsub.active,
@@ -288,6 +288,16 @@ class Acceptor:
         (None: no limit)."""
         limits = buffer_limits(self.config["client-output-buffer-limit"])["pubsub"]
         self.pubsub.limits = limits if limits[0] or limits[1] else None
+
+    def _set_configs(self, pairs: list[tuple[str, str]]) -> None:
+        """Another acceptor's CONFIG SET (it validated the values and told the shards)."""
+        for name, value in pairs:
+            self.set_config(name, value, push=False)
+
+    def told_everywhere(self, reply: bytes, op: str, *args: Any) -> bytes | Later:
+        """Tell every other acceptor ``op``; ``reply`` once they all have done it (at once
+        with one acceptor), so what the command changed holds everywhere from its reply on."""
+        return self.everywhere(None, lambda _answers: reply, op, *args)
 
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT in this acceptor: its counters start again."""

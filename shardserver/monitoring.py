@@ -102,10 +102,14 @@ class Monitors:
         return bool(self.clients) or any(self.elsewhere.values())
 
     def add(self, client: Any) -> None:
+        """A new monitor (MONITOR tells the other acceptors, and answers once they know)."""
         if client not in self.clients:
             self.clients.append(client)
             client.monitoring = True
-            self._tell_count()
+
+    def count(self) -> tuple[int, int]:
+        """(this acceptor, its monitors): what the others are told."""
+        return self.server.index, len(self.clients)
 
     def remove(self, client: Any) -> None:
         if client in self.clients:

@@ -9,7 +9,8 @@ the stricter mode, and under ALL every command waits, CLIENT UNPAUSE included.
 A held-back command and everything its client sent after it wait in the client's inbox,
 parsed (as behind a blocking command); when the pause ends each such client goes on where it
 stopped. The acceptor that got the command tells the others (their own clocks count the time
-left), so the pause holds whichever acceptor a client is on.
+left) and answers once they all have, so from its +OK on the pause holds whichever acceptor
+a client is on.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Pause:
     def __bool__(self) -> bool:
         return self.mode != 0
 
-    def start(self, mode: int, milliseconds: int, tell_others: bool = True) -> None:
+    def start(self, mode: int, milliseconds: int) -> None:
         ends_at = time.monotonic() + milliseconds / 1000.0
         self.mode = max(self.mode, mode)
         if ends_at > self.ends_at:
@@ -48,12 +49,10 @@ class Pause:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self.server.loop.call_at(
-                self.server.loop.time() + (ends_at - time.monotonic()), self.end, False
+                self.server.loop.time() + (ends_at - time.monotonic()), self.end
             )
-        if tell_others and len(self.server.peers):
-            self.server.peers.tell("pause", mode, milliseconds)
 
-    def end(self, tell_others: bool = True) -> None:
+    def end(self) -> None:
         """The pause is over (its time passed, or CLIENT UNPAUSE): the clients go on."""
         self.mode = 0
         self.ends_at = 0.0
@@ -63,8 +62,6 @@ class Pause:
         held, self.held = self.held, set()
         for client in held:
             client.resume_after_pause()
-        if tell_others and len(self.server.peers):
-            self.server.peers.tell("unpause")
 
     def holds_back(self, spec: Any, argv: list[bytes], queued: list | None) -> bool:
         """Whether this command must wait for the pause's end."""

@@ -396,13 +396,15 @@ def unblocked_here(server, client_id: int, how: bytes) -> bool:
     return True
 
 
-def monitor(session, argv: list[bytes]) -> bytes:
-    """MONITOR: this client hears every command from now on (:mod:`shardserver.monitoring`)."""
-    session.server.monitors.add(session)
-    return b"+OK\r\n"
+def monitor(session, argv: list[bytes]) -> bytes | Later:
+    """MONITOR: this client hears every command from its +OK on, on every acceptor (they
+    all know before the reply: :mod:`shardserver.monitoring`)."""
+    monitors = session.server.monitors
+    monitors.add(session)
+    return session.server.told_everywhere(b"+OK\r\n", "monitors", *monitors.count())
 
 
-def client_pause(session, argv: list[bytes]) -> bytes:
+def client_pause(session, argv: list[bytes]) -> bytes | Later:
     """CLIENT PAUSE ms [WRITE|ALL] (:mod:`shardserver.pausing`)."""
     if len(argv) > 4:
         return error_bytes(
@@ -418,12 +420,12 @@ def client_pause(session, argv: list[bytes]) -> bytes:
     if mode is None:
         return error("ERR CLIENT PAUSE mode must be WRITE or ALL")
     session.server.pause.start(mode, milliseconds)
-    return b"+OK\r\n"
+    return session.server.told_everywhere(b"+OK\r\n", "pause", mode, milliseconds)
 
 
-def client_unpause(session, argv: list[bytes]) -> bytes:
+def client_unpause(session, argv: list[bytes]) -> bytes | Later:
     session.server.pause.end()
-    return b"+OK\r\n"
+    return session.server.told_everywhere(b"+OK\r\n", "unpause")
 
 
 def client_no_evict(session, argv: list[bytes]) -> bytes:

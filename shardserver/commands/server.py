@@ -116,7 +116,7 @@ def config_get(session, argv: list[bytes]) -> bytes:
     return enc.map([(enc.bulk(k.encode()), enc.bulk(v.encode())) for k, v in found.items()])
 
 
-def config_set(session, argv: list[bytes]) -> bytes:
+def config_set(session, argv: list[bytes]) -> bytes | Later:
     if len(argv) % 2:
         return error("ERR wrong number of arguments for 'config|set' command")
     pairs = [
@@ -129,18 +129,21 @@ def config_set(session, argv: list[bytes]) -> bytes:
                 f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                 "duplicate parameter"
             )
+    done = []
     try:
         for name, value in pairs:
             session.server.set_config(name, value.decode("utf-8", "replace"))
-            session.server.peers.tell("config", name, value.decode("utf-8", "replace"))
+            done.append((name, value.decode("utf-8", "replace")))
     except ConfigError as problem:
+        if done:
+            session.server.told_everywhere(b"", "config", done)
         text = str(problem)
         if text.startswith("Unknown option") or text.startswith("CONFIG SET failed"):
             return error_bytes(b"ERR " + text.encode())
         return error_bytes(
             f"ERR CONFIG SET failed (possibly related to argument '{name}') - {text}".encode()
         )
-    return b"+OK\r\n"
+    return session.server.told_everywhere(b"+OK\r\n", "config", done)
 
 
 def config_resetstat_part(shard, db, argv: list[bytes]) -> int:
