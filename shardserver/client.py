@@ -155,6 +155,10 @@ class ClientConnection(asyncio.Protocol):
         self.pubsub_only = False
         self.messages_queued = 0
         self.over_soft_limit_since: float | None = None
+        #: CLIENT TRACKING's mode while it is on (:class:`shardserver.invalidations.
+        #: ClientTracking`): its commands then take the checked path (no fast path), where
+        #: each run is wrapped for its shard to remember what it reads.
+        self.tracking: Any = None
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -176,6 +180,8 @@ class ClientConnection(asyncio.Protocol):
                 self.blocked.client_gone()
         if self.channels or self.patterns or self.shard_channels:
             self.server.pubsub.drop(self)
+        if self.tracking is not None:
+            self.server.tracking.disable(self)
         self.server.unregister(self)
 
     def pause_writing(self) -> None:
@@ -285,7 +291,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         sequencer = server.sequencer
         fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-        if self.pubsub_only:
+        if self.pubsub_only or self.tracking is not None:
             fast = _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
@@ -335,7 +341,7 @@ class ClientConnection(asyncio.Protocol):
                 self.inbox[:0] = commands[rest:]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-            if self.pubsub_only:
+            if self.pubsub_only or self.tracking is not None:
                 fast = _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
@@ -377,6 +383,8 @@ class ClientConnection(asyncio.Protocol):
             self._local(spec, argv)
         else:
             ROUTES[spec.route](self.server, self, spec, argv)
+        if self.tracking is not None:
+            self.server.tracking.command_done(self, spec.name)
 
     def _local(self, spec: CommandSpec, argv: list) -> None:
         """A command the acceptor answers: now, later (a future), or never (SHUTDOWN)."""
@@ -445,8 +453,13 @@ class ClientConnection(asyncio.Protocol):
         """Send a command to its shard, extending this client's open run if it can."""
         sequencer = self.server.sequencer
         if self.run_shard == shard and self.run_turn == sequencer.turn:
-            self.run.append(argv)
+            if self.tracking is None:
+                self.run.append(argv)
+            else:  # the run is one @track: the command joins it
+                self.run[1].append(self.server.tracking.item(self, argv))
             return
+        if self.tracking is not None:
+            argv = self.server.tracking.wrap(self, argv)
         run = [self.ctx, argv]
         entry = [None]
         self.pending.append(entry)
