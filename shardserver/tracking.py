@@ -219,10 +219,12 @@ def track_part(shard: Any, db: Any, argv: list) -> Any:
                 value = shard._internal_error(command, problem)
             if remember.__class__ is list:  # a coordination's read names its key
                 tracking.remember(stream, client_id, remember)
-            elif remember:
-                reads = READ_KEYS.get(name)
-                if reads is not None:
-                    tracking.remember(stream, client_id, reads(command))
+            elif remember and name in READ_KEYS:
+                try:
+                    keys = READ_KEYS[name](command)
+                except (IndexError, ValueError):  # arguments its reply already refused
+                    keys = []
+                tracking.remember(stream, client_id, keys)
             out.append(value)
     finally:
         tracking.writer = None

@@ -25,6 +25,9 @@ import redis
 from conftest import RawConnection, ServerProcess, encode_command, wait_until
 from redis.cache import CacheConfig
 
+from shardserver import events
+from shardserver.keyspace import now_ms
+from shardserver.shard import Shard
 from shardserver.slots import shard_table, slot_for_key
 
 Step = tuple[int, str, list]
@@ -514,3 +517,57 @@ def test_redirect_to_a_client_on_the_other_acceptor(two_acceptors: ServerProcess
     finally:
         for conn in (tracker, target, writer):
             conn.close()
+
+
+# -- the shard's side, as a plain object ---------------------------------------------------
+
+
+def _track(client_id: int, *commands: list, remember: int = 1, noloop: int = 0) -> list:
+    """A run of one ``@track`` for client ``client_id`` of stream 0 (RESP3, database 0)."""
+    return [1, [b"@track", 0, client_id, noloop, 1, *[[remember, argv] for argv in commands]]]
+
+
+def test_shard_remembers_reads_and_tells_each_reader_once() -> None:
+    shard = Shard(0)
+    assert shard.handlers is shard.plain_handlers
+    replies = shard.execute_batch(
+        [_track(7, [b"set", b"k", b"v"], [b"get", b"k"], [b"mget", b"j", b"k"])]
+    )
+    assert replies == [b"+OK\r\n$1\r\nv\r\n*2\r\n_\r\n$1\r\nv\r\n"]
+    assert shard.tracking.keys == {b"k": {(0, 7): None}, b"j": {(0, 7): None}}
+    assert shard.handlers is not shard.plain_handlers
+    shard.execute_batch([[0, [b"set", b"k", b"w"]], [0, [b"set", b"k", b"x"]]])
+    assert shard.events == [(0, (events.INVALIDATED, 7, [b"k"]))]
+    shard.events.clear()
+    shard.execute_batch([[0, [b"del", b"j"]]])  # :0, nothing removed: nobody is told
+    assert shard.events == [] and b"j" in shard.tracking.keys
+    shard.execute_batch([[0, [b"set", b"j", b"1"]]])
+    assert shard.events == [(0, (events.INVALIDATED, 7, [b"j"]))]
+    assert shard.handlers is shard.plain_handlers  # nothing tracked: the plain table again
+
+
+def test_shard_optin_noloop_expiry_and_flush() -> None:
+    shard = Shard(0)
+    shard.execute_batch([_track(1, [b"get", b"a"], remember=0)])
+    assert not shard.tracking
+    shard.execute_batch([_track(1, [b"get", b"a"], noloop=1), _track(2, [b"get", b"a"])])
+    shard.execute_batch([_track(1, [b"set", b"a", b"1"], noloop=1)])
+    assert shard.events == [(0, (events.INVALIDATED, 2, [b"a"]))]  # not to the writer
+    shard.events.clear()
+    shard.execute_batch([_track(2, [b"set", b"e", b"1", b"PX", b"1"], [b"get", b"e"])])
+    wait_until(lambda: shard.dbs[0].lookup(b"e", now_ms() + 5) is None, 1.0)
+    assert shard.events == [(0, (events.INVALIDATED, 2, [b"e"]))]
+    shard.events.clear()
+    shard.execute_batch([_track(2, [b"get", b"z"]), [0, [b"@flushall"]]])
+    assert not shard.tracking and shard.events == []
+
+
+def test_shard_bcast_prefixes_report_writes_with_their_writer() -> None:
+    shard = Shard(0)
+    shard.execute_batch([[0, [b"@tprefix", 1, 1, b"user:", b"s"]]])
+    assert shard.tracking.numbers() == (0, 0, 2)
+    shard.execute_batch([_track(9, [b"mset", b"user:1", b"a", b"other", b"b", b"s", b"c"])])
+    assert shard.events == [(1, (events.WRITTEN, [b"user:1", b"s"], 9))]
+    shard.events.clear()
+    shard.execute_batch([[0, [b"@tprefix", 1, -1, b"user:", b"s"]], [0, [b"set", b"s", b"1"]]])
+    assert shard.events == [] and not shard.tracking
