@@ -229,8 +229,8 @@ def track_part(shard: Any, db: Any, argv: list) -> Any:
     finally:
         tracking.writer = None
     shard.commands_processed += len(out) - 1
-    if len(out) == 1:
-        return out[0]
+    if len(out) == 1 and argv[5][1][0][0] == 0x40:
+        return out[0]  # a part's plain value, for the acceptor to merge
     problem = TypeError("handler returned no reply")
     return b"".join(
         value if value.__class__ is bytes else shard._internal_error(command, problem)
