@@ -99,7 +99,7 @@ class Acceptor:
         #: The clients waiting in a blocking command, and what the shards say unasked.
         self.blocking = Blocking(self)
         self.links.on_events = self._heard
-        self.links.on_failed = self.blocking.shard_failed
+        self.links.on_failed = self._shard_failed
         self.shard_count = len(links)
         self.shard_of_slot = shard_table(len(links))
         self.clients: dict[int, ClientConnection] = {}
@@ -243,6 +243,10 @@ class Acceptor:
                 waits.append(event)
         if waits:
             self.blocking.heard(shard, waits)
+
+    def _shard_failed(self, shard: int) -> None:
+        self.blocking.shard_failed(shard)
+        self.tracking.shard_failed(shard)
 
     def _written(self) -> None:
         if self.sequencer.book is not None:

@@ -15,7 +15,8 @@ Redis's messages:
   client of the prefix gets one message with the keys in order (without those it wrote
   itself, with NOLOOP), as Redis sends them before it sleeps;
 - FLUSHDB and FLUSHALL send the null invalidation to every tracking client of every
-  acceptor (:meth:`Invalidations.flushed`).
+  acceptor (:meth:`Invalidations.flushed`), and so does a shard's death here (its new
+  process knows nothing of what was read; it gets the BCAST prefixes again).
 
 A message goes to the client itself as a RESP3 push, or with REDIRECT to the client it names:
 a RESP3 client gets the push, a RESP2 client that subscribes to anything gets a ``message``
@@ -171,6 +172,19 @@ class Invalidations:
         part = [b"@tprefix", self.server.index, change, *prefixes]
         parts = [(shard, part) for shard in range(self.server.shard_count)]
         self.server.sequencer.step(0, parts, DISCARD)
+
+    def shard_failed(self, shard: int) -> None:
+        """A shard died and its new process knows nothing of what was read there: every
+        tracking client here drops everything it cached (the null invalidation), and the
+        new process gets this acceptor's BCAST prefixes again."""
+        for client in list(self.clients.values()):
+            self.send(client, None)
+        by_count: dict[int, list[bytes]] = {}
+        for prefix, clients in self.prefixes.items():
+            by_count.setdefault(len(clients), []).append(prefix)
+        for count, prefixes in by_count.items():
+            part = [b"@tprefix", self.server.index, count, *prefixes]
+            self.server.sequencer.step(0, [(shard, part)], DISCARD)
 
     def command_done(self, client: Any, name: str) -> None:
         """After each command: CLIENT CACHING lasts for the next command only (a whole

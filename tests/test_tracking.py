@@ -17,7 +17,9 @@ The keys ``a`` ``b`` ``c`` ``d`` lie on four different shards of a 4-shard serve
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -601,3 +603,36 @@ def test_shard_bcast_prefixes_report_writes_with_their_writer() -> None:
     shard.events.clear()
     shard.execute_batch([[0, [b"@tprefix", 1, -1, b"user:", b"s"]], [0, [b"set", b"s", b"1"]]])
     assert shard.events == [] and not shard.tracking
+
+
+def test_a_shard_that_dies_makes_tracking_clients_drop_everything(clone_factory) -> None:
+    """The new shard process knows nothing of what was read there: every tracking client
+    gets the null invalidation, and BCAST prefixes reach the new process again."""
+    server = clone_factory.start_clone(2)
+    reader = server.raw()
+    bcast = server.raw()
+    try:
+        for conn in (reader, bcast):
+            conn.command("HELLO", "3")
+        assert reader.command("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+        assert bcast.command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x") == b"+OK\r\n"
+        reader.command("GET", "a")
+        with server.client() as admin:
+            shards = admin.info("shards")
+            shard = shard_table(2)[slot_for_key(b"x1")]
+            os.kill(shards[f"shard{shard}"]["pid"], signal.SIGKILL)
+            null = b">2\r\n$10\r\ninvalidate\r\n_\r\n"
+            assert _pushes(reader, 1) == [null]
+            assert _pushes(bcast, 1) == [null]
+
+            def written() -> bool:
+                try:
+                    return bool(admin.set("x1", "after"))
+                except redis.ResponseError:  # the shard's death, while it restarts
+                    return False
+
+            assert wait_until(written, DEADLINE_S)
+        assert _pushes(bcast, 1) == [_invalidate(b"x1")]
+    finally:
+        reader.close()
+        bcast.close()
