@@ -514,6 +514,9 @@ def test_a_write_on_one_acceptor_invalidates_a_reader_on_the_other(
         writer.command("MSET", "a", "1", "b", "2", "c", "3", "d", "4")
         assert sorted(_pushes(reader, 4)) == [_invalidate(key) for key in (b"a", b"b", b"c", b"d")]
         reader.command("GET", "a")
+        stats = two_acceptors.client().info("stats")
+        assert (stats["tracking_total_keys"], stats["tracking_total_prefixes"]) == (1, 1)
+        assert stats["tracking_total_items"] == 1
         reader.command("SET", "x1", "1")  # a reader on acceptor 0 writes, BCAST on 1 hears
         assert _pushes(bcast, 1) == [_invalidate(b"x1")]
         writer.command("FLUSHALL")
