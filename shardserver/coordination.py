@@ -53,7 +53,8 @@ class Coordination:
         "plan",
         "shards",
         "ctx",
-        "tracked",
+        "track_reads",
+        "track_writes",
         "values",
         "remaining",
     )
@@ -67,9 +68,11 @@ class Coordination:
         #: The client's database and protocol when the command arrived: a SELECT pipelined
         #: after it must not move its reads or writes.
         self.ctx = client.ctx
-        #: A tracking client's read (SINTER, LCS ... across shards): each read step is
-        #: wrapped so its shard remembers the step's key.
-        self.tracked = False
+        #: A tracking client's command: a read's steps (SINTER, LCS ... across shards) are
+        #: wrapped so each shard remembers the step's key, and writes so the shards know
+        #: who wrote (NOLOOP).
+        self.track_reads = False
+        self.track_writes = False
         self.values: list[Any] = []
         self.remaining = 0
 
@@ -98,7 +101,7 @@ class Coordination:
         self.server.sequencer.schedule_flush()
 
     def _argv(self, step: Any) -> list:
-        if not self.tracked or self.client.tracking is None:
+        if not self.track_reads or self.client.tracking is None:
             return step.argv
         return self.server.tracking.wrap(self.client, step.argv, [step.key])
 
@@ -131,7 +134,10 @@ class Coordination:
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
             shard = self.server.shard_of_key(step.key)
-            run = [step_ctx(self.ctx, step.db), step.argv]
+            argv = step.argv
+            if self.track_writes and self.client.tracking is not None:
+                argv = self.server.tracking.wrap(self.client, argv, [])
+            run = [step_ctx(self.ctx, step.db), argv]
             by_shard.setdefault(shard, []).append((run, (acks, index)))
         self.server.sequencer.release(self, self.shards, by_shard)
         if not writes:
@@ -170,5 +176,6 @@ def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
     else:
         held = sorted({server.shard_of_key(step.key) for step in plan.reads})
     coordination = Coordination(server, client, entry, plan, held)
-    coordination.tracked = client.tracking is not None and "readonly" in spec.flags
+    coordination.track_writes = client.tracking is not None
+    coordination.track_reads = coordination.track_writes and "readonly" in spec.flags
     coordination.start()
