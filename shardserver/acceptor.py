@@ -22,13 +22,14 @@ from binascii import crc_hqx
 from collections.abc import Callable
 from typing import Any
 
-from shardserver import info
+from shardserver import events, info
 from shardserver.blocked import Blocking
 from shardserver.client import ClientConnection
 from shardserver.commands import connection
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config, buffer_limits
+from shardserver.invalidations import Invalidations
 from shardserver.links import ShardLink, ShardLinks
 from shardserver.monitoring import Monitors
 from shardserver.pausing import Pause
@@ -42,6 +43,7 @@ from shardserver.shared import ServerWords
 from shardserver.slots import shard_table, slot_for_key
 
 log = logging.getLogger("shardserver.acceptor")
+_TRACKING_EVENTS = frozenset({events.INVALIDATED, events.WRITTEN})
 
 
 class Acceptor:
@@ -92,6 +94,8 @@ class Acceptor:
             pubsub_patterns=self.pubsub.pattern_names,
         )
         self.peers.on_lost = self._peer_lost
+        #: This acceptor's tracking clients (docs/architecture.md, "Client-side caching").
+        self.tracking = Invalidations(self)
         #: Starts a shard process afresh, with pipes for every acceptor (the shards' parent
         #: only: acceptor 0).
         self.launcher = launcher
@@ -105,7 +109,7 @@ class Acceptor:
         #: MONITOR clients here, and how many the other acceptors have.
         self.monitors = Monitors(self)
         self.links.on_events = self._heard
-        self.links.on_failed = self.blocking.shard_failed
+        self.links.on_failed = self._shard_failed
         self.shard_count = len(links)
         self.shard_of_slot = shard_table(len(links))
         self.clients: dict[int, ClientConnection] = {}
@@ -240,9 +244,20 @@ class Acceptor:
     def _replied(self, shard: int) -> None:
         self.sequencer.replied(shard)
 
-    def _heard(self, shard: int, events: list) -> None:
-        """Events from a shard (:mod:`shardserver.waiters`)."""
-        self.blocking.heard(shard, events)
+    def _heard(self, shard: int, told: list) -> None:
+        """Events from a shard (:mod:`shardserver.waiters`, :mod:`shardserver.tracking`)."""
+        waits = []
+        for event in told:
+            if event[0] in _TRACKING_EVENTS:
+                self.tracking.heard(event)
+            else:
+                waits.append(event)
+        if waits:
+            self.blocking.heard(shard, waits)
+
+    def _shard_failed(self, shard: int) -> None:
+        self.blocking.shard_failed(shard)
+        self.tracking.shard_failed(shard)
 
     def _written(self) -> None:
         if self.sequencer.book is not None:

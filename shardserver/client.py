@@ -161,6 +161,10 @@ class ClientConnection(asyncio.Protocol):
         self.pubsub_only = False
         self.messages_queued = 0
         self.over_soft_limit_since: float | None = None
+        #: CLIENT TRACKING's mode while it is on (:class:`shardserver.invalidations.
+        #: ClientTracking`): its commands then take the checked path (no fast path), where
+        #: each run is wrapped for its shard to remember what it reads.
+        self.tracking: Any = None
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -185,6 +189,8 @@ class ClientConnection(asyncio.Protocol):
             self.server.monitors.remove(self)
         if self.channels or self.patterns or self.shard_channels:
             self.server.pubsub.drop(self)
+        if self.tracking is not None:
+            self.server.tracking.disable(self)
         self.server.unregister(self)
 
     def pause_writing(self) -> None:
@@ -294,7 +300,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         sequencer = server.sequencer
         fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-        if self.pubsub_only or server.pause or server.monitors:
+        if self.pubsub_only or server.pause or server.monitors or self.tracking is not None:
             fast = _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
@@ -345,7 +351,7 @@ class ClientConnection(asyncio.Protocol):
                 self.inbox[:0] = commands[rest if self.postponed else rest + 1 :]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-            if self.pubsub_only or server.pause or server.monitors:
+            if self.pubsub_only or server.pause or server.monitors or self.tracking is not None:
                 fast = _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
@@ -391,17 +397,19 @@ class ClientConnection(asyncio.Protocol):
         elif spec.route is _LOCAL:
             if not self.server.monitors:
                 self._local(spec, argv)
-                return
-            ran = None  # what an EXEC runs, as the client sent it (planners rename argv[0])
-            if spec.name == "exec" and self.multi and not self.multi_failed:
-                ran = [(queued, list(queued_argv)) for queued, queued_argv in self.multi]
-            db = self.db
-            self._local(spec, argv)
-            self.server.monitors.feed(self, spec, argv, ran, db)
+            else:
+                ran = None  # what an EXEC runs, as the client sent it (planners rename argv[0])
+                if spec.name == "exec" and self.multi and not self.multi_failed:
+                    ran = [(queued, list(queued_argv)) for queued, queued_argv in self.multi]
+                db = self.db
+                self._local(spec, argv)
+                self.server.monitors.feed(self, spec, argv, ran, db)
         else:
             if self.server.monitors:
                 self.server.monitors.feed(self, spec, argv)
             ROUTES[spec.route](self.server, self, spec, argv)
+        if self.tracking is not None:
+            self.server.tracking.command_done(self, spec.name)
 
     def _local(self, spec: CommandSpec, argv: list) -> None:
         """A command the acceptor answers: now, later (a future), or never (SHUTDOWN)."""
@@ -470,8 +478,13 @@ class ClientConnection(asyncio.Protocol):
         """Send a command to its shard, extending this client's open run if it can."""
         sequencer = self.server.sequencer
         if self.run_shard == shard and self.run_turn == sequencer.turn:
-            self.run.append(argv)
+            if self.tracking is None:
+                self.run.append(argv)
+            else:  # the run is one @track: the command joins it
+                self.run[1].append(self.server.tracking.item(self, argv))
             return
+        if self.tracking is not None:
+            argv = self.server.tracking.wrap(self, argv)
         run = [self.ctx, argv]
         entry = [None]
         self.pending.append(entry)

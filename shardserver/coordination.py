@@ -46,7 +46,18 @@ class Coordination:
     coordination never leaves a shard held.
     """
 
-    __slots__ = ("server", "client", "entry", "plan", "shards", "ctx", "values", "remaining")
+    __slots__ = (
+        "server",
+        "client",
+        "entry",
+        "plan",
+        "shards",
+        "ctx",
+        "track_reads",
+        "track_writes",
+        "values",
+        "remaining",
+    )
 
     def __init__(self, server: Any, client: Any, entry: list, plan: Plan, shards: list[int]):
         self.server = server
@@ -57,13 +68,18 @@ class Coordination:
         #: The client's database and protocol when the command arrived: a SELECT pipelined
         #: after it must not move its reads or writes.
         self.ctx = client.ctx
+        #: A tracking client's command: a read's steps (SINTER, LCS ... across shards) are
+        #: wrapped so each shard remembers the step's key, and writes so the shards know
+        #: who wrote (NOLOOP).
+        self.track_reads = False
+        self.track_writes = False
         self.values: list[Any] = []
         self.remaining = 0
 
     def start(self) -> None:
         """Queue the first round's reads (and barriers) and hold the shards."""
         parts = [
-            (self.server.shard_of_key(step.key), step_ctx(self.ctx, step.db), step.argv)
+            (self.server.shard_of_key(step.key), step_ctx(self.ctx, step.db), self._argv(step))
             for step in self.plan.reads
         ]
         count = self.server.sequencer.hold(self, self.shards, parts, self)
@@ -80,9 +96,14 @@ class Coordination:
             shard = self.server.shard_of_key(step.key)
             assert shard in batches, "a later round reads only held shards"
             runs, targets = batches[shard]
-            runs.append([step_ctx(self.ctx, step.db), step.argv])
+            runs.append([step_ctx(self.ctx, step.db), self._argv(step)])
             targets.append((self, index))
         self.server.sequencer.schedule_flush()
+
+    def _argv(self, step: Any) -> list:
+        if not self.track_reads or self.client.tracking is None:
+            return step.argv
+        return self.server.tracking.wrap(self.client, step.argv, [step.key])
 
     def deliver(self, index: int, value: Any) -> None:
         self.values[index] = value
@@ -113,7 +134,10 @@ class Coordination:
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
             shard = self.server.shard_of_key(step.key)
-            run = [step_ctx(self.ctx, step.db), step.argv]
+            argv = step.argv
+            if self.track_writes and self.client.tracking is not None:
+                argv = self.server.tracking.wrap(self.client, argv, [])
+            run = [step_ctx(self.ctx, step.db), argv]
             by_shard.setdefault(shard, []).append((run, (acks, index)))
         self.server.sequencer.release(self, self.shards, by_shard)
         if not writes:
@@ -151,4 +175,7 @@ def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
         held = list(range(server.shard_count))
     else:
         held = sorted({server.shard_of_key(step.key) for step in plan.reads})
-    Coordination(server, client, entry, plan, held).start()
+    coordination = Coordination(server, client, entry, plan, held)
+    coordination.track_writes = client.tracking is not None
+    coordination.track_reads = coordination.track_writes and "readonly" in spec.flags
+    coordination.start()

@@ -9,3 +9,9 @@ that listens (:meth:`shardserver.acceptor.Acceptor._heard`).
 SERVED = 0
 #: ``(READY, wait id)``: a key that a client waiting across shards waits on has something.
 READY = 1
+#: ``(INVALIDATED, client id, keys)``: keys a tracking client read were written, expired or
+#: flushed (:mod:`shardserver.tracking`); told once, until the client reads them again.
+INVALIDATED = 2
+#: ``(WRITTEN, keys, writer's client id or 0)``: keys under some BCAST prefix of this
+#: acceptor's tracking clients were written.
+WRITTEN = 3

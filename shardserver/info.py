@@ -104,6 +104,7 @@ def shard_numbers(shard: Any) -> dict[str, Any]:
         "ops": shard.commands_processed,
         "expired": sum(db.expired_keys for db in shard.dbs),
         "calls": dict(shard.calls),
+        "tracking": shard.tracking.numbers(),
         "cpu": (times.user, times.system),
         "persistence": shard.persistence.numbers(),
     }
@@ -248,7 +249,7 @@ class Report:
             ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0),
             ("blocked_clients", self.total("blocked")),
-            ("tracking_clients", 0),
+            ("tracking_clients", self.total("tracking")),
             ("clients_in_timeout_table", 0),
         ]
 
@@ -320,6 +321,10 @@ class Report:
             ("pubsub_channels", self.distinct("pubsub_channels")),
             ("pubsub_patterns", self.distinct("pubsub_patterns")),
             ("pubsubshard_channels", self.distinct("pubsub_shard_channels")),
+            # every shard holds every BCAST prefix: shard 0's are all of them
+            ("tracking_total_keys", sum(part["tracking"][0] for part in self.parts)),
+            ("tracking_total_items", sum(part["tracking"][1] for part in self.parts)),
+            ("tracking_total_prefixes", self.parts[0]["tracking"][2] if self.parts else 0),
             ("total_error_replies", 0),
         ]
 
@@ -460,6 +465,7 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "pid": os.getpid(),
         "clients": len(server.clients),
         "blocked": len(server.blocking),
+        "tracking": len(server.tracking),
         "connections": server.connections_received,
         "commands": server.commands_received,
         "local_calls": dict(LOCAL_CALLS),

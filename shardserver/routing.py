@@ -47,6 +47,8 @@ def send_parts(
 ) -> list:
     """Queue one-command runs (``(shard, argv)``) in one step; merge fills a new entry."""
     entry = client.new_entry()
+    if client.tracking is not None:
+        parts = server.tracking.wrap_parts(client, parts)
     server.sequencer.step(client.ctx, parts, Gather(client, entry, merge, len(parts)))
     return entry
 

@@ -32,6 +32,8 @@ from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
+from shardserver.tracking import INTERNAL_PARTS as TRACKING_PARTS
+from shardserver.tracking import Tracking
 from shardserver.waiters import INTERNAL_PARTS as WAIT_PARTS
 from shardserver.waiters import Waiters
 from shardserver.watching import INTERNAL_PARTS as WATCH_PARTS
@@ -79,6 +81,7 @@ HANDLERS = _shard_handlers()
 HANDLERS.update(INTERNAL_PARTS)
 HANDLERS.update(WATCH_PARTS)
 HANDLERS.update(WAIT_PARTS)
+HANDLERS.update(TRACKING_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 
@@ -104,13 +107,15 @@ class Shard:
         #: Handlers by wire name: the plain table, or the persistence's logged one while
         #: persistence is configured (its ``configure`` sets ``base_handlers`` and the
         #: expiry hook), each wrapped while some client watches keys here (``watches``)
-        #: and while some client waits on keys here (``waiters``).
+        #: while some client waits on keys here (``waiters``) and while some client tracks
+        #: keys or prefixes here (``tracking``).
         self.plain_handlers = HANDLERS
         self.base_handlers = HANDLERS
         self.handlers = HANDLERS
         self.expire_hook: Any = None
         self.watches = Watches(self)
         self.waiters = Waiters(self)
+        self.tracking = Tracking(self)
         #: What this shard tells its acceptors unasked, as ``(stream, event)``: the worker
         #: sends them after the replies of the batch that made them.
         self.events: list[tuple[int, Any]] = []
@@ -122,7 +127,8 @@ class Shard:
         """Point the shard at the handler table and expiry hook that its state needs."""
         watches = self.watches
         handlers = watches.handlers(self.base_handlers) if watches else self.base_handlers
-        self.handlers = self.waiters.handlers(handlers) if self.waiters else handlers
+        handlers = self.waiters.handlers(handlers) if self.waiters else handlers
+        self.handlers = self.tracking.handlers(handlers) if self.tracking else handlers
         hook = self.expire_hook
         if watches:
             journal_hook = hook
@@ -132,6 +138,8 @@ class Shard:
                 if journal_hook is not None:
                     journal_hook(db, key)
 
+        if self.tracking:
+            hook = self.tracking.expire_hook(hook)
         for db in self.dbs:
             db.on_expire = hook
 

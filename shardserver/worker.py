@@ -130,6 +130,9 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
                     persistence.flush()  # with appendfsync always: on disk before the reply
                 write_all(write_fd, out)
         next_sweep = _sweep_when_due(shard, next_sweep)
+        if shard.events:  # the sweep expired keys a tracking client read: tell it now
+            write_all(write_fd, event_frame(marshal.dumps([event for _, event in shard.events])))
+            shard.events.clear()
 
 
 def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:

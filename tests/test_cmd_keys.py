@@ -19,8 +19,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
+from types import SimpleNamespace
 
 import pytest
 from conftest import (
@@ -52,11 +53,17 @@ KEY_POOL = [b"a", b"b", b"c", b"{a}c", b"k\x00"]
 GLOB_DB = 9
 
 
+def _no_tracking() -> SimpleNamespace:
+    return SimpleNamespace(tracking=SimpleNamespace(flushed=lambda: None))
+
+
 @dataclass
 class Session:
-    """The part of an acceptor's client that merges and checks read: its reply encoder."""
+    """The part of an acceptor's client that merges and checks read: its reply encoder, and
+    its acceptor's tracking clients (none here), which FLUSHDB and FLUSHALL tell."""
 
     enc: type[Resp2]
+    server: SimpleNamespace = field(default_factory=_no_tracking)
 
 
 class Cluster:

@@ -16,6 +16,7 @@ from shardserver.commands import transactions
 from shardserver.commands.blocking import TIMED_OUT
 from shardserver.commands.spec import Later, local
 from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
+from shardserver.invalidations import list_flags, redirect_of
 from shardserver.numbers import LLONG_MAX, parse_int
 from shardserver.resp import encoder_for
 
@@ -171,6 +172,7 @@ def reset(session, argv: list[bytes]) -> bytes:
     session.server.pubsub.drop(session)
     session.subscriptions_changed()
     session.server.monitors.remove(session)
+    session.server.tracking.disable(session)
     session.authenticated = not session.server.config["requirepass"]
     return b"+RESET\r\n"
 
@@ -192,6 +194,7 @@ def client_line(client, command: str | None = None) -> str:
     flags = ("O" if client.monitoring else "") + ("P" if subscribed else "")
     flags += "x" if in_multi else ""
     flags += "b" if client.blocked is not None else ""
+    flags += list_flags(client)
     flags += "c" if client.closing else ""
     flags += "e" if client.no_evict else ""
     if command is None:
@@ -206,7 +209,7 @@ def client_line(client, command: str | None = None) -> str:
         f"ssub={len(client.shard_channels)} multi={len(client.multi) if in_multi else -1} "
         "qbuf=0 qbuf-free=0 argv-mem=0 "
         f"multi-mem=0 rbs=0 rbp=0 obl=0 oll={len(client.pending)} omem=0 tot-mem=0 events=r "
-        f"cmd={command} user=default redir=-1 resp={client.protocol}"
+        f"cmd={command} user=default redir={redirect_of(client)} resp={client.protocol}"
     )
 
 
@@ -439,6 +442,14 @@ def client_no_evict(session, argv: list[bytes]) -> bytes:
 
 _CLIENT_HELP = {
     "": ["CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"],
+    "caching": [
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    ],
+    "getredir": [
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
+    ],
     "getname": ["GETNAME", "    Return the name of the current connection."],
     "id": ["ID", "    Return the ID of the current connection."],
     "info": ["INFO", "    Return information about the current client connection."],
@@ -474,6 +485,12 @@ _CLIENT_HELP = {
         "UNBLOCK <clientid> [TIMEOUT|ERROR]",
         "    Unblock the specified blocked client.",
     ],
+    "tracking": [
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+    ],
+    "trackinginfo": ["TRACKINGINFO", "    Report tracking status for the current connection."],
     "no-evict": ["NO-EVICT (ON|OFF)", "    Protect current client connection from eviction."],
     "help": ["HELP", "    Prints this help."],
 }
@@ -496,7 +513,7 @@ ROWS = [
         auth,
         notes="the default user only (no ACL users)",
     ),
-    local("reset", reset, notes="no tracking state to clear yet"),
+    local("reset", reset),
     local("client|setname", client_setname),
     local("client|getname", client_getname),
     local("client|setinfo", client_setinfo, notes="Redis 7.2's; redis-py sends it"),

@@ -278,6 +278,12 @@ def flushall_part(shard, db, argv) -> int:
     return sum(db.clear() for db in shard.dbs)
 
 
+def _flushed(session, argv: list[bytes], parts: list) -> bytes:
+    """FLUSHDB, FLUSHALL: every tracking client gets the null invalidation, as in Redis."""
+    session.server.tracking.flushed()
+    return merges.ok(session, argv, parts)
+
+
 def memory_usage(shard, db, argv: list[bytes], enc) -> bytes:
     """MEMORY USAGE key [SAMPLES count]: this process's bytes for the key, or nil.
 
@@ -423,6 +429,6 @@ ROWS = [
     Command("keys", Route.ALL, part=keys_part, merge=merge_keys),
     Command("randomkey", Route.ALL, part=randomkey_part, merge=merge_randomkey),
     Command("dbsize", Route.ALL, part=dbsize_part, merge=merges.total),
-    Command("flushdb", Route.ALL, part=flushdb_part, merge=merges.ok, check=merges.check_flush),
-    Command("flushall", Route.ALL, part=flushall_part, merge=merges.ok, check=merges.check_flush),
+    Command("flushdb", Route.ALL, part=flushdb_part, merge=_flushed, check=merges.check_flush),
+    Command("flushall", Route.ALL, part=flushall_part, merge=_flushed, check=merges.check_flush),
 ]

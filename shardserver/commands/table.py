@@ -32,6 +32,7 @@ from shardserver.commands import (
     sets,
     sort,
     strings,
+    tracking,
     transactions,
     zsets,
 )
@@ -83,6 +84,7 @@ FAMILIES = [
     blocking,
     transactions,
     pubsub,
+    tracking,
     server,
     debug,
     persistence,

@@ -223,6 +223,8 @@ class _Transaction:
                 written.update(shard for shard, _argv in planned.parts)
         if written:
             parts, contexts, replies = _served_after(session, written, parts, contexts, replies)
+        if session.tracking is not None:  # reads inside a transaction are tracked too
+            parts = server.tracking.wrap_parts(session, parts)
         self.replies = replies
         self.parts = parts
         self.contexts = contexts
@@ -411,6 +413,8 @@ class _Rounds:
 
     def _append(self, at: dict, shard: int, ctx: int, argv: list, target: tuple) -> None:
         runs, targets = at[shard]
+        if self.session.tracking is not None:
+            argv = self.session.server.tracking.wrap(self.session, argv)
         runs.append([ctx, argv])
         targets.append(target)
         self.session.server.sequencer.schedule_flush()
