@@ -638,6 +638,7 @@ def test_shard_numbers_and_report() -> None:
         main_pid=4242,
         links=SimpleNamespace(restarts=[0, 2], last_restart_reason=["", "killed by SIGKILL"]),
         pubsub=PubSub(),
+        blocking=[],
     )
     text = info.render(fake, [b"keyspace", b"shards", b"server"], [part, part])
     assert text.startswith("# Server\r\nredis_version:7.0.15\r\n")
