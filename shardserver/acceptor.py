@@ -22,13 +22,14 @@ from binascii import crc_hqx
 from collections.abc import Callable
 from typing import Any
 
-from shardserver import info
+from shardserver import events, info
 from shardserver.blocked import Blocking
 from shardserver.client import ClientConnection
 from shardserver.commands import connection
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config, buffer_limits
+from shardserver.eventclasses import KEYEVENT, KEYSPACE
 from shardserver.links import ShardLink, ShardLinks
 from shardserver.peers import Peers
 from shardserver.persistence import aof
@@ -229,9 +230,19 @@ class Acceptor:
     def _replied(self, shard: int) -> None:
         self.sequencer.replied(shard)
 
-    def _heard(self, shard: int, events: list) -> None:
-        """Events from a shard (:mod:`shardserver.waiters`)."""
-        self.blocking.heard(shard, events)
+    def _heard(self, shard: int, told: list) -> None:
+        """Events from a shard: waiters served or ready (:mod:`shardserver.waiters`), and
+        keyspace notifications (:mod:`shardserver.notifications`), each kept in order."""
+        deliver = self.pubsub.deliver
+        for event in told:
+            if event[0] != events.NOTIFIED:
+                self.blocking.heard(shard, [event])
+                continue
+            _kind, forms, index, name, key = event
+            if forms & KEYSPACE:
+                deliver(b"__keyspace@%d__:%b" % (index, key), name)
+            if forms & KEYEVENT:
+                deliver(b"__keyevent@%d__:%b" % (index, name), key)
 
     def _written(self) -> None:
         if self.sequencer.book is not None:

@@ -9,3 +9,7 @@ that listens (:meth:`shardserver.acceptor.Acceptor._heard`).
 SERVED = 0
 #: ``(READY, wait id)``: a key that a client waiting across shards waits on has something.
 READY = 1
+#: ``(NOTIFIED, forms, db index, event, key)``: a keyspace notification
+#: (:mod:`shardserver.notifications`); ``forms`` says which channels carry it (the K and E
+#: flags of :mod:`shardserver.eventclasses`). Sent to every acceptor.
+NOTIFIED = 2
