@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shardserver import eventclasses, events
+from shardserver import eventclasses, events, values
 from shardserver.commands.spec import Route, key_positions
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import is_error
@@ -61,6 +61,12 @@ def _nothing(reply: bytes) -> bool:
 
 def _integer(reply: bytes) -> int | None:
     return int(reply[1:-2]) if reply[:1] == b":" else None
+
+
+def _looked(reply: Any) -> bool:
+    """Whether a command got as far as looking its keys up: any reply but an error about
+    its arguments (Redis checks them first; WRONGTYPE comes from a lookup)."""
+    return not is_error(reply) or reply.startswith(b"-WRONGTYPE")
 
 
 class Write:
@@ -292,9 +298,9 @@ def _bitfield(w: Write) -> None:
 
 
 def _del(w: Write) -> None:
-    for key, was in zip(w.keys, w.before, strict=True):
-        if was:
-            w.event(GENERIC, b"del", key)
+    """DEL, UNLINK (and their parts): ``del`` of each key that was there, once."""
+    for key in dict.fromkeys(key for key, was in zip(w.keys, w.before, strict=True) if was):
+        w.event(GENERIC, b"del", key)
 
 
 def _expire(w: Write) -> None:
@@ -615,6 +621,23 @@ _READING_WRITES: dict[bytes, Callable[[list, int], range]] = {
     b"getset": lambda argv, count: range(count),
     b"set": lambda argv, count: range(count if b"get" in map(bytes.lower, argv[3:]) else 0),
 }
+#: Multi-key reads that stop at the first key of another type (WRONGTYPE), as Redis's loops
+#: do: the types they read. Key misses are reported up to that key only.
+_READ_TYPES: dict[bytes, tuple[bytes, ...]] = {
+    **dict.fromkeys(
+        (b"sinter", b"sunion", b"sdiff", b"sintercard", b"sinterstore", b"sunionstore",
+         b"sdiffstore"),
+        (b"set",),
+    ),
+    **dict.fromkeys(
+        (b"zinter", b"zunion", b"zdiff", b"zintercard", b"zunionstore", b"zinterstore",
+         b"zdiffstore"),
+        (b"zset", b"set"),
+    ),
+    b"bitop": (b"string",),
+    b"lcs": (b"string",),
+}  # fmt: skip
+
 #: Reads that look for no key in Redis's sense (no key miss).
 _NO_MISS = frozenset((b"object|encoding", b"object|freq", b"object|idletime", b"object|refcount",
                       b"memory|usage"))  # fmt: skip
@@ -697,31 +720,41 @@ class Notifications:
             if misses:
                 for name, keys in READ_KEYS.items():
                     if name in table:
-                        table[name] = self._read(table[name], keys, name.startswith(b"@"))
+                        table[name] = self._read(table[name], keys, _READ_TYPES.get(name))
             self._tables[(id(base), misses)] = table
         return table
 
-    def _looked_up(self, db: Any, keys: list[bytes]) -> list[bool]:
+    def _looked_up(self, db: Any, keys: list[bytes]) -> list[Any]:
+        """The value of each key (None: missing), looked up as a command would."""
         now = self.shard.now
-        return [db.lookup(key, now) is not None for key in keys]
+        return [db.lookup(key, now) for key in keys]
 
-    def _missed(self, db: Any, keys: list[bytes], found: list[bool]) -> None:
+    def _missed(
+        self, db: Any, keys: list[bytes], found: list[Any], types: tuple[bytes, ...] | None
+    ) -> None:
+        """``keymiss`` of each key not found, up to the first of a type the command does
+        not read (it stops there with WRONGTYPE)."""
         index = self.shard.dbs.index(db)
-        for key, was in zip(keys, found, strict=True):
-            if not was:
+        for key, value in zip(keys, found, strict=True):
+            if value is None:
                 self.emit(index, KEY_MISS, b"keymiss", key)
+            elif types is not None and values.type_name(value) not in types:
+                return
 
     def _client_write(
         self, handler: Callable, rule: Rule, keys_of: Callable, reading: Callable | None
     ) -> Callable:
         def notifying(shard: Any, db: Any, argv: list, enc: Any) -> Any:
             keys = keys_of(argv)
-            before = self._looked_up(db, keys)
-            if reading is not None:
-                read = reading(argv, len(keys))
-                self._missed(db, [keys[i] for i in read], [before[i] for i in read])
+            found = self._looked_up(db, keys)
+            before = [value is not None for value in found]
             pre = rule.pre(shard, db, argv) if rule.pre is not None else None
             reply = handler(shard, db, argv, enc)
+            if reading is not None and _looked(reply):
+                read = reading(argv, len(keys))
+                read_keys = [keys[i] for i in read]
+                types = _READ_TYPES.get(argv[0])
+                self._missed(db, read_keys, [found[i] for i in read], types)
             if not is_error(reply):
                 self._notify(Write(shard, db, argv, reply, keys, before, pre), rule)
             return reply
@@ -731,7 +764,7 @@ class Notifications:
     def _part_write(self, handler: Callable, rule: Rule, keys_of: Callable) -> Callable:
         def notifying(shard: Any, db: Any, argv: list) -> Any:
             keys = keys_of(argv)
-            before = self._looked_up(db, keys)
+            before = [value is not None for value in self._looked_up(db, keys)]
             reply = handler(shard, db, argv)
             if not is_error(reply):
                 self._notify(Write(shard, db, argv, reply, keys, before, None), rule)
@@ -739,20 +772,14 @@ class Notifications:
 
         return notifying
 
-    def _read(self, handler: Callable, keys_of: Callable, part: bool) -> Callable:
-        if part:
-
-            def missing_part(shard: Any, db: Any, argv: list) -> Any:
-                keys = keys_of(argv)
-                self._missed(db, keys, self._looked_up(db, keys))
-                return handler(shard, db, argv)
-
-            return missing_part
-
-        def missing(shard: Any, db: Any, argv: list, enc: Any) -> Any:
+    def _read(self, handler: Callable, keys_of: Callable, types: tuple | None) -> Callable:
+        def missing(shard: Any, db: Any, argv: list, *enc: Any) -> Any:
             keys = keys_of(argv)
-            self._missed(db, keys, self._looked_up(db, keys))
-            return handler(shard, db, argv, enc)
+            found = self._looked_up(db, keys)
+            reply = handler(shard, db, argv, *enc)
+            if _looked(reply):
+                self._missed(db, keys, found, types)
+            return reply
 
         return missing
 
