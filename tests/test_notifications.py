@@ -23,7 +23,13 @@ from collections import Counter
 
 import pytest
 import redis
-from conftest import ServerPool, ServerProcess, wait_until
+from conftest import (
+    ServerPool,
+    ServerProcess,
+    encode_command,
+    parse_reply,
+    wait_until,
+)
 
 from shardserver import eventclasses, events
 from shardserver.eventclasses import parse_classes
@@ -299,41 +305,73 @@ def oracle(module_servers: ServerPool) -> ServerProcess:
     return module_servers.start_redis(["--enable-debug-command", "yes"])
 
 
-class Subscriber:
-    """A connection subscribed to every channel (PSUBSCRIBE *)."""
+def _clone_acceptors(server: ServerProcess) -> int:
+    return server.acceptors() if server.name.startswith("redis-clone") else 1
 
-    def __init__(self, server: ServerProcess, client: redis.Redis | None = None) -> None:
-        self.client = client if client is not None else server.client()
-        self.pubsub = self.client.pubsub()
-        self.pubsub.psubscribe("*")
-        assert self.pubsub.get_message(timeout=5)["type"] == "psubscribe"
+
+class Subscriber:
+    """A raw connection subscribed to every channel (PSUBSCRIBE *), on acceptor ``acceptor``
+    of a server with several (None: wherever it lands)."""
+
+    def __init__(self, server: ServerProcess, acceptor: int | None = None) -> None:
+        for _ in range(64):
+            self.conn = server.raw()
+            if acceptor is None:
+                break
+            shards = parse_reply(self.conn.request(encode_command("INFO", "shards")))
+            if f"connection_acceptor:{acceptor}\r\n".encode() in shards:
+                break
+            self.conn.close()
+        else:
+            raise AssertionError(f"no connection landed on acceptor {acceptor}")
+        self.conn.send(encode_command("PSUBSCRIBE", "*"))
+        assert parse_reply(self.conn.read_reply())[0] == b"psubscribe"
+
+    def _next(self, deadline: float) -> Message | None:
+        """The next message, or None at the deadline."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                reply = parse_reply(self.conn.read_reply(timeout=remaining))
+            except TimeoutError:
+                return None
+            if reply[0] == b"pmessage":
+                return reply[2], reply[3]
 
     def until_end(self, timeout: float = 10.0) -> list[Message]:
         """The messages before the next one on ``end`` (polled with a deadline)."""
         got: list[Message] = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = self.pubsub.get_message(timeout=0.2)
-            if message is None or message["type"] != "pmessage":
-                continue
-            if message["channel"] == b"end":
+        while (message := self._next(deadline)) is not None:
+            if message[0] == b"end":
                 return got
-            got.append((message["channel"], message["data"]))
+            got.append(message)
         raise AssertionError(f"no message on 'end' before the deadline; have {got}")
 
     def collect(self, count: int, timeout: float = 10.0) -> list[Message]:
         """The next ``count`` messages (fewer if the deadline passes first)."""
         got: list[Message] = []
         deadline = time.monotonic() + timeout
-        while len(got) < count and time.monotonic() < deadline:
-            message = self.pubsub.get_message(timeout=0.2)
-            if message is not None and message["type"] == "pmessage":
-                got.append((message["channel"], message["data"]))
+        while len(got) < count and (message := self._next(deadline)) is not None:
+            got.append(message)
         return got
 
     def close(self) -> None:
-        self.pubsub.close()
-        self.client.close()
+        self.conn.close()
+
+
+def _listen(server: ServerProcess) -> Subscriber:
+    return Subscriber(server, 0 if _clone_acceptors(server) > 1 else None)
+
+
+def _connect(server: ServerProcess, **kwargs: object) -> redis.Redis:
+    """A client of ``server``; on acceptor 0 of a clone with several, where ``record``'s
+    subscriber is too (a PUBLISH through another acceptor may overtake notifications)."""
+    if _clone_acceptors(server) > 1:
+        return server.client_on(0, **kwargs)
+    return server.client(**kwargs)
 
 
 def _words(command: str | list) -> list:
@@ -344,11 +382,11 @@ def _words(command: str | list) -> list:
 
 def record(server: ServerProcess, classes: str, commands: list) -> list[Message]:
     """What a PSUBSCRIBE * subscriber hears while ``commands`` run with ``classes`` on."""
-    writer = server.client()
+    writer = _connect(server)
     writer.config_set("notify-keyspace-events", "")
     writer.flushall()
     writer.config_set("notify-keyspace-events", classes)
-    listener = Subscriber(server)
+    listener = _listen(server)
     try:
         for command in commands:
             # An error is the same on both servers (the differential suites' concern),
@@ -405,9 +443,9 @@ def test_class_filters_like_redis(name: str, clone: ServerProcess, oracle: Serve
 def test_each_form_carries_the_event(clone: ServerProcess) -> None:
     got = record(clone, "KEA", ["SET a 1"])
     assert got == [(b"__keyspace@0__:a", b"set"), (b"__keyevent@0__:set", b"a")]
-    other_db = clone.client(db=3)
+    other_db = _connect(clone, db=3)
     other_db.config_set("notify-keyspace-events", "E$")
-    listener = Subscriber(clone)
+    listener = _listen(clone)
     other_db.set("k", "v")
     other_db.publish("end", "x")
     assert listener.until_end() == [(b"__keyevent@3__:set", b"k")]
@@ -418,10 +456,10 @@ def test_each_form_carries_the_event(clone: ServerProcess) -> None:
 def _expiring(server: ServerProcess, lazy: bool) -> list[Message]:
     """``expired`` of a key with a 50 ms deadline: removed by the sweep (polled until it is
     heard), or with the sweep off, by the GET that finds it past its deadline."""
-    writer = server.client()
+    writer = _connect(server)
     writer.flushall()
     writer.config_set("notify-keyspace-events", "KEA")
-    listener = Subscriber(server)
+    listener = _listen(server)
     try:
         if lazy:
             writer.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
@@ -441,10 +479,10 @@ def _expiring(server: ServerProcess, lazy: bool) -> list[Message]:
 
 def test_expired_by_the_sweep(clone: ServerProcess, oracle: ServerProcess) -> None:
     """The sweep's removal is heard without any command touching the key."""
-    writer = clone.client()
+    writer = _connect(clone)
     writer.flushall()
     writer.config_set("notify-keyspace-events", "Ex")
-    listener = Subscriber(clone)
+    listener = _listen(clone)
     writer.set("e", "1", px=50)
     assert listener.collect(1) == [(b"__keyevent@0__:expired", b"e")]
     listener.close()
@@ -461,11 +499,11 @@ def test_expired_by_lazy_access(clone: ServerProcess, oracle: ServerProcess) -> 
 
 
 def _blocking(server: ServerProcess, classes: str) -> list[Message]:
-    """A BLPOP (and a BLMOVE) served by a push: the push's events, then the pop's."""
-    writer = server.client()
+    """Blocking pops served by a push: the push's events, then the pop's."""
+    writer = _connect(server)
     writer.flushall()
     writer.config_set("notify-keyspace-events", classes)
-    listener = Subscriber(server)
+    listener = _listen(server)
     waiter = server.client()
     try:
         cases = [
@@ -475,6 +513,8 @@ def _blocking(server: ServerProcess, classes: str) -> list[Message]:
                 lambda: writer.rpush("{q}s", 1),
             ),
             (lambda: waiter.bzpopmin("{q}z", 10), lambda: writer.zadd("{q}z", {"m": 1})),
+            # keys on two shards of four: the pop is a coordination after the push
+            (lambda: waiter.blpop(["a", "b"], 10), lambda: writer.rpush("b", 1)),
         ]
         for wait, push in cases:
             served: list = []
@@ -555,7 +595,7 @@ def test_a_subscriber_on_one_acceptor_hears_writes_through_the_other(
     writer = server.client_on(1)
     writer.flushall()
     writer.config_set("notify-keyspace-events", "KEA")
-    listeners = [Subscriber(server, server.client_on(0)), Subscriber(server, server.client_on(1))]
+    listeners = [Subscriber(server, 0), Subscriber(server, 1)]
     try:
         keys = [f"k{i}" for i in range(8)]
         for key in keys:
