@@ -233,11 +233,14 @@ class Acceptor:
     def _heard(self, shard: int, told: list) -> None:
         """Events from a shard: waiters served or ready (:mod:`shardserver.waiters`), and
         keyspace notifications (:mod:`shardserver.notifications`), each kept in order."""
-        deliver = self.pubsub.deliver
+        pubsub = self.pubsub
+        deliver = pubsub.deliver
         for event in told:
             if event[0] != events.NOTIFIED:
                 self.blocking.heard(shard, [event])
                 continue
+            if not (pubsub.channels.subscribers or pubsub.patterns.subscribers):
+                continue  # nobody here listens to anything
             _kind, forms, index, name, key = event
             if forms & KEYSPACE:
                 deliver(b"__keyspace@%d__:%b" % (index, key), name)

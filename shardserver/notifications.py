@@ -693,7 +693,10 @@ class Notifications:
         flags = self.flags
         if flags & flag:
             told = (events.NOTIFIED, flags & FORMS, index, name, key)
-            self.shard.events.extend([(stream, told) for stream in self.streams])
+            if len(self.streams) == 1:
+                self.shard.events.append((0, told))
+            else:
+                self.shard.events.extend([(stream, told) for stream in self.streams])
 
     def expired(self, db: Any, key: bytes) -> None:
         """A key removed for its deadline (the shard's expiry hook while notifying)."""
@@ -790,7 +793,7 @@ class Notifications:
         if not write.out:
             return
         emit = self.emit
-        if self.flags & NEW:
+        if self.flags & NEW and not all(write.before):
             dbs = self.shard.dbs
             seen: set[tuple[int, bytes]] = set()
             for flag, name, key, index in write.out:

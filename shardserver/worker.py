@@ -74,6 +74,8 @@ def run_worker(
         for _read_fd, write_fd in fds:
             report_ready(write_fd, str(problem))
         os._exit(1)
+    # Loading may expire keys: nobody could be subscribed yet to hear of it.
+    shard.events.clear()
     for _read_fd, write_fd in fds:
         report_ready(write_fd, None)
     with contextlib.suppress(BrokenPipeError):
