@@ -72,12 +72,11 @@ def _looked(reply: Any) -> bool:
 class Write:
     """One write that ran: what its rule looks at, and the events the rule names."""
 
-    __slots__ = ("shard", "db", "index", "argv", "reply", "keys", "before", "pre", "out")
+    __slots__ = ("db", "index", "argv", "reply", "keys", "before", "pre", "out")
 
     def __init__(
         self, shard: Any, db: Any, argv: list, reply: Any, keys: list, before: list, pre: Any
     ) -> None:
-        self.shard = shard
         self.db = db
         self.index = shard.dbs.index(db)
         self.argv = argv
