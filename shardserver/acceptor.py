@@ -29,6 +29,7 @@ from shardserver.commands import connection
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config, buffer_limits
+from shardserver.eventclasses import KEYEVENT, KEYSPACE
 from shardserver.invalidations import Invalidations
 from shardserver.links import ShardLink, ShardLinks
 from shardserver.monitoring import Monitors
@@ -245,10 +246,22 @@ class Acceptor:
         self.sequencer.replied(shard)
 
     def _heard(self, shard: int, told: list) -> None:
-        """Events from a shard (:mod:`shardserver.waiters`, :mod:`shardserver.tracking`)."""
+        """Events from a shard, each to what listens: waiters served or ready
+        (:mod:`shardserver.waiters`), tracking invalidations (:mod:`shardserver.tracking`),
+        keyspace notifications (:mod:`shardserver.notifications`), each kind in order."""
+        pubsub = self.pubsub
+        listening = pubsub.channels.subscribers or pubsub.patterns.subscribers
         waits = []
         for event in told:
-            if event[0] in _TRACKING_EVENTS:
+            kind = event[0]
+            if kind == events.NOTIFIED:
+                if listening:
+                    _kind, forms, index, name, key = event
+                    if forms & KEYSPACE:
+                        pubsub.deliver(b"__keyspace@%d__:%b" % (index, key), name)
+                    if forms & KEYEVENT:
+                        pubsub.deliver(b"__keyevent@%d__:%b" % (index, name), key)
+            elif kind in _TRACKING_EVENTS:
                 self.tracking.heard(event)
             else:
                 waits.append(event)

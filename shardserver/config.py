@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shardserver.eventclasses import classes_text, parse_classes
+
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the problem in one line."""
@@ -63,6 +65,8 @@ class Setting:
     #: For a value given relative to the current one (``client-output-buffer-limit``
     #: names only the classes it changes): ``update(text, current) -> value``.
     update: Callable[[str, Any], Any] | None = None
+    #: How CONFIG GET shows a value stored in another form (default: ``str``).
+    show: Callable[[Any], str] = str
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
@@ -100,6 +104,14 @@ def _memory_range(low: int, high: int) -> Callable[[str], int]:
 
 def _string(text: str) -> str:
     return str(text)
+
+
+def _keyspace_events(text: str) -> int:
+    """``notify-keyspace-events``: Redis's class letters, kept as their flags."""
+    try:
+        return parse_classes(str(text))
+    except ValueError as problem:
+        raise ConfigError(str(problem)) from None
 
 
 def _save_rules(text: str) -> str:
@@ -209,6 +221,14 @@ SETTINGS: dict[str, Setting] = {
             "class hard soft seconds ...; the pubsub class is enforced",
             update=_update_buffer_limits,
         ),
+        Setting(
+            "notify-keyspace-events",
+            0,
+            _keyspace_events,
+            True,
+            "keyspace notification classes (Redis's letters: KEA, Kl, Ex ...)",
+            show=classes_text,
+        ),
         Setting("save", "", _save_rules, True, 'snapshot rules: "seconds changes ..."'),
         Setting("appendonly", "no", _yes_no, True, "append-only log, one per shard"),
         Setting("appendfsync", "everysec", _enum("always", "everysec", "no")),
@@ -259,7 +279,6 @@ PASSIVE: dict[str, str] = {
     "slowlog-log-slower-than": "10000",
     "slowlog-max-len": "128",
     "latency-monitor-threshold": "0",
-    "notify-keyspace-events": "",
     "active-expire-effort": "1",
     "dynamic-hz": "yes",
     "lua-time-limit": "5000",
@@ -292,7 +311,7 @@ class Config:
     def get_all(self) -> dict[str, str]:
         """Every setting as CONFIG GET shows it."""
         shown = dict(PASSIVE)
-        shown.update({k: str(v) for k, v in self.values.items() if k in SETTINGS})
+        shown.update({k: SETTINGS[k].show(v) for k, v in self.values.items() if k in SETTINGS})
         shown.update({k: v for k, v in self.values.items() if k not in SETTINGS})
         shown.update({alias: shown[name] for alias, name in ALIASES.items()})
         return shown

@@ -15,3 +15,7 @@ INVALIDATED = 2
 #: ``(WRITTEN, keys, writer's client id or 0)``: keys under some BCAST prefix of this
 #: acceptor's tracking clients were written.
 WRITTEN = 3
+#: ``(NOTIFIED, forms, db index, event, key)``: a keyspace notification
+#: (:mod:`shardserver.notifications`); ``forms`` says which channels carry it (the K and E
+#: flags of :mod:`shardserver.eventclasses`). Sent to every acceptor.
+NOTIFIED = 4

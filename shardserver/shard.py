@@ -30,6 +30,7 @@ from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.errors import error
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
+from shardserver.notifications import Notifications
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
 from shardserver.tracking import INTERNAL_PARTS as TRACKING_PARTS
@@ -75,6 +76,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
     shard.settings.update(marshal.loads(argv[1]))
     shard.hz = shard.settings["hz"]
     shard.persistence.configure()
+    shard.notifications.configure()
 
 
 HANDLERS = _shard_handlers()
@@ -106,9 +108,10 @@ class Shard:
         self._rng = random.Random()
         #: Handlers by wire name: the plain table, or the persistence's logged one while
         #: persistence is configured (its ``configure`` sets ``base_handlers`` and the
-        #: expiry hook), each wrapped while some client watches keys here (``watches``)
-        #: while some client waits on keys here (``waiters``) and while some client tracks
-        #: keys or prefixes here (``tracking``).
+        #: expiry hook), each wrapped while some client watches keys here (``watches``),
+        #: while some client waits on keys here (``waiters``), while some client tracks
+        #: keys or prefixes here (``tracking``) and while keyspace notifications are on
+        #: (``notifications``).
         self.plain_handlers = HANDLERS
         self.base_handlers = HANDLERS
         self.handlers = HANDLERS
@@ -116,27 +119,33 @@ class Shard:
         self.watches = Watches(self)
         self.waiters = Waiters(self)
         self.tracking = Tracking(self)
+        self.notifications = Notifications(self)
         #: What this shard tells its acceptors unasked, as ``(stream, event)``: the worker
         #: sends them after the replies of the batch that made them.
         self.events: list[tuple[int, Any]] = []
         #: The append-only log and snapshot children (idle unless persistence is configured).
         self.persistence = ShardPersistence(self)
         self.persistence.configure(starting=True)
+        self.notifications.configure()
 
     def refresh_handlers(self) -> None:
         """Point the shard at the handler table and expiry hook that its state needs."""
         watches = self.watches
+        notifications = self.notifications
         handlers = watches.handlers(self.base_handlers) if watches else self.base_handlers
+        if notifications:
+            handlers = notifications.handlers(handlers)
         handlers = self.waiters.handlers(handlers) if self.waiters else handlers
         self.handlers = self.tracking.handlers(handlers) if self.tracking else handlers
+        hooks = [each.expired for each in (watches, notifications) if each]
         hook = self.expire_hook
-        if watches:
-            journal_hook = hook
+        if hooks:
+            if hook is not None:
+                hooks.append(hook)
 
             def hook(db: Database, key: bytes) -> None:
-                watches.expired(db, key)
-                if journal_hook is not None:
-                    journal_hook(db, key)
+                for each in hooks:
+                    each(db, key)
 
         if self.tracking:
             hook = self.tracking.expire_hook(hook)

@@ -74,6 +74,8 @@ def run_worker(
         for _read_fd, write_fd in fds:
             report_ready(write_fd, str(problem))
         os._exit(1)
+    # Loading may expire keys: nobody could be subscribed yet to hear of it.
+    shard.events.clear()
     for _read_fd, write_fd in fds:
         report_ready(write_fd, None)
     with contextlib.suppress(BrokenPipeError):
@@ -130,7 +132,9 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
                     persistence.flush()  # with appendfsync always: on disk before the reply
                 write_all(write_fd, out)
         next_sweep = _sweep_when_due(shard, next_sweep)
-        if shard.events:  # the sweep expired keys a tracking client read: tell it now
+        if shard.events:  # the sweep's expired keys: notifications, invalidations
+            if persistence.active:
+                persistence.flush()
             write_all(write_fd, event_frame(marshal.dumps([event for _, event in shard.events])))
             shard.events.clear()
 
@@ -186,6 +190,17 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
                 except BrokenPipeError:  # that acceptor is gone; the others go on
                     drop(stream)
         next_sweep = _sweep_when_due(shard, next_sweep)
+        if shard.events:  # the sweep's notifications of expired keys
+            swept: dict[int, list] = {}
+            _add_events(swept, shard.events)
+            if persistence.active:
+                persistence.flush()
+            for stream, frames in swept.items():
+                try:
+                    if stream in live:
+                        write_all(fds[stream][1], frames)
+                except BrokenPipeError:
+                    drop(stream)
 
 
 def _add_events(out: dict[int, list], events: list[tuple[int, Any]]) -> None:

@@ -319,7 +319,7 @@ def test_plan_bitop_reads_sources_and_holds_destination() -> None:
     ]
     reply, writes = plan.decide([(b"\x01",), None, 0])
     assert reply == b":1\r\n"
-    assert [step.argv for step in writes] == [[b"@put", b"dest", ("string", b"\x01"), None]]
+    assert [step.argv for step in writes] == [[b"@put", b"dest", ("string", b"\x01"), None, b"set"]]
     reply, writes = plan.decide([None, (b"",), 1])
     assert reply == b":0\r\n" and [step.argv for step in writes] == [c("@del", "dest")]
     assert plan.decide([(b"x",), False, 0]) == (bitmaps.WRONGTYPE, [])

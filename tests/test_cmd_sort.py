@@ -433,7 +433,9 @@ def test_plan_reads_source_then_pattern_keys(stand_ins: None) -> None:
     ]
     reply, writes = second.decide(found)
     assert reply == b":2\r\n"
-    assert [step.argv for step in writes] == [[b"@put", b"d", ("list", [b"B", b""]), None]]
+    assert [step.argv for step in writes] == [
+        [b"@put", b"d", ("list", [b"B", b""]), None, b"sortstore"]
+    ]
     assert plan.decide([False, 0]) == (sort.WRONGTYPE, [])
     reply, writes = sort.plan_sort(session, argv).decide([None, 1])
     assert reply == b":0\r\n" and [step.argv for step in writes] == [c("@del", "d")]

@@ -372,7 +372,7 @@ def plan_bitop(session, argv: list[bytes]) -> Plan:
             return WRONGTYPE, []
         result = bitop_result(op, [each[0] if each else b"" for each in found])
         if result:
-            write = Step(destination, [b"@put", destination, ("string", result), None])
+            write = Step(destination, [b"@put", destination, ("string", result), None, b"set"])
         else:
             write = Step(destination, [b"@del", destination])
         return session.enc.integer(len(result)), [write]

@@ -132,8 +132,12 @@ def peek_part(shard, db, argv: list[bytes]) -> tuple[tuple[str, Any], int | None
 
 def put_part(shard, db, argv: list[Any]) -> int:
     """Internal: store a value with its deadline (argv: name, key, plain value as
-    :func:`shardserver.values.to_plain` gives it, deadline|None)."""
-    db.store(argv[1], values.from_plain(argv[2]), argv[3])
+    :func:`shardserver.values.to_plain` gives it or None to remove the key, deadline|None,
+    and the keyspace notification's event name: ``rename_to``, ``sunionstore`` ...)."""
+    if argv[2] is None:
+        db.delete(argv[1])
+    else:
+        db.store(argv[1], values.from_plain(argv[2]), argv[3])
     return 1
 
 
@@ -153,7 +157,7 @@ def plan_msetnx(session, argv: list[bytes]) -> Plan:
     def decide(results: list[int]) -> tuple[bytes, list[Step]]:
         if any(results):
             return session.enc.integer(0), []
-        writes = [Step(k, [b"@put", k, ("string", v), None]) for k, v in pairs]
+        writes = [Step(k, [b"@put", k, ("string", v), None, b"set"]) for k, v in pairs]
         return session.enc.integer(1), writes
 
     return Plan(reads, decide)
@@ -196,7 +200,10 @@ def _plan_rename(session, argv: list[bytes], only_if_absent: bool) -> Plan:
             return session.enc.integer(0), []
         value, deadline = found
         done = session.enc.integer(1) if only_if_absent else b"+OK\r\n"
-        return done, [Step(src, [b"@del", src]), Step(dst, [b"@put", dst, value, deadline])]
+        return done, [
+            Step(src, [b"@put", src, None, None, b"rename_from"]),
+            Step(dst, [b"@put", dst, value, deadline, b"rename_to"]),
+        ]
 
     return Plan([Step(src, [b"@peek", src]), Step(dst, [b"@exists", dst])], decide)
 
@@ -267,7 +274,8 @@ def plan_copy(session, argv: list[Any]) -> Plan:
         if found is None or (dst_exists and not replace):
             return session.enc.integer(0), []
         value, deadline = found
-        return session.enc.integer(1), [Step(dst, [b"@put", dst, value, deadline], target_db)]
+        write = [b"@put", dst, value, deadline, b"copy_to"]
+        return session.enc.integer(1), [Step(dst, write, target_db)]
 
     return Plan(
         [Step(src, [b"@peek", src]), Step(dst, [b"@exists", dst], target_db)],

@@ -903,14 +903,15 @@ def sdiffstore(shard, db, argv: list[bytes], enc) -> bytes:
     return _store_native(shard, db, argv, enc, diff_members)
 
 
-def _stored(session, dst: bytes) -> Finish:
+def _stored(session, dst: bytes, event: bytes) -> Finish:
     """A STORE form's last step across shards: write the result to the destination (whose
-    shard the plan's ``@exists`` read holds), or delete it when the result is empty."""
+    shard the plan's ``@exists`` read holds), or delete it when the result is empty;
+    ``event`` names the command for keyspace notifications."""
 
     def finish(members: list[bytes], big: bool) -> tuple[bytes, list[Step]]:
         if not members:
             return session.enc.ZERO, [Step(dst, [b"@del", dst])]
-        write = [b"@put", dst, ("set", (big, set(members))), None]
+        write = [b"@put", dst, ("set", (big, set(members))), None, event]
         return session.enc.integer(len(members)), [Step(dst, write)]
 
     return finish
@@ -919,13 +920,15 @@ def _stored(session, dst: bytes) -> Finish:
 def plan_sinterstore(session, argv: list[bytes]) -> Plan:
     dst = argv[1]
     hold = [Step(dst, [b"@exists", dst])]
-    return _inter_plan(argv[2:], hold, _acceptor_limit(session), _stored(session, dst))
+    finish = _stored(session, dst, b"sinterstore")
+    return _inter_plan(argv[2:], hold, _acceptor_limit(session), finish)
 
 
 def plan_sdiffstore(session, argv: list[bytes]) -> Plan:
     dst = argv[1]
     hold = [Step(dst, [b"@exists", dst])]
-    return _diff_plan(argv[2:], hold, _acceptor_limit(session), _stored(session, dst))
+    finish = _stored(session, dst, b"sdiffstore")
+    return _diff_plan(argv[2:], hold, _acceptor_limit(session), finish)
 
 
 def plan_sunionstore(session, argv: list[bytes]) -> Plan:
@@ -938,7 +941,7 @@ def plan_sunionstore(session, argv: list[bytes]) -> Plan:
         if WRONG_TYPE in found:
             return WRONGTYPE, []
         members, big = union_members(found, _acceptor_limit(session))
-        return _stored(session, dst)(list(members), big)  # type: ignore[return-value]
+        return _stored(session, dst, b"sunionstore")(list(members), big)  # type: ignore[return-value]
 
     return Plan(reads, decide)
 

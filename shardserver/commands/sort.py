@@ -496,7 +496,8 @@ def plan_sort(session, argv: list[bytes]) -> Plan:
         reply, stored = sort_reply(options, kind, elements, fetch, enc)
         destination = options.store
         if stored:
-            return reply, [Step(destination, [b"@put", destination, ("list", stored), None])]
+            write = [b"@put", destination, ("list", stored), None, b"sortstore"]
+            return reply, [Step(destination, write)]
         if stored is not None:
             return reply, [Step(destination, [b"@del", destination])]
         return reply, []

@@ -970,17 +970,18 @@ def plan_zrangestore(session, argv: list[bytes]) -> Plan:
         if pairs is False:
             return WRONGTYPE, []
         zset = _range_as_value(pairs or [], _acceptor_limits(session))
-        return _planned_store(session, dst, zset)
+        return _planned_store(session, dst, zset, b"zrangestore")
 
     reads = [Step(src, [b"@zrangeread", *argv[1:]]), Step(dst, [b"@exists", dst])]
     return Plan(reads, decide)
 
 
-def _planned_store(session, dst: bytes, zset: SortedSet) -> tuple[bytes, list[Step]]:
-    """A coordinated STORE's reply and write: ``@put`` the result, or ``@del`` when empty."""
+def _planned_store(session, dst: bytes, zset: SortedSet, event: bytes) -> tuple[bytes, list[Step]]:
+    """A coordinated STORE's reply and write: ``@put`` the result (``event`` names the
+    command for keyspace notifications), or ``@del`` when empty."""
     if not zset:
         return session.enc.ZERO, [Step(dst, [b"@del", dst])]
-    write = Step(dst, [b"@put", dst, values.to_plain(zset), None])
+    write = Step(dst, [b"@put", dst, values.to_plain(zset), None, event])
     return session.enc.integer(len(zset)), [write]
 
 
@@ -1433,7 +1434,7 @@ class SetOperation:
             reply, result = self._compute(sources, argv, session.enc, _acceptor_limits(session))
             if result is None:
                 return reply, []
-            return _planned_store(session, argv[1], result)
+            return _planned_store(session, argv[1], result, self.name.encode())
 
         return Plan(reads, decide)
 
