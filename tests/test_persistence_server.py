@@ -395,3 +395,18 @@ def test_what_served_waiters_popped_stays_popped_after_a_restart(
     client = server.client()
     assert client.lrange("{q}a", 0, -1) == [b"second"]
     assert client.lrange("c", 0, -1) == [b"second"]
+
+
+def test_a_cross_shard_smove_is_in_the_log(clone_factory: ServerPool, tmp_path: Path) -> None:
+    """SMOVE between shards (``s`` and ``t`` are on shards 0 and 3 of 4) writes through its
+    parts; both sides replay after a restart."""
+    args = [*AOF_ALWAYS, *_dir(tmp_path)]
+    server = clone_factory.start_clone(4, args)
+    client = server.client()
+    client.sadd("s", "a", "b")
+    assert client.smove("s", "t", "a")
+    assert client.smove("s", "t", "b")
+    server = _restart(clone_factory, server, 4, args)
+    client = server.client()
+    assert client.exists("s") == 0
+    assert client.smembers("t") == {b"a", b"b"}

@@ -77,6 +77,8 @@ def _part_rules() -> dict[bytes, tuple[Rule, Callable[[list], list[bytes]]]]:
         b"@del": (as_command(b"DEL"), lambda argv: argv[1:]),
         b"@unlink": (as_command(b"DEL"), lambda argv: argv[1:]),
         b"@put": (Propagate.KEY_STATE, lambda argv: [argv[1]]),
+        b"@set-add": (as_command(b"SADD"), lambda argv: [argv[1]]),
+        b"@set-rem": (as_command(b"SREM"), lambda argv: [argv[1]]),
         b"@flushdb": (as_command(b"FLUSHDB"), lambda argv: []),
         b"@flushall": (as_command(b"FLUSHALL"), lambda argv: []),
         b"@swapdb": (as_command(b"SWAPDB"), lambda argv: []),
