@@ -32,7 +32,7 @@ from shardserver import events
 from shardserver.commands.spec import key_positions
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import is_error
-from shardserver.persistence.journal import CLIENT_RULES, PART_RULES
+from shardserver.persistence.journal import wrapped_writes
 from shardserver.resp import Resp2, Resp3
 from shardserver.watching import _NOTHING_IF_ZERO
 
@@ -158,17 +158,14 @@ class Tracking:
         """``base`` with every write wrapped to invalidate the keys it names."""
         table = self._tables.get(id(base))
         if table is None:
-            table = dict(base)
-            for name, (_rule, keys) in CLIENT_RULES.items():
-                if name in table:
-                    table[name] = self._client_write(table[name], keys, name in _NOTHING_IF_ZERO)
-            for name, (_rule, keys) in PART_RULES.items():
-                if name in _FLUSHES and name in table:
-                    table[name] = self._flush(table[name])
-                elif name in table:
-                    table[name] = self._part_write(table[name], keys)
-            self._tables[id(base)] = table
+            table = self._tables[id(base)] = wrapped_writes(base, self._client, self._part)
         return table
+
+    def _client(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
+        return self._client_write(handler, keys, name in _NOTHING_IF_ZERO)
+
+    def _part(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
+        return self._flush(handler) if name in _FLUSHES else self._part_write(handler, keys)
 
     def _client_write(self, handler: Callable, keys: Callable, zero_is_nothing: bool) -> Callable:
         def tracked(shard: Any, db: Any, argv: list, enc: Any) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 from shardserver import events
 from shardserver.commands.blocking import SHAPES, Shape
 from shardserver.errors import error, is_error
-from shardserver.persistence.journal import CLIENT_RULES, PART_RULES
+from shardserver.persistence.journal import wrapped_writes
 from shardserver.resp import Resp2, Resp3
 
 log = logging.getLogger("shardserver.waiters")
@@ -187,17 +187,11 @@ class Waiters:
         """``base`` with every write wrapped to mark the waited keys it names ready."""
         table = self._tables.get(id(base))
         if table is None:
-            table = dict(base)
-            for name, (_rule, keys) in CLIENT_RULES.items():
-                if name in table:
-                    table[name] = self._client_write(table[name], name, keys)
-            for name, (_rule, keys) in PART_RULES.items():
-                if name == b"@swapdb" and name in table:
-                    table[name] = self._swapdb(table[name])
-                elif name in table:
-                    table[name] = self._part_write(table[name], keys)
-            self._tables[id(base)] = table
+            table = self._tables[id(base)] = wrapped_writes(base, self._client_write, self._part)
         return table
+
+    def _part(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
+        return self._swapdb(handler) if name == b"@swapdb" else self._part_write(handler, keys)
 
     def _mark(self, db: Any, keys: list[bytes]) -> None:
         queues = self.queues
@@ -207,7 +201,7 @@ class Waiters:
                 if (index, key) in queues:
                     self.ready.append((index, key))
 
-    def _client_write(self, handler: Callable, name: bytes, keys: Callable) -> Callable:
+    def _client_write(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
         def marking(shard: Any, db: Any, argv: list, enc: Any) -> Any:
             reply = handler(shard, db, argv, enc)
             if self.queues and not is_error(reply):

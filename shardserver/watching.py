@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver.errors import is_error
-from shardserver.persistence.journal import CLIENT_RULES, PART_RULES
+from shardserver.persistence.journal import wrapped_writes
 
 #: Internal parts that empty or replace whole databases, and the databases they touch.
 _DATABASE_WRITES: dict[bytes, Callable[[Any, Any, list], list[int]]] = {
@@ -118,17 +118,16 @@ class Watches:
         """``base`` with every write wrapped to move the versions of the keys it names."""
         table = self._tables.get(id(base))
         if table is None:
-            table = dict(base)
-            for name, (_rule, keys) in CLIENT_RULES.items():
-                if name in table:
-                    table[name] = self._client_write(table[name], keys, name in _NOTHING_IF_ZERO)
-            for name, (_rule, keys) in PART_RULES.items():
-                if name in _DATABASE_WRITES and name in table:
-                    table[name] = self._database_write(table[name], _DATABASE_WRITES[name])
-                elif name in table:
-                    table[name] = self._part_write(table[name], keys)
-            self._tables[id(base)] = table
+            table = self._tables[id(base)] = wrapped_writes(base, self._client, self._part)
         return table
+
+    def _client(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
+        return self._client_write(handler, keys, name in _NOTHING_IF_ZERO)
+
+    def _part(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
+        if name in _DATABASE_WRITES:
+            return self._database_write(handler, _DATABASE_WRITES[name])
+        return self._part_write(handler, keys)
 
     def _touch_keys(self, db: Any, keys: list[bytes]) -> None:
         if self.entries:

@@ -90,6 +90,25 @@ CLIENT_RULES = _client_rules()
 PART_RULES = _part_rules()
 
 
+def wrapped_writes(
+    base: dict[bytes, Any],
+    client_write: Callable[[bytes, Callable, Callable], Callable],
+    part_write: Callable[[bytes, Callable, Callable], Callable],
+) -> dict[bytes, Any]:
+    """``base`` with each write command's handler replaced by ``client_write(name, handler,
+    keys)`` and each writing part's by ``part_write(name, handler, keys)``, where
+    ``keys(argv)`` names the keys it writes: how WATCH, the waiters and tracking hear of
+    every write, by the positions this log uses."""
+    table = dict(base)
+    for name, (_rule, keys) in CLIENT_RULES.items():
+        if name in table:
+            table[name] = client_write(name, table[name], keys)
+    for name, (_rule, keys) in PART_RULES.items():
+        if name in table:
+            table[name] = part_write(name, table[name], keys)
+    return table
+
+
 def state_records(db: Any, key: bytes, now: int) -> Iterator[bytes]:
     """The records that make ``key`` what it is now in ``db`` (absent, when expired)."""
     value = db.data.get(key)
