@@ -244,6 +244,8 @@ class ClientConnection(asyncio.Protocol):
         if self.closing or self.closed:
             self.inbox.clear()
             return
+        if self.postponed:
+            return  # the pause's end comes back here (resume_after_pause)
         if self.pending or self.writing_paused:
             self._update_reading()
             return  # drain() or resume_writing() comes back here

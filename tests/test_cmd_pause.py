@@ -7,7 +7,9 @@ the pause's end, in order, with the client's later commands behind it.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 from conftest import RawConnection, ServerProcess, encode_command
@@ -73,3 +75,26 @@ def test_a_later_pause_keeps_the_later_end_and_the_stricter_mode(clone: ServerPr
         assert _waits(conn)
         admin.command("CLIENT", "UNPAUSE")
         assert conn.read_reply() == b"+OK\r\n"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_held_client_costs_no_cpu_while_it_waits(clone: ServerProcess) -> None:
+    """A held-back client waits for the pause's end, it does not poll for it (it once
+    rescheduled itself every loop turn, burning a core for the whole pause)."""
+    with RawConnection(clone.port) as admin, RawConnection(clone.port) as conn:
+        admin.command("CLIENT", "PAUSE", "10000", "WRITE")
+        before = _cpu_seconds(clone.pid)
+        # a reply from a shard first: when it is written, what waits in the inbox is looked at
+        conn.send(encode_command("GET", "k") + encode_command("SET", "k", "v"))
+        assert conn.read_reply() in (b"$-1\r\n", b"$1\r\nv\r\n", b"$3\r\nnew\r\n")
+        assert _waits(conn)
+        with pytest.raises(TimeoutError):
+            conn.read_reply(timeout=0.75)
+        used = _cpu_seconds(clone.pid) - before
+        admin.command("CLIENT", "UNPAUSE")
+        assert conn.read_reply() == b"+OK\r\n"
+        assert used < 0.5, used

@@ -116,7 +116,9 @@ def _tame(line: Line, args: list[bytes]) -> list[bytes]:
     if head == [b"config", b"set"]:
         argv[2::2] = [CONFIG_SETTABLE[len(v) % len(CONFIG_SETTABLE)] for v in argv[2::2]]
     if line.blocking and len(argv) > 2:
-        argv[-1] = b"0.01"
+        argv[1 if name in (b"blmpop", b"bzmpop") else -1] = b"0.01"
+    if head == [b"client", b"pause"] and len(argv) > 2:
+        argv[2] = b"5"  # a pause holds every client back, the fuzzer's PING too
     return argv
 
 
