@@ -156,10 +156,7 @@ class Tracking:
 
     def handlers(self, base: dict[bytes, Any]) -> dict[bytes, Any]:
         """``base`` with every write wrapped to invalidate the keys it names."""
-        table = self._tables.get(id(base))
-        if table is None:
-            table = self._tables[id(base)] = wrapped_writes(base, self._client, self._part)
-        return table
+        return wrapped_writes(base, self._client, self._part, self._tables)
 
     def _client(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
         return self._client_write(handler, keys, name in _NOTHING_IF_ZERO)

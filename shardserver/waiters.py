@@ -185,10 +185,7 @@ class Waiters:
 
     def handlers(self, base: dict[bytes, Any]) -> dict[bytes, Any]:
         """``base`` with every write wrapped to mark the waited keys it names ready."""
-        table = self._tables.get(id(base))
-        if table is None:
-            table = self._tables[id(base)] = wrapped_writes(base, self._client_write, self._part)
-        return table
+        return wrapped_writes(base, self._client_write, self._part, self._tables)
 
     def _part(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
         return self._swapdb(handler) if name == b"@swapdb" else self._part_write(handler, keys)

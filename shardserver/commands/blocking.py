@@ -14,6 +14,7 @@ acceptor's side: timeouts, CLIENT UNBLOCK, and the waits whose keys span shards)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from shardserver.commands import lists, zsets
@@ -221,7 +222,18 @@ def numkeys_keys(argv: list[bytes]) -> list[int]:
 # -- the twins across shards -----------------------------------------------------------------
 
 
-def _plan_pop_first(session, argv: list[bytes], left: bool) -> Plan:
+def _plan_first(
+    session,
+    argv: list[bytes],
+    peek: list,
+    pop: bytes,
+    popped: Callable[[Any], bytes | None],
+    size: int,
+) -> Plan:
+    """BLPOP/BRPOP/BZPOPMIN/BZPOPMAX's twin across shards: read each key (``peek`` part
+    name and its arguments after the key), pop one element from the first that exists.
+    ``popped(found)`` is the reply's elements after the key (``size`` in all, the key
+    included), None for a key of another type."""
     keys = argv[1:-1]
     enc = session.enc
 
@@ -229,14 +241,21 @@ def _plan_pop_first(session, argv: list[bytes], left: bool) -> Plan:
         for key, found in zip(keys, results, strict=True):
             if found is None:
                 continue
-            is_list, _size, taken = found
-            if not is_list:
+            elements = popped(found)
+            if elements is None:
                 return WRONGTYPE, []
-            pop = Step(key, [b"lpop" if left else b"rpop", key])
-            return b"*2\r\n" + enc.bulk(key) + enc.bulk(taken[0]), [pop]
+            return b"*%d\r\n" % size + enc.bulk(key) + elements, [Step(key, [pop, key])]
         return enc.NULL_ARRAY, []
 
-    return Plan([Step(key, [b"@lpeek", key, left, 1]) for key in keys], decide)
+    return Plan([Step(key, [peek[0], key, *peek[1:]]) for key in keys], decide)
+
+
+def _plan_pop_first(session, argv: list[bytes], left: bool) -> Plan:
+    def popped(found: Any) -> bytes | None:
+        is_list, _size, taken = found
+        return session.enc.bulk(taken[0]) if is_list else None
+
+    return _plan_first(session, argv, [b"@lpeek", left, 1], b"lpop" if left else b"rpop", popped, 2)
 
 
 def plan_blpop(session, argv: list[bytes]) -> Plan:
@@ -260,22 +279,16 @@ def plan_blmpop(session, argv: list[bytes]) -> Plan:
 
 
 def _plan_zpop_first(session, argv: list[bytes], highest: bool) -> Plan:
-    keys = argv[1:-1]
     enc = session.enc
 
-    def decide(results: list[Any]) -> tuple[bytes, list[Step]]:
-        for key, pairs in zip(keys, results, strict=True):
-            if pairs is None:
-                continue
-            if pairs is False:
-                return WRONGTYPE, []
-            member, score = pairs[0]
-            pop = Step(key, [b"zpopmax" if highest else b"zpopmin", key])
-            reply = b"*3\r\n" + enc.bulk(key) + enc.bulk(member) + enc.double(b"%.17g" % score)
-            return reply, [pop]
-        return enc.NULL_ARRAY, []
+    def popped(pairs: Any) -> bytes | None:
+        if pairs is False:
+            return None
+        member, score = pairs[0]
+        return enc.bulk(member) + enc.double(b"%.17g" % score)
 
-    return Plan([Step(key, [b"@zpeek", key, highest, 1]) for key in keys], decide)
+    pop = b"zpopmax" if highest else b"zpopmin"
+    return _plan_first(session, argv, [b"@zpeek", highest, 1], pop, popped, 3)
 
 
 def plan_bzpopmin(session, argv: list[bytes]) -> Plan:

@@ -94,12 +94,17 @@ def wrapped_writes(
     base: dict[bytes, Any],
     client_write: Callable[[bytes, Callable, Callable], Callable],
     part_write: Callable[[bytes, Callable, Callable], Callable],
+    made: dict[int, dict[bytes, Any]],
 ) -> dict[bytes, Any]:
     """``base`` with each write command's handler replaced by ``client_write(name, handler,
     keys)`` and each writing part's by ``part_write(name, handler, keys)``, where
     ``keys(argv)`` names the keys it writes: how WATCH, the waiters and tracking hear of
-    every write, by the positions this log uses."""
-    table = dict(base)
+    every write, by the positions this log uses. Each caller keeps the tables it was given
+    in ``made`` (by the base's id), so a table is built once."""
+    table = made.get(id(base))
+    if table is not None:
+        return table
+    table = made[id(base)] = dict(base)
     for name, (_rule, keys) in CLIENT_RULES.items():
         if name in table:
             table[name] = client_write(name, table[name], keys)
