@@ -248,7 +248,8 @@ class Acceptor:
     def _heard(self, shard: int, told: list) -> None:
         """Events from a shard, each to what listens: waiters served or ready
         (:mod:`shardserver.waiters`), tracking invalidations (:mod:`shardserver.tracking`),
-        keyspace notifications (:mod:`shardserver.notifications`), each kind in order."""
+        keyspace notifications (:mod:`shardserver.notifications`), MONITOR's lines
+        (:mod:`shardserver.monitoring`), each kind in order."""
         pubsub = self.pubsub
         listening = pubsub.channels.subscribers or pubsub.patterns.subscribers
         waits = []
@@ -263,6 +264,8 @@ class Acceptor:
                         pubsub.deliver(b"__keyevent@%d__:%b" % (index, name), key)
             elif kind in _TRACKING_EVENTS:
                 self.tracking.heard(event)
+            elif kind == events.MONITORED:
+                self.monitors.heard(event[1])
             else:
                 waits.append(event)
         if waits:

@@ -126,8 +126,11 @@ class Wait:
             loop = self.blocking.server.loop
             self.timer = loop.call_later(wait_ms / 1000.0, self.end, TIMED_OUT[self._protocol])
         if self.direct:
-            part = [b"@block", self.blocking.server.index, self.id, self.ctx, *self.argv]
-            self.blocking.server.sequencer.append(self.shards[0], [self.ctx, part], (self, 0))
+            server = self.blocking.server
+            part = [b"@block", server.index, self.id, self.ctx, *self.argv]
+            if server.monitors.riding is not None:  # its shard writes its line
+                part = server.monitors.carry(self.ctx, part)
+            server.sequencer.append(self.shards[0], [self.ctx, part], (self, 0))
         else:
             self._look(first=True)
 

@@ -400,18 +400,32 @@ class ClientConnection(asyncio.Protocol):
             if not self.server.monitors:
                 self._local(spec, argv)
             else:
-                ran = None  # what an EXEC runs, as the client sent it (planners rename argv[0])
-                if spec.name == "exec" and self.multi and not self.multi_failed:
-                    ran = [(queued, list(queued_argv)) for queued, queued_argv in self.multi]
-                db = self.db
-                self._local(spec, argv)
-                self.server.monitors.feed(self, spec, argv, ran, db)
+                self._local_monitored(spec, argv)
+        elif self.server.monitors:
+            self.server.monitors.dispatching(self, spec, argv)
+            ROUTES[spec.route](self.server, self, spec, argv)
+            self.server.monitors.dispatched()
         else:
-            if self.server.monitors:
-                self.server.monitors.feed(self, spec, argv)
             ROUTES[spec.route](self.server, self, spec, argv)
         if self.tracking is not None:
             self.server.tracking.command_done(self, spec.name)
+
+    def _local_monitored(self, spec: CommandSpec, argv: list) -> None:
+        """A command the acceptor answers, while some client monitors: its line follows it
+        (it shows the state it leaves); an EXEC's, with several acceptors, rides with the
+        transaction's step, with the lines of the commands it runs."""
+        monitors = self.server.monitors
+        ran = None  # what an EXEC runs, as the client sent it (planners rename argv[0])
+        if spec.name == "exec" and self.multi and not self.multi_failed:
+            ran = [(queued, list(queued_argv)) for queued, queued_argv in self.multi]
+        db = self.db
+        if ran is not None and monitors.by_shards:
+            monitors.dispatching(self, spec, argv, ran, db)
+            self._local(spec, argv)
+            monitors.dispatched()
+        else:
+            self._local(spec, argv)
+            monitors.feed(self, spec, argv, ran, db)
 
     def _local(self, spec: CommandSpec, argv: list) -> None:
         """A command the acceptor answers: now, later (a future), or never (SHUTDOWN)."""
@@ -479,20 +493,26 @@ class ClientConnection(asyncio.Protocol):
     def enqueue(self, shard: int, argv: list) -> None:
         """Send a command to its shard, extending this client's open run if it can."""
         sequencer = self.server.sequencer
-        if self.run_shard == shard and self.run_turn == sequencer.turn:
-            if self.tracking is None:
-                self.run.append(argv)
-            else:  # the run is one @track: the command joins it
-                self.run[1].append(self.server.tracking.item(self, argv))
-            return
+        monitors = self.server.monitors
+        extend = self.run_shard == shard and self.run_turn == sequencer.turn
         if self.tracking is not None:
+            if extend and monitors.riding is None:  # the run is one @track: the command joins it
+                self.run[1].append(self.server.tracking.item(self, argv))
+                return
             argv = self.server.tracking.wrap(self, argv)
+            extend = False
+        if monitors.riding is not None:  # its shard writes its line (monitoring.py)
+            argv = monitors.carry(self.ctx, argv)
+        if extend:
+            self.run.append(argv)
+            return
         run = [self.ctx, argv]
         entry = [None]
         self.pending.append(entry)
         sequencer.append(shard, run, (self, entry))
         self.run = run
-        self.run_shard = shard
+        # a tracking client's run grows inside its @track, which is wrapped here
+        self.run_shard = -1 if self.tracking is not None and argv[0] != b"@track" else shard
         self.run_turn = sequencer.turn
 
     def fill(self, entry: list, reply: bytes) -> None:

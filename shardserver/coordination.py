@@ -82,6 +82,8 @@ class Coordination:
             (self.server.shard_of_key(step.key), step_ctx(self.ctx, step.db), self._argv(step))
             for step in self.plan.reads
         ]
+        if self.server.monitors.riding is not None:  # the lowest held shard writes its line
+            parts = self.server.monitors.carry_hold(self.shards, parts)
         count = self.server.sequencer.hold(self, self.shards, parts, self)
         self.values = [None] * count
         self.remaining = count

@@ -19,3 +19,6 @@ WRITTEN = 3
 #: (:mod:`shardserver.notifications`); ``forms`` says which channels carry it (the K and E
 #: flags of :mod:`shardserver.eventclasses`). Sent to every acceptor.
 NOTIFIED = 4
+#: ``(MONITORED, lines)``: MONITOR's lines of commands this shard ran, in the order it ran
+#: them (:mod:`shardserver.monitoring`; only with several acceptors). Sent to every acceptor.
+MONITORED = 5

@@ -30,6 +30,7 @@ from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.errors import error
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
+from shardserver.monitoring import INTERNAL_PARTS as MONITOR_PARTS
 from shardserver.notifications import Notifications
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
@@ -84,6 +85,7 @@ HANDLERS.update(INTERNAL_PARTS)
 HANDLERS.update(WATCH_PARTS)
 HANDLERS.update(WAIT_PARTS)
 HANDLERS.update(TRACKING_PARTS)
+HANDLERS.update(MONITOR_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 

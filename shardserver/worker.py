@@ -23,6 +23,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from shardserver import events
 from shardserver.errors import error
 from shardserver.framing import (
     CHUNK_SIZE,
@@ -178,21 +179,23 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         out: dict[int, list] = {}
         for stream, replies in scheduler.run(watermark):
             out.setdefault(stream, []).extend(encode_replies(replies))
+        ahead: dict[int, list] = {}
         if shard.events:
-            _add_events(out, shard.events)
-        if out:
+            _add_events(out, ahead, shard.events)
+        if out or ahead:
             if persistence.active:
                 persistence.flush()  # with appendfsync always: on disk before the replies
-            for stream, frames in out.items():
-                try:
-                    if stream in live:
-                        write_all(fds[stream][1], frames)
-                except BrokenPipeError:  # that acceptor is gone; the others go on
-                    drop(stream)
+            for each in (ahead, out):
+                for stream, frames in each.items():
+                    try:
+                        if stream in live:
+                            write_all(fds[stream][1], frames)
+                    except BrokenPipeError:  # that acceptor is gone; the others go on
+                        drop(stream)
         next_sweep = _sweep_when_due(shard, next_sweep)
         if shard.events:  # the sweep's notifications of expired keys
             swept: dict[int, list] = {}
-            _add_events(swept, shard.events)
+            _add_events(swept, swept, shard.events)
             if persistence.active:
                 persistence.flush()
             for stream, frames in swept.items():
@@ -203,14 +206,20 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
                     drop(stream)
 
 
-def _add_events(out: dict[int, list], events: list[tuple[int, Any]]) -> None:
-    """Each stream's events as one frame after its replies (see :mod:`shardserver.waiters`)."""
+def _add_events(out: dict[int, list], ahead: dict[int, list], told: list[tuple[int, Any]]) -> None:
+    """Each stream's events as one frame after its replies (see :mod:`shardserver.waiters`);
+    MONITOR's lines in ``ahead``, written to every stream before any reply leaves: once a
+    client has its reply, every acceptor's pipe holds the line, so the line of a command the
+    client sends next (an acceptor's own, which crosses between acceptors) comes after it."""
     by_stream: dict[int, list] = {}
-    for stream, event in events:
-        by_stream.setdefault(stream, []).append(event)
-    events.clear()
-    for stream, told in by_stream.items():
-        out.setdefault(stream, []).extend(event_frame(marshal.dumps(told)))
+    lines: dict[int, list] = {}
+    for stream, event in told:
+        (lines if event[0] == events.MONITORED else by_stream).setdefault(stream, []).append(event)
+    told.clear()
+    for stream, each in lines.items():
+        ahead.setdefault(stream, []).extend(event_frame(marshal.dumps(each)))
+    for stream, each in by_stream.items():
+        out.setdefault(stream, []).extend(event_frame(marshal.dumps(each)))
 
 
 def _sweep_when_due(shard: Shard, next_sweep: float) -> float:

@@ -1,13 +1,15 @@
 """MONITOR against redis-server: the lines another client's commands make, with the time and
-the client's port masked, at 1 and 4 shards; and a monitor on one acceptor hearing a client
-of the other.
+the client's port masked, at 1 and 4 shards; a monitor on one acceptor hearing a client
+of the other; and, with two acceptors, one shard's lines in the order that shard ran them.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 
-from conftest import RawConnection, ServerProcess
+from conftest import RawConnection, ServerProcess, encode_command
 
 SEQUENCE = [
     ["SET", b'k\r\n"\\\x01\xff', "v v"],
@@ -25,6 +27,19 @@ SEQUENCE = [
     ["GET"],
     ["HELLO", "2"],
     ["BLPOP", "nothing", "0.01"],
+    ["MSET", "x", "1", "y", "2", "z", "3", "w", "4"],
+    ["RENAME", "x", "renamed"],
+    ["BLPOP", "nothing", "other", "0.01"],
+    ["WATCH", "y"],
+    ["MULTI"],
+    ["GET", "y"],
+    ["RENAME", "renamed", "x"],
+    ["EXEC"],
+    ["CLIENT", "TRACKING", "ON"],
+    ["GET", "y"],
+    ["MGET", "y", "z", "w"],
+    ["SET", "y", "5"],
+    ["CLIENT", "TRACKING", "OFF"],
     ["MONITOR"],
 ]
 _TIME_AND_PORT = re.compile(rb"^\+\d+\.\d{6} \[(\d+) 127\.0\.0\.1:\d+\]")
@@ -69,3 +84,81 @@ def test_a_monitor_hears_the_other_acceptor(module_servers) -> None:
             commands.append(feed.next_command()["command"])
     assert "SET seen yes" in commands
     client.close()
+
+
+_INCR_LINE = re.compile(rb'^\+\d+\.\d{6} \[0 ([0-9.]+:\d+)\] "INCR" "\{order\}n"\r\n$')
+#: Clients per acceptor, rounds of pipelined INCRs per client, INCRs per round.
+_CLIENTS, _ROUNDS, _PIPELINE = 2, 30, 20
+
+
+def _raw_on(server: ServerProcess, acceptor: int) -> RawConnection:
+    """A raw connection served by acceptor ``acceptor`` (reconnect until one lands there)."""
+    for _ in range(64):
+        raw = server.raw()
+        info = raw.request(encode_command("INFO", "shards"))
+        if b"connection_acceptor:%d\r\n" % acceptor in info:
+            return raw
+        raw.close()
+    raise AssertionError(f"no connection landed on acceptor {acceptor}")
+
+
+def _increments(client: RawConnection, got: list[int]) -> None:
+    batch = encode_command("INCR", "{order}n") * _PIPELINE
+    for _ in range(_ROUNDS):
+        client.send(batch)
+        got.extend(int(client.read_reply()[1:-2]) for _ in range(_PIPELINE))
+
+
+def _addr(client: RawConnection) -> str:
+    info = client.request(encode_command("CLIENT", "INFO"))
+    return re.search(rb" addr=(\S+) ", info).group(1).decode()
+
+
+def test_a_shards_lines_follow_its_execution_order_across_acceptors(module_servers) -> None:
+    """Clients on both acceptors INCR one counter at once: the i-th INCR line a monitor sees
+    must be the client's that got i (the order the shard ran them), wherever the monitor is."""
+    server = module_servers.clone(2, ["--acceptors", "2"])
+    clients = [_raw_on(server, acceptor) for acceptor in (0, 1) for _ in range(_CLIENTS)]
+    owner_of_addr = {_addr(client): n for n, client in enumerate(clients)}
+    clients[0].request(encode_command("DEL", "{order}n"))
+    monitors = [_raw_on(server, acceptor) for acceptor in (0, 1)]
+    for monitor in monitors:
+        assert monitor.request(encode_command("MONITOR")) == b"+OK\r\n"
+    results: list[list[int]] = [[] for _ in clients]
+    threads = [
+        threading.Thread(target=_increments, args=(client, got))
+        for client, got in zip(clients, results, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = len(clients) * _ROUNDS * _PIPELINE
+    owner_of_value = {value: n for n, got in enumerate(results) for value in got}
+    assert sorted(owner_of_value) == list(range(1, total + 1))
+    try:
+        for monitor in monitors:
+            seen: list[int] = []
+            deadline = time.monotonic() + 30
+            while len(seen) < total:
+                line = monitor.read_reply(timeout=max(0.1, deadline - time.monotonic()))
+                matched = _INCR_LINE.match(line)
+                if matched is not None:
+                    seen.append(owner_of_addr[matched.group(1).decode()])
+            expected = [owner_of_value[value] for value in range(1, total + 1)]
+            first_wrong = next(
+                (
+                    i
+                    for i, pair in enumerate(zip(seen, expected, strict=True))
+                    if pair[0] != pair[1]
+                ),
+                None,
+            )
+            assert first_wrong is None, (
+                f"INCR line {first_wrong + 1} is not of the client that got {first_wrong + 1}"
+            )
+    finally:
+        for monitor in monitors:
+            monitor.close()
+        for client in clients:
+            client.close()

@@ -186,7 +186,11 @@ def _run(session: Any, queued: list[tuple[Any, list[bytes]]]) -> bytes | Later:
     future = session.server.loop.create_future()
     receiver = plan.receiver(future)
     if plan.parts:
-        session.server.sequencer.step(session.ctx, plan.parts, receiver, contexts=plan.contexts)
+        parts = plan.parts
+        monitors = session.server.monitors
+        if monitors.riding is not None:  # the lowest shard writes EXEC's lines
+            parts = monitors.carry_step(session.ctx, parts, plan.contexts)
+        session.server.sequencer.step(session.ctx, parts, receiver, contexts=plan.contexts)
     return Later(future)
 
 
@@ -283,7 +287,10 @@ class _HeldExec:
             (shard, db * 2, [b"@watched", *keys])
             for (shard, db), keys in _by_place(server, self.watched).items()
         ]
-        count = server.sequencer.hold(self, self.shards, self.reads, self)
+        reads = self.reads
+        if server.monitors.riding is not None:  # the lowest shard writes EXEC's lines
+            reads = server.monitors.carry_hold(self.shards, reads)
+        count = server.sequencer.hold(self, self.shards, reads, self)
         self.values = [None] * count
         self.remaining = count
 
