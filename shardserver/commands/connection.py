@@ -529,7 +529,7 @@ ROWS = [
         client_kill,
         notes="only the default user, normal and pubsub clients exist",
     ),
-    local("monitor", monitor, notes="lines in dispatch order; across acceptors, by arrival"),
+    local("monitor", monitor, notes="across acceptors, each shard's lines in its order"),
     local("client|unblock", client_unblock),
     local("client|pause", client_pause, notes="expiry goes on while paused"),
     local("client|unpause", client_unpause),
