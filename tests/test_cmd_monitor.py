@@ -86,9 +86,11 @@ def test_a_monitor_hears_the_other_acceptor(module_servers) -> None:
     client.close()
 
 
-_INCR_LINE = re.compile(rb'^\+\d+\.\d{6} \[0 ([0-9.]+:\d+)\] "INCR" "\{order\}n"\r\n$')
-#: Clients per acceptor, rounds of pipelined INCRs per client, INCRs per round.
-_CLIENTS, _ROUNDS, _PIPELINE = 2, 30, 20
+_INCR_LINE = re.compile(rb'^\+\d+\.\d{6} \[0 ([0-9.]+:\d+)\] "INCR" "(\{order\}[nm])"\r\n$')
+#: Two counters on one shard (one hash tag).
+_COUNTERS = (b"{order}n", b"{order}m")
+#: Clients per acceptor, rounds of pipelined INCRs per client, INCRs of each counter a round.
+_CLIENTS, _ROUNDS, _PIPELINE = 2, 30, 10
 
 
 def _raw_on(server: ServerProcess, acceptor: int) -> RawConnection:
@@ -102,63 +104,75 @@ def _raw_on(server: ServerProcess, acceptor: int) -> RawConnection:
     raise AssertionError(f"no connection landed on acceptor {acceptor}")
 
 
-def _increments(client: RawConnection, got: list[int]) -> None:
-    batch = encode_command("INCR", "{order}n") * _PIPELINE
-    for _ in range(_ROUNDS):
-        client.send(batch)
-        got.extend(int(client.read_reply()[1:-2]) for _ in range(_PIPELINE))
-
-
 def _addr(client: RawConnection) -> str:
     info = client.request(encode_command("CLIENT", "INFO"))
     return re.search(rb" addr=(\S+) ", info).group(1).decode()
 
 
+def _increments(client: RawConnection, got: dict[bytes, list[int]]) -> None:
+    """Pipelined rounds of INCRs of both counters, alternating; the values got, per counter."""
+    batch = b"".join(encode_command("INCR", counter) for counter in _COUNTERS) * _PIPELINE
+    for _ in range(_ROUNDS):
+        client.send(batch)
+        for _ in range(_PIPELINE):
+            for counter in _COUNTERS:
+                got[counter].append(int(client.read_reply()[1:-2]))
+
+
+def _incr_lines(monitor: RawConnection, total: int) -> dict[bytes, list[str]]:
+    """Per counter, the addresses of the INCR lines the monitor sees, until it has them all."""
+    seen: dict[bytes, list[str]] = {counter: [] for counter in _COUNTERS}
+    deadline = time.monotonic() + 30
+    while sum(map(len, seen.values())) < total:
+        line = monitor.read_reply(timeout=max(0.1, deadline - time.monotonic()))
+        matched = _INCR_LINE.match(line)
+        if matched is not None:
+            seen[matched.group(2)].append(matched.group(1).decode())
+    return seen
+
+
 def test_a_shards_lines_follow_its_execution_order_across_acceptors(module_servers) -> None:
-    """Clients on both acceptors INCR one counter at once: the i-th INCR line a monitor sees
-    must be the client's that got i (the order the shard ran them), wherever the monitor is."""
+    """Clients on both acceptors INCR two counters of one shard at once: for each counter, the
+    i-th INCR line a monitor sees must be the client's that got i (the order the shard ran
+    them), on either acceptor."""
     server = module_servers.clone(2, ["--acceptors", "2"])
     clients = [_raw_on(server, acceptor) for acceptor in (0, 1) for _ in range(_CLIENTS)]
-    owner_of_addr = {_addr(client): n for n, client in enumerate(clients)}
-    clients[0].request(encode_command("DEL", "{order}n"))
     monitors = [_raw_on(server, acceptor) for acceptor in (0, 1)]
-    for monitor in monitors:
-        assert monitor.request(encode_command("MONITOR")) == b"+OK\r\n"
-    results: list[list[int]] = [[] for _ in clients]
-    threads = [
-        threading.Thread(target=_increments, args=(client, got))
-        for client, got in zip(clients, results, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    total = len(clients) * _ROUNDS * _PIPELINE
-    owner_of_value = {value: n for n, got in enumerate(results) for value in got}
-    assert sorted(owner_of_value) == list(range(1, total + 1))
     try:
+        addrs = [_addr(client) for client in clients]
+        clients[0].request(encode_command("DEL", *_COUNTERS))
         for monitor in monitors:
-            seen: list[int] = []
-            deadline = time.monotonic() + 30
-            while len(seen) < total:
-                line = monitor.read_reply(timeout=max(0.1, deadline - time.monotonic()))
-                matched = _INCR_LINE.match(line)
-                if matched is not None:
-                    seen.append(owner_of_addr[matched.group(1).decode()])
-            expected = [owner_of_value[value] for value in range(1, total + 1)]
-            first_wrong = next(
-                (
+            assert monitor.request(encode_command("MONITOR")) == b"+OK\r\n"
+        got: list[dict[bytes, list[int]]] = [{c: [] for c in _COUNTERS} for _ in clients]
+        threads = [
+            threading.Thread(target=_increments, args=(client, mine))
+            for client, mine in zip(clients, got, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        each = len(clients) * _ROUNDS * _PIPELINE
+        expected = {}
+        for counter in _COUNTERS:
+            owner = {
+                value: addr
+                for addr, mine in zip(addrs, got, strict=True)
+                for value in mine[counter]
+            }
+            assert sorted(owner) == list(range(1, each + 1))
+            expected[counter] = [owner[value] for value in range(1, each + 1)]
+        for monitor in monitors:
+            seen = _incr_lines(monitor, each * len(_COUNTERS))
+            for counter in _COUNTERS:
+                wrong = [
                     i
-                    for i, pair in enumerate(zip(seen, expected, strict=True))
+                    for i, pair in enumerate(zip(seen[counter], expected[counter], strict=True), 1)
                     if pair[0] != pair[1]
-                ),
-                None,
-            )
-            assert first_wrong is None, (
-                f"INCR line {first_wrong + 1} is not of the client that got {first_wrong + 1}"
-            )
+                ]
+                assert not wrong, (
+                    f"{counter!r}: INCR line {wrong[0]} is not of the client that got {wrong[0]}"
+                )
     finally:
-        for monitor in monitors:
-            monitor.close()
-        for client in clients:
-            client.close()
+        for each_connection in clients + monitors:
+            each_connection.close()
