@@ -1,6 +1,7 @@
 """MONITOR against redis-server: the lines another client's commands make, with the time and
 the client's port masked, at 1 and 4 shards; a monitor on one acceptor hearing a client
-of the other; and, with two acceptors, one shard's lines in the order that shard ran them.
+of the other; with two acceptors, one shard's lines in the order that shard ran them; and
+the shard side of that (``@monitored``) as a plain object.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import threading
 import time
 
 from conftest import RawConnection, ServerProcess, encode_command
+
+from shardserver import events
+from shardserver.shard import Shard
 
 SEQUENCE = [
     ["SET", b'k\r\n"\\\x01\xff', "v v"],
@@ -176,3 +180,23 @@ def test_a_shards_lines_follow_its_execution_order_across_acceptors(module_serve
     finally:
         for each_connection in clients + monitors:
             each_connection.close()
+
+
+def test_a_shard_writes_the_lines_it_carries_as_it_runs_them() -> None:
+    """``@monitored``: each command's tails stamped and sent to every acceptor's stream, in
+    run order, one event per stream for a batch; the command's own reply, in a run of one
+    (called as a part) and in a run of several (as a command)."""
+    shard = Shard(0, {"acceptors": 2})
+    one = [b"@monitored", 0, [b' [0 a:1] "INCR" "k"\r\n'], [b"incr", b"k"]]
+    two = [b"@monitored", 0, [b' [0 b:2] "INCR" "k"\r\n'], [b"incr", b"k"]]
+    three = [b"@monitored", 0, [b' [0 b:2] "GET" "k"\r\n'], [b"get", b"k"]]
+    assert shard.execute_batch([[0, one], [0, two, three]]) == [b":1\r\n", b":2\r\n$1\r\n2\r\n"]
+    assert [stream for stream, _event in shard.events] == [0, 1]
+    kind, lines = shard.events[0][1]
+    assert kind == events.MONITORED
+    assert [re.sub(rb"^\+\d+\.\d{6} ", b"", line) for line in lines] == [
+        b'[0 a:1] "INCR" "k"\r\n',
+        b'[0 b:2] "INCR" "k"\r\n',
+        b'[0 b:2] "GET" "k"\r\n',
+    ]
+    assert shard.calls[b"incr"] == 2 and shard.commands_processed == 3
