@@ -1,0 +1,238 @@
+"""The acceptor's scripts: the script cache, shebang flags, and where each EVAL runs.
+
+Redis keeps every script EVAL or SCRIPT LOAD saw, by SHA1, until SCRIPT FLUSH. Here the
+acceptor keeps the bodies (and tells the other acceptors, so EVALSHA works on every one);
+each shard compiles a script the first time it is sent there with its body, and later gets
+the SHA alone (a shard that restarted says it lacks the script, and gets the body again).
+
+Where a script runs (docs/architecture.md, "Scripts"):
+
+- the **fast path**, on the one shard that owns every key it declares, as one internal part
+  (:mod:`shardserver.scripting.runner`): when the server has one shard, or when this acceptor
+  has seen the script run over every shard held and keep to the shard of its keys (a script
+  with no keys: touch no key at all). A script that then reaches another shard's key before
+  it wrote is run again over every shard; the SHA loses the fast path;
+- otherwise **over every shard held** (:mod:`shardserver.scripting.held`): any key, any
+  command a script may call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import lupa.lua51 as lua
+
+from shardserver.commands.spec import Later
+from shardserver.errors import NOT_INTEGER, error
+from shardserver.numbers import parse_int
+from shardserver.receivers import DISCARD
+from shardserver.scripting.held import HeldScript, ScriptThread
+from shardserver.scripting.runner import ESCAPED, RAN, UNKNOWN
+
+NOSCRIPT = error("NOSCRIPT No matching script. Please use EVAL.")
+_NEGATIVE = error("ERR Number of keys can't be negative")
+_TOO_MANY = error("ERR Number of keys can't be greater than number of args")
+#: The shebang flags Redis 7.0 knows; only ``no-writes`` changes anything here (no
+#: cluster, no replicas, no memory limit yet).
+SHEBANG_FLAGS = frozenset(
+    {"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"}
+)
+
+
+class Script:
+    """A cached script: its body as Lua compiles it, and its shebang's read-only flag."""
+
+    __slots__ = ("sha", "body", "source", "read_only")
+
+    def __init__(self, sha: bytes, body: bytes, source: bytes, read_only: bool) -> None:
+        self.sha = sha
+        self.body = body
+        self.source = source
+        self.read_only = read_only
+
+
+def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
+    """The source Lua compiles (a shebang line kept as a comment, so line numbers hold) and
+    whether the script may not write; or Redis's error for a bad shebang."""
+    if not body.startswith(b"#!"):
+        return body, False
+    end = body.find(b"\n")
+    if end < 0:
+        return error("ERR Invalid script shebang")
+    words = body[:end].split()
+    if words[0] != b"#!lua":
+        line = body[:end].decode("utf-8", "replace")
+        return error(f"ERR Unexpected engine in script shebang: {line}")
+    read_only = False
+    for word in words[1:]:
+        text = word.decode("utf-8", "replace")
+        if not text.startswith("flags="):
+            return error(f"ERR Unknown lua shebang option: {text}")
+        for flag in filter(None, text[6:].split(",")):
+            if flag not in SHEBANG_FLAGS:
+                return error(f"ERR Unexpected flag in script shebang: {flag}")
+            read_only = read_only or flag == "no-writes"
+    return b"--" + body, read_only
+
+
+class Scripts:
+    """One acceptor's script cache and EVAL dispatch."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.cache: dict[bytes, Script] = {}
+        #: Per shard, the SHAs it was sent with their body (so it has them compiled).
+        self.sent: list[set[bytes]] = [set() for _ in range(server.shard_count)]
+        #: SHAs seen to keep to the shard of their keys: they take the fast path.
+        self.local: set[bytes] = set()
+        self.thread = ScriptThread()
+        #: Compiles a new script once, for its error (the shards compile it again).
+        self.checker = lua.LuaRuntime(encoding=None, register_eval=False)
+        self._loadstring = self.checker.eval("loadstring")
+
+    # -- the cache -----------------------------------------------------------------------
+
+    def load(self, body: bytes) -> Script | bytes:
+        """A script by its body, compiled once and cached (here and on every acceptor)."""
+        sha = hashlib.sha1(body).hexdigest().encode()
+        script = self.cache.get(sha)
+        if script is not None:
+            return script
+        parsed = shebang(body)
+        if parsed.__class__ is bytes:
+            return parsed
+        source, read_only = parsed
+        compiled = self._loadstring(source, b"@user_script")
+        if compiled.__class__ is tuple and compiled[0] is None:
+            problem = compiled[1].decode("utf-8", "replace")
+            return error(f"ERR Error compiling script (new function): {problem}")
+        script = self.cache[sha] = Script(sha, body, source, read_only)
+        if len(self.server.peers):
+            self.server.peers.tell("script_load", body)
+        return script
+
+    def learned(self, body: bytes) -> None:
+        """Another acceptor cached a script."""
+        sha = hashlib.sha1(body).hexdigest().encode()
+        if sha not in self.cache:
+            parsed = shebang(body)
+            if parsed.__class__ is not bytes:
+                self.cache[sha] = Script(sha, body, parsed[0], parsed[1])
+
+    def flush(self) -> None:
+        """SCRIPT FLUSH here and on every shard (the other acceptors do theirs)."""
+        self.cache.clear()
+        self.local.clear()
+        for sent in self.sent:
+            sent.clear()
+        parts = [(shard, [b"@script-flush"]) for shard in range(self.server.shard_count)]
+        self.server.sequencer.step(0, parts, DISCARD)
+
+    def shard_restarted(self, shard: int) -> None:
+        """A new shard process has no scripts compiled."""
+        self.sent[shard].clear()
+
+    # -- EVAL ----------------------------------------------------------------------------
+
+    def eval(self, session: Any, argv: list[bytes], by_sha: bool, read_only: bool) -> Any:
+        """EVAL, EVALSHA and their _RO forms."""
+        numkeys = parse_int(argv[2])
+        if numkeys is None:
+            return NOT_INTEGER
+        if numkeys > len(argv) - 3:
+            return _TOO_MANY
+        if numkeys < 0:
+            return _NEGATIVE
+        if by_sha:
+            script = self.cache.get(argv[1].lower())
+            if script is None:
+                return NOSCRIPT
+        else:
+            script = self.load(argv[1])
+            if script.__class__ is bytes:
+                return script
+        keys = argv[3 : 3 + numkeys]
+        args = argv[3 + numkeys :]
+        read_only = read_only or script.read_only
+        server = self.server
+        future = server.loop.create_future()
+        shards = {server.shard_of_key(key) for key in keys}
+        if server.shard_count == 1 or (script.sha in self.local and len(shards) <= 1):
+            shard = shards.pop() if shards else 0
+            receiver = _FastReply(self, session, future, script, (keys, args, read_only))
+            receiver.send(shard)
+        else:
+            self.run_held(session, future, script, keys, args, read_only)
+        return Later(future)
+
+    def run_held(
+        self,
+        session: Any,
+        future: Any,
+        script: Script,
+        keys: list[bytes],
+        args: list[bytes],
+        read_only: bool,
+    ) -> None:
+        """Run a script over every shard held; learn whether it kept to its keys' shard."""
+        run = (script.sha, script.source, keys, args, read_only)
+        held = HeldScript(self.thread, session, future, run)
+        declared = {self.server.shard_of_key(key) for key in keys}
+
+        def learn(_done: Any) -> None:
+            if not held.beyond and len(declared) <= 1 and held.touched <= declared:
+                self.local.add(script.sha)
+
+        future.add_done_callback(learn)
+        held.start()
+
+
+class _FastReply:
+    """The fast path's part: sent to one shard; its value is the reply, or the news that
+    the script must run over every shard, or that the shard lacks it."""
+
+    __slots__ = ("scripts", "session", "future", "script", "run", "shard")
+
+    def __init__(self, scripts: Scripts, session: Any, future: Any, script: Script, run: tuple):
+        self.scripts = scripts
+        self.session = session
+        self.future = future
+        self.script = script
+        self.run = run
+        self.shard = 0
+
+    def send(self, shard: int, with_body: bool = False) -> None:
+        self.shard = shard
+        script = self.script
+        sent = self.scripts.sent[shard]
+        body = b"" if script.sha in sent and not with_body else script.source
+        sent.add(script.sha)
+        keys, args, read_only = self.run
+        session = self.session
+        part = [
+            b"@eval",
+            script.sha,
+            body,
+            b"1" if read_only else b"0",
+            b"3" if session.protocol == 3 else b"2",
+            b"%d" % len(keys),
+            *keys,
+            *args,
+        ]
+        self.scripts.server.sequencer.step(session.ctx, [(shard, part)], self)
+
+    def deliver(self, index: int, value: Any) -> None:
+        if value.__class__ is bytes:  # the shard failed
+            self.future.set_result(value)
+            return
+        outcome = value[0]
+        if outcome == RAN:
+            self.future.set_result(value[1])
+        elif outcome == UNKNOWN:
+            self.send(self.shard, with_body=True)
+        elif outcome == ESCAPED:
+            scripts = self.scripts
+            scripts.local.discard(self.script.sha)
+            keys, args, read_only = self.run
+            scripts.run_held(self.session, self.future, self.script, keys, args, read_only)

@@ -1,0 +1,481 @@
+"""EVAL, EVALSHA, SCRIPT: replies byte for byte against redis-server, atomicity across
+shards, and redis-py's Lock (which releases and extends with scripts).
+
+The sequences run on redis-server and on redis-clone at 1 and 4 shards (keys a, b, c, d
+are on three shards of four), in RESP2 and RESP3: the Lua environment, the conversions both
+ways, Redis's error texts, scripts over keys of several shards and keys they never declared,
+the script cache.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+from conftest import RawConnection, ServerProcess, encode_command
+from redis.exceptions import LockNotOwnedError
+
+# -- replies, against redis-server ----------------------------------------------------------
+
+ENVIRONMENT = [
+    "return 1",
+    "return 3.9",
+    "return -3.7",
+    "return 1e20",
+    "return true",
+    "return false",
+    "return nil",
+    "return 'hello'",
+    "return {1, 2, 3.5, 'x', nil, 4}",
+    "return {1, {2, {3, 'four'}}}",
+    "return {ok = 'fine'}",
+    "return {ok = 1}",
+    "return {err = 'My Error'}",
+    "return {err = 'x\\nboom'}",
+    "return {err = 1}",
+    "return {double = 1.5}",
+    "return {map = {a = 1}}",
+    "return {set = {a = true}}",
+    "return {big_number = '123'}",
+    "return redis.error_reply('noprefix')",
+    "return redis.error_reply('E1 x')",
+    "return redis.status_reply('S')",
+    "return redis.sha1hex('')",
+    "return redis.sha1hex('abc')",
+    "return redis.REDIS_VERSION",
+    "return tostring(redis.REDIS_VERSION_NUM)",
+    "return {redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, "
+    "redis.REPL_ALL}",
+    "return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}",
+    "return _VERSION",
+    "return tostring(1/3)",
+    "return string.format('%q', 'a\\0b')",
+    "return string.rep('x', 3)",
+    "return unpack({1, 2})",
+    "return coroutine.wrap(function() return 1 end)()",
+    "return loadstring('return 7')()",
+    "return type(loadstring)",
+    "return {type(pcall), type(xpcall), type(rawget), type(setmetatable)}",
+    "error('boom')",
+    "error({err = 'X boom'})",
+    "error('x', 0)",
+    "error()",
+    "error(12)",
+    "x = 1",
+    "return y",
+    "return os",
+    "return type(print)",
+    "string.foo = 1",
+    "redis.foo = 1",
+    "_G.x = 1",
+    "local x = nil; return x.y",
+    "return 1 + {}",
+    "retur 1",
+    "\n\nreturn redis.call('incr', 'str')",
+    "return redis.call()",
+    "return redis.call({})",
+    "return redis.call('echo', true)",
+    "return redis.call('nosuch')",
+    "return redis.call('get')",
+    "return redis.call('get', 'k', 'x')",
+    "return redis.call('object', 'nosuch')",
+    "return redis.call('multi')",
+    "return redis.call('blpop', 'q', 0)",
+    "return redis.call('subscribe', 'a')",
+    "return redis.call('eval', 'return 1', 0)",
+    "return redis.call('client', 'list')",
+    "return redis.call('config', 'get', 'maxmemory')",
+    "return redis.call('ping')",
+    "return redis.call('ping', 'hi')",
+    "return redis.call('echo', 3.99)",
+    "return redis.call('echo', 12345678901234)",
+    "return redis.call('echo', 1e20)",
+    "return redis.call('select', 100)",
+    "return redis.call('select', 'x')",
+    "return redis.call('incr', 'str')",
+    "return redis.pcall('incr', 'str')",
+    "local r = redis.pcall('nosuch') return r.err",
+    "local ok, e = pcall(redis.call, 'incr', 'str') return {tostring(ok), e}",
+    "local ok, e = pcall(redis.call, 'nosuch') return {type(e), e}",
+    "local ok, e = pcall(error, {err = 'E1 mine'}) return e",
+    "local ok, e = pcall(error, 'plain') return e",
+    "local ok, e = xpcall(function() error('inner') end, function(m) return 'handled ' .. m end) "
+    "return {tostring(ok), e}",
+    "return redis.setresp(4)",
+    "redis.setresp(3) return redis.call('hgetall', 'h')",
+    "redis.setresp(3) local r = redis.call('hgetall', 'h') return {r.map.a, r.map.b}",
+    "redis.setresp(3) return type(redis.call('get', 'nokey'))",
+    "return type(redis.call('get', 'nokey'))",
+    "redis.setresp(3) local r = redis.call('smembers', 'one') return r.set.m and 1 or 0",
+    "redis.setresp(3) return redis.call('zscore', 'z', 'm')",
+    "redis.setresp(3) local r = redis.call('zscore', 'z', 'm') return r.double",
+    "redis.setresp(3) return redis.call('exists', 'h')",
+    "return redis.call('zrange', 'z', 0, -1, 'withscores')",
+    "return redis.call('hgetall', 'h')",
+    "return redis.call('lrange', 'l', 0, -1)",
+    "return redis.call('type', 'l')",
+    "return redis.call('object', 'encoding', 'l')",
+    "redis.log(redis.LOG_WARNING, 'from a test') return 1",
+    "return redis.log(9, 'x')",
+    "return redis.set_repl(redis.REPL_ALL)",
+    "return redis.replicate_commands()",
+    "return redis.call('time')[1] ~= nil",
+]
+
+SETUP = [
+    ["SET", "str", "abc"],
+    ["HSET", "h", "a", "1", "b", "2"],
+    ["RPUSH", "l", "x", "y", "z"],
+    ["ZADD", "z", "1.5", "m", "2", "n"],
+    ["SADD", "one", "m"],
+]
+
+SEQUENCES: dict[str, list[list[str]]] = {
+    "keys on several shards": [
+        ["EVAL", "return redis.call('mset', KEYS[1], ARGV[1], KEYS[2], ARGV[2])", "2", "a", "b"]
+        + ["1", "2"],
+        ["EVAL", "return redis.call('mget', KEYS[1], KEYS[2], KEYS[3])", "3", "a", "b", "c"],
+        [
+            "EVAL",
+            "redis.call('incr', KEYS[1]) redis.call('incr', KEYS[2]) "
+            "return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}",
+            "2",
+            "a",
+            "c",
+        ],
+        ["MGET", "a", "b", "c"],
+    ],
+    "keys never declared": [
+        [
+            "EVAL",
+            "redis.call('set', 'a', 'A') redis.call('set', 'b', 'B') "
+            "redis.call('rpush', 'c', 'C') return redis.call('mget', 'a', 'b')",
+            "0",
+        ],
+        ["EVAL", "return {redis.call('get', 'a'), redis.call('lrange', 'c', 0, -1)}", "1", "d"],
+        [
+            "EVAL",
+            "local v = redis.call('get', KEYS[1]) redis.call('set', 'b', v .. '!') "
+            "return redis.call('get', 'b')",
+            "1",
+            "a",
+        ],
+        ["MGET", "a", "b", "d"],
+    ],
+    "commands over every shard": [
+        ["MSET", "a", "1", "b", "2", "c", "3"],
+        ["EVAL", "return redis.call('dbsize')", "0"],
+        ["EVAL", "local k = redis.call('keys', '*') table.sort(k) return k", "0"],
+        ["EVAL", "return redis.call('exists', 'a', 'b', 'c', 'd')", "0"],
+        ["EVAL", "return redis.call('del', 'a', 'b')", "0"],
+        ["EVAL", "redis.call('flushdb') return redis.call('dbsize')", "0"],
+    ],
+    "conditional commands across shards": [
+        ["SET", "a", "1"],
+        ["EVAL", "return {redis.call('rename', 'a', 'b'), redis.call('get', 'b')}", "0"],
+        ["EVAL", "return redis.call('msetnx', 'c', '1', 'd', '2')", "0"],
+        ["EVAL", "return redis.call('msetnx', 'c', '1', 'a', '2')", "0"],
+        [
+            "EVAL",
+            "redis.call('sadd', 's1', 'x', 'y') "
+            "return {redis.call('smove', 's1', 's2', 'x'), redis.call('scard', 's2')}",
+            "0",
+        ],
+        [
+            "EVAL",
+            "redis.call('rpush', 'l1', 1, 2) redis.call('lmove', 'l1', 'l2', 'left', 'left') "
+            "return redis.call('lrange', 'l2', 0, -1)",
+            "0",
+        ],
+        ["MGET", "a", "b", "c", "d"],
+    ],
+    "select inside a script": [
+        ["SET", "a", "db0"],
+        [
+            "EVAL",
+            "redis.call('select', 1) redis.call('set', KEYS[1], 'db1') "
+            "return redis.call('get', KEYS[1])",
+            "1",
+            "a",
+        ],
+        ["GET", "a"],
+        ["SELECT", "1"],
+        ["GET", "a"],
+        ["FLUSHDB"],
+        ["SELECT", "0"],
+    ],
+    "the script cache": [
+        ["SCRIPT", "FLUSH"],
+        ["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        ["SCRIPT", "LOAD", "return 1"],
+        ["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "nope"],
+        ["SCRIPT", "EXISTS", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB"],
+        ["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        ["EVALSHA", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"],
+        ["EVAL", "return 2", "0"],
+        ["EVALSHA", "7f923f79fe76194c868d7e1d0820de36700eb649", "0"],
+        ["EVALSHA_RO", "7f923f79fe76194c868d7e1d0820de36700eb649", "0"],
+        ["SCRIPT", "LOAD", "retur 1"],
+        ["SCRIPT", "FLUSH", "ASYNC"],
+        ["SCRIPT", "FLUSH", "x"],
+        ["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"],
+        ["SCRIPT", "KILL"],
+        ["SCRIPT", "HELP"],
+        ["SCRIPT", "NOSUCH"],
+        ["SCRIPT"],
+        ["SCRIPT", "EXISTS"],
+        ["EVALSHA", "abc"],
+    ],
+    "arguments": [
+        ["EVAL", "return 1", "-1"],
+        ["EVAL", "return 1", "2", "a"],
+        ["EVAL", "return 1", "x"],
+        ["EVAL", "return {KEYS[1], KEYS[2], ARGV[1], #KEYS, #ARGV}", "2", "k1", "k2", "a1"],
+        ["EVAL", "KEYS[1] = 'x' return KEYS[1]", "1", "k"],
+        ["EVAL", "return ARGV[1]", "0", "bin\r\nary\x00"],
+        ["EVALSHA", "nope", "0"],
+        ["EVAL"],
+    ],
+    "read-only scripts": [
+        ["EVAL_RO", "return redis.call('set', 'x', 1)", "0"],
+        ["EVAL_RO", "return redis.call('get', 'x')", "0"],
+        ["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', 'x', 1)", "0"],
+        ["EVAL", "#!lua flags=no-writes,allow-oom\nreturn redis.call('get', 'x')", "0"],
+        ["EVAL", "#!lua\nreturn 1", "0"],
+        ["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+        ["EVAL", "#!lua name=x\nreturn 1", "0"],
+        ["EVAL", "#!nope\nreturn 1", "0"],
+        ["EVAL", "#!lua", "0"],
+        ["EVAL", "#!lua\nretur 1", "0"],
+        ["EVAL", "#!lua flags=\nreturn 3", "0"],
+    ],
+    "inside a transaction": [
+        ["MULTI"],
+        ["EVAL", "return redis.call('incr', KEYS[1])", "1", "a"],
+        ["EVAL", "return redis.call('incr', 'b')", "0"],
+        ["GET", "a"],
+        ["EXEC"],
+    ],
+    "data types": [
+        [
+            "EVAL",
+            "redis.call('hset', KEYS[1], 'f', 'v', 'g', 'w') return redis.call('hgetall', KEYS[1])",
+            "1",
+            "h",
+        ],
+        [
+            "EVAL",
+            "redis.call('zadd', KEYS[1], 1, 'a', 2.5, 'b') "
+            "return redis.call('zrange', KEYS[1], 0, -1, 'withscores')",
+            "1",
+            "z",
+        ],
+        [
+            "EVAL",
+            "redis.call('rpush', KEYS[1], 1, 2, 3) return redis.call('lpop', KEYS[1], 2)",
+            "1",
+            "l",
+        ],
+        [
+            "EVAL",
+            "redis.call('sadd', KEYS[1], 'x', 'y', 'z') "
+            "local m = redis.call('smembers', KEYS[1]) table.sort(m) return m",
+            "1",
+            "s",
+        ],
+        ["EVAL", "return redis.call('hset', KEYS[1], 'f', 'v')", "1", "l"],
+        ["EVAL", "return redis.pcall('lpush', KEYS[1], 'v')", "1", "h"],
+        ["EVAL", "return redis.call('expire', KEYS[1], 100)", "1", "h"],
+        ["EVAL", "return redis.call('ttl', KEYS[1])", "1", "h"],
+    ],
+}
+
+
+def _environment_sequence() -> list[list[str]]:
+    return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
+
+
+SEQUENCES["the environment"] = _environment_sequence()
+
+
+def replies(server: ServerProcess, commands: list[list[str]], resp3: bool = False) -> list[bytes]:
+    with RawConnection(server.port) as conn:
+        assert conn.command("FLUSHALL") == b"+OK\r\n"
+        assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"
+        if resp3:
+            assert conn.command("HELLO", "3").startswith(b"%")
+        out = []
+        for command in commands:  # one at a time: a reply that differs is easy to find
+            conn.send(encode_command(*command))
+            out.append(conn.read_reply())
+        return out
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_replies_match_redis(redis_server: ServerProcess, clone: ServerProcess, name: str) -> None:
+    commands = SEQUENCES[name]
+    expected = replies(redis_server, commands)
+    got = replies(clone, commands)
+    for command, want, have in zip(commands, expected, got, strict=True):
+        assert (command, have) == (command, want)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_resp3_replies_match_redis(
+    redis_server: ServerProcess, clone: ServerProcess, name: str
+) -> None:
+    commands = SEQUENCES[name]
+    expected = replies(redis_server, commands, resp3=True)
+    got = replies(clone, commands, resp3=True)
+    for command, want, have in zip(commands, expected, got, strict=True):
+        assert (command, have) == (command, want)
+
+
+def test_pipelined_scripts_answer_in_order(clone: ServerProcess) -> None:
+    """Scripts on one shard, over every shard, and plain commands, pipelined: each reply in
+    its place, each script seeing what the commands before it did."""
+    with RawConnection(clone.port) as conn:
+        conn.command("FLUSHALL")
+        commands = []
+        for i in range(200):
+            commands.append(["SET", "a", str(i)])
+            commands.append(["EVAL", "return redis.call('get', KEYS[1])", "1", "a"])
+            commands.append(["EVAL", "return redis.call('mget', 'a', 'b', 'c')", "0"])
+            commands.append(["INCR", "b"])
+        conn.send(b"".join(encode_command(*command) for command in commands))
+        got = [conn.read_reply() for _ in commands]
+    for i in range(200):
+        value = str(i).encode()
+        assert got[4 * i + 1] == b"$%d\r\n%b\r\n" % (len(value), value)
+        count = str(i).encode() if i else None
+        b_reply = b"$-1\r\n" if count is None else b"$%d\r\n%b\r\n" % (len(count), count)
+        assert (
+            got[4 * i + 2] == (b"*3\r\n$%d\r\n%b\r\n" % (len(value), value)) + b_reply + b"$-1\r\n"
+        )
+        assert got[4 * i + 3] == b":%d\r\n" % (i + 1)
+
+
+def test_a_script_that_reaches_another_shard_runs_again_over_all(clone: ServerProcess) -> None:
+    """A script learned on one shard that then reads a key of another shard before it
+    writes: it runs again with every shard held, and its reply is the one Redis gives."""
+    client = redis.Redis(port=clone.port)
+    client.flushall()
+    script = client.register_script(
+        "local other = redis.call('get', KEYS[1]) "
+        "if other then return redis.call('get', other) end return 'none'"
+    )
+    for _ in range(3):
+        assert script(keys=["pointer"]) == b"none"
+    client.set("pointer", "target:elsewhere")
+    client.set("target:elsewhere", "found")
+    for _ in range(3):
+        assert script(keys=["pointer"]) == b"found"
+
+
+# -- atomic across shards -------------------------------------------------------------------
+
+KEYS = ["a", "b", "c", "d"]
+ATOMIC = "for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1]) end return 1"
+TORN = "return redis.call('set', KEYS[1], ARGV[1])"
+
+
+def torn_reads(server: ServerProcess, atomic: bool, rounds: int = 300) -> int:
+    """Writers set a, b, c, d (on three shards) to one value per script (or, the control,
+    one script per key); readers MGET them: how many reads saw different values."""
+    stop = threading.Event()
+    torn = [0]
+    writer = redis.Redis(port=server.port)
+    writer.mset(dict.fromkeys(KEYS, "0"))
+
+    def read() -> None:
+        reader = redis.Redis(port=server.port)
+        while not stop.is_set():
+            if len(set(reader.mget(KEYS))) > 1:
+                torn[0] += 1
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for each in readers:
+        each.start()
+    try:
+        for value in range(1, rounds + 1):
+            if atomic:
+                writer.eval(ATOMIC, len(KEYS), *KEYS, value)
+            else:
+                for key in KEYS:
+                    writer.eval(TORN, 1, key, value)
+            if not atomic and torn[0]:
+                break
+    finally:
+        stop.set()
+        for each in readers:
+            each.join()
+    return torn[0]
+
+
+def test_a_script_over_several_shards_is_atomic(clone: ServerProcess) -> None:
+    assert torn_reads(clone, atomic=True) == 0
+
+
+def test_the_torn_control_is_caught(clone: ServerProcess) -> None:
+    if clone.name.endswith("shards1"):
+        pytest.skip("one shard: every script is one step")
+    assert torn_reads(clone, atomic=False, rounds=3000) > 0
+
+
+# -- redis-py's Lock -----------------------------------------------------------------------
+
+
+def test_redis_py_lock(clone: ServerProcess) -> None:
+    client = redis.Redis(port=clone.port)
+    client.flushall()
+    lock = client.lock("resource", timeout=5)
+    assert lock.acquire(blocking=False)
+    assert not client.lock("resource", timeout=5).acquire(blocking=False)
+    assert lock.extend(10)
+    assert 5 < client.ttl("resource") <= 15
+    assert lock.reacquire()
+    assert lock.owned()
+    other = client.lock("resource", timeout=5)
+    other.local.token = b"not-the-owner"
+    with pytest.raises(LockNotOwnedError):
+        other.release()  # the release script compares tokens on the server
+    other.local.token = b"not-the-owner"  # release forgot it
+    with pytest.raises(LockNotOwnedError):
+        other.extend(5)
+    lock.release()
+    assert not lock.owned()
+    assert client.get("resource") is None
+
+
+def test_redis_py_lock_under_contention(clone: ServerProcess) -> None:
+    """20 clients take turns on one lock: no two are ever inside together."""
+    client = redis.Redis(port=clone.port)
+    client.flushall()
+    inside = [0]
+    overlaps = [0]
+    done = [0]
+    guard = threading.Lock()
+
+    def work() -> None:
+        mine = redis.Redis(port=clone.port)
+        for _ in range(5):
+            with mine.lock("contended", timeout=10, blocking_timeout=30, sleep=0.005):
+                with guard:
+                    inside[0] += 1
+                    if inside[0] > 1:
+                        overlaps[0] += 1
+                mine.incr("counter")
+                with guard:
+                    inside[0] -= 1
+            with guard:
+                done[0] += 1
+
+    threads = [threading.Thread(target=work) for _ in range(20)]
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
+    assert overlaps[0] == 0
+    assert done[0] == 100
+    assert client.get("counter") == b"100"
