@@ -1,15 +1,16 @@
 """Scripting commands (Redis's ``eval.c``): EVAL, EVALSHA, their _RO forms, SCRIPT.
 
-The acceptor answers them through its script service (``session.server.scripts``,
-:mod:`shardserver.scripting.scripts`), which keeps the script cache and sends each script to
-where it runs: one shard, or every shard held (docs/architecture.md, "Scripts").
+EVAL and its kin take the SCRIPT route: the acceptor's script service
+(``server.scripts``, :mod:`shardserver.scripting.scripts`) keeps the script cache and sends
+each script to where it runs: one shard, or every shard held (docs/architecture.md,
+"Scripts"). SCRIPT's subcommands are answered here, with that service.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shardserver.commands.spec import local
+from shardserver.commands.spec import Command, Route, local
 from shardserver.errors import error
 
 _FLUSH_MODES = {b"async", b"sync"}
@@ -32,22 +33,6 @@ _HELP = [
     "HELP",
     "    Prints this help.",
 ]
-
-
-def eval_(session: Any, argv: list[bytes]) -> Any:
-    return session.server.scripts.eval(session, argv, by_sha=False, read_only=False)
-
-
-def evalsha(session: Any, argv: list[bytes]) -> Any:
-    return session.server.scripts.eval(session, argv, by_sha=True, read_only=False)
-
-
-def eval_ro(session: Any, argv: list[bytes]) -> Any:
-    return session.server.scripts.eval(session, argv, by_sha=False, read_only=True)
-
-
-def evalsha_ro(session: Any, argv: list[bytes]) -> Any:
-    return session.server.scripts.eval(session, argv, by_sha=True, read_only=True)
 
 
 def script_load(session: Any, argv: list[bytes]) -> bytes:
@@ -79,10 +64,10 @@ def script_help(session: Any, argv: list[bytes]) -> bytes:
 
 
 ROWS = [
-    local("eval", eval_),
-    local("evalsha", evalsha),
-    local("eval_ro", eval_ro),
-    local("evalsha_ro", evalsha_ro),
+    Command("eval", Route.SCRIPT),
+    Command("evalsha", Route.SCRIPT),
+    Command("eval_ro", Route.SCRIPT),
+    Command("evalsha_ro", Route.SCRIPT),
     local("script|load", script_load),
     local("script|exists", script_exists),
     local("script|flush", script_flush),

@@ -276,7 +276,10 @@ local function compile(body, chunk)
   return f, false
 end
 
-local function run(f, keys, args)
+local function run(f, numkeys, ...)
+  local all, keys, args = {...}, {}, {}
+  for i = 1, numkeys do keys[i] = all[i] end
+  for i = numkeys + 1, select('#', ...) do args[i - numkeys] = all[i] end
   rawset(globals, 'KEYS', keys)
   rawset(globals, 'ARGV', args)
   local ok, value = rawxpcall(f, handler)
@@ -404,8 +407,7 @@ class Engine:
         Raises :class:`Abort` when the owner stopped it."""
         self.resp = 2
         self.aborted = None
-        table_from = self.runtime.table_from
-        ok, value = self._run(self.functions[sha], table_from(keys), table_from(args))
+        ok, value = self._run(self.functions[sha], len(keys), *keys, *args)
         if self.aborted is not None:
             raise self.aborted
         if not ok:

@@ -17,10 +17,10 @@ is for scripts that keep to one shard.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from shardserver.commands.multikey import Plan
@@ -91,14 +91,18 @@ class HeldScript:
         self,
         thread: ScriptThread,
         client: Any,
-        future: asyncio.Future,
+        done: Callable[[bytes], None],
         run: tuple[bytes, bytes, list[bytes], list[bytes], bool],
+        owner: Any = None,
     ) -> None:
         self.thread = thread
         self.server = client.server
         self.loop = self.server.loop
         self.session = ScriptSession(client)
-        self.future = future
+        self.done = done
+        #: Whose hold the script's commands go at: its own, or an EXEC's that holds every
+        #: shard already (and releases them itself).
+        self.owner = owner if owner is not None else self
         self.sha, self.body, self.keys, self.args, self.read_only = run
         self.protocol = client.protocol
         self.shards = list(range(self.server.shard_count))
@@ -110,6 +114,9 @@ class HeldScript:
         self.beyond = False
 
     def start(self) -> None:
+        if self.owner is not self:
+            self.thread.pool.submit(self._run)
+            return
         self.remaining = self.server.sequencer.hold(self, self.shards, [], self)
 
     def deliver(self, index: int, value: Any) -> None:
@@ -139,9 +146,9 @@ class HeldScript:
     # -- in the event loop ----------------------------------------------------------------
 
     def _finish(self, reply: bytes) -> None:
-        self.server.sequencer.release(self, self.shards, {})
-        if not self.future.done():
-            self.future.set_result(reply)
+        if self.owner is self:
+            self.server.sequencer.release(self, self.shards, {})
+        self.done(reply)
 
     def _call(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
         try:
@@ -190,7 +197,7 @@ class HeldScript:
         if spec.route is Route.ALL or spec.route is Route.CURSOR:
             self.beyond = True
         receiver = _Answer(answer, planned.merge, len(planned.parts))
-        at = self.server.sequencer.at_hold(self, self.shards)
+        at = self.server.sequencer.at_hold(self.owner, self.shards)
         for index, (shard, part) in enumerate(planned.parts):
             runs, targets = at[shard]
             runs.append([session.ctx, part])
@@ -200,7 +207,7 @@ class HeldScript:
     def queue(self, shard: int, ctx: int, argv: list, target: tuple) -> None:
         """One run at this script's hold point on ``shard``."""
         self.touched.add(shard)
-        runs, targets = self.server.sequencer.at_hold(self, [shard])[shard]
+        runs, targets = self.server.sequencer.at_hold(self.owner, [shard])[shard]
         runs.append([ctx, argv])
         targets.append(target)
         self.server.sequencer.schedule_flush()

@@ -19,11 +19,11 @@ Where a script runs (docs/architecture.md, "Scripts"):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import lupa.lua51 as lua
 
-from shardserver.commands.spec import Later
 from shardserver.errors import NOT_INTEGER, error
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
@@ -135,8 +135,24 @@ class Scripts:
 
     # -- EVAL ----------------------------------------------------------------------------
 
-    def eval(self, session: Any, argv: list[bytes], by_sha: bool, read_only: bool) -> Any:
-        """EVAL, EVALSHA and their _RO forms."""
+    def route(self, client: Any, spec: Any, argv: list[bytes]) -> None:
+        """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
+        prepared = self.prepare(spec.name, argv)
+        if prepared.__class__ is bytes:
+            client.reply(prepared)
+            return
+        script, keys, args, read_only = prepared
+        entry = client.new_entry()
+        server = self.server
+        shards = {server.shard_of_key(key) for key in keys}
+        if server.shard_count == 1 or (script.sha in self.local and len(shards) <= 1):
+            fast = _FastReply(self, client, entry, script, (keys, args, read_only))
+            fast.send(shards.pop() if shards else 0)
+        else:
+            self.run_held(client, lambda reply: client.fill(entry, reply), prepared)
+
+    def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
+        """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
         numkeys = parse_int(argv[2])
         if numkeys is None:
             return NOT_INTEGER
@@ -144,7 +160,7 @@ class Scripts:
             return _TOO_MANY
         if numkeys < 0:
             return _NEGATIVE
-        if by_sha:
+        if name.startswith("evalsha"):
             script = self.cache.get(argv[1].lower())
             if script is None:
                 return NOSCRIPT
@@ -152,39 +168,24 @@ class Scripts:
             script = self.load(argv[1])
             if script.__class__ is bytes:
                 return script
-        keys = argv[3 : 3 + numkeys]
-        args = argv[3 + numkeys :]
-        read_only = read_only or script.read_only
-        server = self.server
-        future = server.loop.create_future()
-        shards = {server.shard_of_key(key) for key in keys}
-        if server.shard_count == 1 or (script.sha in self.local and len(shards) <= 1):
-            shard = shards.pop() if shards else 0
-            receiver = _FastReply(self, session, future, script, (keys, args, read_only))
-            receiver.send(shard)
-        else:
-            self.run_held(session, future, script, keys, args, read_only)
-        return Later(future)
+        read_only = name.endswith("_ro") or script.read_only
+        return script, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
 
     def run_held(
-        self,
-        session: Any,
-        future: Any,
-        script: Script,
-        keys: list[bytes],
-        args: list[bytes],
-        read_only: bool,
+        self, client: Any, done: Callable[[bytes], None], prepared: tuple, owner: Any = None
     ) -> None:
-        """Run a script over every shard held; learn whether it kept to its keys' shard."""
-        run = (script.sha, script.source, keys, args, read_only)
-        held = HeldScript(self.thread, session, future, run)
+        """Run a script over every shard held (by ``owner``, an EXEC that holds them, or by
+        the script itself); learn whether it kept to its keys' shard."""
+        script, keys, args, read_only = prepared
         declared = {self.server.shard_of_key(key) for key in keys}
 
-        def learn(_done: Any) -> None:
+        def finished(reply: bytes) -> None:
             if not held.beyond and len(declared) <= 1 and held.touched <= declared:
                 self.local.add(script.sha)
+            done(reply)
 
-        future.add_done_callback(learn)
+        run = (script.sha, script.source, keys, args, read_only)
+        held = HeldScript(self.thread, client, finished, run, owner)
         held.start()
 
 
@@ -192,12 +193,12 @@ class _FastReply:
     """The fast path's part: sent to one shard; its value is the reply, or the news that
     the script must run over every shard, or that the shard lacks it."""
 
-    __slots__ = ("scripts", "session", "future", "script", "run", "shard")
+    __slots__ = ("scripts", "client", "entry", "script", "run", "shard")
 
-    def __init__(self, scripts: Scripts, session: Any, future: Any, script: Script, run: tuple):
+    def __init__(self, scripts: Scripts, client: Any, entry: list, script: Script, run: tuple):
         self.scripts = scripts
-        self.session = session
-        self.future = future
+        self.client = client
+        self.entry = entry
         self.script = script
         self.run = run
         self.shard = 0
@@ -209,30 +210,31 @@ class _FastReply:
         body = b"" if script.sha in sent and not with_body else script.source
         sent.add(script.sha)
         keys, args, read_only = self.run
-        session = self.session
+        client = self.client
         part = [
             b"@eval",
             script.sha,
             body,
             b"1" if read_only else b"0",
-            b"3" if session.protocol == 3 else b"2",
+            b"3" if client.protocol == 3 else b"2",
             b"%d" % len(keys),
             *keys,
             *args,
         ]
-        self.scripts.server.sequencer.step(session.ctx, [(shard, part)], self)
+        self.scripts.server.sequencer.step(client.ctx, [(shard, part)], self)
 
     def deliver(self, index: int, value: Any) -> None:
         if value.__class__ is bytes:  # the shard failed
-            self.future.set_result(value)
+            self.client.fill(self.entry, value)
             return
         outcome = value[0]
         if outcome == RAN:
-            self.future.set_result(value[1])
+            self.client.fill(self.entry, value[1])
         elif outcome == UNKNOWN:
             self.send(self.shard, with_body=True)
         elif outcome == ESCAPED:
             scripts = self.scripts
             scripts.local.discard(self.script.sha)
-            keys, args, read_only = self.run
-            scripts.run_held(self.session, self.future, self.script, keys, args, read_only)
+            client, entry = self.client, self.entry
+            prepared = (self.script, *self.run)
+            scripts.run_held(client, lambda reply: client.fill(entry, reply), prepared)
