@@ -61,6 +61,7 @@ class Acceptor:
         listener: socket.socket | None = None,
         words: ServerWords | None = None,
         peers: Peers | None = None,
+        board: Any = None,
     ) -> None:
         self.config = config
         self.commands = COMMANDS
@@ -116,8 +117,9 @@ class Acceptor:
         self.links.on_failed = self._shard_failed
         self.shard_count = len(links)
         self.shard_of_slot = shard_table(len(links))
-        #: The script cache, and where each script runs (EVAL, EVALSHA, SCRIPT).
-        self.scripts = Scripts(self)
+        #: The script cache, and where each script runs (EVAL, EVALSHA, SCRIPT); the board
+        #: that says which scripts run now, in any shard or acceptor.
+        self.scripts = Scripts(self, board)
         self.clients: dict[int, ClientConnection] = {}
         #: Server-wide words (client IDs, the snapshot's state), shared by the acceptors.
         self.words = words if words is not None else ServerWords()
@@ -143,6 +145,7 @@ class Acceptor:
         self.links.start(loop)
         self.sequencer.start(loop)
         self.peers.start(loop)
+        self.scripts.start(loop)
         try:
             if self.listener is not None:
                 self.server = await loop.create_server(

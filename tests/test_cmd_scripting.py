@@ -10,6 +10,7 @@ the script cache.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -479,3 +480,59 @@ def test_redis_py_lock_under_contention(clone: ServerProcess) -> None:
     assert overlaps[0] == 0
     assert done[0] == 100
     assert client.get("counter") == b"100"
+
+
+# -- long scripts: -BUSY, SCRIPT KILL, SHUTDOWN NOSAVE ----------------------------------------
+
+FOREVER = "local i = 0 while true do i = i + 1 end"
+BUSY = (
+    b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+)
+
+
+def wait_busy(conn: RawConnection, deadline_s: float = 10.0) -> None:
+    """PING until it says BUSY (the script has passed the threshold). A command for the
+    script's shard sent before then would wait there until the script ends: the acceptor
+    answers PING itself."""
+    end = time.monotonic() + deadline_s
+    while True:
+        reply = conn.command("PING")
+        if reply == BUSY or time.monotonic() > end:
+            assert reply == BUSY
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("keys", [["k"], ["a", "b", "c"]], ids=["one-shard", "all-shards"])
+def test_a_long_script_makes_others_busy_until_killed(clone: ServerProcess, keys: list) -> None:
+    with RawConnection(clone.port) as runner, RawConnection(clone.port) as other:
+        assert other.command("CONFIG", "SET", "busy-reply-threshold", "100") == b"+OK\r\n"
+        try:
+            runner.send(encode_command("EVAL", FOREVER, str(len(keys)), *keys))
+            wait_busy(other)
+            assert other.command("GET", "a") == BUSY
+            assert other.command("SHUTDOWN") == BUSY
+            assert other.command("HELLO").startswith(b"*14\r\n")  # allowed while busy
+            assert other.command("SCRIPT", "KILL") == b"+OK\r\n"
+            killed = runner.read_reply()
+            assert killed.startswith(b"-ERR Script killed by user with SCRIPT KILL... script: ")
+            assert killed.endswith(b", on @user_script:1.\r\n")
+            assert other.command("GET", "a") == b"$-1\r\n"
+            assert (
+                other.command("SCRIPT", "KILL")
+                == b"-NOTBUSY No scripts in execution right now.\r\n"
+            )
+        finally:
+            other.command("CONFIG", "SET", "busy-reply-threshold", "5000")
+
+
+def test_a_script_that_wrote_cannot_be_killed(clone_factory) -> None:
+    server = clone_factory.start_clone(shards=2)
+    with RawConnection(server.port) as runner, RawConnection(server.port) as other:
+        assert other.command("CONFIG", "SET", "lua-time-limit", "100") == b"+OK\r\n"
+        runner.send(encode_command("EVAL", "redis.call('set', 'x', 1) " + FOREVER, "0"))
+        wait_busy(other)
+        assert other.command("GET", "x") == BUSY
+        assert other.command("SCRIPT", "KILL").startswith(b"-UNKILLABLE Sorry the script already")
+        other.send(encode_command("SHUTDOWN", "NOSAVE"))
+        assert server.proc.wait(timeout=10) == 0

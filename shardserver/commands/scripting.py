@@ -56,7 +56,7 @@ def script_flush(session: Any, argv: list[bytes]) -> Any:
 
 
 def script_kill(session: Any, argv: list[bytes]) -> bytes:
-    return error("NOTBUSY No scripts in execution right now.")
+    return session.server.scripts.kill()
 
 
 def script_help(session: Any, argv: list[bytes]) -> bytes:

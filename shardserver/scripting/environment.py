@@ -78,6 +78,10 @@ class CallError(Exception):
         self.text = text
 
 
+def _nothing() -> None:
+    pass
+
+
 def _log(*args: Any) -> None:
     """``redis.log(level, message ...)``."""
     if len(args) < 2:
@@ -99,13 +103,28 @@ def _set_repl(*args: Any) -> None:
         )
 
 
+#: The error of a script SCRIPT KILL stopped.
+KILLED = b"ERR Script killed by user with SCRIPT KILL..."
+
+
+class Killed(Exception):
+    """SCRIPT KILL stopped the script: an error no ``pcall`` catches, with the script's line."""
+
+    def __init__(self, text: bytes) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 def _caught(problem: Any) -> tuple[int, bytes] | int | None:
     """What an error raised in Python is, for the Lua side: 1 and the text of a command's
-    error, 2 for an abort, None for anything else."""
-    if problem.__class__ is CallError:
+    error, 2 for an abort, 3 and its text for a kill, None for anything else."""
+    kind = problem.__class__
+    if kind is CallError:
         return 1, problem.text
-    if problem.__class__ is Abort:
+    if kind is Abort:
         return 2
+    if kind is Killed:
+        return 3, problem.text
     return None
 
 
@@ -160,7 +179,9 @@ end
 -- which: 1 and the error's text for a command's error, 2 for an abort.
 local caught = py.caught
 local function is_abort(e)
-  return type(e) == 'userdata' and caught(e) == 2
+  if type(e) ~= 'userdata' then return false end
+  local kind = caught(e)
+  return kind == 2 or kind == 3
 end
 
 -- Redis's pcall: an error table's message is what the caller gets. Nothing catches an abort.
@@ -169,7 +190,7 @@ local function settle(ok, ...)
     local e = ...
     if type(e) == 'userdata' then
       local kind, text = caught(e)
-      if kind == 2 then error(e, 0) end
+      if kind == 2 or kind == 3 then error(e, 0) end
       if kind == 1 then return false, text end
     elseif type(e) == 'table' and type(rawget(e, 'err')) == 'string' then
       return false, rawget(e, 'err')
@@ -251,7 +272,7 @@ local function handler(e)
   if type(e) == 'userdata' then
     local kind, text = caught(e)
     if kind == 2 then return e end
-    if kind == 1 then e = {err = text} end
+    if kind == 1 or kind == 3 then e = {err = text} end
   end
   if type(e) ~= 'table' then e = {err = 'ERR ' .. tostring(e)} end
   local level = 2
@@ -268,6 +289,10 @@ local function handler(e)
   return e
 end
 globals.__redis__err__handler = handler
+
+-- Every so many instructions, the owner may stop a script that runs too long (SCRIPT KILL).
+local tick = py.tick
+debug.sethook(function() tick() end, '', 100000)
 
 local function compile(body, chunk)
   local f, e = rawloadstring(body, chunk)
@@ -354,12 +379,15 @@ class Engine:
         #: The RESP version ``redis.call`` replies in: 2 unless the script said otherwise.
         self.resp = 2
         self.aborted: Abort | None = None
+        #: Called every 100,000 Lua instructions: raises :class:`Killed` to stop the script.
+        self.tick: Callable[[], None] = _nothing
         self.functions: dict[bytes, Any] = {}
         py = runtime.table_from(
             {
                 b"call": self._raising_call,
                 b"pcall": self._call,
                 b"caught": _caught,
+                b"tick": lambda *_event: self.tick(),
                 b"sha1hex": lambda text: hashlib.sha1(text).hexdigest().encode(),
                 b"log": _log,
                 b"setresp": self._setresp,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,11 +28,12 @@ from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import COORDINATED, Route
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
+from shardserver.keyspace import now_ms
 from shardserver.receivers import merged
 from shardserver.resp import Resp2, Resp3
 from shardserver.routing import PLANNERS
 from shardserver.scripting import calls
-from shardserver.scripting.environment import Engine
+from shardserver.scripting.environment import KILLED, Engine, Killed
 
 log = logging.getLogger("shardserver.scripting")
 
@@ -42,18 +44,24 @@ class ScriptThread:
     """The acceptor's thread for scripts that hold every shard, and its Lua interpreter.
 
     One at a time is all there can be: each holds every shard, and a hold waits for the one
-    before it to be released."""
+    before it to be released. A daemon thread: a script that loops for ever (and wrote, so
+    SCRIPT KILL cannot stop it) must not keep SHUTDOWN NOSAVE from ending the process."""
 
     def __init__(self) -> None:
-        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scripts")
-        self.local = threading.local()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
 
-    def engine(self) -> Engine:
-        """This thread's interpreter (made on first use, in the thread)."""
-        engine = getattr(self.local, "engine", None)
-        if engine is None:
-            engine = self.local.engine = Engine(_unset_call)
-        return engine
+    def submit(self, job: Callable[[Engine], None]) -> None:
+        """Run ``job(engine)`` in the thread, after the jobs before it."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="scripts", daemon=True)
+            self.thread.start()
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        engine = Engine(_unset_call)
+        while True:
+            self.jobs.get()(engine)
 
 
 def _unset_call(argv: list[bytes], resp: int) -> bytes:
@@ -94,6 +102,7 @@ class HeldScript:
         done: Callable[[bytes], None],
         run: tuple[bytes, bytes, list[bytes], list[bytes], bool],
         owner: Any = None,
+        board: tuple[Any, int] | None = None,
     ) -> None:
         self.thread = thread
         self.server = client.server
@@ -112,10 +121,13 @@ class HeldScript:
         #: whether the script may take the fast path.
         self.touched: set[int] = set()
         self.beyond = False
+        #: The script board and this acceptor's row on it (SCRIPT KILL, -BUSY).
+        self.board, self.place = board if board is not None else (None, 0)
+        self.wrote = False
 
     def start(self) -> None:
         if self.owner is not self:
-            self.thread.pool.submit(self._run)
+            self.thread.submit(self._run)
             return
         self.remaining = self.server.sequencer.hold(self, self.shards, [], self)
 
@@ -123,20 +135,30 @@ class HeldScript:
         """A barrier answered: once all have, this script is first on every shard."""
         self.remaining -= 1
         if not self.remaining:
-            self.thread.pool.submit(self._run)
+            self.thread.submit(self._run)
 
     # -- in the script thread -------------------------------------------------------------
 
-    def _run(self) -> None:
-        engine = self.thread.engine()
+    def _run(self, engine: Engine) -> None:
         engine.call = self._call_from_thread
+        engine.tick = self._tick
+        board = self.board
+        if board is not None:
+            board.started(self.place, now_ms())
         try:
             problem = engine.compile(self.sha, self.body)
             reply = problem or engine.run(self.sha, self.keys, self.args, self.protocol)
         except Exception as failure:  # a bug costs this script, never the thread
             log.exception("a script over every shard failed")
             reply = error(f"ERR internal error: {type(failure).__name__}")
+        finally:
+            if board is not None:
+                board.ended(self.place)
         self.loop.call_soon_threadsafe(self._finish, reply)
+
+    def _tick(self) -> None:
+        if self.board is not None and not self.wrote and self.board.kill_asked(self.place):
+            raise Killed(KILLED)
 
     def _call_from_thread(self, argv: list[bytes], resp: int) -> bytes:
         answer: concurrent.futures.Future = concurrent.futures.Future()
@@ -164,6 +186,10 @@ class HeldScript:
             return
         session = self.session
         session.protocol = resp
+        if "write" in spec.flags and not self.wrote:
+            self.wrote = True
+            if self.board is not None:
+                self.board.wrote(self.place)
         if spec.route is Route.LOCAL:
             self.beyond = True
             answered = calls.answered_here(spec.name, argv, self.server.config["databases"])

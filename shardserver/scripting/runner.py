@@ -27,9 +27,11 @@ from typing import Any
 
 from shardserver.commands.spec import Route, key_positions
 from shardserver.errors import error
+from shardserver.keyspace import now_ms
 from shardserver.resp import Resp2, Resp3
+from shardserver.scripting.board import ScriptBoard
 from shardserver.scripting.calls import answered_here, checked
-from shardserver.scripting.environment import Abort, Engine
+from shardserver.scripting.environment import KILLED, Abort, Engine, Killed
 from shardserver.slots import shard_table, slot_for_key
 
 RAN = 0
@@ -58,6 +60,10 @@ class ShardScripts:
         self.db: Any = None
         self.read_only = False
         self.wrote = False
+        #: Shared with the acceptors (:mod:`shardserver.scripting.board`): they read that a
+        #: script runs here, and ask it to stop; None in a shard made without a server.
+        self.board: ScriptBoard | None = None
+        self.engine.tick = self._tick
 
     def run(self, db: Any, argv: list[bytes]) -> tuple:
         """``@eval``: run a script on this shard (see the module's docstring)."""
@@ -77,6 +83,9 @@ class ShardScripts:
         self.read_only = read_only
         self.wrote = False
         events = len(shard.events)
+        board = self.board
+        if board is not None:
+            board.started(shard.index, now_ms())
         try:
             reply = engine.run(sha, keys, args, protocol)
         except Abort as abort:
@@ -84,7 +93,17 @@ class ShardScripts:
                 return (RAN, _WROTE_THEN_ESCAPED)
             del shard.events[events:]
             return (ESCAPED, abort.reason)
+        finally:
+            if board is not None:
+                board.ended(shard.index)
         return (RAN, reply)
+
+    def _tick(self) -> None:
+        """Every so many Lua instructions: stop the script if SCRIPT KILL asked, and it
+        has not written."""
+        board = self.board
+        if board is not None and not self.wrote and board.kill_asked(self.shard.index):
+            raise Killed(KILLED)
 
     def forget(self) -> None:
         """``@script-flush``: every script compiled here goes."""
@@ -108,8 +127,10 @@ class ShardScripts:
             for position in key_positions(spec, argv):
                 if not owned[slot_for_key(argv[position])]:
                     raise Abort("a key of another shard")
-        if "write" in spec.flags:
+        if "write" in spec.flags and not self.wrote:
             self.wrote = True
+            if self.board is not None:
+                self.board.wrote(self.shard.index)
         shard = self.shard
         line = [spec.wire_name, *argv[1:]]
         try:

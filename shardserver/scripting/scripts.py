@@ -25,12 +25,22 @@ from typing import Any
 import lupa.lua51 as lua
 
 from shardserver.errors import NOT_INTEGER, error
+from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
+from shardserver.scripting.board import ScriptBoard
 from shardserver.scripting.held import HeldScript, ScriptThread
 from shardserver.scripting.runner import ESCAPED, RAN, UNKNOWN
 
 NOSCRIPT = error("NOSCRIPT No matching script. Please use EVAL.")
+_NOTBUSY = error("NOTBUSY No scripts in execution right now.")
+_UNKILLABLE = error(
+    "UNKILLABLE Sorry the script already executed write commands against the dataset. You can "
+    "either wait the script termination or kill the server in a hard way using the SHUTDOWN "
+    "NOSAVE command."
+)
+#: How often an acceptor reads the board for scripts past the threshold.
+_BOARD_EVERY_S = 0.02
 _NEGATIVE = error("ERR Number of keys can't be negative")
 _TOO_MANY = error("ERR Number of keys can't be greater than number of args")
 #: The shebang flags Redis 7.0 knows; only ``no-writes`` changes anything here (no
@@ -79,8 +89,14 @@ def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
 class Scripts:
     """One acceptor's script cache and EVAL dispatch."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, board: ScriptBoard | None = None) -> None:
         self.server = server
+        #: Which scripts run now, in every shard and acceptor; this acceptor's own row.
+        self.board = board if board is not None else ScriptBoard(server.shard_count + 1)
+        self.place = server.shard_count + server.index if board is not None else server.shard_count
+        #: Whether a script has run past ``busy-reply-threshold``: every command but those
+        #: Redis flags ``allow_busy`` gets ``-BUSY`` (read off the board every few ms).
+        self.busy = False
         self.cache: dict[bytes, Script] = {}
         #: Per shard, the SHAs it was sent with their body (so it has them compiled).
         self.sent: list[set[bytes]] = [set() for _ in range(server.shard_count)]
@@ -90,6 +106,39 @@ class Scripts:
         #: Compiles a new script once, for its error (the shards compile it again).
         self.checker = lua.LuaRuntime(encoding=None, register_eval=False)
         self._loadstring = self.checker.eval("loadstring")
+
+    # -- long scripts --------------------------------------------------------------------
+
+    def start(self, loop: Any) -> None:
+        """Watch the board while the server runs."""
+        loop.call_later(_BOARD_EVERY_S, self._watch_board, loop)
+
+    def _watch_board(self, loop: Any) -> None:
+        self.look_at_board()
+        loop.call_later(_BOARD_EVERY_S, self._watch_board, loop)
+
+    def look_at_board(self) -> None:
+        """Whether a script is past the threshold now (also as soon as one of ours ends)."""
+        if self.busy or self.board.running():
+            self.busy = bool(self._long_scripts())
+
+    def _long_scripts(self) -> list[tuple[int, int, bool]]:
+        """The scripts that have run past ``busy-reply-threshold``."""
+        threshold = int(self.server.config["busy-reply-threshold"])
+        now = now_ms()
+        return [row for row in self.board.running() if now - row[1] >= threshold]
+
+    def kill(self) -> bytes:
+        """SCRIPT KILL: stop every long script that has not written."""
+        long = self._long_scripts()
+        if not long:
+            return _NOTBUSY
+        killable = [place for place, _started, wrote in long if not wrote]
+        if not killable:
+            return _UNKILLABLE
+        for place in killable:
+            self.board.ask_kill(place)
+        return b"+OK\r\n"
 
     # -- the cache -----------------------------------------------------------------------
 
@@ -182,10 +231,12 @@ class Scripts:
         def finished(reply: bytes) -> None:
             if not held.beyond and len(declared) <= 1 and held.touched <= declared:
                 self.local.add(script.sha)
+            if self.busy:
+                self.look_at_board()
             done(reply)
 
         run = (script.sha, script.source, keys, args, read_only)
-        held = HeldScript(self.thread, client, finished, run, owner)
+        held = HeldScript(self.thread, client, finished, run, owner, (self.board, self.place))
         held.start()
 
 
@@ -229,6 +280,8 @@ class _FastReply:
             return
         outcome = value[0]
         if outcome == RAN:
+            if self.scripts.busy:
+                self.scripts.look_at_board()
             self.client.fill(self.entry, value[1])
         elif outcome == UNKNOWN:
             self.send(self.shard, with_body=True)
