@@ -293,6 +293,73 @@ SEQUENCES: dict[str, list[list[str]]] = {
 }
 
 
+LIBRARY = (
+    "#!lua name=lib1\n"
+    "redis.register_function('f1', function(keys, args) "
+    "return redis.call('set', keys[1], args[1]) end)\n"
+    "redis.register_function{function_name='f2', callback=function(keys, args) "
+    "return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}\n"
+    "local function helper(keys) return redis.call('mget', unpack(keys)) end\n"
+    "redis.register_function('f3', function(keys, args) return helper(keys) end)"
+)
+SEQUENCES["functions"] = [
+    ["FUNCTION", "LOAD", LIBRARY],
+    ["FUNCTION", "LOAD", LIBRARY],
+    ["FUNCTION", "LOAD", "REPLACE", LIBRARY],
+    ["FCALL", "f1", "1", "a", "v"],
+    ["FCALL", "f1", "1", "b", "w"],
+    ["FCALL", "f2", "1", "a"],
+    ["FCALL", "f3", "3", "a", "b", "c"],
+    ["FCALL", "f3", "3", "a", "b", "c"],
+    ["FCALL_RO", "f1", "1", "a", "v"],
+    ["FCALL_RO", "f2", "1", "a"],
+    ["FCALL", "nosuch", "0"],
+    ["FCALL", "f1", "x"],
+    ["FCALL", "f1", "3", "a"],
+    ["FCALL", "f1", "-1"],
+    # Redis lists a library's functions in its hash table's order (seeded at random):
+    # listings compare libraries of one function.
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=one\nredis.register_function('only', function() return 1 end)",
+    ],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "one"],
+    ["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "on*"],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "z*"],
+    ["FUNCTION", "LIST", "LIBRARYNAME"],
+    ["FUNCTION", "LIST", "WITHCODE", "WITHCODE"],
+    ["FUNCTION", "STATS"],
+    ["FUNCTION", "LOAD", "return 1"],
+    ["FUNCTION", "LOAD", "#!lua\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=bad-name\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2 foo=bar\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function('f1', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nredis.call('ping')"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function('f4', 5)"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=lib2\nredis.register_function('f4', function() error('boom') end)",
+    ],
+    ["FCALL", "f4", "0"],
+    ["FUNCTION", "LOAD", "X", "#!lua name=lib3\nreturn 1"],
+    ["FUNCTION", "DELETE", "lib2"],
+    ["FUNCTION", "DELETE", "lib2"],
+    ["FCALL", "f4", "0"],
+    ["FUNCTION", "FLUSH", "x"],
+    ["FUNCTION", "FLUSH", "SYNC", "x"],
+    ["FUNCTION", "KILL"],
+    ["FUNCTION", "HELP"],
+    ["FUNCTION", "DELETE", "lib1"],
+    ["FUNCTION", "LIST"],
+    ["FUNCTION", "FLUSH"],
+    ["FCALL", "f1", "1", "a", "v"],
+    ["FUNCTION", "LIST"],
+]
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 
@@ -304,6 +371,7 @@ def replies(server: ServerProcess, commands: list[list[str]], resp3: bool = Fals
     with RawConnection(server.port) as conn:
         assert conn.command("FLUSHALL") == b"+OK\r\n"
         assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"
+        assert conn.command("FUNCTION", "FLUSH") == b"+OK\r\n"
         if resp3:
             assert conn.command("HELLO", "3").startswith(b"%")
         out = []
@@ -381,13 +449,24 @@ ATOMIC = "for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1]) end return 1"
 TORN = "return redis.call('set', KEYS[1], ARGV[1])"
 
 
-def torn_reads(server: ServerProcess, atomic: bool, rounds: int = 300) -> int:
+SET_ALL = (
+    "#!lua name=setall\n"
+    "redis.register_function('set_all', function(keys, args) "
+    "for i = 1, #keys do redis.call('set', keys[i], args[1]) end return 1 end)"
+)
+
+
+def torn_reads(
+    server: ServerProcess, atomic: bool, rounds: int = 300, function: bool = False
+) -> int:
     """Writers set a, b, c, d (on three shards) to one value per script (or, the control,
     one script per key); readers MGET them: how many reads saw different values."""
     stop = threading.Event()
     torn = [0]
     writer = redis.Redis(port=server.port)
     writer.mset(dict.fromkeys(KEYS, "0"))
+    if function:
+        writer.function_load(SET_ALL, replace=True)
 
     def read() -> None:
         reader = redis.Redis(port=server.port)
@@ -400,7 +479,9 @@ def torn_reads(server: ServerProcess, atomic: bool, rounds: int = 300) -> int:
         each.start()
     try:
         for value in range(1, rounds + 1):
-            if atomic:
+            if function:
+                writer.fcall("set_all", len(KEYS), *KEYS, value)
+            elif atomic:
                 writer.eval(ATOMIC, len(KEYS), *KEYS, value)
             else:
                 for key in KEYS:
@@ -416,6 +497,10 @@ def torn_reads(server: ServerProcess, atomic: bool, rounds: int = 300) -> int:
 
 def test_a_script_over_several_shards_is_atomic(clone: ServerProcess) -> None:
     assert torn_reads(clone, atomic=True) == 0
+
+
+def test_a_function_over_several_shards_is_atomic(clone: ServerProcess) -> None:
+    assert torn_reads(clone, atomic=True, function=True) == 0
 
 
 def test_the_torn_control_is_caught(clone: ServerProcess) -> None:

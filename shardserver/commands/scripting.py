@@ -3,7 +3,8 @@
 EVAL and its kin take the SCRIPT route: the acceptor's script service
 (``server.scripts``, :mod:`shardserver.scripting.scripts`) keeps the script cache and sends
 each script to where it runs: one shard, or every shard held (docs/architecture.md,
-"Scripts"). SCRIPT's subcommands are answered here, with that service.
+"Scripts"); FCALL and FCALL_RO too, for FUNCTION LOAD's functions. SCRIPT's and FUNCTION's
+subcommands are answered here, with that service.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from shardserver.commands.spec import Command, Route, local
 from shardserver.errors import error
+from shardserver.glob import compile_glob
 
 _FLUSH_MODES = {b"async", b"sync"}
 _HELP = [
@@ -63,6 +65,92 @@ def script_help(session: Any, argv: list[bytes]) -> bytes:
     return session.enc.array([session.enc.simple(line) for line in _HELP])
 
 
+_FUNCTION_HELP = [
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def function_load(session: Any, argv: list[bytes]) -> bytes:
+    replace = False
+    for option in argv[2:-1]:
+        if option.lower() != b"replace":
+            return error(f"ERR Unknown option given: {option.decode('utf-8', 'replace')}")
+        replace = True
+    return session.server.scripts.functions.load(argv[-1], replace)
+
+
+def function_list(session: Any, argv: list[bytes]) -> bytes:
+    pattern = None
+    with_code = False
+    position = 2
+    while position < len(argv):
+        word = argv[position].lower()
+        if word == b"withcode" and not with_code:
+            with_code = True
+        elif word == b"libraryname" and pattern is None:
+            if position + 1 >= len(argv):
+                return error("ERR library name argument was not given")
+            position += 1
+            pattern = compile_glob(argv[position])
+        else:
+            return error(f"ERR Unknown argument {argv[position].decode('utf-8', 'replace')}")
+        position += 1
+    return session.server.scripts.functions.listed(session.enc, pattern, with_code)
+
+
+def function_delete(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.functions.delete(argv[2])
+
+
+def function_flush(session: Any, argv: list[bytes]) -> bytes:
+    if len(argv) > 3:  # Redis names the subcommand as the client spelt it
+        name = argv[1].decode("utf-8", "replace")
+        return error(
+            f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try FUNCTION HELP."
+        )
+    if len(argv) == 3 and argv[2].lower() not in _FLUSH_MODES:
+        return error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+    session.server.scripts.functions.flush()
+    return b"+OK\r\n"
+
+
+def function_stats(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.functions.stats(session.enc)
+
+
+def function_help(session: Any, argv: list[bytes]) -> bytes:
+    return session.enc.array([session.enc.simple(line) for line in _FUNCTION_HELP])
+
+
 ROWS = [
     Command("eval", Route.SCRIPT),
     Command("evalsha", Route.SCRIPT),
@@ -73,4 +161,13 @@ ROWS = [
     local("script|flush", script_flush),
     local("script|kill", script_kill),
     local("script|help", script_help),
+    Command("fcall", Route.SCRIPT),
+    Command("fcall_ro", Route.SCRIPT),
+    local("function|load", function_load),
+    local("function|list", function_list),
+    local("function|delete", function_delete),
+    local("function|flush", function_flush),
+    local("function|stats", function_stats),
+    local("function|kill", script_kill),
+    local("function|help", function_help),
 ]

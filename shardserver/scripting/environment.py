@@ -265,7 +265,74 @@ redis.REPL_SLAVE, redis.REPL_REPLICA = 2, 2
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REDIS_VERSION = py.version
 redis.REDIS_VERSION_NUM = py.version_num
-globals.redis = readonly(redis)
+local runtime_redis = readonly(redis)
+globals.redis = runtime_redis
+
+-- What a library sees while it loads (FUNCTION LOAD): redis.register_function, redis.log,
+-- the constants; no redis.call. Its functions then run with the scripts' globals.
+local registering, registering_order
+local FLAGS = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
+  ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
+local function valid_name(name)
+  return type(name) == 'string' and #name > 0 and not name:find('[^%w_]')
+end
+local function register(name, callback, flags, description)
+  if not valid_name(name) then
+    error(error_table('Function names can only contain letters, numbers, or underscores(_) '
+      .. 'and must be at least one character long'), 0)
+  end
+  if registering[name] then error(error_table('Function already exists in the library'), 0) end
+  local list = {}
+  if flags ~= nil then
+    if type(flags) ~= 'table' then
+      error(error_table('flags argument to redis.register_function must be a table '
+        .. 'representing function flags'), 0)
+    end
+    for _, flag in ipairs(flags) do
+      if not FLAGS[flag] then error(error_table('unknown flag given'), 0) end
+      list[#list + 1] = flag
+    end
+  end
+  if description ~= nil and type(description) ~= 'string' then
+    error(error_table('description argument given to redis.register_function must be a '
+      .. 'string'), 0)
+  end
+  registering[name] = {callback = callback, flags = list, description = description}
+  registering_order[#registering_order + 1] = name
+end
+local loading = {}
+loading.register_function = function(...)
+  local count, first, second = select('#', ...), ...
+  if count == 1 and type(first) == 'table' then
+    local callback = rawget(first, 'callback')
+    if type(callback) ~= 'function' then
+      error(error_table('callback argument given to redis.register_function must be a '
+        .. 'function'), 0)
+    end
+    local name = rawget(first, 'function_name')
+    if type(name) ~= 'string' then
+      error(error_table('function_name argument given to redis.register_function must be '
+        .. 'a string'), 0)
+    end
+    return register(name, callback, rawget(first, 'flags'), rawget(first, 'description'))
+  end
+  if count ~= 2 then
+    error(error_table('wrong number of arguments to redis.register_function'), 0)
+  end
+  if type(second) ~= 'function' then
+    error(error_table('second argument to redis.register_function must be a function'), 0)
+  end
+  return register(first, second, nil, nil)
+end
+for _, name in ipairs({'log', 'setresp', 'REPL_NONE', 'REPL_AOF', 'REPL_ALL', 'REPL_SLAVE',
+    'REPL_REPLICA', 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING', 'REDIS_VERSION',
+    'REDIS_VERSION_NUM'}) do
+  loading[name] = redis[name]
+end
+setmetatable(loading, {__index = function(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end})
+local loading_redis = readonly(loading)
 
 -- Redis's error handler: every error becomes a table, with the script's line.
 local function handler(e)
@@ -299,6 +366,32 @@ local function compile(body, chunk)
   if not f then return nil, e end
   setfenv(f, env)
   return f, false
+end
+
+-- A library's code: its functions by name (each {callback, flags, description}) and their
+-- names in the order registered, or nil and the error (a string: it did not compile; a
+-- table: it failed while loading).
+local function load_library(code)
+  local f, e = rawloadstring(code, '@user_function')
+  if not f then return nil, e end
+  setfenv(f, env)
+  registering, registering_order = {}, {}
+  rawset(globals, 'redis', loading_redis)
+  local ok, problem = rawxpcall(f, handler)
+  rawset(globals, 'redis', runtime_redis)
+  local found, order = registering, registering_order
+  registering, registering_order = nil, nil
+  if not ok then return nil, problem end
+  return found, order
+end
+
+-- A function of a library, called as FCALL calls it: f(keys, args).
+local function call_function(f, numkeys, ...)
+  local all, keys, args = {...}, {}, {}
+  for i = 1, numkeys do keys[i] = all[i] end
+  for i = numkeys + 1, select('#', ...) do args[i - numkeys] = all[i] end
+  local ok, value = rawxpcall(function() return f(keys, args) end, handler)
+  return ok, value
 end
 
 local function run(f, numkeys, ...)
@@ -362,7 +455,8 @@ local function as_map(flat, count)
 end
 local function array(...) return {...} end
 
-return compile, run, shape, status, failure, wrap, verbatim, as_set, as_map, array
+return compile, run, shape, status, failure, wrap, verbatim, as_set, as_map, array,
+  load_library, call_function
 """
 
 
@@ -409,7 +503,13 @@ class Engine:
             self._as_set,
             self._as_map,
             self._array,
+            self._load_library,
+            self._call_function,
         ) = setup
+        #: FUNCTION's functions, by name: their Lua callbacks.
+        self.library_functions: dict[bytes, Any] = {}
+        #: Each library's function names.
+        self.libraries: dict[bytes, list[bytes]] = {}
         self.lua_type = lua.lua_type
 
     # -- scripts -------------------------------------------------------------------------
@@ -428,6 +528,54 @@ class Engine:
     def forget(self) -> None:
         """SCRIPT FLUSH: every compiled script goes."""
         self.functions.clear()
+
+    # -- function libraries ----------------------------------------------------------------
+
+    def load_library(self, name: bytes, code: bytes) -> dict[bytes, tuple] | bytes:
+        """Load a library's code (replacing one of the same name): its functions as
+        ``{name: (flags, description)}``, or Redis's error reply."""
+        found, problem = self._load_library(code)  # problem: the order, when it loaded
+        if found is None:
+            if self.lua_type(problem) == "table":
+                text = _sanitized(self._shape(problem)[1])
+                return b"-ERR Error registering functions: %b\r\n" % text
+            return b"-ERR Error compiling function: %b\r\n" % _text(problem)
+        functions = {}
+        callbacks = {}
+        for index in range(1, len(problem) + 1):  # in the order the library registered them
+            function_name = problem[index]
+            entry = found[function_name]
+            flags = tuple(entry[b"flags"][i] for i in range(1, len(entry[b"flags"]) + 1))
+            functions[function_name] = (flags, entry[b"description"])
+            callbacks[function_name] = entry[b"callback"]
+        if not functions:
+            return b"-ERR No functions registered\r\n"
+        self.delete_library(name)
+        self.library_functions.update(callbacks)
+        self.libraries[name] = list(callbacks)
+        return functions
+
+    def delete_library(self, name: bytes) -> None:
+        for function_name in self.libraries.pop(name, ()):
+            self.library_functions.pop(function_name, None)
+
+    def flush_libraries(self) -> None:
+        self.libraries.clear()
+        self.library_functions.clear()
+
+    def call_function(
+        self, name: bytes, keys: list[bytes], args: list[bytes], protocol: int
+    ) -> bytes:
+        """FCALL: a loaded function's reply for a client of ``protocol``."""
+        self.resp = 2
+        self.aborted = None
+        callback = self.library_functions[name]
+        ok, value = self._call_function(callback, len(keys), *keys, *args)
+        if self.aborted is not None:
+            raise self.aborted
+        if not ok:
+            return self._error_reply(value, name)
+        return self.reply(value, protocol)
 
     def run(self, sha: bytes, keys: list[bytes], args: list[bytes], protocol: int) -> bytes:
         """Run a compiled script; its reply encoded for a client of ``protocol`` (2 or 3).

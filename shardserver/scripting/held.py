@@ -146,8 +146,11 @@ class HeldScript:
         if board is not None:
             board.started(self.place, now_ms())
         try:
-            problem = engine.compile(self.sha, self.body)
-            reply = problem or engine.run(self.sha, self.keys, self.args, self.protocol)
+            if self.body is None:  # a function (FCALL): its library is loaded in the thread
+                reply = engine.call_function(self.sha, self.keys, self.args, self.protocol)
+            else:
+                problem = engine.compile(self.sha, self.body)
+                reply = problem or engine.run(self.sha, self.keys, self.args, self.protocol)
         except Exception as failure:  # a bug costs this script, never the thread
             log.exception("a script over every shard failed")
             reply = error(f"ERR internal error: {type(failure).__name__}")

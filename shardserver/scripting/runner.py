@@ -18,7 +18,10 @@ as a failing Redis script's do, and the reply is an error that says why.
 ``@eval sha body read_only protocol numkeys key... arg...`` (``body`` empty when the shard
 should have the script compiled already) returns ``(RAN, reply)``, ``(ESCAPED, reason)`` or
 ``(UNKNOWN,)`` (a restarted shard that lost its scripts: the acceptor sends the body).
-``@script-flush`` forgets every script.
+``@fcall name read_only protocol numkeys key... arg...`` runs a FUNCTION LOAD function the
+same way; ``@function-load name code``, ``@function-delete name`` and ``@function-flush`` keep
+the shard's libraries as the acceptors' (every shard has every library). ``@script-flush``
+forgets every script.
 """
 
 from __future__ import annotations
@@ -67,7 +70,6 @@ class ShardScripts:
 
     def run(self, db: Any, argv: list[bytes]) -> tuple:
         """``@eval``: run a script on this shard (see the module's docstring)."""
-        shard = self.shard
         sha, body, read_only, protocol = argv[1], argv[2], argv[3] == b"1", int(argv[4])
         engine = self.engine
         if sha not in engine.functions:
@@ -77,8 +79,30 @@ class ShardScripts:
             if problem is not None:
                 return (RAN, problem)
         numkeys = int(argv[5])
-        keys = argv[6 : 6 + numkeys]
-        args = argv[6 + numkeys :]
+        return self._execute(
+            db, read_only, engine.run, sha, argv[6 : 6 + numkeys], argv[6 + numkeys :], protocol
+        )
+
+    def call(self, db: Any, argv: list[bytes]) -> tuple:
+        """``@fcall name read_only protocol numkeys key... arg...``: FCALL on this shard."""
+        name, read_only, protocol = argv[1], argv[2] == b"1", int(argv[3])
+        if name not in self.engine.library_functions:
+            return (UNKNOWN,)
+        numkeys = int(argv[4])
+        keys, args = argv[5 : 5 + numkeys], argv[5 + numkeys :]
+        return self._execute(db, read_only, self.engine.call_function, name, keys, args, protocol)
+
+    def _execute(
+        self,
+        db: Any,
+        read_only: bool,
+        runs: Any,
+        name: bytes,
+        keys: list[bytes],
+        args: list[bytes],
+        protocol: int,
+    ) -> tuple:
+        shard = self.shard
         self.db = db
         self.read_only = read_only
         self.wrote = False
@@ -87,7 +111,7 @@ class ShardScripts:
         if board is not None:
             board.started(shard.index, now_ms())
         try:
-            reply = engine.run(sha, keys, args, protocol)
+            reply = runs(name, keys, args, protocol)
         except Abort as abort:
             if self.wrote:
                 return (RAN, _WROTE_THEN_ESCAPED)
@@ -150,7 +174,17 @@ class ShardScripts:
         return reply
 
 
+def _load_library(shard: Any, db: Any, argv: list[bytes]) -> list:
+    """``@function-load name code``: a library, as FUNCTION LOAD checked it."""
+    loaded = shard.scripts.engine.load_library(argv[1], argv[2])
+    return [loaded if loaded.__class__ is bytes else None]
+
+
 INTERNAL_PARTS = {
     b"@eval": lambda shard, db, argv: shard.scripts.run(db, argv),
+    b"@fcall": lambda shard, db, argv: shard.scripts.call(db, argv),
     b"@script-flush": lambda shard, db, argv: shard.scripts.forget(),
+    b"@function-load": _load_library,
+    b"@function-delete": lambda shard, db, argv: shard.scripts.engine.delete_library(argv[1]),
+    b"@function-flush": lambda shard, db, argv: shard.scripts.engine.flush_libraries(),
 }

@@ -29,6 +29,7 @@ from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
 from shardserver.scripting.board import ScriptBoard
+from shardserver.scripting.functions import Functions
 from shardserver.scripting.held import HeldScript, ScriptThread
 from shardserver.scripting.runner import ESCAPED, RAN, UNKNOWN
 
@@ -43,6 +44,9 @@ _UNKILLABLE = error(
 _BOARD_EVERY_S = 0.02
 _NEGATIVE = error("ERR Number of keys can't be negative")
 _TOO_MANY = error("ERR Number of keys can't be greater than number of args")
+_BAD_NUMKEYS = error("ERR Bad number of keys provided")
+_NO_FUNCTION = error("ERR Function not found")
+_WRITES_IN_RO = error("ERR Can not execute a script with write flag using *_ro command.")
 #: The shebang flags Redis 7.0 knows; only ``no-writes`` changes anything here (no
 #: cluster, no replicas, no memory limit yet).
 SHEBANG_FLAGS = frozenset(
@@ -51,15 +55,18 @@ SHEBANG_FLAGS = frozenset(
 
 
 class Script:
-    """A cached script: its body as Lua compiles it, and its shebang's read-only flag."""
+    """A cached script: its body as Lua compiles it, and its shebang's read-only flag; or a
+    FUNCTION LOAD function (``source`` None, ``sha`` its name)."""
 
-    __slots__ = ("sha", "body", "source", "read_only")
+    __slots__ = ("sha", "body", "source", "read_only", "key")
 
-    def __init__(self, sha: bytes, body: bytes, source: bytes, read_only: bool) -> None:
+    def __init__(self, sha: bytes, body: bytes, source: bytes | None, read_only: bool) -> None:
         self.sha = sha
         self.body = body
         self.source = source
         self.read_only = read_only
+        #: What the fast path is learned by (a function's name cannot be taken for a SHA).
+        self.key = sha if source is not None else b"function:" + sha
 
 
 def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
@@ -103,6 +110,8 @@ class Scripts:
         #: SHAs seen to keep to the shard of their keys: they take the fast path.
         self.local: set[bytes] = set()
         self.thread = ScriptThread()
+        #: FUNCTION LOAD's libraries (FCALL runs their functions the way EVAL runs scripts).
+        self.functions = Functions(server, self.thread)
         #: Compiles a new script once, for its error (the shards compile it again).
         self.checker = lua.LuaRuntime(encoding=None, register_eval=False)
         self._loadstring = self.checker.eval("loadstring")
@@ -179,8 +188,9 @@ class Scripts:
         self.server.sequencer.step(0, parts, DISCARD)
 
     def shard_restarted(self, shard: int) -> None:
-        """A new shard process has no scripts compiled."""
+        """A new shard process has no scripts compiled, and no libraries."""
         self.sent[shard].clear()
+        self.functions.shard_restarted(shard)
 
     # -- EVAL ----------------------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class Scripts:
         entry = client.new_entry()
         server = self.server
         shards = {server.shard_of_key(key) for key in keys}
-        if server.shard_count == 1 or (script.sha in self.local and len(shards) <= 1):
+        if server.shard_count == 1 or (script.key in self.local and len(shards) <= 1):
             fast = _FastReply(self, client, entry, script, (keys, args, read_only))
             fast.send(shards.pop() if shards else 0)
         else:
@@ -203,6 +213,8 @@ class Scripts:
     def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
         numkeys = parse_int(argv[2])
+        if name.startswith("fcall"):
+            return self._prepare_call(name, argv, numkeys)
         if numkeys is None:
             return NOT_INTEGER
         if numkeys > len(argv) - 3:
@@ -220,6 +232,24 @@ class Scripts:
         read_only = name.endswith("_ro") or script.read_only
         return script, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
 
+    def _prepare_call(self, name: str, argv: list[bytes], numkeys: int | None) -> tuple | bytes:
+        """FCALL and FCALL_RO: the function, keys, arguments and whether it may not write."""
+        owner = self.functions.owners.get(argv[1])
+        if owner is None:
+            return _NO_FUNCTION
+        if numkeys is None:
+            return _BAD_NUMKEYS
+        if numkeys > len(argv) - 3:
+            return _TOO_MANY
+        if numkeys < 0:
+            return _NEGATIVE
+        flags = self.functions.libraries[owner].functions[argv[1]][0]
+        read_only = b"no-writes" in flags
+        if name == "fcall_ro" and not read_only:
+            return _WRITES_IN_RO
+        function = Script(argv[1], b"", None, read_only)
+        return function, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
+
     def run_held(
         self, client: Any, done: Callable[[bytes], None], prepared: tuple, owner: Any = None
     ) -> None:
@@ -230,7 +260,7 @@ class Scripts:
 
         def finished(reply: bytes) -> None:
             if not held.beyond and len(declared) <= 1 and held.touched <= declared:
-                self.local.add(script.sha)
+                self.local.add(script.key)
             if self.busy:
                 self.look_at_board()
             done(reply)
@@ -257,21 +287,16 @@ class _FastReply:
     def send(self, shard: int, with_body: bool = False) -> None:
         self.shard = shard
         script = self.script
-        sent = self.scripts.sent[shard]
-        body = b"" if script.sha in sent and not with_body else script.source
-        sent.add(script.sha)
         keys, args, read_only = self.run
         client = self.client
-        part = [
-            b"@eval",
-            script.sha,
-            body,
-            b"1" if read_only else b"0",
-            b"3" if client.protocol == 3 else b"2",
-            b"%d" % len(keys),
-            *keys,
-            *args,
-        ]
+        flags = [b"1" if read_only else b"0", b"3" if client.protocol == 3 else b"2"]
+        if script.source is None:
+            part = [b"@fcall", script.sha, *flags, b"%d" % len(keys), *keys, *args]
+        else:
+            sent = self.scripts.sent[shard]
+            body = b"" if script.sha in sent and not with_body else script.source
+            sent.add(script.sha)
+            part = [b"@eval", script.sha, body, *flags, b"%d" % len(keys), *keys, *args]
         self.scripts.server.sequencer.step(client.ctx, [(shard, part)], self)
 
     def deliver(self, index: int, value: Any) -> None:
@@ -283,11 +308,13 @@ class _FastReply:
             if self.scripts.busy:
                 self.scripts.look_at_board()
             self.client.fill(self.entry, value[1])
+        elif outcome == UNKNOWN and self.script.source is None:  # a library not there yet
+            self.client.fill(self.entry, _NO_FUNCTION)
         elif outcome == UNKNOWN:
             self.send(self.shard, with_body=True)
         elif outcome == ESCAPED:
             scripts = self.scripts
-            scripts.local.discard(self.script.sha)
+            scripts.local.discard(self.script.key)
             client, entry = self.client, self.entry
             prepared = (self.script, *self.run)
             scripts.run_held(client, lambda reply: client.fill(entry, reply), prepared)
