@@ -352,6 +352,8 @@ SEQUENCES["functions"] = [
     ["FUNCTION", "FLUSH", "SYNC", "x"],
     ["FUNCTION", "KILL"],
     ["FUNCTION", "HELP"],
+    ["FUNCTION", "RESTORE", "x"],
+    ["FUNCTION", "RESTORE", "x", "bogus"],
     ["FUNCTION", "DELETE", "lib1"],
     ["FUNCTION", "LIST"],
     ["FUNCTION", "FLUSH"],
@@ -399,6 +401,28 @@ def test_resp3_replies_match_redis(
     got = replies(clone, commands, resp3=True)
     for command, want, have in zip(commands, expected, got, strict=True):
         assert (command, have) == (command, want)
+
+
+def test_function_dump_and_restore_between_servers(
+    redis_server: ServerProcess, clone: ServerProcess
+) -> None:
+    """A payload FUNCTION DUMP made on either server restores on the other."""
+    ours, theirs = redis.Redis(port=clone.port), redis.Redis(port=redis_server.port)
+    for source, target in ((theirs, ours), (ours, theirs)):
+        source.function_flush()
+        target.function_flush()
+        source.function_load(LIBRARY)
+        payload = source.function_dump()
+        with pytest.raises(redis.ResponseError, match="already exists"):
+            source.function_restore(payload)
+        assert target.function_restore(payload)
+        assert target.fcall("f1", 1, "k", "restored") == b"OK"
+        assert target.fcall("f2", 1, "k") == b"restored"
+        assert target.function_restore(payload, "REPLACE")
+        assert target.function_restore(payload, "FLUSH")
+        assert [lib[1] for lib in target.function_list()] == [b"lib1"]
+    ours.function_flush()
+    theirs.function_flush()
 
 
 def test_pipelined_scripts_answer_in_order(clone: ServerProcess) -> None:

@@ -94,6 +94,20 @@ _FUNCTION_HELP = [
     "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
     "    * ASYNC: Asynchronously flush the libraries.",
     "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using "
+    "FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore "
+    "policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, "
+    "replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance "
+    "of failure",
+    "      in case of functions name collision with another library).",
     "HELP",
     "    Prints this help.",
 ]
@@ -147,6 +161,21 @@ def function_stats(session: Any, argv: list[bytes]) -> bytes:
     return session.server.scripts.functions.stats(session.enc)
 
 
+def function_dump(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.functions.dump()
+
+
+def function_restore(session: Any, argv: list[bytes]) -> bytes:
+    if len(argv) > 4:
+        return error("ERR syntax error")
+    policy = argv[3].lower() if len(argv) == 4 else b"append"
+    if policy not in (b"flush", b"append", b"replace"):
+        return error(
+            "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+        )
+    return session.server.scripts.functions.restore(argv[2], policy)
+
+
 def function_help(session: Any, argv: list[bytes]) -> bytes:
     return session.enc.array([session.enc.simple(line) for line in _FUNCTION_HELP])
 
@@ -169,5 +198,7 @@ ROWS = [
     local("function|flush", function_flush),
     local("function|stats", function_stats),
     local("function|kill", script_kill),
+    local("function|dump", function_dump),
+    local("function|restore", function_restore),
     local("function|help", function_help),
 ]

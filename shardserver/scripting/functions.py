@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from shardserver.errors import error
+from shardserver.persistence import rdb
 from shardserver.receivers import DISCARD
 from shardserver.scripting.environment import Engine
 
@@ -132,6 +133,41 @@ class Functions:
     def _everywhere(self, *part: bytes) -> None:
         parts = [(shard, list(part)) for shard in range(self.server.shard_count)]
         self.server.sequencer.step(0, parts, DISCARD)
+
+    # -- FUNCTION DUMP and RESTORE ------------------------------------------------------------
+
+    def dump(self) -> bytes:
+        payload = rdb.functions_payload([library.code for library in self.libraries.values()])
+        return b"$%d\r\n%b\r\n" % (len(payload), payload)
+
+    def restore(self, payload: bytes, policy: bytes) -> bytes:
+        """FUNCTION RESTORE payload FLUSH|APPEND|REPLACE: every library checked first, so a
+        refused restore changes nothing."""
+        if not rdb.payload_intact(payload):
+            return error("ERR DUMP payload version or checksum are wrong")
+        try:
+            codes = rdb.load_functions_payload(payload)
+        except EOFError:
+            codes = None
+        if codes is None:
+            return error("ERR given type is not a function")
+        names = []
+        for code in codes:
+            parsed = metadata(code)
+            if parsed.__class__ is bytes:
+                return parsed
+            names.append(parsed[0])
+        if policy == b"append":
+            for name in names:
+                if name in self.libraries:
+                    return error(f"ERR Library {name.decode('utf-8', 'replace')} already exists")
+        if policy == b"flush":
+            self.flush()
+        for code in codes:
+            loaded = self.load(code, replace=True)
+            if loaded[:1] == b"-":
+                return loaded
+        return b"+OK\r\n"
 
     # -- FUNCTION LIST and STATS -------------------------------------------------------------
 
