@@ -645,3 +645,32 @@ def test_a_script_that_wrote_cannot_be_killed(clone_factory) -> None:
         assert other.command("SCRIPT", "KILL").startswith(b"-UNKILLABLE Sorry the script already")
         other.send(encode_command("SHUTDOWN", "NOSAVE"))
         assert server.proc.wait(timeout=10) == 0
+
+
+# -- persistence --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_what_scripts_wrote_survives_a_restart(clone_factory, tmp_path, shards: int) -> None:
+    """Scripts' writes reach the append-only log as their effects (a random value, a
+    relative expiry, a script over every shard): after a restart the keys are as they were."""
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    server = clone_factory.start_clone(shards, args)
+    client = redis.Redis(port=server.port)
+    client.eval("redis.call('set', KEYS[1], tostring(math.random())) return 1", 1, "rand")
+    client.eval("return redis.call('set', KEYS[1], 'v', 'EX', 1000)", 1, "ttl")
+    client.eval(
+        "for i = 1, 20 do redis.call('rpush', 'list' .. i % 5, i) end "
+        "redis.call('hset', 'h', 'f', ARGV[1]) return redis.call('incrbyfloat', 'f', 1.5)",
+        0,
+        "value",
+    )
+    client.function_load(SET_ALL)
+    client.fcall("set_all", 3, "a", "b", "c", "by-function")
+    before = {key: client.dump(key) for key in client.keys("*")}
+    deadline = client.pexpiretime("ttl")
+    server.stop()
+    server = clone_factory.start_clone(shards, args)
+    client = redis.Redis(port=server.port)
+    assert {key: client.dump(key) for key in client.keys("*")} == before
+    assert client.pexpiretime("ttl") == deadline
