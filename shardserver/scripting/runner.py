@@ -156,6 +156,7 @@ class ShardScripts:
             if self.board is not None:
                 self.board.wrote(self.shard.index)
         shard = self.shard
+        shard.calls[spec.wire_name] += 1
         line = [spec.wire_name, *argv[1:]]
         try:
             reply = shard.handlers[spec.wire_name](shard, self.db, line, _ENCODERS[resp])

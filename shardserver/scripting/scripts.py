@@ -24,6 +24,7 @@ from typing import Any
 
 import lupa.lua51 as lua
 
+from shardserver.commands.spec import LOCAL_CALLS
 from shardserver.errors import NOT_INTEGER, error
 from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
@@ -196,6 +197,7 @@ class Scripts:
 
     def route(self, client: Any, spec: Any, argv: list[bytes]) -> None:
         """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
+        LOCAL_CALLS[spec.name] += 1  # INFO commandstats (the shards count the script's calls)
         prepared = self.prepare(spec.name, argv)
         if prepared.__class__ is bytes:
             client.reply(prepared)
