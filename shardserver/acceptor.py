@@ -39,6 +39,7 @@ from shardserver.persistence import aof
 from shardserver.persistence.snapshots import Snapshots
 from shardserver.pubsub import PubSub
 from shardserver.receivers import DISCARD, Collector
+from shardserver.scripting.scripts import Scripts
 from shardserver.sequencer import Sequencer
 from shardserver.shared import ServerWords
 from shardserver.slots import shard_table, slot_for_key
@@ -60,6 +61,7 @@ class Acceptor:
         listener: socket.socket | None = None,
         words: ServerWords | None = None,
         peers: Peers | None = None,
+        board: Any = None,
     ) -> None:
         self.config = config
         self.commands = COMMANDS
@@ -88,6 +90,11 @@ class Acceptor:
             monitor_lines=lambda lines: self.monitors.heard(lines),
             pause=lambda mode, milliseconds: self.pause.start(mode, milliseconds),
             unpause=lambda: self.pause.end(),
+            script_load=lambda body: self.scripts.learned(body),
+            script_flush=lambda: self.scripts.flush(),
+            function_load=lambda code: self.scripts.functions.load(code, True, tell=False),
+            function_delete=lambda name: self.scripts.functions.delete(name, tell=False),
+            function_flush=lambda: self.scripts.functions.flush(tell=False),
             publish=self.pubsub.deliver,
             spublish=self.pubsub.deliver_shard,
             pubsub_active=self.pubsub.active,
@@ -113,6 +120,9 @@ class Acceptor:
         self.links.on_failed = self._shard_failed
         self.shard_count = len(links)
         self.shard_of_slot = shard_table(len(links))
+        #: The script cache, and where each script runs (EVAL, EVALSHA, SCRIPT); the board
+        #: that says which scripts run now, in any shard or acceptor.
+        self.scripts = Scripts(self, board)
         self.clients: dict[int, ClientConnection] = {}
         #: Server-wide words (client IDs, the snapshot's state), shared by the acceptors.
         self.words = words if words is not None else ServerWords()
@@ -138,6 +148,7 @@ class Acceptor:
         self.links.start(loop)
         self.sequencer.start(loop)
         self.peers.start(loop)
+        self.scripts.start(loop)
         try:
             if self.listener is not None:
                 self.server = await loop.create_server(
@@ -274,6 +285,7 @@ class Acceptor:
     def _shard_failed(self, shard: int) -> None:
         self.blocking.shard_failed(shard)
         self.tracking.shard_failed(shard)
+        self.scripts.shard_restarted(shard)
 
     def _written(self) -> None:
         if self.sequencer.book is not None:

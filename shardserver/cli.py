@@ -30,6 +30,7 @@ from shardserver.ordering import TicketBook
 from shardserver.peers import Peers, close_others, socket_pairs
 from shardserver.persistence import aof
 from shardserver.processes import name_process
+from shardserver.scripting.board import ScriptBoard
 from shardserver.shared import ServerWords
 
 log = logging.getLogger("shardserver.cli")
@@ -75,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     acceptors = int(config["acceptors"])
     book = TicketBook(acceptors, context) if acceptors > 1 else None
     words = ServerWords(context)
+    board = ScriptBoard(shards + acceptors, context)
     launched: list[list[ShardLink]] = []
     try:
         layout = aof.read_layout(config["dir"], config["appendfilename"])
         # Every shard starts loading at once (each keeps its own slots); then each reports.
-        launched = [launch_shard(context, index, config, book, layout) for index in range(shards)]
+        launched = [
+            launch_shard(context, index, config, book, layout, board) for index in range(shards)
+        ]
         for links in launched:
             await_shard(links, config)
     except (ShardStartError, aof.AofError) as problem:
@@ -93,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if config["appendonly"] == "yes":
         aof.commit_layout(config["dir"], config["appendfilename"], shards)
-    launcher = functools.partial(launch_shard, context, config=config, book=book)
+    launcher = functools.partial(launch_shard, context, config=config, book=book, board=board)
     if acceptors == 1:
-        acceptor = Acceptor(config, [links[0] for links in launched], launcher, words=words)
+        acceptor = Acceptor(
+            config, [links[0] for links in launched], launcher, words=words, board=board
+        )
         return uvloop.run(acceptor.serve())
     try:
         sockets = listeners(config, acceptors)
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             problem.strerror,
         )
         return 1
-    return run_acceptors(config, launched, sockets, book, words, launcher)
+    return run_acceptors(config, launched, sockets, book, words, launcher, board)
 
 
 def listeners(config: Config, count: int) -> list[socket.socket]:
@@ -140,6 +146,7 @@ def run_acceptors(
     book: Any,
     words: ServerWords,
     launcher: Callable[[int], list[ShardLink]],
+    board: ScriptBoard,
 ) -> int:
     """Fork acceptors 1..N-1, each with its own pipes to every shard, its own listening
     socket and a control socket to every other acceptor; run acceptor 0 here. Each child
@@ -162,6 +169,7 @@ def run_acceptors(
                 listener=sockets[index],
                 words=words,
                 peers=Peers(control[index]),
+                board=board,
             )
             os._exit(uvloop.run(acceptor.serve()))
         children.append(pid)
@@ -175,6 +183,7 @@ def run_acceptors(
         listener=sockets[0],
         words=words,
         peers=Peers(control[0]),
+        board=board,
     )
     status = uvloop.run(acceptor.serve())
     for pid in children:

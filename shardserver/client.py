@@ -35,7 +35,7 @@ from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_su
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
-from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
+from shardserver.errors import BUSY, error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
 from shardserver.slots import slot_for_key
@@ -302,7 +302,13 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         sequencer = server.sequencer
         fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-        if self.pubsub_only or server.pause or server.monitors or self.tracking is not None:
+        if (
+            self.pubsub_only
+            or server.pause
+            or server.monitors
+            or self.tracking is not None
+            or server.scripts.busy
+        ):
             fast = _NO_FAST
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
@@ -353,7 +359,13 @@ class ClientConnection(asyncio.Protocol):
                 self.inbox[:0] = commands[rest if self.postponed else rest + 1 :]
                 break
             fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-            if self.pubsub_only or server.pause or server.monitors or self.tracking is not None:
+            if (
+                self.pubsub_only
+                or server.pause
+                or server.monitors
+                or self.tracking is not None
+                or server.scripts.busy
+            ):
                 fast = _NO_FAST
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
@@ -387,6 +399,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
+        if self.server.scripts.busy and self._refuse_busy(spec, argv):
+            return
         if self.pubsub_only and spec.name not in ALLOWED_WHEN_SUBSCRIBED:
             self._refuse_subscribed(spec.name)
         elif self.multi is not None and spec.name not in NOT_QUEUED:
@@ -442,6 +456,16 @@ class ClientConnection(asyncio.Protocol):
         elif reply is not NO_REPLY:
             log.error("command %r returned %r in the acceptor", spec.name, type(reply))
             self.reply(error("ERR internal error: no reply"))
+
+    def _refuse_busy(self, spec: CommandSpec, argv: list) -> bool:
+        """While a script runs past ``busy-reply-threshold``, only what Redis flags
+        ``allow_busy`` runs (SHUTDOWN only with NOSAVE), as in Redis."""
+        if "allow_busy" in spec.flags and (
+            spec.name != "shutdown" or any(arg.lower() == b"nosave" for arg in argv[1:])
+        ):
+            return False
+        self._refuse(BUSY)
+        return True
 
     def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
         """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""

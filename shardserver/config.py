@@ -251,6 +251,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("set-max-intset-entries", 512, _int_range(0, 2**63 - 1)),
         Setting("list-max-listpack-size", -2, _int_range(-(2**31), 2**31 - 1)),
         Setting("list-compress-depth", 0, _int_range(0, 2**31 - 1)),
+        Setting(
+            "busy-reply-threshold",
+            5000,
+            _int_range(0, 2**63 - 1),
+            True,
+            "ms a script runs before other clients get -BUSY (alias lua-time-limit)",
+        ),
     ]
 }
 
@@ -261,6 +268,7 @@ ALIASES: dict[str, str] = {
     "zset-max-ziplist-entries": "zset-max-listpack-entries",
     "zset-max-ziplist-value": "zset-max-listpack-value",
     "list-max-ziplist-size": "list-max-listpack-size",
+    "lua-time-limit": "busy-reply-threshold",
 }
 
 #: Redis 7.0 settings with no effect here, kept and returned by CONFIG GET as Redis would.
@@ -281,8 +289,6 @@ PASSIVE: dict[str, str] = {
     "latency-monitor-threshold": "0",
     "active-expire-effort": "1",
     "dynamic-hz": "yes",
-    "lua-time-limit": "5000",
-    "busy-reply-threshold": "5000",
     "client-query-buffer-limit": "1073741824",
     "stop-writes-on-bgsave-error": "yes",
     "rdbcompression": "yes",

@@ -4,6 +4,9 @@ WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value
 SYNTAX = b"-ERR syntax error\r\n"
 NOT_INTEGER = b"-ERR value is not an integer or out of range\r\n"
 DB_INDEX = b"-ERR DB index is out of range\r\n"
+BUSY = (
+    b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+)
 
 
 def error(text: str) -> bytes:

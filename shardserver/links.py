@@ -82,7 +82,12 @@ class _Elsewhere:
 
 
 def launch_shard(
-    context: Any, index: int, config: Config, book: Any = None, layout: int | None = None
+    context: Any,
+    index: int,
+    config: Config,
+    book: Any = None,
+    layout: int | None = None,
+    board: Any = None,
 ) -> list[ShardLink]:
     """Start one shard process (it begins loading its data at once), with a pair of pipes
     per acceptor; the acceptors' ends, one :class:`ShardLink` each. ``layout`` is the shard
@@ -99,7 +104,7 @@ def launch_shard(
         parent_ends.append((command_write, reply_read))
     process = context.Process(
         target=run_worker,
-        args=(index, settings, child_ends, book),
+        args=(index, settings, child_ends, book, board),
         name=f"redis-clone-shard-{index}",
         daemon=True,
     )

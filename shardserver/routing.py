@@ -156,6 +156,7 @@ ROUTES = {
     Route.COORD: coordinate,
     Route.BLOCK: block,
     Route.CURSOR: _sent(plan_cursor),
+    Route.SCRIPT: lambda server, client, spec, argv: server.scripts.route(client, spec, argv),
 }
 #: What each route makes of a command, for callers that send several commands in one step
 #: (EXEC).

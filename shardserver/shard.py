@@ -34,6 +34,8 @@ from shardserver.monitoring import INTERNAL_PARTS as MONITOR_PARTS
 from shardserver.notifications import Notifications
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
+from shardserver.scripting.runner import INTERNAL_PARTS as SCRIPT_PARTS
+from shardserver.scripting.runner import ShardScripts
 from shardserver.tracking import INTERNAL_PARTS as TRACKING_PARTS
 from shardserver.tracking import Tracking
 from shardserver.waiters import INTERNAL_PARTS as WAIT_PARTS
@@ -86,6 +88,7 @@ HANDLERS.update(WATCH_PARTS)
 HANDLERS.update(WAIT_PARTS)
 HANDLERS.update(TRACKING_PARTS)
 HANDLERS.update(MONITOR_PARTS)
+HANDLERS.update(SCRIPT_PARTS)
 HANDLERS[b"@settings"] = _apply_settings
 
 
@@ -122,6 +125,8 @@ class Shard:
         self.waiters = Waiters(self)
         self.tracking = Tracking(self)
         self.notifications = Notifications(self)
+        #: The Lua interpreter of the scripts that run here (EVAL's fast path).
+        self.scripts = ShardScripts(self)
         #: What this shard tells its acceptors unasked, as ``(stream, event)``: the worker
         #: sends them after the replies of the batch that made them.
         self.events: list[tuple[int, Any]] = []

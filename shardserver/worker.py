@@ -55,11 +55,16 @@ BREAK_ORDER_ENV = "REDIS_CLONE_BREAK_TICKET_ORDER"
 
 
 def run_worker(
-    index: int, settings: dict, pipes: list[tuple[Connection, Connection]], book: Any
+    index: int,
+    settings: dict,
+    pipes: list[tuple[Connection, Connection]],
+    book: Any,
+    board: Any = None,
 ) -> None:
     """Entry point of a shard process (forked from an acceptor): ``pipes`` holds, for each
     acceptor, the (commands, replies) ends of its two pipes; ``book`` orders multi-shard
-    steps when there are several acceptors (:mod:`shardserver.ordering`)."""
+    steps when there are several acceptors (:mod:`shardserver.ordering`); ``board`` says
+    to the acceptors which scripts run (:mod:`shardserver.scripting.board`)."""
     fds = [(commands.fileno(), replies.fileno()) for commands, replies in pipes]
     close_inherited_fds({fd for pair in fds for fd in pair})
     signal.set_wakeup_fd(-1)
@@ -68,6 +73,7 @@ def run_worker(
     setup_logging(settings["loglevel"], settings.get("logfile", ""), role="S")
     name_process(f"redis-clone-s{index}")
     shard = Shard(index, settings)
+    shard.scripts.board = board
     try:
         load(shard, settings.get("aof-layout"))
     except (LoadError, OSError) as problem:

@@ -31,6 +31,9 @@ Routes, and the signature of ``run`` for each:
     a blocking pop: as COORD (its ``run`` and ``plan`` are the non-blocking twin's, which is
     all it does inside MULTI), and when there is nothing to pop the client waits
     (:mod:`shardserver.blocked`).
+``SCRIPT``
+    EVAL and its kin: the acceptor's script service (:mod:`shardserver.scripting.scripts`)
+    sends the script to the one shard of its keys, or runs it with every shard held.
 ``CURSOR``
     the shard named by the client's cursor (SCAN): ``plan(session, argv)`` returns
     ``(shard, part argv)`` or an error reply; ``merge(session, shard, value) -> bytes``.
@@ -75,6 +78,7 @@ class Route(enum.Enum):
     COORD = "coordinated"
     CURSOR = "shard named by the cursor"
     BLOCK = "coordinated, waits while there is nothing"
+    SCRIPT = "the shard of its keys, or every shard held"
 
 
 #: Routes that read, decide and write across shards (a BLOCK command is a COORD command

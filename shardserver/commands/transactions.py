@@ -21,9 +21,10 @@ hold point, first on every shard, and the holds are released. So the check and t
 transaction take effect at one point of the order.
 
 A transaction with a conditional command over keys on several shards (RENAME, MSETNX,
-SMOVE, LMOVE ... across shards: each reads, decides and writes) holds every shard too and
-runs at the hold point command by command (:class:`_Rounds`): such a command's reads are
-answered and its plan decides before what follows is queued behind its writes.
+SMOVE, LMOVE ... across shards: each reads, decides and writes), or with a script, holds
+every shard too and runs at the hold point command by command (:class:`_Rounds`): such a
+command's reads are answered and its plan decides before what follows is queued behind its
+writes; a script runs to its end there (:mod:`shardserver.scripting.held`).
 """
 
 from __future__ import annotations
@@ -149,8 +150,10 @@ def queue(session: Any, spec: Any, argv: list[bytes]) -> bytes:
 
 def _conditional(session: Any, queued: list[tuple[Any, list[bytes]]]) -> bool:
     """Whether a queued command needs a coordination: a conditional command (RENAME,
-    MSETNX, SMOVE ...) over keys on several shards."""
+    MSETNX, SMOVE ...) over keys on several shards, or a script (which may touch any key)."""
     for spec, argv in queued:
+        if spec.route is Route.SCRIPT:
+            return True
         if spec.route in COORDINATED:
             checked = checked_shards(session.server, session, spec, list(argv))
             if checked.__class__ is not bytes and len(checked[1]) > 1:
@@ -391,6 +394,20 @@ class _Rounds:
                     reply = None
                 self.replies.append(reply)
                 continue
+            if spec.route is Route.SCRIPT:
+                prepared = server.scripts.prepare(spec.name, argv)
+                if prepared.__class__ is bytes:
+                    self.replies.append(prepared)
+                    continue
+                slot = len(self.replies)
+                self.replies.append(None)
+                server.scripts.run_held(
+                    session,
+                    lambda reply, slot=slot: self._scripted(slot, reply),
+                    prepared,
+                    owner=self.owner,
+                )
+                return
             if spec.route in COORDINATED:
                 checked = checked_shards(server, session, spec, argv)
                 if checked.__class__ is not bytes and len(checked[1]) > 1:
@@ -469,6 +486,11 @@ class _Rounds:
             self.outstanding += 1
             ctx = step_ctx(self.plan_ctx, step.db)
             self._append(at, shard_of_key(step.key), ctx, step.argv, (self.acks, self.plan_slot))
+        self.next()
+
+    def _scripted(self, slot: int, reply: bytes) -> None:
+        """A script of the transaction ended (at the hold point): on with the rest."""
+        self.replies[slot] = reply
         self.next()
 
     def _part(self, index: int, value: Any) -> None:

@@ -675,6 +675,26 @@ def load_payload(payload: bytes, limits: Limits | None = None) -> object | None:
     return decode_value(payload[0], payload[1:], limits)
 
 
+def functions_payload(codes: list[bytes]) -> bytes:
+    """FUNCTION DUMP's serialization: each library's code behind the FUNCTION2 opcode, then
+    the footer of a DUMP payload."""
+    data = b"".join(bytes((OP_FUNCTION2,)) + encode_string(code, compress=True) for code in codes)
+    data += _pack_version(VERSION)
+    return data + _pack_crc(crc64(data))
+
+
+def load_functions_payload(payload: bytes) -> list[bytes] | None:
+    """The libraries' code in a payload that :func:`payload_intact` accepted; None when
+    something in it is not a library. Raises EOFError for a payload cut short."""
+    reader = _Reader(payload[:-10])
+    codes = []
+    while reader.pos < len(reader.data):
+        if reader.byte() != OP_FUNCTION2:
+            return None
+        codes.append(reader.string())
+    return codes
+
+
 # -- dumps --------------------------------------------------------------------------------
 
 

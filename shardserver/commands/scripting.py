@@ -1,0 +1,204 @@
+"""Scripting commands (Redis's ``eval.c``): EVAL, EVALSHA, their _RO forms, SCRIPT.
+
+EVAL and its kin take the SCRIPT route: the acceptor's script service
+(``server.scripts``, :mod:`shardserver.scripting.scripts`) keeps the script cache and sends
+each script to where it runs: one shard, or every shard held (docs/architecture.md,
+"Scripts"); FCALL and FCALL_RO too, for FUNCTION LOAD's functions. SCRIPT's and FUNCTION's
+subcommands are answered here, with that service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardserver.commands.spec import Command, Route, local
+from shardserver.errors import error
+from shardserver.glob import compile_glob
+
+_FLUSH_MODES = {b"async", b"sync"}
+_HELP = [
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def script_load(session: Any, argv: list[bytes]) -> bytes:
+    script = session.server.scripts.load(argv[2])
+    if script.__class__ is bytes:
+        return script
+    return session.enc.bulk(script.sha)
+
+
+def script_exists(session: Any, argv: list[bytes]) -> bytes:
+    cache = session.server.scripts.cache
+    return session.enc.array([b":1\r\n" if sha.lower() in cache else b":0\r\n" for sha in argv[2:]])
+
+
+def script_flush(session: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in _FLUSH_MODES):
+        return error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+    server = session.server
+    server.scripts.flush()
+    return server.told_everywhere(b"+OK\r\n", "script_flush")
+
+
+def script_kill(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.kill()
+
+
+def script_help(session: Any, argv: list[bytes]) -> bytes:
+    return session.enc.array([session.enc.simple(line) for line in _HELP])
+
+
+_FUNCTION_HELP = [
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using "
+    "FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore "
+    "policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, "
+    "replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance "
+    "of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def function_load(session: Any, argv: list[bytes]) -> bytes:
+    replace = False
+    for option in argv[2:-1]:
+        if option.lower() != b"replace":
+            return error(f"ERR Unknown option given: {option.decode('utf-8', 'replace')}")
+        replace = True
+    return session.server.scripts.functions.load(argv[-1], replace)
+
+
+def function_list(session: Any, argv: list[bytes]) -> bytes:
+    pattern = None
+    with_code = False
+    position = 2
+    while position < len(argv):
+        word = argv[position].lower()
+        if word == b"withcode" and not with_code:
+            with_code = True
+        elif word == b"libraryname" and pattern is None:
+            if position + 1 >= len(argv):
+                return error("ERR library name argument was not given")
+            position += 1
+            pattern = compile_glob(argv[position])
+        else:
+            return error(f"ERR Unknown argument {argv[position].decode('utf-8', 'replace')}")
+        position += 1
+    return session.server.scripts.functions.listed(session.enc, pattern, with_code)
+
+
+def function_delete(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.functions.delete(argv[2])
+
+
+def function_flush(session: Any, argv: list[bytes]) -> bytes:
+    if len(argv) > 3:  # Redis names the subcommand as the client spelt it
+        name = argv[1].decode("utf-8", "replace")
+        return error(
+            f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try FUNCTION HELP."
+        )
+    if len(argv) == 3 and argv[2].lower() not in _FLUSH_MODES:
+        return error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+    session.server.scripts.functions.flush()
+    return b"+OK\r\n"
+
+
+def function_stats(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.functions.stats(session.enc)
+
+
+def function_dump(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.functions.dump()
+
+
+def function_restore(session: Any, argv: list[bytes]) -> bytes:
+    if len(argv) > 4:
+        return error("ERR syntax error")
+    policy = argv[3].lower() if len(argv) == 4 else b"append"
+    if policy not in (b"flush", b"append", b"replace"):
+        return error(
+            "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+        )
+    return session.server.scripts.functions.restore(argv[2], policy)
+
+
+def function_help(session: Any, argv: list[bytes]) -> bytes:
+    return session.enc.array([session.enc.simple(line) for line in _FUNCTION_HELP])
+
+
+ROWS = [
+    Command("eval", Route.SCRIPT),
+    Command("evalsha", Route.SCRIPT),
+    Command("eval_ro", Route.SCRIPT),
+    Command("evalsha_ro", Route.SCRIPT),
+    local("script|load", script_load),
+    local("script|exists", script_exists),
+    local("script|flush", script_flush),
+    local("script|kill", script_kill),
+    local("script|help", script_help),
+    Command("fcall", Route.SCRIPT),
+    Command("fcall_ro", Route.SCRIPT),
+    local("function|load", function_load),
+    local("function|list", function_list),
+    local("function|delete", function_delete),
+    local("function|flush", function_flush),
+    local("function|stats", function_stats),
+    local("function|kill", script_kill),
+    local("function|dump", function_dump),
+    local("function|restore", function_restore),
+    local("function|help", function_help),
+]

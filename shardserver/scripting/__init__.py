@@ -1,0 +1,1 @@
+"""Lua scripting: the environment Redis gives scripts, and what runs them."""

@@ -1,0 +1,72 @@
+"""What a script may call: the checks Redis makes on a ``redis.call`` before it runs.
+
+The same in a shard and in the acceptor, in Redis's order (``scriptCall``): the command
+exists (a container's subcommand too), its arity, whether scripts may run it at all
+(``noscript``: MULTI, BLPOP, SUBSCRIBE, CLIENT, CONFIG, EVAL ...), and whether a read-only
+script (EVAL_RO, ``#!lua flags=no-writes``) asks for a write.
+"""
+
+from __future__ import annotations
+
+import time
+
+from shardserver.commands.spec import bad_arity
+from shardserver.commands.table import COMMANDS, CommandSpec
+from shardserver.errors import DB_INDEX, NOT_INTEGER
+from shardserver.numbers import parse_int
+
+UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
+ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
+NOT_ALLOWED = b"-ERR This Redis command is not allowed from script\r\n"
+READ_ONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
+
+#: Every command by its name as bytes, lower case.
+BY_NAME: dict[bytes, CommandSpec] = {name.encode(): spec for name, spec in COMMANDS.items()}
+
+
+def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
+    """The command a script's ``redis.call`` names (a subcommand's own spec for a
+    container), or Redis's error reply for it."""
+    spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
+    if spec is None:
+        return UNKNOWN
+    if spec.subcommands and (len(argv) > 1 or spec.run is None):
+        if bad_arity(spec.arity, len(argv)):
+            return ARITY
+        spec = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
+        if spec is None:
+            return UNKNOWN
+    if bad_arity(spec.arity, len(argv)):
+        return ARITY
+    flags = spec.flags
+    if "noscript" in flags:
+        return NOT_ALLOWED
+    if read_only and "write" in flags:
+        return READ_ONLY
+    return spec
+
+
+def answered_here(name: str, argv: list[bytes], databases: int) -> tuple[bytes, int | None] | None:
+    """The commands the acceptor answers that a script's runner answers the same, wherever
+    it runs: ``(reply, database)``, the database being SELECT's new one (else None); None
+    for the others."""
+    if name == "ping":
+        return (b"+PONG\r\n" if len(argv) == 1 else _bulk(argv[1])), None
+    if name == "echo":
+        return _bulk(argv[1]), None
+    if name == "time":
+        now = time.time_ns() // 1000
+        seconds, micros = b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)
+        return b"*2\r\n" + _bulk(seconds) + _bulk(micros), None
+    if name == "select":
+        index = parse_int(argv[1])
+        if index is None:
+            return NOT_INTEGER, None
+        if not 0 <= index < databases:
+            return DB_INDEX, None
+        return b"+OK\r\n", index
+    return None
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)

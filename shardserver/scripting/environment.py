@@ -1,0 +1,761 @@
+"""The Lua world Redis gives a script, and the conversions between its values and replies.
+
+One :class:`Engine` is one Lua 5.1 interpreter (``lupa.lua51``: the Lua version Redis embeds,
+so arithmetic, string formatting and error texts are 5.1's) set up as Redis 7.0's
+``scriptingInit`` sets it up:
+
+- the globals a script sees are Redis's list (no ``os``, ``io``, ``print``, ``require``,
+  ``loadfile``, ``dofile``, ``debug`` ...), read-only: creating or changing a global, or
+  changing ``string``, ``redis`` or any library table, fails with Redis's ``Attempt to modify
+  a readonly table``, and reading a missing one with ``Script attempted to access nonexistent
+  global variable``;
+- ``redis.call``/``redis.pcall`` (commands run by the ``call`` function the owner gives: in a
+  shard, at once on its keyspace; in the acceptor, at the hold point of every shard),
+  ``redis.error_reply``, ``status_reply``, ``sha1hex``, ``log``, ``setresp``, ``set_repl``
+  and the ``REPL_*``/``LOG_*`` constants, ``REDIS_VERSION``; ``pcall`` turning an error table
+  into its message, as Redis's own ``pcall`` does; the libraries ``cjson``, ``cmsgpack``,
+  ``struct`` and ``bit`` (:mod:`shardserver.scripting.libraries`);
+- Redis's error handler: an uncaught error becomes ``-<code> <message> script: <sha>, on
+  @user_script:<line>.``, the line being the script's, not our glue's.
+
+Conversions follow Redis's ``script_lua.c``: a reply to Lua (integers to numbers, bulk strings
+to strings, nulls to ``false``, arrays to tables, a status to ``{ok=...}``, an error to
+``{err=...}``, and after ``redis.setresp(3)`` maps, sets, doubles, booleans, big numbers and
+verbatim strings as Redis hands them), and Lua to a reply (numbers truncated to integers,
+``true`` to 1, ``false`` and ``nil`` to null, tables with ``ok``/``err``/``map``/``set``/
+``double``/``big_number``, arrays up to their first nil).
+
+A command's owner may stop a script where it stands (:class:`Abort`): its shard cannot run a
+command over another shard's keys, or a client killed it. ``pcall``, ``xpcall`` and
+``coroutine.resume`` in the script cannot catch that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lupa.lua51 as lua
+
+from shardserver import REDIS_COMPAT_VERSION
+from shardserver.scripting import libraries
+from shardserver.scripting.replies import BigNumber, ErrorReply, Map, Set, Status, Verbatim, parse
+
+log = logging.getLogger("shardserver.scripting")
+
+#: What ``call`` gets: the command line and the RESP version to reply in (the script's
+#: ``redis.setresp``); what it returns: the encoded reply. It raises :class:`Abort` to stop
+#: the script.
+CallFunction = Callable[[list[bytes], int], Any]
+
+_MAX_INT = 2**63
+#: Integers below this are exact as Lua numbers and formatted as digits; others as %.17g.
+_EXACT = 2**53
+_LOG_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.INFO, 3: logging.WARNING}
+
+
+def _version_number(version: str) -> int:
+    major, minor, patch = (int(part) for part in version.split("."))
+    return major << 16 | minor << 8 | patch
+
+
+class Abort(Exception):
+    """Stop the running script at once: ``reason`` says why to whoever ran it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CallError(Exception):
+    """A command's error reply inside a script, ``text`` without its dash."""
+
+    def __init__(self, text: bytes) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _nothing() -> None:
+    pass
+
+
+def _log(*args: Any) -> None:
+    """``redis.log(level, message ...)``."""
+    if len(args) < 2:
+        raise CallError(b"ERR redis.log() requires two arguments or more.")
+    level = args[0]
+    if level.__class__ is not int or level not in _LOG_LEVELS:
+        raise CallError(b"ERR Invalid debug level.")
+    text = b" ".join(_text(arg) for arg in args[1:])
+    log.log(_LOG_LEVELS[level], "%s", text.decode("utf-8", "replace"))
+
+
+def _set_repl(*args: Any) -> None:
+    """``redis.set_repl(flags)``: checked, and nothing else (effects are always logged)."""
+    if len(args) != 1:
+        raise CallError(b"ERR redis.set_repl() requires one argument.")
+    if args[0].__class__ is not int or not 0 <= args[0] <= 3:
+        raise CallError(
+            b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
+        )
+
+
+#: The error of a script SCRIPT KILL stopped.
+KILLED = b"ERR Script killed by user with SCRIPT KILL..."
+
+
+class Killed(Exception):
+    """SCRIPT KILL stopped the script: an error no ``pcall`` catches, with the script's line."""
+
+    def __init__(self, text: bytes) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _caught(problem: Any) -> tuple[int, bytes] | int | None:
+    """What an error raised in Python is, for the Lua side: 1 and the text of a command's
+    error, 2 for an abort, 3 and its text for a kill, None for anything else."""
+    kind = problem.__class__
+    if kind is CallError:
+        return 1, problem.text
+    if kind is Abort:
+        return 2
+    if kind is Killed:
+        return 3, problem.text
+    return None
+
+
+#: The sandbox, in Lua. ``py`` holds what Python provides; the chunk returns the functions
+#: the engine drives. Names follow Redis's ``script_lua.c`` where it has them.
+_SETUP = r"""
+local py = ...
+local real = _G
+local type, error, select, unpack, tostring, setmetatable, rawget, rawset =
+      type, error, select, unpack, tostring, setmetatable, rawget, rawset
+local format, pairs, next, setfenv, rawpcall, rawxpcall = string.format, pairs, next, setfenv,
+      pcall, xpcall
+local resume, getinfo, rawloadstring, rawload = coroutine.resume, debug.getinfo, loadstring, load
+
+local READONLY = 'Attempt to modify a readonly table'
+local function refuse() error(READONLY, 2) end
+local function readonly(t)
+  return setmetatable({}, {__index = t, __newindex = refuse, __metatable = false})
+end
+
+-- The globals a script sees: a table behind a proxy, so that writes fail and reads of
+-- missing names fail the way Redis's globals protection makes them fail.
+local globals = {}
+local env = setmetatable({}, {__index = globals, __newindex = refuse, __metatable = false})
+setmetatable(globals, {__index = function(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end})
+
+for _, name in ipairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs',
+    'next', 'pairs', 'rawequal', 'rawget', 'rawset', 'select', 'setmetatable', 'tonumber',
+    'tostring', 'type', 'unpack', '_VERSION'}) do
+  globals[name] = real[name]
+end
+for _, name in ipairs({'string', 'table', 'math', 'cjson', 'cmsgpack', 'struct', 'bit'}) do
+  if real[name] ~= nil then globals[name] = readonly(real[name]) end
+end
+globals._G = env
+
+-- Chunks a script compiles see the script's globals, not the interpreter's.
+globals.loadstring = function(s, name)
+  local f, e = rawloadstring(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+globals.load = function(s, name)
+  local f, e = rawload(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+
+-- Errors that Python raised (redis.call's, an abort) arrive as userdata: ``caught`` says
+-- which: 1 and the error's text for a command's error, 2 for an abort.
+local caught = py.caught
+local function is_abort(e)
+  if type(e) ~= 'userdata' then return false end
+  local kind = caught(e)
+  return kind == 2 or kind == 3
+end
+
+-- Redis's pcall: an error table's message is what the caller gets. Nothing catches an abort.
+local function settle(ok, ...)
+  if not ok then
+    local e = ...
+    if type(e) == 'userdata' then
+      local kind, text = caught(e)
+      if kind == 2 or kind == 3 then error(e, 0) end
+      if kind == 1 then return false, text end
+    elseif type(e) == 'table' and type(rawget(e, 'err')) == 'string' then
+      return false, rawget(e, 'err')
+    end
+  end
+  return ok, ...
+end
+globals.pcall = function(f, ...)
+  return settle(rawpcall(f, ...))
+end
+local function after(ok, ...)
+  if not ok and is_abort((...)) then error((...), 0) end
+  return ok, ...
+end
+globals.xpcall = function(f, handler)
+  return after(rawxpcall(f, function(e)
+    if is_abort(e) then return e end
+    return handler(e)
+  end))
+end
+local co = {}
+for name, value in pairs(coroutine) do co[name] = value end
+co.resume = function(thread, ...)
+  return after(resume(thread, ...))
+end
+globals.coroutine = readonly(co)
+
+-- An error as Redis keeps it: a table with err = '<CODE> <message>'.
+local function error_table(text)
+  if text:sub(1, 1) == '-' then
+    text = text:find(' ', 1, true) and text:sub(2) or 'ERR ' .. text:sub(2)
+  else
+    text = 'ERR ' .. text
+  end
+  return {err = (text:gsub('[\r\n]+$', ''))}
+end
+
+local redis = {}
+-- Python functions, so that a script's ``return redis.call(...)`` is no tail call: the
+-- error handler finds the script's line, as it does behind Redis's C functions.
+redis.call = py.call
+redis.pcall = py.pcall
+redis.error_reply = function(text)
+  if type(text) ~= 'string' then error(error_table('wrong number or type of arguments'), 0) end
+  if text:sub(1, 1) ~= '-' then text = '-' .. text end
+  return error_table(text)
+end
+redis.status_reply = function(text)
+  if type(text) ~= 'string' then error(error_table('wrong number or type of arguments'), 0) end
+  return {ok = text}
+end
+redis.sha1hex = function(...)
+  if select('#', ...) ~= 1 then error(error_table('wrong number of arguments'), 0) end
+  local text = ...
+  return py.sha1hex(tostring(text))
+end
+-- Python functions, like call: their errors carry the script's line.
+redis.log = py.log
+redis.setresp = py.setresp
+redis.set_repl = py.set_repl
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.acl_check_cmd = function(...)
+  if select('#', ...) == 0 then
+    error(error_table('Please specify at least one argument for this redis lib call'), 0)
+  end
+  return py.known((...)) or error(error_table('Invalid command passed to redis.acl_check_cmd()'), 0)
+end
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_ALL = 0, 1, 3
+redis.REPL_SLAVE, redis.REPL_REPLICA = 2, 2
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REDIS_VERSION = py.version
+redis.REDIS_VERSION_NUM = py.version_num
+local runtime_redis = readonly(redis)
+globals.redis = runtime_redis
+
+-- What a library sees while it loads (FUNCTION LOAD): redis.register_function, redis.log,
+-- the constants; no redis.call. Its functions then run with the scripts' globals.
+local registering, registering_order
+local FLAGS = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
+  ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
+local function valid_name(name)
+  return type(name) == 'string' and #name > 0 and not name:find('[^%w_]')
+end
+local function register(name, callback, flags, description)
+  if not valid_name(name) then
+    error(error_table('Function names can only contain letters, numbers, or underscores(_) '
+      .. 'and must be at least one character long'), 0)
+  end
+  if registering[name] then error(error_table('Function already exists in the library'), 0) end
+  local list = {}
+  if flags ~= nil then
+    if type(flags) ~= 'table' then
+      error(error_table('flags argument to redis.register_function must be a table '
+        .. 'representing function flags'), 0)
+    end
+    for _, flag in ipairs(flags) do
+      if not FLAGS[flag] then error(error_table('unknown flag given'), 0) end
+      list[#list + 1] = flag
+    end
+  end
+  if description ~= nil and type(description) ~= 'string' then
+    error(error_table('description argument given to redis.register_function must be a '
+      .. 'string'), 0)
+  end
+  registering[name] = {callback = callback, flags = list, description = description}
+  registering_order[#registering_order + 1] = name
+end
+local loading = {}
+loading.register_function = function(...)
+  local count, first, second = select('#', ...), ...
+  if count == 1 and type(first) == 'table' then
+    local callback = rawget(first, 'callback')
+    if type(callback) ~= 'function' then
+      error(error_table('callback argument given to redis.register_function must be a '
+        .. 'function'), 0)
+    end
+    local name = rawget(first, 'function_name')
+    if type(name) ~= 'string' then
+      error(error_table('function_name argument given to redis.register_function must be '
+        .. 'a string'), 0)
+    end
+    return register(name, callback, rawget(first, 'flags'), rawget(first, 'description'))
+  end
+  if count ~= 2 then
+    error(error_table('wrong number of arguments to redis.register_function'), 0)
+  end
+  if type(second) ~= 'function' then
+    error(error_table('second argument to redis.register_function must be a function'), 0)
+  end
+  return register(first, second, nil, nil)
+end
+for _, name in ipairs({'log', 'setresp', 'REPL_NONE', 'REPL_AOF', 'REPL_ALL', 'REPL_SLAVE',
+    'REPL_REPLICA', 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING', 'REDIS_VERSION',
+    'REDIS_VERSION_NUM'}) do
+  loading[name] = redis[name]
+end
+setmetatable(loading, {__index = function(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end})
+local loading_redis = readonly(loading)
+
+-- Redis's error handler: every error becomes a table, with the script's line.
+local function handler(e)
+  if type(e) == 'userdata' then
+    local kind, text = caught(e)
+    if kind == 2 then return e end
+    if kind == 1 or kind == 3 then e = {err = text} end
+  end
+  if type(e) ~= 'table' then e = {err = 'ERR ' .. tostring(e)} end
+  local level = 2
+  while true do
+    local info = getinfo(level, 'Sl')
+    if not info then break end
+    if info.source:sub(1, 6) == '@user_' then
+      rawset(e, 'source', info.source)
+      rawset(e, 'line', info.currentline)
+      break
+    end
+    level = level + 1
+  end
+  return e
+end
+globals.__redis__err__handler = handler
+
+-- Every so many instructions, the owner may stop a script that runs too long (SCRIPT KILL).
+local tick = py.tick
+debug.sethook(function() tick() end, '', 100000)
+
+local function compile(body, chunk)
+  local f, e = rawloadstring(body, chunk)
+  if not f then return nil, e end
+  setfenv(f, env)
+  return f, false
+end
+
+-- A library's code: its functions by name (each {callback, flags, description}) and their
+-- names in the order registered, or nil and the error (a string: it did not compile; a
+-- table: it failed while loading).
+local function load_library(code)
+  local f, e = rawloadstring(code, '@user_function')
+  if not f then return nil, e end
+  setfenv(f, env)
+  registering, registering_order = {}, {}
+  rawset(globals, 'redis', loading_redis)
+  local ok, problem = rawxpcall(f, handler)
+  rawset(globals, 'redis', runtime_redis)
+  local found, order = registering, registering_order
+  registering, registering_order = nil, nil
+  if not ok then return nil, problem end
+  return found, order
+end
+
+-- A function of a library, called as FCALL calls it: f(keys, args).
+local function call_function(f, numkeys, ...)
+  local all, keys, args = {...}, {}, {}
+  for i = 1, numkeys do keys[i] = all[i] end
+  for i = numkeys + 1, select('#', ...) do args[i - numkeys] = all[i] end
+  local ok, value = rawxpcall(function() return f(keys, args) end, handler)
+  return ok, value
+end
+
+local function run(f, numkeys, ...)
+  local all, keys, args = {...}, {}, {}
+  for i = 1, numkeys do keys[i] = all[i] end
+  for i = numkeys + 1, select('#', ...) do args[i - numkeys] = all[i] end
+  rawset(globals, 'KEYS', keys)
+  rawset(globals, 'ARGV', args)
+  local ok, value = rawxpcall(f, handler)
+  return ok, value
+end
+
+-- Lua values as the engine converts them: a table's fields Redis looks at, in one call.
+local function shape(t)
+  local err, ok = rawget(t, 'err'), rawget(t, 'ok')
+  if type(err) == 'string' then return 'err', err, rawget(t, 'source'), rawget(t, 'line') end
+  if type(ok) == 'string' then return 'ok', ok end
+  local double = rawget(t, 'double')
+  if type(double) == 'number' then return 'double', double end
+  local big = rawget(t, 'big_number')
+  if type(big) == 'string' then return 'big_number', big end
+  local map = rawget(t, 'map')
+  if type(map) == 'table' then
+    local flat = {}
+    for k, v in next, map do flat[#flat + 1] = k; flat[#flat + 1] = v end
+    return 'map', flat
+  end
+  local set = rawget(t, 'set')
+  if type(set) == 'table' then
+    local members = {}
+    for k in next, set do members[#members + 1] = k end
+    return 'set', members
+  end
+  local verbatim = rawget(t, 'verbatim_string')
+  if type(verbatim) == 'table' then
+    return 'verbatim', rawget(verbatim, 'string'), rawget(verbatim, 'format')
+  end
+  local items, i = {}, 1
+  while true do
+    local v = rawget(t, i)
+    if v == nil then break end
+    items[i] = v
+    i = i + 1
+  end
+  return 'array', items, i - 1
+end
+
+local function status(text) return {ok = text} end
+local function failure(text) return {err = text} end
+local function wrap(kind, value) return {[kind] = value} end
+local function verbatim(text, fmt) return {verbatim_string = {string = text, format = fmt}} end
+local function as_set(members)
+  local t = {}
+  for i = 1, #members do t[members[i]] = true end
+  return {set = t}
+end
+local function as_map(flat, count)
+  local t = {}
+  for i = 1, count, 2 do t[flat[i]] = flat[i + 1] end
+  return {map = t}
+end
+local function array(...) return {...} end
+
+return compile, run, shape, status, failure, wrap, verbatim, as_set, as_map, array,
+  load_library, call_function
+"""
+
+
+class Engine:
+    """One Lua interpreter with Redis's environment, and the scripts compiled in it."""
+
+    def __init__(self, call: CallFunction, known: Callable[[bytes], bool] = lambda _n: True):
+        runtime = lua.LuaRuntime(
+            encoding=None, unpack_returned_tuples=True, register_eval=False, register_builtins=False
+        )
+        libraries.install(runtime)
+        self.runtime = runtime
+        self.call = call
+        #: The RESP version ``redis.call`` replies in: 2 unless the script said otherwise.
+        self.resp = 2
+        self.aborted: Abort | None = None
+        #: Called every 100,000 Lua instructions: raises :class:`Killed` to stop the script.
+        self.tick: Callable[[], None] = _nothing
+        self.functions: dict[bytes, Any] = {}
+        py = runtime.table_from(
+            {
+                b"call": self._raising_call,
+                b"pcall": self._call,
+                b"caught": _caught,
+                b"tick": lambda *_event: self.tick(),
+                b"sha1hex": lambda text: hashlib.sha1(text).hexdigest().encode(),
+                b"log": _log,
+                b"setresp": self._setresp,
+                b"set_repl": _set_repl,
+                b"known": lambda name: bool(known(name)),
+                b"version": REDIS_COMPAT_VERSION.encode(),
+                b"version_num": _version_number(REDIS_COMPAT_VERSION),
+            }
+        )
+        setup = runtime.execute(_SETUP, py)
+        (
+            self._compile,
+            self._run,
+            self._shape,
+            self._status,
+            self._failure,
+            self._wrap,
+            self._verbatim,
+            self._as_set,
+            self._as_map,
+            self._array,
+            self._load_library,
+            self._call_function,
+        ) = setup
+        #: FUNCTION's functions, by name: their Lua callbacks.
+        self.library_functions: dict[bytes, Any] = {}
+        #: Each library's function names.
+        self.libraries: dict[bytes, list[bytes]] = {}
+        self.lua_type = lua.lua_type
+
+    # -- scripts -------------------------------------------------------------------------
+
+    def compile(self, sha: bytes, body: bytes, chunk: bytes = b"@user_script") -> bytes | None:
+        """Compile a script under its SHA; Redis's error reply if it does not compile."""
+        if sha in self.functions:
+            return None
+        function, problem = self._compile(body, chunk)
+        if function is None:
+            text = problem.decode("utf-8", "replace") if isinstance(problem, bytes) else problem
+            return b"-ERR Error compiling script (new function): %s\r\n" % text.encode()
+        self.functions[sha] = function
+        return None
+
+    def forget(self) -> None:
+        """SCRIPT FLUSH: every compiled script goes."""
+        self.functions.clear()
+
+    # -- function libraries ----------------------------------------------------------------
+
+    def load_library(self, name: bytes, code: bytes) -> dict[bytes, tuple] | bytes:
+        """Load a library's code (replacing one of the same name): its functions as
+        ``{name: (flags, description)}``, or Redis's error reply."""
+        found, problem = self._load_library(code)  # problem: the order, when it loaded
+        if found is None:
+            if self.lua_type(problem) == "table":
+                text = _sanitized(self._shape(problem)[1])
+                return b"-ERR Error registering functions: %b\r\n" % text
+            return b"-ERR Error compiling function: %b\r\n" % _text(problem)
+        functions = {}
+        callbacks = {}
+        for index in range(1, len(problem) + 1):  # in the order the library registered them
+            function_name = problem[index]
+            entry = found[function_name]
+            flags = tuple(entry[b"flags"][i] for i in range(1, len(entry[b"flags"]) + 1))
+            functions[function_name] = (flags, entry[b"description"])
+            callbacks[function_name] = entry[b"callback"]
+        if not functions:
+            return b"-ERR No functions registered\r\n"
+        self.delete_library(name)
+        self.library_functions.update(callbacks)
+        self.libraries[name] = list(callbacks)
+        return functions
+
+    def delete_library(self, name: bytes) -> None:
+        for function_name in self.libraries.pop(name, ()):
+            self.library_functions.pop(function_name, None)
+
+    def flush_libraries(self) -> None:
+        self.libraries.clear()
+        self.library_functions.clear()
+
+    def call_function(
+        self, name: bytes, keys: list[bytes], args: list[bytes], protocol: int
+    ) -> bytes:
+        """FCALL: a loaded function's reply for a client of ``protocol``."""
+        self.resp = 2
+        self.aborted = None
+        callback = self.library_functions[name]
+        ok, value = self._call_function(callback, len(keys), *keys, *args)
+        if self.aborted is not None:
+            raise self.aborted
+        if not ok:
+            return self._error_reply(value, name)
+        return self.reply(value, protocol)
+
+    def run(self, sha: bytes, keys: list[bytes], args: list[bytes], protocol: int) -> bytes:
+        """Run a compiled script; its reply encoded for a client of ``protocol`` (2 or 3).
+
+        Raises :class:`Abort` when the owner stopped it."""
+        self.resp = 2
+        self.aborted = None
+        ok, value = self._run(self.functions[sha], len(keys), *keys, *args)
+        if self.aborted is not None:
+            raise self.aborted
+        if not ok:
+            return self._error_reply(value, sha)
+        return self.reply(value, protocol)
+
+    def _error_reply(self, value: Any, sha: bytes) -> bytes:
+        if self.lua_type(value) != "table":
+            return b"-ERR Error running script %b, %b\r\n" % (sha, _text(value)[:100])
+        kind, text, source, line = self._shape(value)
+        if kind != b"err":
+            return b"-ERR Error running script %b, execution failure\r\n" % sha
+        reply = b"-" + _sanitized(text)
+        if source is not None and line is not None:
+            reply += b" script: %b, on %b:%d." % (sha, source, int(line))
+        return reply + b"\r\n"
+
+    # -- redis.call ----------------------------------------------------------------------
+
+    def _raising_call(self, *args: Any) -> Any:
+        """``redis.call``: a command's error is raised (a :class:`CallError`)."""
+        reply = self._command(args)
+        if reply.__class__ is CallError:
+            raise reply
+        return reply
+
+    def _call(self, *args: Any) -> Any:
+        """``redis.pcall``: a command's error is returned, as an error table."""
+        reply = self._command(args)
+        if reply.__class__ is CallError:
+            return self._failure(reply.text)
+        return reply
+
+    def _command(self, args: tuple) -> Any:
+        """Run a command line from the script: its reply as a Lua value, or a CallError."""
+        if not args:
+            return CallError(b"ERR Please specify at least one argument for this redis lib call")
+        argv = []
+        for arg in args:
+            kind = arg.__class__
+            if kind is bytes:
+                argv.append(arg)
+            elif kind is int and -_EXACT < arg < _EXACT:
+                argv.append(b"%d" % arg)
+            elif kind is int or kind is float:
+                argv.append(b"%.17g" % arg)
+            else:
+                return CallError(b"ERR Lua redis lib command arguments must be strings or integers")
+        try:
+            reply = self.call(argv, self.resp)
+        except Abort as abort:
+            self.aborted = abort
+            raise
+        if reply[0] == 0x2D:  # '-': an error; its first line without the dash
+            return CallError(_sanitized(reply[1 : reply.index(b"\r\n")]))
+        return self.to_lua(parse(reply))
+
+    def _setresp(self, *args: Any) -> None:
+        if len(args) != 1 or args[0] not in (2, 3) or args[0].__class__ is bool:
+            raise CallError(b"ERR RESP version must be 2 or 3.")
+        self.resp = int(args[0])
+
+    def to_lua(self, value: Any) -> Any:
+        """A parsed reply as Redis hands it to Lua."""
+        kind = value.__class__
+        if kind is bytes or kind is int:
+            return value
+        if value is None:
+            return None if self.resp == 3 else False
+        if kind is Status:
+            return self._status(bytes(value))
+        if kind is list:
+            return self._array(*[self.to_lua(item) for item in value])
+        if kind is ErrorReply:
+            return self._failure(bytes(value))
+        if kind is bool:
+            return value
+        if kind is float:
+            return self._wrap(b"double", value)
+        if kind is Map:
+            flat = []
+            for key, item in value:
+                flat.append(self.to_lua(key))
+                flat.append(self.to_lua(item))
+            return self._as_map(self._array(*flat), len(flat))
+        if kind is Set:
+            return self._as_set(self._array(*[self.to_lua(item) for item in value]))
+        if kind is BigNumber:
+            return self._wrap(b"big_number", bytes(value))
+        if kind is Verbatim:
+            return self._verbatim(bytes(value), value.format)
+        raise TypeError(f"no Lua form for {kind.__name__}")
+
+    # -- the script's value as a reply ----------------------------------------------------
+
+    def reply(self, value: Any, protocol: int) -> bytes:
+        """A Lua value as Redis replies with it to a client of ``protocol``."""
+        if value is None:
+            return b"_\r\n" if protocol == 3 else b"$-1\r\n"
+        kind = value.__class__
+        if kind is bytes:
+            return b"$%d\r\n%b\r\n" % (len(value), value)
+        if kind is int:
+            return b":%d\r\n" % value if -_MAX_INT <= value < _MAX_INT else b":%d\r\n" % -_MAX_INT
+        if kind is float:
+            return b":%d\r\n" % _truncated(value)
+        if kind is bool:  # as the script's protocol has them; a null as the client's
+            if self.resp == 3:
+                return b"#t\r\n" if value else b"#f\r\n"
+            if value:
+                return b":1\r\n"
+            return b"_\r\n" if protocol == 3 else b"$-1\r\n"
+        if self.lua_type(value) != "table":
+            return b"_\r\n" if protocol == 3 else b"$-1\r\n"  # functions, threads ...
+        shape = self._shape(value)
+        form = shape[0]
+        if form == b"array":
+            items = shape[1]
+            count = int(shape[2])
+            return b"*%d\r\n" % count + b"".join(
+                self.reply(items[i], protocol) for i in range(1, count + 1)
+            )
+        if form == b"err":
+            return b"-" + _sanitized(shape[1]) + b"\r\n"
+        if form == b"ok":
+            return b"+" + _sanitized(shape[1]) + b"\r\n"
+        if form == b"double":
+            text = _double(shape[1])
+            return b",%b\r\n" % text if protocol == 3 else b"$%d\r\n%b\r\n" % (len(text), text)
+        if form == b"big_number":
+            text = _sanitized(shape[1])
+            return b"(%b\r\n" % text if protocol == 3 else b"$%d\r\n%b\r\n" % (len(text), text)
+        if form == b"map":
+            flat = shape[1]
+            count = len(flat)
+            head = b"%%%d\r\n" % (count // 2) if protocol == 3 else b"*%d\r\n" % count
+            return head + b"".join(self.reply(flat[i], protocol) for i in range(1, count + 1))
+        if form == b"set":
+            members = shape[1]
+            count = len(members)
+            head = b"~%d\r\n" % count if protocol == 3 else b"*%d\r\n" % count
+            return head + b"".join(self.reply(members[i], protocol) for i in range(1, count + 1))
+        text, fmt = shape[1], shape[2]  # verbatim
+        if protocol == 3:
+            return b"=%d\r\n%b:%b\r\n" % (len(text) + 4, fmt or b"txt", text)
+        return b"$%d\r\n%b\r\n" % (len(text), text)
+
+
+def _text(value: Any) -> bytes:
+    if value.__class__ is bytes:
+        return value
+    return str(value).encode()
+
+
+def _sanitized(text: Any) -> bytes:
+    """An error's or status's text on one line, as Redis writes them."""
+    text = _text(text)
+    return text.replace(b"\r\n", b"  ").replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def _truncated(number: float) -> int:
+    """``(long long)`` of a Lua number, as C on x86 gives it (out of range: the minimum)."""
+    if math.isnan(number) or not -_MAX_INT <= number < _MAX_INT:
+        return -_MAX_INT
+    return int(number)
+
+
+def _double(number: Any) -> bytes:
+    """A double as Redis's RESP3 writes it (``%.17g``, inf and nan spelled out)."""
+    number = float(number)
+    if math.isinf(number):
+        return b"inf" if number > 0 else b"-inf"
+    if math.isnan(number):
+        return b"nan"
+    return b"%.17g" % number

@@ -1,0 +1,215 @@
+"""FUNCTION LOAD's libraries, as an acceptor keeps them (Redis's ``functions.c``).
+
+A library is Lua code with a ``#!lua name=<library>`` first line that registers functions
+(``redis.register_function``); FCALL calls them by name. Every acceptor keeps every library
+(for FUNCTION LIST, STATS and FCALL's checks), and so does every shard's interpreter and
+every acceptor's script thread, since a function runs where a script would (one shard, or
+every shard held: :mod:`shardserver.scripting.scripts`). A load is checked here first, in an
+interpreter of the acceptor's own, so its errors are Redis's and nothing half-loaded goes
+anywhere; then it goes to every shard in one step, to the script thread and to the other
+acceptors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shardserver.errors import error
+from shardserver.persistence import rdb
+from shardserver.receivers import DISCARD
+from shardserver.scripting.environment import Engine
+
+_NAME = re.compile(rb"[A-Za-z0-9_]+")
+
+
+class Library:
+    """A loaded library: its code, and its functions' flags and descriptions."""
+
+    __slots__ = ("name", "code", "functions")
+
+    def __init__(self, name: bytes, code: bytes, functions: dict[bytes, tuple]) -> None:
+        self.name = name
+        self.code = code
+        self.functions = functions
+
+
+def metadata(code: bytes) -> bytes | tuple[bytes, bytes]:
+    """A library's name and the code Lua compiles (its first line a comment, so line numbers
+    hold), or Redis's error for its first line."""
+    if not code.startswith(b"#!"):
+        return error("ERR Missing library metadata")
+    end = code.find(b"\n")
+    words = (code if end < 0 else code[:end]).split()
+    if words[0] != b"#!lua":
+        return error(f"ERR Engine '{words[0][2:].decode('utf-8', 'replace')}' not found")
+    name = None
+    for word in words[1:]:
+        key, _, value = word.partition(b"=")
+        if key != b"name":
+            return error(f"ERR Invalid metadata value given: {word.decode('utf-8', 'replace')}")
+        name = value
+    if name is None:
+        return error("ERR Library name was not given")
+    if not _NAME.fullmatch(name):
+        return error(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must "
+            "be at least one character long"
+        )
+    return name, b"--" + code
+
+
+class Functions:
+    """One acceptor's libraries, and where FCALL finds each function."""
+
+    def __init__(self, server: Any, thread: Any) -> None:
+        self.server = server
+        self.thread = thread
+        self.libraries: dict[bytes, Library] = {}
+        #: Each function's library.
+        self.owners: dict[bytes, bytes] = {}
+        self.checker = Engine(_no_calls)
+
+    def load(self, code: bytes, replace: bool, tell: bool = True) -> bytes:
+        """FUNCTION LOAD: the library's name as a reply, or Redis's error."""
+        parsed = metadata(code)
+        if parsed.__class__ is bytes:
+            return parsed
+        name, source = parsed
+        if name in self.libraries and not replace:
+            return error(f"ERR Library '{name.decode('utf-8', 'replace')}' already exists")
+        checked = self.checker.load_library(b"check", source)
+        self.checker.delete_library(b"check")
+        if checked.__class__ is bytes:
+            return checked
+        for function_name in checked:
+            owner = self.owners.get(function_name)
+            if owner is not None and owner != name:
+                return error(
+                    f"ERR Function {function_name.decode('utf-8', 'replace')} already exists"
+                )
+        self._forget(name)
+        self.libraries[name] = Library(name, code, checked)
+        for function_name in checked:
+            self.owners[function_name] = name
+        self._everywhere(b"@function-load", name, source)
+        self.thread.submit(lambda engine: engine.load_library(name, source))
+        if tell and len(self.server.peers):
+            self.server.peers.tell("function_load", code)
+        return b"$%d\r\n%b\r\n" % (len(name), name)
+
+    def delete(self, name: bytes, tell: bool = True) -> bytes:
+        if name not in self.libraries:
+            return error("ERR Library not found")
+        self._forget(name)
+        self._everywhere(b"@function-delete", name)
+        self.thread.submit(lambda engine: engine.delete_library(name))
+        if tell and len(self.server.peers):
+            self.server.peers.tell("function_delete", name)
+        return b"+OK\r\n"
+
+    def flush(self, tell: bool = True) -> None:
+        self.libraries.clear()
+        self.owners.clear()
+        self._everywhere(b"@function-flush")
+        self.thread.submit(lambda engine: engine.flush_libraries())
+        if tell and len(self.server.peers):
+            self.server.peers.tell("function_flush")
+
+    def shard_restarted(self, shard: int) -> None:
+        """A new shard process has no libraries: send it every one."""
+        for library in self.libraries.values():
+            source = b"--" + library.code
+            self.server.sequencer.step(
+                0, [(shard, [b"@function-load", library.name, source])], DISCARD
+            )
+
+    def _forget(self, name: bytes) -> None:
+        library = self.libraries.pop(name, None)
+        if library is not None:
+            for function_name in library.functions:
+                self.owners.pop(function_name, None)
+
+    def _everywhere(self, *part: bytes) -> None:
+        parts = [(shard, list(part)) for shard in range(self.server.shard_count)]
+        self.server.sequencer.step(0, parts, DISCARD)
+
+    # -- FUNCTION DUMP and RESTORE ------------------------------------------------------------
+
+    def dump(self) -> bytes:
+        payload = rdb.functions_payload([library.code for library in self.libraries.values()])
+        return b"$%d\r\n%b\r\n" % (len(payload), payload)
+
+    def restore(self, payload: bytes, policy: bytes) -> bytes:
+        """FUNCTION RESTORE payload FLUSH|APPEND|REPLACE: every library checked first, so a
+        refused restore changes nothing."""
+        if not rdb.payload_intact(payload):
+            return error("ERR DUMP payload version or checksum are wrong")
+        try:
+            codes = rdb.load_functions_payload(payload)
+        except EOFError:
+            codes = None
+        if codes is None:
+            return error("ERR given type is not a function")
+        names = []
+        for code in codes:
+            parsed = metadata(code)
+            if parsed.__class__ is bytes:
+                return parsed
+            names.append(parsed[0])
+        if policy == b"append":
+            for name in names:
+                if name in self.libraries:
+                    return error(f"ERR Library {name.decode('utf-8', 'replace')} already exists")
+        if policy == b"flush":
+            self.flush()
+        for code in codes:
+            loaded = self.load(code, replace=True)
+            if loaded[:1] == b"-":
+                return loaded
+        return b"+OK\r\n"
+
+    # -- FUNCTION LIST and STATS -------------------------------------------------------------
+
+    def listed(self, enc: Any, pattern: Any, with_code: bool) -> bytes:
+        out = []
+        for library in self.libraries.values():
+            if pattern is not None and not pattern(library.name):
+                continue
+            functions = [
+                enc.map(
+                    [
+                        (enc.bulk(b"name"), enc.bulk(function_name)),
+                        (enc.bulk(b"description"), enc.bulk_or_null(description)),
+                        (enc.bulk(b"flags"), enc.set([b"+%b\r\n" % flag for flag in flags])),
+                    ]
+                )
+                for function_name, (flags, description) in library.functions.items()
+            ]
+            fields = [
+                (enc.bulk(b"library_name"), enc.bulk(library.name)),
+                (enc.bulk(b"engine"), enc.bulk(b"LUA")),
+                (enc.bulk(b"functions"), enc.array(functions)),
+            ]
+            if with_code:
+                fields.append((enc.bulk(b"library_code"), enc.bulk(library.code)))
+            out.append(enc.map(fields))
+        return enc.array(out)
+
+    def stats(self, enc: Any) -> bytes:
+        counts = enc.map(
+            [
+                (enc.bulk(b"libraries_count"), enc.integer(len(self.libraries))),
+                (enc.bulk(b"functions_count"), enc.integer(len(self.owners))),
+            ]
+        )
+        return enc.map(
+            [
+                (enc.bulk(b"running_script"), enc.NULL),
+                (enc.bulk(b"engines"), enc.map([(enc.bulk(b"LUA"), counts)])),
+            ]
+        )
+
+
+def _no_calls(argv: list[bytes], resp: int) -> bytes:
+    raise RuntimeError("a library ran a command while it loaded")

@@ -1,0 +1,335 @@
+"""Scripts over any keys: a coordination that holds every shard while the script runs.
+
+A script whose keys are on several shards, or that may touch keys it did not declare (as Redis
+standalone allows, and RQ's and others' scripts do), cannot run inside one shard. It runs in
+the acceptor instead, as a coordination (docs/architecture.md, "Scripts"): every shard is held
+(the sequencer's ``hold``, with a barrier on each), and once the barriers have answered,
+nothing of any other client runs on any shard until the script ends. The script runs in the
+acceptor's script thread, in its own Lua interpreter; each ``redis.call`` crosses to the event
+loop, which sends the command to the shards at the hold point, as the command's route plans
+it (a native run, the parts of a multi-shard command, a coordinated command's rounds of reads
+and its writes), and hands the reply back. When the script returns, the holds are released.
+
+What it costs: a round trip to a shard per ``redis.call`` (and a thread hand-over), with
+every shard held for the whole script; the fast path (:mod:`shardserver.scripting.runner`)
+is for scripts that keep to one shard.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from shardserver.commands.multikey import Plan
+from shardserver.commands.spec import COORDINATED, Route
+from shardserver.coordination import checked_shards, step_ctx
+from shardserver.errors import error, first_error, is_error
+from shardserver.keyspace import now_ms
+from shardserver.receivers import merged
+from shardserver.resp import Resp2, Resp3
+from shardserver.routing import PLANNERS
+from shardserver.scripting import calls
+from shardserver.scripting.environment import KILLED, Engine, Killed
+
+log = logging.getLogger("shardserver.scripting")
+
+_ENCODERS = {2: Resp2, 3: Resp3}
+
+
+class ScriptThread:
+    """The acceptor's thread for scripts that hold every shard, and its Lua interpreter.
+
+    One at a time is all there can be: each holds every shard, and a hold waits for the one
+    before it to be released. A daemon thread: a script that loops for ever (and wrote, so
+    SCRIPT KILL cannot stop it) must not keep SHUTDOWN NOSAVE from ending the process."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[Engine], None]) -> None:
+        """Run ``job(engine)`` in the thread, after the jobs before it."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="scripts", daemon=True)
+            self.thread.start()
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        engine = Engine(_unset_call)
+        while True:
+            self.jobs.get()(engine)
+
+
+def _unset_call(argv: list[bytes], resp: int) -> bytes:
+    raise RuntimeError("a script ran without its coordination")
+
+
+class ScriptSession:
+    """What a command's planners and merges see of a script: its database and protocol
+    (which SELECT and ``redis.setresp`` change), its client for everything else."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.server = client.server
+        self.db = client.db
+        self.protocol = 2
+        self.tracking = None
+        self.multi = None
+
+    @property
+    def ctx(self) -> int:
+        return self.db * 2 + (1 if self.protocol == 3 else 0)
+
+    @property
+    def enc(self) -> type[Resp2]:
+        return _ENCODERS[self.protocol]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+class HeldScript:
+    """One script run over every shard held (see the module's docstring)."""
+
+    def __init__(
+        self,
+        thread: ScriptThread,
+        client: Any,
+        done: Callable[[bytes], None],
+        run: tuple[bytes, bytes, list[bytes], list[bytes], bool],
+        owner: Any = None,
+        board: tuple[Any, int] | None = None,
+    ) -> None:
+        self.thread = thread
+        self.server = client.server
+        self.loop = self.server.loop
+        self.session = ScriptSession(client)
+        self.done = done
+        #: Whose hold the script's commands go at: its own, or an EXEC's that holds every
+        #: shard already (and releases them itself).
+        self.owner = owner if owner is not None else self
+        self.sha, self.body, self.keys, self.args, self.read_only = run
+        self.protocol = client.protocol
+        self.shards = list(range(self.server.shard_count))
+        self.remaining = 0
+        #: The shards the script's keys were on, and whether it needed more than its
+        #: shard could give (the acceptor, every shard): the acceptor learns from it
+        #: whether the script may take the fast path.
+        self.touched: set[int] = set()
+        self.beyond = False
+        #: The script board and this acceptor's row on it (SCRIPT KILL, -BUSY).
+        self.board, self.place = board if board is not None else (None, 0)
+        self.wrote = False
+
+    def start(self) -> None:
+        if self.owner is not self:
+            self.thread.submit(self._run)
+            return
+        self.remaining = self.server.sequencer.hold(self, self.shards, [], self)
+
+    def deliver(self, index: int, value: Any) -> None:
+        """A barrier answered: once all have, this script is first on every shard."""
+        self.remaining -= 1
+        if not self.remaining:
+            self.thread.submit(self._run)
+
+    # -- in the script thread -------------------------------------------------------------
+
+    def _run(self, engine: Engine) -> None:
+        engine.call = self._call_from_thread
+        engine.tick = self._tick
+        board = self.board
+        if board is not None:
+            board.started(self.place, now_ms())
+        try:
+            if self.body is None:  # a function (FCALL): its library is loaded in the thread
+                reply = engine.call_function(self.sha, self.keys, self.args, self.protocol)
+            else:
+                problem = engine.compile(self.sha, self.body)
+                reply = problem or engine.run(self.sha, self.keys, self.args, self.protocol)
+        except Exception as failure:  # a bug costs this script, never the thread
+            log.exception("a script over every shard failed")
+            reply = error(f"ERR internal error: {type(failure).__name__}")
+        finally:
+            if board is not None:
+                board.ended(self.place)
+        self.loop.call_soon_threadsafe(self._finish, reply)
+
+    def _tick(self) -> None:
+        if self.board is not None and not self.wrote and self.board.kill_asked(self.place):
+            raise Killed(KILLED)
+
+    def _call_from_thread(self, argv: list[bytes], resp: int) -> bytes:
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+        self.loop.call_soon_threadsafe(self._call, argv, resp, answer)
+        return answer.result()
+
+    # -- in the event loop ----------------------------------------------------------------
+
+    def _finish(self, reply: bytes) -> None:
+        if self.owner is self:
+            self.server.sequencer.release(self, self.shards, {})
+        self.done(reply)
+
+    def _call(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
+        try:
+            self._dispatch(argv, resp, answer)
+        except Exception as failure:
+            log.exception("a script's command failed in the acceptor")
+            answer.set_result(error(f"ERR internal error: {type(failure).__name__}"))
+
+    def _dispatch(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
+        spec = calls.checked(argv, self.read_only)
+        if spec.__class__ is bytes:
+            answer.set_result(spec)
+            return
+        session = self.session
+        session.protocol = resp
+        if "write" in spec.flags and not self.wrote:
+            self.wrote = True
+            if self.board is not None:
+                self.board.wrote(self.place)
+        if spec.route is Route.LOCAL:
+            self.beyond = True
+            answered = calls.answered_here(spec.name, argv, self.server.config["databases"])
+            if answered is None:
+                answer.set_result(error(f"ERR '{spec.name}' cannot run inside a script here"))
+                return
+            reply, db = answered
+            if db is not None:
+                session.db = db
+            answer.set_result(reply)
+            return
+        argv = list(argv)
+        if spec.route in COORDINATED:
+            checked = checked_shards(self.server, session, spec, argv)
+            if checked.__class__ is bytes:
+                answer.set_result(checked)
+                return
+            if len(checked[1]) > 1:
+                self.beyond = True
+                _Rounds(self, spec.plan(session, checked[0]), answer).read()
+                return
+        planned = PLANNERS[spec.route](self.server, session, spec, argv)
+        if planned.__class__ is bytes:
+            answer.set_result(planned)
+            return
+        if planned is None:
+            answer.set_result(error(f"ERR '{spec.name}' failed to plan"))
+            return
+        shards = {shard for shard, _part in planned.parts}
+        self.touched |= shards
+        if spec.route is Route.ALL or spec.route is Route.CURSOR:
+            self.beyond = True
+        receiver = _Answer(answer, planned.merge, len(planned.parts))
+        at = self.server.sequencer.at_hold(self.owner, self.shards)
+        for index, (shard, part) in enumerate(planned.parts):
+            runs, targets = at[shard]
+            runs.append([session.ctx, part])
+            targets.append((receiver, index))
+        self.server.sequencer.schedule_flush()
+
+    def queue(self, shard: int, ctx: int, argv: list, target: tuple) -> None:
+        """One run at this script's hold point on ``shard``."""
+        self.touched.add(shard)
+        runs, targets = self.server.sequencer.at_hold(self.owner, [shard])[shard]
+        runs.append([ctx, argv])
+        targets.append(target)
+        self.server.sequencer.schedule_flush()
+
+
+class _Answer:
+    """A command's runs at the hold point: their values, merged, are the script's reply."""
+
+    __slots__ = ("answer", "merge", "values", "remaining")
+
+    def __init__(self, answer: concurrent.futures.Future, merge: Any, parts: int) -> None:
+        self.answer = answer
+        self.merge = merge
+        self.values: list[Any] = [None] * parts
+        self.remaining = parts
+
+    def deliver(self, index: int, value: Any) -> None:
+        self.values[index] = value
+        self.remaining -= 1
+        if self.remaining:
+            return
+        if self.merge is None:  # a native run: its reply is the command's
+            reply = self.values[0]
+            if reply.__class__ is not bytes:  # a reply that came in chunks
+                reply = b"".join(bytes(piece) for piece in reply)
+        else:
+            reply = merged(self.values, self.merge)
+        self.answer.set_result(reply)
+
+
+class _Rounds:
+    """A conditional command over several shards inside a held script: its reads at the
+    hold point, its plan's decision, its writes there; the reply once they are done."""
+
+    def __init__(self, owner: HeldScript, plan: Plan, answer: concurrent.futures.Future):
+        self.owner = owner
+        self.plan = plan
+        self.answer = answer
+        self.ctx = owner.session.ctx
+        self.values: list[Any] = []
+        self.remaining = 0
+        self.reply = b""
+
+    def read(self) -> None:
+        reads = self.plan.reads
+        self.values = [None] * len(reads)
+        self.remaining = len(reads)
+        if not reads:
+            self._decide()
+            return
+        shard_of_key = self.owner.server.shard_of_key
+        for index, step in enumerate(reads):
+            target = (_Step(self._read), index)
+            self.owner.queue(shard_of_key(step.key), step_ctx(self.ctx, step.db), step.argv, target)
+
+    def _read(self, index: int, value: Any) -> None:
+        self.values[index] = value
+        self.remaining -= 1
+        if not self.remaining:
+            self._decide()
+
+    def _decide(self) -> None:
+        failed = first_error(self.values)
+        if failed is not None:
+            self.answer.set_result(failed)
+            return
+        decision = self.plan.decide(self.values)
+        if isinstance(decision, Plan):
+            self.plan = decision
+            self.read()
+            return
+        self.reply, writes = decision
+        if not writes:
+            self.answer.set_result(self.reply)
+            return
+        self.remaining = len(writes)
+        shard_of_key = self.owner.server.shard_of_key
+        for index, step in enumerate(writes):
+            target = (_Step(self._written), index)
+            self.owner.queue(shard_of_key(step.key), step_ctx(self.ctx, step.db), step.argv, target)
+
+    def _written(self, index: int, value: Any) -> None:
+        if is_error(value):
+            self.reply = value
+        self.remaining -= 1
+        if not self.remaining:
+            self.answer.set_result(self.reply)
+
+
+class _Step:
+    """Hands a run's value to a callback."""
+
+    __slots__ = ("deliver",)
+
+    def __init__(self, deliver: Any) -> None:
+        self.deliver = deliver

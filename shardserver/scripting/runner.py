@@ -1,0 +1,191 @@
+"""Scripts that run inside a shard: the fast path of EVAL, EVALSHA and FCALL.
+
+When every key a script declares lives on one shard (and the acceptor has seen the script
+keep to its shard), the acceptor sends it there as one internal part, ``@eval``, and the
+shard runs it to its end between two of its other commands: nothing else runs on the shard
+meanwhile, so the script is atomic, and it costs one crossing, like a GET. Its
+``redis.call``\\ s run the shard's current handler table, so every write is logged, moves
+WATCH versions, wakes blocked clients and notifies, exactly as the same command sent alone.
+
+A ``redis.call`` this shard cannot run alone (a key of another shard, a command over every
+shard such as DBSIZE or SCAN, one the acceptor answers such as INFO) stops the script
+(:class:`~shardserver.scripting.environment.Abort`). If it wrote nothing yet, the part says
+so and the acceptor runs the script again as a coordination over every shard
+(:mod:`shardserver.scripting.held`), where every call works; its reads here left nothing
+behind (the notifications they queued are dropped). If it had written, those writes stay,
+as a failing Redis script's do, and the reply is an error that says why.
+
+``@eval sha body read_only protocol numkeys key... arg...`` (``body`` empty when the shard
+should have the script compiled already) returns ``(RAN, reply)``, ``(ESCAPED, reason)`` or
+``(UNKNOWN,)`` (a restarted shard that lost its scripts: the acceptor sends the body).
+``@fcall name read_only protocol numkeys key... arg...`` runs a FUNCTION LOAD function the
+same way; ``@function-load name code``, ``@function-delete name`` and ``@function-flush`` keep
+the shard's libraries as the acceptors' (every shard has every library). ``@script-flush``
+forgets every script.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardserver.commands.spec import Route, key_positions
+from shardserver.errors import error
+from shardserver.keyspace import now_ms
+from shardserver.resp import Resp2, Resp3
+from shardserver.scripting.board import ScriptBoard
+from shardserver.scripting.calls import answered_here, checked
+from shardserver.scripting.environment import KILLED, Abort, Engine, Killed
+from shardserver.slots import shard_table, slot_for_key
+
+RAN = 0
+ESCAPED = 1
+UNKNOWN = 2
+
+_ENCODERS = (None, None, Resp2, Resp3)
+_WROTE_THEN_ESCAPED = error(
+    "ERR this script wrote, then called a command over keys of another shard: its keys are "
+    "not all declared (redis-clone runs it on one shard); it will run over every shard from "
+    "now on"
+)
+
+
+class ShardScripts:
+    """One shard's Lua interpreter, its compiled scripts, and the script running now."""
+
+    def __init__(self, shard: Any) -> None:
+        self.shard = shard
+        self.engine = Engine(self._call)
+        count = int(shard.settings.get("shards", 1))
+        table = shard_table(count)
+        #: Which slots are this shard's: a script's key outside them makes it escape.
+        self.owned = bytes(1 if owner == shard.index else 0 for owner in table)
+        self.single = count == 1
+        self.db: Any = None
+        self.read_only = False
+        self.wrote = False
+        #: Shared with the acceptors (:mod:`shardserver.scripting.board`): they read that a
+        #: script runs here, and ask it to stop; None in a shard made without a server.
+        self.board: ScriptBoard | None = None
+        self.engine.tick = self._tick
+
+    def run(self, db: Any, argv: list[bytes]) -> tuple:
+        """``@eval``: run a script on this shard (see the module's docstring)."""
+        sha, body, read_only, protocol = argv[1], argv[2], argv[3] == b"1", int(argv[4])
+        engine = self.engine
+        if sha not in engine.functions:
+            if not body:
+                return (UNKNOWN,)
+            problem = engine.compile(sha, body)
+            if problem is not None:
+                return (RAN, problem)
+        numkeys = int(argv[5])
+        return self._execute(
+            db, read_only, engine.run, sha, argv[6 : 6 + numkeys], argv[6 + numkeys :], protocol
+        )
+
+    def call(self, db: Any, argv: list[bytes]) -> tuple:
+        """``@fcall name read_only protocol numkeys key... arg...``: FCALL on this shard."""
+        name, read_only, protocol = argv[1], argv[2] == b"1", int(argv[3])
+        if name not in self.engine.library_functions:
+            return (UNKNOWN,)
+        numkeys = int(argv[4])
+        keys, args = argv[5 : 5 + numkeys], argv[5 + numkeys :]
+        return self._execute(db, read_only, self.engine.call_function, name, keys, args, protocol)
+
+    def _execute(
+        self,
+        db: Any,
+        read_only: bool,
+        runs: Any,
+        name: bytes,
+        keys: list[bytes],
+        args: list[bytes],
+        protocol: int,
+    ) -> tuple:
+        shard = self.shard
+        self.db = db
+        self.read_only = read_only
+        self.wrote = False
+        events = len(shard.events)
+        board = self.board
+        if board is not None:
+            board.started(shard.index, now_ms())
+        try:
+            reply = runs(name, keys, args, protocol)
+        except Abort as abort:
+            if self.wrote:
+                return (RAN, _WROTE_THEN_ESCAPED)
+            del shard.events[events:]
+            return (ESCAPED, abort.reason)
+        finally:
+            if board is not None:
+                board.ended(shard.index)
+        return (RAN, reply)
+
+    def _tick(self) -> None:
+        """Every so many Lua instructions: stop the script if SCRIPT KILL asked, and it
+        has not written."""
+        board = self.board
+        if board is not None and not self.wrote and board.kill_asked(self.shard.index):
+            raise Killed(KILLED)
+
+    def forget(self) -> None:
+        """``@script-flush``: every script compiled here goes."""
+        self.engine.forget()
+
+    # -- redis.call ----------------------------------------------------------------------
+
+    def _call(self, argv: list[bytes], resp: int) -> bytes:
+        spec = checked(argv, self.read_only)
+        if spec.__class__ is bytes:
+            return spec
+        route = spec.route
+        if route is Route.LOCAL:
+            return self._local(spec.name, argv)
+        if route is Route.ALL or route is Route.CURSOR:
+            raise Abort(f"{spec.name} runs over every shard")
+        owned = self.owned
+        if not self.single:
+            if spec.undeclared_keys is not None and spec.undeclared_keys(argv):
+                raise Abort(f"{spec.name} may touch keys of any shard")
+            for position in key_positions(spec, argv):
+                if not owned[slot_for_key(argv[position])]:
+                    raise Abort("a key of another shard")
+        if "write" in spec.flags and not self.wrote:
+            self.wrote = True
+            if self.board is not None:
+                self.board.wrote(self.shard.index)
+        shard = self.shard
+        shard.calls[spec.wire_name] += 1
+        line = [spec.wire_name, *argv[1:]]
+        try:
+            reply = shard.handlers[spec.wire_name](shard, self.db, line, _ENCODERS[resp])
+        except Exception as problem:  # as in execute_batch: a bug costs this command
+            reply = shard._internal_error(line, problem)
+        return reply
+
+    def _local(self, name: str, argv: list[bytes]) -> bytes:
+        """The commands the acceptor answers that a script's shard answers the same."""
+        answered = answered_here(name, argv, len(self.shard.dbs))
+        if answered is None:
+            raise Abort(f"{name} is answered by the acceptor")
+        reply, index = answered
+        if index is not None:
+            self.db = self.shard.dbs[index]
+        return reply
+
+
+def _load_library(shard: Any, db: Any, argv: list[bytes]) -> list:
+    """``@function-load name code``: a library, as FUNCTION LOAD checked it."""
+    loaded = shard.scripts.engine.load_library(argv[1], argv[2])
+    return [loaded if loaded.__class__ is bytes else None]
+
+
+INTERNAL_PARTS = {
+    b"@eval": lambda shard, db, argv: shard.scripts.run(db, argv),
+    b"@fcall": lambda shard, db, argv: shard.scripts.call(db, argv),
+    b"@script-flush": lambda shard, db, argv: shard.scripts.forget(),
+    b"@function-load": _load_library,
+    b"@function-delete": lambda shard, db, argv: shard.scripts.engine.delete_library(argv[1]),
+    b"@function-flush": lambda shard, db, argv: shard.scripts.engine.flush_libraries(),
+}

@@ -1,0 +1,322 @@
+"""The acceptor's scripts: the script cache, shebang flags, and where each EVAL runs.
+
+Redis keeps every script EVAL or SCRIPT LOAD saw, by SHA1, until SCRIPT FLUSH. Here the
+acceptor keeps the bodies (and tells the other acceptors, so EVALSHA works on every one);
+each shard compiles a script the first time it is sent there with its body, and later gets
+the SHA alone (a shard that restarted says it lacks the script, and gets the body again).
+
+Where a script runs (docs/architecture.md, "Scripts"):
+
+- the **fast path**, on the one shard that owns every key it declares, as one internal part
+  (:mod:`shardserver.scripting.runner`): when the server has one shard, or when this acceptor
+  has seen the script run over every shard held and keep to the shard of its keys (a script
+  with no keys: touch no key at all). A script that then reaches another shard's key before
+  it wrote is run again over every shard; the SHA loses the fast path;
+- otherwise **over every shard held** (:mod:`shardserver.scripting.held`): any key, any
+  command a script may call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import lupa.lua51 as lua
+
+from shardserver.commands.spec import LOCAL_CALLS
+from shardserver.errors import NOT_INTEGER, error
+from shardserver.keyspace import now_ms
+from shardserver.numbers import parse_int
+from shardserver.receivers import DISCARD
+from shardserver.scripting.board import ScriptBoard
+from shardserver.scripting.functions import Functions
+from shardserver.scripting.held import HeldScript, ScriptThread
+from shardserver.scripting.runner import ESCAPED, RAN, UNKNOWN
+
+NOSCRIPT = error("NOSCRIPT No matching script. Please use EVAL.")
+_NOTBUSY = error("NOTBUSY No scripts in execution right now.")
+_UNKILLABLE = error(
+    "UNKILLABLE Sorry the script already executed write commands against the dataset. You can "
+    "either wait the script termination or kill the server in a hard way using the SHUTDOWN "
+    "NOSAVE command."
+)
+#: How often an acceptor reads the board for scripts past the threshold.
+_BOARD_EVERY_S = 0.02
+_NEGATIVE = error("ERR Number of keys can't be negative")
+_TOO_MANY = error("ERR Number of keys can't be greater than number of args")
+_BAD_NUMKEYS = error("ERR Bad number of keys provided")
+_NO_FUNCTION = error("ERR Function not found")
+_WRITES_IN_RO = error("ERR Can not execute a script with write flag using *_ro command.")
+#: The shebang flags Redis 7.0 knows; only ``no-writes`` changes anything here (no
+#: cluster, no replicas, no memory limit yet).
+SHEBANG_FLAGS = frozenset(
+    {"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"}
+)
+
+
+class Script:
+    """A cached script: its body as Lua compiles it, and its shebang's read-only flag; or a
+    FUNCTION LOAD function (``source`` None, ``sha`` its name)."""
+
+    __slots__ = ("sha", "body", "source", "read_only", "key")
+
+    def __init__(self, sha: bytes, body: bytes, source: bytes | None, read_only: bool) -> None:
+        self.sha = sha
+        self.body = body
+        self.source = source
+        self.read_only = read_only
+        #: What the fast path is learned by (a function's name cannot be taken for a SHA).
+        self.key = sha if source is not None else b"function:" + sha
+
+
+def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
+    """The source Lua compiles (a shebang line kept as a comment, so line numbers hold) and
+    whether the script may not write; or Redis's error for a bad shebang."""
+    if not body.startswith(b"#!"):
+        return body, False
+    end = body.find(b"\n")
+    if end < 0:
+        return error("ERR Invalid script shebang")
+    words = body[:end].split()
+    if words[0] != b"#!lua":
+        line = body[:end].decode("utf-8", "replace")
+        return error(f"ERR Unexpected engine in script shebang: {line}")
+    read_only = False
+    for word in words[1:]:
+        text = word.decode("utf-8", "replace")
+        if not text.startswith("flags="):
+            return error(f"ERR Unknown lua shebang option: {text}")
+        for flag in filter(None, text[6:].split(",")):
+            if flag not in SHEBANG_FLAGS:
+                return error(f"ERR Unexpected flag in script shebang: {flag}")
+            read_only = read_only or flag == "no-writes"
+    return b"--" + body, read_only
+
+
+class Scripts:
+    """One acceptor's script cache and EVAL dispatch."""
+
+    def __init__(self, server: Any, board: ScriptBoard | None = None) -> None:
+        self.server = server
+        #: Which scripts run now, in every shard and acceptor; this acceptor's own row.
+        self.board = board if board is not None else ScriptBoard(server.shard_count + 1)
+        self.place = server.shard_count + server.index if board is not None else server.shard_count
+        #: Whether a script has run past ``busy-reply-threshold``: every command but those
+        #: Redis flags ``allow_busy`` gets ``-BUSY`` (read off the board every few ms).
+        self.busy = False
+        self.cache: dict[bytes, Script] = {}
+        #: Per shard, the SHAs it was sent with their body (so it has them compiled).
+        self.sent: list[set[bytes]] = [set() for _ in range(server.shard_count)]
+        #: SHAs seen to keep to the shard of their keys: they take the fast path.
+        self.local: set[bytes] = set()
+        self.thread = ScriptThread()
+        #: FUNCTION LOAD's libraries (FCALL runs their functions the way EVAL runs scripts).
+        self.functions = Functions(server, self.thread)
+        #: Compiles a new script once, for its error (the shards compile it again).
+        self.checker = lua.LuaRuntime(encoding=None, register_eval=False)
+        self._loadstring = self.checker.eval("loadstring")
+
+    # -- long scripts --------------------------------------------------------------------
+
+    def start(self, loop: Any) -> None:
+        """Watch the board while the server runs."""
+        loop.call_later(_BOARD_EVERY_S, self._watch_board, loop)
+
+    def _watch_board(self, loop: Any) -> None:
+        self.look_at_board()
+        loop.call_later(_BOARD_EVERY_S, self._watch_board, loop)
+
+    def look_at_board(self) -> None:
+        """Whether a script is past the threshold now (also as soon as one of ours ends)."""
+        if self.busy or self.board.running():
+            self.busy = bool(self._long_scripts())
+
+    def _long_scripts(self) -> list[tuple[int, int, bool]]:
+        """The scripts that have run past ``busy-reply-threshold``."""
+        threshold = int(self.server.config["busy-reply-threshold"])
+        now = now_ms()
+        return [row for row in self.board.running() if now - row[1] >= threshold]
+
+    def kill(self) -> bytes:
+        """SCRIPT KILL: stop every long script that has not written."""
+        long = self._long_scripts()
+        if not long:
+            return _NOTBUSY
+        killable = [place for place, _started, wrote in long if not wrote]
+        if not killable:
+            return _UNKILLABLE
+        for place in killable:
+            self.board.ask_kill(place)
+        return b"+OK\r\n"
+
+    # -- the cache -----------------------------------------------------------------------
+
+    def load(self, body: bytes) -> Script | bytes:
+        """A script by its body, compiled once and cached (here and on every acceptor)."""
+        sha = hashlib.sha1(body).hexdigest().encode()
+        script = self.cache.get(sha)
+        if script is not None:
+            return script
+        parsed = shebang(body)
+        if parsed.__class__ is bytes:
+            return parsed
+        source, read_only = parsed
+        compiled = self._loadstring(source, b"@user_script")
+        if compiled.__class__ is tuple and compiled[0] is None:
+            problem = compiled[1].decode("utf-8", "replace")
+            return error(f"ERR Error compiling script (new function): {problem}")
+        script = self.cache[sha] = Script(sha, body, source, read_only)
+        if len(self.server.peers):
+            self.server.peers.tell("script_load", body)
+        return script
+
+    def learned(self, body: bytes) -> None:
+        """Another acceptor cached a script."""
+        sha = hashlib.sha1(body).hexdigest().encode()
+        if sha not in self.cache:
+            parsed = shebang(body)
+            if parsed.__class__ is not bytes:
+                self.cache[sha] = Script(sha, body, parsed[0], parsed[1])
+
+    def flush(self) -> None:
+        """SCRIPT FLUSH here and on every shard (the other acceptors do theirs)."""
+        self.cache.clear()
+        self.local.clear()
+        for sent in self.sent:
+            sent.clear()
+        parts = [(shard, [b"@script-flush"]) for shard in range(self.server.shard_count)]
+        self.server.sequencer.step(0, parts, DISCARD)
+
+    def shard_restarted(self, shard: int) -> None:
+        """A new shard process has no scripts compiled, and no libraries."""
+        self.sent[shard].clear()
+        self.functions.shard_restarted(shard)
+
+    # -- EVAL ----------------------------------------------------------------------------
+
+    def route(self, client: Any, spec: Any, argv: list[bytes]) -> None:
+        """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
+        LOCAL_CALLS[spec.name] += 1  # INFO commandstats (the shards count the script's calls)
+        prepared = self.prepare(spec.name, argv)
+        if prepared.__class__ is bytes:
+            client.reply(prepared)
+            return
+        script, keys, args, read_only = prepared
+        entry = client.new_entry()
+        server = self.server
+        shards = {server.shard_of_key(key) for key in keys}
+        if server.shard_count == 1 or (script.key in self.local and len(shards) <= 1):
+            fast = _FastReply(self, client, entry, script, (keys, args, read_only))
+            fast.send(shards.pop() if shards else 0)
+        else:
+            self.run_held(client, lambda reply: client.fill(entry, reply), prepared)
+
+    def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
+        """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
+        numkeys = parse_int(argv[2])
+        if name.startswith("fcall"):
+            return self._prepare_call(name, argv, numkeys)
+        if numkeys is None:
+            return NOT_INTEGER
+        if numkeys > len(argv) - 3:
+            return _TOO_MANY
+        if numkeys < 0:
+            return _NEGATIVE
+        if name.startswith("evalsha"):
+            script = self.cache.get(argv[1].lower())
+            if script is None:
+                return NOSCRIPT
+        else:
+            script = self.load(argv[1])
+            if script.__class__ is bytes:
+                return script
+        read_only = name.endswith("_ro") or script.read_only
+        return script, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
+
+    def _prepare_call(self, name: str, argv: list[bytes], numkeys: int | None) -> tuple | bytes:
+        """FCALL and FCALL_RO: the function, keys, arguments and whether it may not write."""
+        owner = self.functions.owners.get(argv[1])
+        if owner is None:
+            return _NO_FUNCTION
+        if numkeys is None:
+            return _BAD_NUMKEYS
+        if numkeys > len(argv) - 3:
+            return _TOO_MANY
+        if numkeys < 0:
+            return _NEGATIVE
+        flags = self.functions.libraries[owner].functions[argv[1]][0]
+        read_only = b"no-writes" in flags
+        if name == "fcall_ro" and not read_only:
+            return _WRITES_IN_RO
+        function = Script(argv[1], b"", None, read_only)
+        return function, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
+
+    def run_held(
+        self, client: Any, done: Callable[[bytes], None], prepared: tuple, owner: Any = None
+    ) -> None:
+        """Run a script over every shard held (by ``owner``, an EXEC that holds them, or by
+        the script itself); learn whether it kept to its keys' shard."""
+        script, keys, args, read_only = prepared
+        declared = {self.server.shard_of_key(key) for key in keys}
+
+        def finished(reply: bytes) -> None:
+            if not held.beyond and len(declared) <= 1 and held.touched <= declared:
+                self.local.add(script.key)
+            if self.busy:
+                self.look_at_board()
+            done(reply)
+
+        run = (script.sha, script.source, keys, args, read_only)
+        held = HeldScript(self.thread, client, finished, run, owner, (self.board, self.place))
+        held.start()
+
+
+class _FastReply:
+    """The fast path's part: sent to one shard; its value is the reply, or the news that
+    the script must run over every shard, or that the shard lacks it."""
+
+    __slots__ = ("scripts", "client", "entry", "script", "run", "shard")
+
+    def __init__(self, scripts: Scripts, client: Any, entry: list, script: Script, run: tuple):
+        self.scripts = scripts
+        self.client = client
+        self.entry = entry
+        self.script = script
+        self.run = run
+        self.shard = 0
+
+    def send(self, shard: int, with_body: bool = False) -> None:
+        self.shard = shard
+        script = self.script
+        keys, args, read_only = self.run
+        client = self.client
+        flags = [b"1" if read_only else b"0", b"3" if client.protocol == 3 else b"2"]
+        if script.source is None:
+            part = [b"@fcall", script.sha, *flags, b"%d" % len(keys), *keys, *args]
+        else:
+            sent = self.scripts.sent[shard]
+            body = b"" if script.sha in sent and not with_body else script.source
+            sent.add(script.sha)
+            part = [b"@eval", script.sha, body, *flags, b"%d" % len(keys), *keys, *args]
+        self.scripts.server.sequencer.step(client.ctx, [(shard, part)], self)
+
+    def deliver(self, index: int, value: Any) -> None:
+        if value.__class__ is bytes:  # the shard failed
+            self.client.fill(self.entry, value)
+            return
+        outcome = value[0]
+        if outcome == RAN:
+            if self.scripts.busy:
+                self.scripts.look_at_board()
+            self.client.fill(self.entry, value[1])
+        elif outcome == UNKNOWN and self.script.source is None:  # a library not there yet
+            self.client.fill(self.entry, _NO_FUNCTION)
+        elif outcome == UNKNOWN:
+            self.send(self.shard, with_body=True)
+        elif outcome == ESCAPED:
+            scripts = self.scripts
+            scripts.local.discard(self.script.key)
+            client, entry = self.client, self.entry
+            prepared = (self.script, *self.run)
+            scripts.run_held(client, lambda reply: client.fill(entry, reply), prepared)

@@ -1,0 +1,676 @@
+"""EVAL, EVALSHA, SCRIPT: replies byte for byte against redis-server, atomicity across
+shards, and redis-py's Lock (which releases and extends with scripts).
+
+The sequences run on redis-server and on redis-clone at 1 and 4 shards (keys a, b, c, d
+are on three shards of four), in RESP2 and RESP3: the Lua environment, the conversions both
+ways, Redis's error texts, scripts over keys of several shards and keys they never declared,
+the script cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from conftest import RawConnection, ServerProcess, encode_command
+from redis.exceptions import LockNotOwnedError
+
+# -- replies, against redis-server ----------------------------------------------------------
+
+ENVIRONMENT = [
+    "return 1",
+    "return 3.9",
+    "return -3.7",
+    "return 1e20",
+    "return true",
+    "return false",
+    "return nil",
+    "return 'hello'",
+    "return {1, 2, 3.5, 'x', nil, 4}",
+    "return {1, {2, {3, 'four'}}}",
+    "return {ok = 'fine'}",
+    "return {ok = 1}",
+    "return {err = 'My Error'}",
+    "return {err = 'x\\nboom'}",
+    "return {err = 1}",
+    "return {double = 1.5}",
+    "return {map = {a = 1}}",
+    "return {set = {a = true}}",
+    "return {big_number = '123'}",
+    "return redis.error_reply('noprefix')",
+    "return redis.error_reply('E1 x')",
+    "return redis.status_reply('S')",
+    "return redis.sha1hex('')",
+    "return redis.sha1hex('abc')",
+    "return redis.REDIS_VERSION",
+    "return tostring(redis.REDIS_VERSION_NUM)",
+    "return {redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, "
+    "redis.REPL_ALL}",
+    "return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}",
+    "return _VERSION",
+    "return tostring(1/3)",
+    "return string.format('%q', 'a\\0b')",
+    "return string.rep('x', 3)",
+    "return unpack({1, 2})",
+    "return coroutine.wrap(function() return 1 end)()",
+    "return loadstring('return 7')()",
+    "return type(loadstring)",
+    "return {type(pcall), type(xpcall), type(rawget), type(setmetatable)}",
+    "error('boom')",
+    "error({err = 'X boom'})",
+    "error('x', 0)",
+    "error()",
+    "error(12)",
+    "x = 1",
+    "return y",
+    "return os",
+    "return type(print)",
+    "string.foo = 1",
+    "redis.foo = 1",
+    "_G.x = 1",
+    "local x = nil; return x.y",
+    "return 1 + {}",
+    "retur 1",
+    "\n\nreturn redis.call('incr', 'str')",
+    "return redis.call()",
+    "return redis.call({})",
+    "return redis.call('echo', true)",
+    "return redis.call('nosuch')",
+    "return redis.call('get')",
+    "return redis.call('get', 'k', 'x')",
+    "return redis.call('object', 'nosuch')",
+    "return redis.call('multi')",
+    "return redis.call('blpop', 'q', 0)",
+    "return redis.call('subscribe', 'a')",
+    "return redis.call('eval', 'return 1', 0)",
+    "return redis.call('client', 'list')",
+    "return redis.call('config', 'get', 'maxmemory')",
+    "return redis.call('ping')",
+    "return redis.call('ping', 'hi')",
+    "return redis.call('echo', 3.99)",
+    "return redis.call('echo', 12345678901234)",
+    "return redis.call('echo', 1e20)",
+    "return redis.call('select', 100)",
+    "return redis.call('select', 'x')",
+    "return redis.call('incr', 'str')",
+    "return redis.pcall('incr', 'str')",
+    "local r = redis.pcall('nosuch') return r.err",
+    "local ok, e = pcall(redis.call, 'incr', 'str') return {tostring(ok), e}",
+    "local ok, e = pcall(redis.call, 'nosuch') return {type(e), e}",
+    "local ok, e = pcall(error, {err = 'E1 mine'}) return e",
+    "local ok, e = pcall(error, 'plain') return e",
+    "local ok, e = xpcall(function() error('inner') end, function(m) return 'handled ' .. m end) "
+    "return {tostring(ok), e}",
+    "return redis.setresp(4)",
+    "redis.setresp(3) return redis.call('hgetall', 'h')",
+    "redis.setresp(3) local r = redis.call('hgetall', 'h') return {r.map.a, r.map.b}",
+    "redis.setresp(3) return type(redis.call('get', 'nokey'))",
+    "return type(redis.call('get', 'nokey'))",
+    "redis.setresp(3) local r = redis.call('smembers', 'one') return r.set.m and 1 or 0",
+    "redis.setresp(3) return redis.call('zscore', 'z', 'm')",
+    "redis.setresp(3) local r = redis.call('zscore', 'z', 'm') return r.double",
+    "redis.setresp(3) return redis.call('exists', 'h')",
+    "return redis.call('zrange', 'z', 0, -1, 'withscores')",
+    "return redis.call('hgetall', 'h')",
+    "return redis.call('lrange', 'l', 0, -1)",
+    "return redis.call('type', 'l')",
+    "return redis.call('object', 'encoding', 'l')",
+    "redis.log(redis.LOG_WARNING, 'from a test') return 1",
+    "return redis.log(9, 'x')",
+    "return redis.set_repl(redis.REPL_ALL)",
+    "return redis.replicate_commands()",
+    "return redis.call('time')[1] ~= nil",
+]
+
+SETUP = [
+    ["SET", "str", "abc"],
+    ["HSET", "h", "a", "1", "b", "2"],
+    ["RPUSH", "l", "x", "y", "z"],
+    ["ZADD", "z", "1.5", "m", "2", "n"],
+    ["SADD", "one", "m"],
+]
+
+SEQUENCES: dict[str, list[list[str]]] = {
+    "keys on several shards": [
+        ["EVAL", "return redis.call('mset', KEYS[1], ARGV[1], KEYS[2], ARGV[2])", "2", "a", "b"]
+        + ["1", "2"],
+        ["EVAL", "return redis.call('mget', KEYS[1], KEYS[2], KEYS[3])", "3", "a", "b", "c"],
+        [
+            "EVAL",
+            "redis.call('incr', KEYS[1]) redis.call('incr', KEYS[2]) "
+            "return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}",
+            "2",
+            "a",
+            "c",
+        ],
+        ["MGET", "a", "b", "c"],
+    ],
+    "keys never declared": [
+        [
+            "EVAL",
+            "redis.call('set', 'a', 'A') redis.call('set', 'b', 'B') "
+            "redis.call('rpush', 'c', 'C') return redis.call('mget', 'a', 'b')",
+            "0",
+        ],
+        ["EVAL", "return {redis.call('get', 'a'), redis.call('lrange', 'c', 0, -1)}", "1", "d"],
+        [
+            "EVAL",
+            "local v = redis.call('get', KEYS[1]) redis.call('set', 'b', v .. '!') "
+            "return redis.call('get', 'b')",
+            "1",
+            "a",
+        ],
+        ["MGET", "a", "b", "d"],
+    ],
+    "commands over every shard": [
+        ["MSET", "a", "1", "b", "2", "c", "3"],
+        ["EVAL", "return redis.call('dbsize')", "0"],
+        ["EVAL", "local k = redis.call('keys', '*') table.sort(k) return k", "0"],
+        ["EVAL", "return redis.call('exists', 'a', 'b', 'c', 'd')", "0"],
+        ["EVAL", "return redis.call('del', 'a', 'b')", "0"],
+        ["EVAL", "redis.call('flushdb') return redis.call('dbsize')", "0"],
+    ],
+    "conditional commands across shards": [
+        ["SET", "a", "1"],
+        ["EVAL", "return {redis.call('rename', 'a', 'b'), redis.call('get', 'b')}", "0"],
+        ["EVAL", "return redis.call('msetnx', 'c', '1', 'd', '2')", "0"],
+        ["EVAL", "return redis.call('msetnx', 'c', '1', 'a', '2')", "0"],
+        [
+            "EVAL",
+            "redis.call('sadd', 's1', 'x', 'y') "
+            "return {redis.call('smove', 's1', 's2', 'x'), redis.call('scard', 's2')}",
+            "0",
+        ],
+        [
+            "EVAL",
+            "redis.call('rpush', 'l1', 1, 2) redis.call('lmove', 'l1', 'l2', 'left', 'left') "
+            "return redis.call('lrange', 'l2', 0, -1)",
+            "0",
+        ],
+        ["MGET", "a", "b", "c", "d"],
+    ],
+    "select inside a script": [
+        ["SET", "a", "db0"],
+        [
+            "EVAL",
+            "redis.call('select', 1) redis.call('set', KEYS[1], 'db1') "
+            "return redis.call('get', KEYS[1])",
+            "1",
+            "a",
+        ],
+        ["GET", "a"],
+        ["SELECT", "1"],
+        ["GET", "a"],
+        ["FLUSHDB"],
+        ["SELECT", "0"],
+    ],
+    "the script cache": [
+        ["SCRIPT", "FLUSH"],
+        ["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        ["SCRIPT", "LOAD", "return 1"],
+        ["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "nope"],
+        ["SCRIPT", "EXISTS", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB"],
+        ["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        ["EVALSHA", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"],
+        ["EVAL", "return 2", "0"],
+        ["EVALSHA", "7f923f79fe76194c868d7e1d0820de36700eb649", "0"],
+        ["EVALSHA_RO", "7f923f79fe76194c868d7e1d0820de36700eb649", "0"],
+        ["SCRIPT", "LOAD", "retur 1"],
+        ["SCRIPT", "FLUSH", "ASYNC"],
+        ["SCRIPT", "FLUSH", "x"],
+        ["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"],
+        ["SCRIPT", "KILL"],
+        ["SCRIPT", "HELP"],
+        ["SCRIPT", "NOSUCH"],
+        ["SCRIPT"],
+        ["SCRIPT", "EXISTS"],
+        ["EVALSHA", "abc"],
+    ],
+    "arguments": [
+        ["EVAL", "return 1", "-1"],
+        ["EVAL", "return 1", "2", "a"],
+        ["EVAL", "return 1", "x"],
+        ["EVAL", "return {KEYS[1], KEYS[2], ARGV[1], #KEYS, #ARGV}", "2", "k1", "k2", "a1"],
+        ["EVAL", "KEYS[1] = 'x' return KEYS[1]", "1", "k"],
+        ["EVAL", "return ARGV[1]", "0", "bin\r\nary\x00"],
+        ["EVALSHA", "nope", "0"],
+        ["EVAL"],
+    ],
+    "read-only scripts": [
+        ["EVAL_RO", "return redis.call('set', 'x', 1)", "0"],
+        ["EVAL_RO", "return redis.call('get', 'x')", "0"],
+        ["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', 'x', 1)", "0"],
+        ["EVAL", "#!lua flags=no-writes,allow-oom\nreturn redis.call('get', 'x')", "0"],
+        ["EVAL", "#!lua\nreturn 1", "0"],
+        ["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+        ["EVAL", "#!lua name=x\nreturn 1", "0"],
+        ["EVAL", "#!nope\nreturn 1", "0"],
+        ["EVAL", "#!lua", "0"],
+        ["EVAL", "#!lua\nretur 1", "0"],
+        ["EVAL", "#!lua flags=\nreturn 3", "0"],
+    ],
+    "inside a transaction": [
+        ["MULTI"],
+        ["EVAL", "return redis.call('incr', KEYS[1])", "1", "a"],
+        ["EVAL", "return redis.call('incr', 'b')", "0"],
+        ["GET", "a"],
+        ["EXEC"],
+    ],
+    "data types": [
+        [
+            "EVAL",
+            "redis.call('hset', KEYS[1], 'f', 'v', 'g', 'w') return redis.call('hgetall', KEYS[1])",
+            "1",
+            "h",
+        ],
+        [
+            "EVAL",
+            "redis.call('zadd', KEYS[1], 1, 'a', 2.5, 'b') "
+            "return redis.call('zrange', KEYS[1], 0, -1, 'withscores')",
+            "1",
+            "z",
+        ],
+        [
+            "EVAL",
+            "redis.call('rpush', KEYS[1], 1, 2, 3) return redis.call('lpop', KEYS[1], 2)",
+            "1",
+            "l",
+        ],
+        [
+            "EVAL",
+            "redis.call('sadd', KEYS[1], 'x', 'y', 'z') "
+            "local m = redis.call('smembers', KEYS[1]) table.sort(m) return m",
+            "1",
+            "s",
+        ],
+        ["EVAL", "return redis.call('hset', KEYS[1], 'f', 'v')", "1", "l"],
+        ["EVAL", "return redis.pcall('lpush', KEYS[1], 'v')", "1", "h"],
+        ["EVAL", "return redis.call('expire', KEYS[1], 100)", "1", "h"],
+        ["EVAL", "return redis.call('ttl', KEYS[1])", "1", "h"],
+    ],
+}
+
+
+LIBRARY = (
+    "#!lua name=lib1\n"
+    "redis.register_function('f1', function(keys, args) "
+    "return redis.call('set', keys[1], args[1]) end)\n"
+    "redis.register_function{function_name='f2', callback=function(keys, args) "
+    "return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}\n"
+    "local function helper(keys) return redis.call('mget', unpack(keys)) end\n"
+    "redis.register_function('f3', function(keys, args) return helper(keys) end)"
+)
+SEQUENCES["functions"] = [
+    ["FUNCTION", "LOAD", LIBRARY],
+    ["FUNCTION", "LOAD", LIBRARY],
+    ["FUNCTION", "LOAD", "REPLACE", LIBRARY],
+    ["FCALL", "f1", "1", "a", "v"],
+    ["FCALL", "f1", "1", "b", "w"],
+    ["FCALL", "f2", "1", "a"],
+    ["FCALL", "f3", "3", "a", "b", "c"],
+    ["FCALL", "f3", "3", "a", "b", "c"],
+    ["FCALL_RO", "f1", "1", "a", "v"],
+    ["FCALL_RO", "f2", "1", "a"],
+    ["FCALL", "nosuch", "0"],
+    ["FCALL", "f1", "x"],
+    ["FCALL", "f1", "3", "a"],
+    ["FCALL", "f1", "-1"],
+    # Redis lists a library's functions in its hash table's order (seeded at random):
+    # listings compare libraries of one function.
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=one\nredis.register_function('only', function() return 1 end)",
+    ],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "one"],
+    ["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "on*"],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "z*"],
+    ["FUNCTION", "LIST", "LIBRARYNAME"],
+    ["FUNCTION", "LIST", "WITHCODE", "WITHCODE"],
+    ["FUNCTION", "STATS"],
+    ["FUNCTION", "LOAD", "return 1"],
+    ["FUNCTION", "LOAD", "#!lua\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=bad-name\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2 foo=bar\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nreturn 1"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function('f1', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nredis.call('ping')"],
+    ["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function('f4', 5)"],
+    [
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=lib2\nredis.register_function('f4', function() error('boom') end)",
+    ],
+    ["FCALL", "f4", "0"],
+    ["FUNCTION", "LOAD", "X", "#!lua name=lib3\nreturn 1"],
+    ["FUNCTION", "DELETE", "lib2"],
+    ["FUNCTION", "DELETE", "lib2"],
+    ["FCALL", "f4", "0"],
+    ["FUNCTION", "FLUSH", "x"],
+    ["FUNCTION", "FLUSH", "SYNC", "x"],
+    ["FUNCTION", "KILL"],
+    ["FUNCTION", "HELP"],
+    ["FUNCTION", "RESTORE", "x"],
+    ["FUNCTION", "RESTORE", "x", "bogus"],
+    ["FUNCTION", "DELETE", "lib1"],
+    ["FUNCTION", "LIST"],
+    ["FUNCTION", "FLUSH"],
+    ["FCALL", "f1", "1", "a", "v"],
+    ["FUNCTION", "LIST"],
+]
+
+
+def _environment_sequence() -> list[list[str]]:
+    return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
+
+
+SEQUENCES["the environment"] = _environment_sequence()
+
+
+def replies(server: ServerProcess, commands: list[list[str]], resp3: bool = False) -> list[bytes]:
+    with RawConnection(server.port) as conn:
+        assert conn.command("FLUSHALL") == b"+OK\r\n"
+        assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"
+        assert conn.command("FUNCTION", "FLUSH") == b"+OK\r\n"
+        if resp3:
+            assert conn.command("HELLO", "3").startswith(b"%")
+        out = []
+        for command in commands:  # one at a time: a reply that differs is easy to find
+            conn.send(encode_command(*command))
+            out.append(conn.read_reply())
+        return out
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_replies_match_redis(redis_server: ServerProcess, clone: ServerProcess, name: str) -> None:
+    commands = SEQUENCES[name]
+    expected = replies(redis_server, commands)
+    got = replies(clone, commands)
+    for command, want, have in zip(commands, expected, got, strict=True):
+        assert (command, have) == (command, want)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_resp3_replies_match_redis(
+    redis_server: ServerProcess, clone: ServerProcess, name: str
+) -> None:
+    commands = SEQUENCES[name]
+    expected = replies(redis_server, commands, resp3=True)
+    got = replies(clone, commands, resp3=True)
+    for command, want, have in zip(commands, expected, got, strict=True):
+        assert (command, have) == (command, want)
+
+
+def test_function_dump_and_restore_between_servers(
+    redis_server: ServerProcess, clone: ServerProcess
+) -> None:
+    """A payload FUNCTION DUMP made on either server restores on the other."""
+    ours, theirs = redis.Redis(port=clone.port), redis.Redis(port=redis_server.port)
+    for source, target in ((theirs, ours), (ours, theirs)):
+        source.function_flush()
+        target.function_flush()
+        source.function_load(LIBRARY)
+        payload = source.function_dump()
+        with pytest.raises(redis.ResponseError, match="already exists"):
+            source.function_restore(payload)
+        assert target.function_restore(payload)
+        assert target.fcall("f1", 1, "k", "restored") == b"OK"
+        assert target.fcall("f2", 1, "k") == b"restored"
+        assert target.function_restore(payload, "REPLACE")
+        assert target.function_restore(payload, "FLUSH")
+        assert [lib[1] for lib in target.function_list()] == [b"lib1"]
+    ours.function_flush()
+    theirs.function_flush()
+
+
+def test_pipelined_scripts_answer_in_order(clone: ServerProcess) -> None:
+    """Scripts on one shard, over every shard, and plain commands, pipelined: each reply in
+    its place, each script seeing what the commands before it did."""
+    with RawConnection(clone.port) as conn:
+        conn.command("FLUSHALL")
+        commands = []
+        for i in range(200):
+            commands.append(["SET", "a", str(i)])
+            commands.append(["EVAL", "return redis.call('get', KEYS[1])", "1", "a"])
+            commands.append(["EVAL", "return redis.call('mget', 'a', 'b', 'c')", "0"])
+            commands.append(["INCR", "b"])
+        conn.send(b"".join(encode_command(*command) for command in commands))
+        got = [conn.read_reply() for _ in commands]
+    for i in range(200):
+        value = str(i).encode()
+        assert got[4 * i + 1] == b"$%d\r\n%b\r\n" % (len(value), value)
+        count = str(i).encode() if i else None
+        b_reply = b"$-1\r\n" if count is None else b"$%d\r\n%b\r\n" % (len(count), count)
+        assert (
+            got[4 * i + 2] == (b"*3\r\n$%d\r\n%b\r\n" % (len(value), value)) + b_reply + b"$-1\r\n"
+        )
+        assert got[4 * i + 3] == b":%d\r\n" % (i + 1)
+
+
+def test_a_script_that_reaches_another_shard_runs_again_over_all(clone: ServerProcess) -> None:
+    """A script learned on one shard that then reads a key of another shard before it
+    writes: it runs again with every shard held, and its reply is the one Redis gives."""
+    client = redis.Redis(port=clone.port)
+    client.flushall()
+    script = client.register_script(
+        "local other = redis.call('get', KEYS[1]) "
+        "if other then return redis.call('get', other) end return 'none'"
+    )
+    for _ in range(3):
+        assert script(keys=["pointer"]) == b"none"
+    client.set("pointer", "target:elsewhere")
+    client.set("target:elsewhere", "found")
+    for _ in range(3):
+        assert script(keys=["pointer"]) == b"found"
+
+
+# -- atomic across shards -------------------------------------------------------------------
+
+KEYS = ["a", "b", "c", "d"]
+ATOMIC = "for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1]) end return 1"
+TORN = "return redis.call('set', KEYS[1], ARGV[1])"
+
+
+SET_ALL = (
+    "#!lua name=setall\n"
+    "redis.register_function('set_all', function(keys, args) "
+    "for i = 1, #keys do redis.call('set', keys[i], args[1]) end return 1 end)"
+)
+
+
+def torn_reads(
+    server: ServerProcess, atomic: bool, rounds: int = 300, function: bool = False
+) -> int:
+    """Writers set a, b, c, d (on three shards) to one value per script (or, the control,
+    one script per key); readers MGET them: how many reads saw different values."""
+    stop = threading.Event()
+    torn = [0]
+    writer = redis.Redis(port=server.port)
+    writer.mset(dict.fromkeys(KEYS, "0"))
+    if function:
+        writer.function_load(SET_ALL, replace=True)
+
+    def read() -> None:
+        reader = redis.Redis(port=server.port)
+        while not stop.is_set():
+            if len(set(reader.mget(KEYS))) > 1:
+                torn[0] += 1
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for each in readers:
+        each.start()
+    try:
+        for value in range(1, rounds + 1):
+            if function:
+                writer.fcall("set_all", len(KEYS), *KEYS, value)
+            elif atomic:
+                writer.eval(ATOMIC, len(KEYS), *KEYS, value)
+            else:
+                for key in KEYS:
+                    writer.eval(TORN, 1, key, value)
+            if not atomic and torn[0]:
+                break
+    finally:
+        stop.set()
+        for each in readers:
+            each.join()
+    return torn[0]
+
+
+def test_a_script_over_several_shards_is_atomic(clone: ServerProcess) -> None:
+    assert torn_reads(clone, atomic=True) == 0
+
+
+def test_a_function_over_several_shards_is_atomic(clone: ServerProcess) -> None:
+    assert torn_reads(clone, atomic=True, function=True) == 0
+
+
+def test_the_torn_control_is_caught(clone: ServerProcess) -> None:
+    if clone.name.endswith("shards1"):
+        pytest.skip("one shard: every script is one step")
+    assert torn_reads(clone, atomic=False, rounds=3000) > 0
+
+
+# -- redis-py's Lock -----------------------------------------------------------------------
+
+
+def test_redis_py_lock(clone: ServerProcess) -> None:
+    client = redis.Redis(port=clone.port)
+    client.flushall()
+    lock = client.lock("resource", timeout=5)
+    assert lock.acquire(blocking=False)
+    assert not client.lock("resource", timeout=5).acquire(blocking=False)
+    assert lock.extend(10)
+    assert 5 < client.ttl("resource") <= 15
+    assert lock.reacquire()
+    assert lock.owned()
+    other = client.lock("resource", timeout=5)
+    other.local.token = b"not-the-owner"
+    with pytest.raises(LockNotOwnedError):
+        other.release()  # the release script compares tokens on the server
+    other.local.token = b"not-the-owner"  # release forgot it
+    with pytest.raises(LockNotOwnedError):
+        other.extend(5)
+    lock.release()
+    assert not lock.owned()
+    assert client.get("resource") is None
+
+
+def test_redis_py_lock_under_contention(clone: ServerProcess) -> None:
+    """20 clients take turns on one lock: no two are ever inside together."""
+    client = redis.Redis(port=clone.port)
+    client.flushall()
+    inside = [0]
+    overlaps = [0]
+    done = [0]
+    guard = threading.Lock()
+
+    def work() -> None:
+        mine = redis.Redis(port=clone.port)
+        for _ in range(5):
+            with mine.lock("contended", timeout=10, blocking_timeout=30, sleep=0.005):
+                with guard:
+                    inside[0] += 1
+                    if inside[0] > 1:
+                        overlaps[0] += 1
+                mine.incr("counter")
+                with guard:
+                    inside[0] -= 1
+            with guard:
+                done[0] += 1
+
+    threads = [threading.Thread(target=work) for _ in range(20)]
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
+    assert overlaps[0] == 0
+    assert done[0] == 100
+    assert client.get("counter") == b"100"
+
+
+# -- long scripts: -BUSY, SCRIPT KILL, SHUTDOWN NOSAVE ----------------------------------------
+
+FOREVER = "local i = 0 while true do i = i + 1 end"
+BUSY = (
+    b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+)
+
+
+def wait_busy(conn: RawConnection, deadline_s: float = 10.0) -> None:
+    """PING until it says BUSY (the script has passed the threshold). A command for the
+    script's shard sent before then would wait there until the script ends: the acceptor
+    answers PING itself."""
+    end = time.monotonic() + deadline_s
+    while True:
+        reply = conn.command("PING")
+        if reply == BUSY or time.monotonic() > end:
+            assert reply == BUSY
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("keys", [["k"], ["a", "b", "c"]], ids=["one-shard", "all-shards"])
+def test_a_long_script_makes_others_busy_until_killed(clone: ServerProcess, keys: list) -> None:
+    with RawConnection(clone.port) as runner, RawConnection(clone.port) as other:
+        assert other.command("CONFIG", "SET", "busy-reply-threshold", "100") == b"+OK\r\n"
+        try:
+            runner.send(encode_command("EVAL", FOREVER, str(len(keys)), *keys))
+            wait_busy(other)
+            assert other.command("GET", "a") == BUSY
+            assert other.command("SHUTDOWN") == BUSY
+            assert other.command("HELLO").startswith(b"*14\r\n")  # allowed while busy
+            assert other.command("SCRIPT", "KILL") == b"+OK\r\n"
+            killed = runner.read_reply()
+            assert killed.startswith(b"-ERR Script killed by user with SCRIPT KILL... script: ")
+            assert killed.endswith(b", on @user_script:1.\r\n")
+            assert other.command("GET", "a") == b"$-1\r\n"
+            assert (
+                other.command("SCRIPT", "KILL")
+                == b"-NOTBUSY No scripts in execution right now.\r\n"
+            )
+        finally:
+            other.command("CONFIG", "SET", "busy-reply-threshold", "5000")
+
+
+def test_a_script_that_wrote_cannot_be_killed(clone_factory) -> None:
+    server = clone_factory.start_clone(shards=2)
+    with RawConnection(server.port) as runner, RawConnection(server.port) as other:
+        assert other.command("CONFIG", "SET", "lua-time-limit", "100") == b"+OK\r\n"
+        runner.send(encode_command("EVAL", "redis.call('set', 'x', 1) " + FOREVER, "0"))
+        wait_busy(other)
+        assert other.command("GET", "x") == BUSY
+        assert other.command("SCRIPT", "KILL").startswith(b"-UNKILLABLE Sorry the script already")
+        other.send(encode_command("SHUTDOWN", "NOSAVE"))
+        assert server.proc.wait(timeout=10) == 0
+
+
+# -- persistence --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_what_scripts_wrote_survives_a_restart(clone_factory, tmp_path, shards: int) -> None:
+    """Scripts' writes reach the append-only log as their effects (a random value, a
+    relative expiry, a script over every shard): after a restart the keys are as they were."""
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    server = clone_factory.start_clone(shards, args)
+    client = redis.Redis(port=server.port)
+    client.eval("redis.call('set', KEYS[1], tostring(math.random())) return 1", 1, "rand")
+    client.eval("return redis.call('set', KEYS[1], 'v', 'EX', 1000)", 1, "ttl")
+    client.eval(
+        "for i = 1, 20 do redis.call('rpush', 'list' .. i % 5, i) end "
+        "redis.call('hset', 'h', 'f', ARGV[1]) return redis.call('incrbyfloat', 'f', 1.5)",
+        0,
+        "value",
+    )
+    client.function_load(SET_ALL)
+    client.fcall("set_all", 3, "a", "b", "c", "by-function")
+    before = {key: client.dump(key) for key in client.keys("*")}
+    deadline = client.pexpiretime("ttl")
+    server.stop()
+    server = clone_factory.start_clone(shards, args)
+    client = redis.Redis(port=server.port)
+    assert {key: client.dump(key) for key in client.keys("*")} == before
+    assert client.pexpiretime("ttl") == deadline
