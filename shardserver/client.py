@@ -459,7 +459,12 @@ class ClientConnection(asyncio.Protocol):
 
     def _refuse_busy(self, spec: CommandSpec, argv: list) -> bool:
         """While a script runs past ``busy-reply-threshold``, only what Redis flags
-        ``allow_busy`` runs (SHUTDOWN only with NOSAVE), as in Redis."""
+        ``allow_busy`` runs (SHUTDOWN only with NOSAVE), as in Redis. The board is read
+        again first: a script that just ended on another acceptor's watch is not busy."""
+        scripts = self.server.scripts
+        scripts.look_at_board()
+        if not scripts.busy:
+            return False
         if "allow_busy" in spec.flags and (
             spec.name != "shutdown" or any(arg.lower() == b"nosave" for arg in argv[1:])
         ):
