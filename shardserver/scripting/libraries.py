@@ -16,6 +16,7 @@ code: see ``lib.export``.
 
 from __future__ import annotations
 
+import struct as _struct
 from typing import Any
 
 #: Helpers shared by the libraries: argument checks that word their errors as ``lauxlib``
@@ -598,6 +599,235 @@ end)
 return lib.export(bit)
 """
 
+_CMSGPACK = r"""
+local lib, py = ...
+local type, error, select, pairs, next, floor, char, byte, sub, concat, rawget, huge =
+  type, error, select, pairs, next, math.floor, string.char, string.byte, string.sub,
+  table.concat, rawget, math.huge
+local cmsgpack = {_NAME = 'cmsgpack', _VERSION = 'lua-cmsgpack 0.4.0',
+  _COPYRIGHT = 'Copyright (C) 2012, Salvatore Sanfilippo',
+  _DESCRIPTION = 'MessagePack C implementation for Lua'}
+
+-- Big-endian bytes of a non-negative integer below 2^64.
+local function be(n, size)
+  local out = {}
+  for i = size, 1, -1 do
+    local b = n % 256
+    out[i] = char(b)
+    n = (n - b) / 256
+  end
+  return concat(out)
+end
+
+local function integer(n)
+  if n >= 0 then
+    if n <= 127 then return char(n) end
+    if n <= 0xff then return '\204' .. char(n) end
+    if n <= 0xffff then return '\205' .. be(n, 2) end
+    if n <= 0xffffffff then return '\206' .. be(n, 4) end
+    return '\207' .. be(n, 8)
+  end
+  if n >= -32 then return char(256 + n) end
+  if n >= -128 then return '\208' .. char(256 + n) end
+  if n >= -32768 then return '\209' .. be(65536 + n, 2) end
+  if n >= -2147483648 then return '\210' .. be(4294967296 + n, 4) end
+  return '\211' .. py.int64(n)
+end
+
+local function header(n, small, base, c16, c32)
+  if n < small then return char(base + n) end
+  if n <= 0xffff then return c16 .. be(n, 2) end
+  return c32 .. be(n, 4)
+end
+
+-- table_is_an_array: keys 1..n and nothing else (numeric strings count as numbers).
+local function is_array(t)
+  local count, max = 0, 0
+  for k in next, t do
+    local n = tonumber(k)
+    if n == nil or n < 1 or floor(n) ~= n then return false end
+    count = count + 1
+    if n > max then max = n end
+  end
+  return max == count
+end
+
+local encode
+encode = function(out, v, level)
+  local t = type(v)
+  if t == 'table' and level == 16 then t = 'nil' end
+  if t == 'boolean' then
+    out[#out + 1] = v and '\195' or '\194'
+  elseif t == 'number' then
+    if v == floor(v) and v ~= huge and v ~= -huge and v >= -2^63 and v < 2^63 then
+      out[#out + 1] = integer(v)
+    else
+      out[#out + 1] = py.float(v)
+    end
+  elseif t == 'string' then
+    local n = #v
+    if n < 32 then out[#out + 1] = char(0xa0 + n)
+    elseif n <= 0xff then out[#out + 1] = '\217' .. char(n)
+    elseif n <= 0xffff then out[#out + 1] = '\218' .. be(n, 2)
+    else out[#out + 1] = '\219' .. be(n, 4) end
+    out[#out + 1] = v
+  elseif t == 'table' then
+    if is_array(v) then
+      local count = 0
+      for _ in next, v do count = count + 1 end
+      out[#out + 1] = header(count, 16, 0x90, '\220', '\221')
+      for i = 1, count do encode(out, rawget(v, i), level + 1) end
+    else
+      local count = 0
+      for _ in next, v do count = count + 1 end
+      out[#out + 1] = header(count, 16, 0x80, '\222', '\223')
+      for k, x in next, v do
+        encode(out, k, level + 1)
+        encode(out, x, level + 1)
+      end
+    end
+  else
+    out[#out + 1] = '\192'
+  end
+end
+
+cmsgpack.pack = function(...)
+  local n = select('#', ...)
+  if n == 0 then lib.argerror('pack', 0, 'MessagePack pack needs input.') end
+  local out = {}
+  for i = 1, n do encode(out, (select(i, ...)), 0) end
+  return concat(out)
+end
+
+-- Decoding: s and the position; errors as lua-cmsgpack words them.
+local s, len
+local EOF, BAD = 'Missing bytes in input.', 'Bad data format in input.'
+local function need(p, n) if p + n - 1 > len then error(EOF, 0) end end
+local function uint(p, n)
+  need(p, n)
+  local v = 0
+  for i = p, p + n - 1 do v = v * 256 + byte(s, i) end
+  return v
+end
+local decode
+local function items(p, n, map)
+  local t = {}
+  for _ = 1, n do
+    local k, v
+    if map then
+      k, p = decode(p)
+      v, p = decode(p)
+      t[k] = v
+    else
+      v, p = decode(p)
+      t[#t + 1] = v
+    end
+  end
+  return t, p
+end
+decode = function(p)
+  need(p, 1)
+  local c = byte(s, p)
+  p = p + 1
+  if c < 0x80 then return c, p end
+  if c < 0x90 then return items(p, c - 0x80, true) end
+  if c < 0xa0 then return items(p, c - 0x90, false) end
+  if c < 0xc0 then
+    need(p, c - 0xa0)
+    return sub(s, p, p + c - 0xa1), p + c - 0xa0
+  end
+  if c >= 0xe0 then return c - 256, p end
+  if c == 0xc0 then return nil, p end
+  if c == 0xc2 then return false, p end
+  if c == 0xc3 then return true, p end
+  if c == 0xca then need(p, 4) return py.unfloat(sub(s, p, p + 3)), p + 4 end
+  if c == 0xcb then need(p, 8) return py.unfloat(sub(s, p, p + 7)), p + 8 end
+  if c >= 0xcc and c <= 0xcf then
+    local n = 2 ^ (c - 0xcc)
+    if n == 8 then need(p, 8) return py.uint64(sub(s, p, p + 7)), p + 8 end
+    return uint(p, n), p + n
+  end
+  if c >= 0xd0 and c <= 0xd3 then
+    local n = 2 ^ (c - 0xd0)
+    need(p, n)
+    if n == 8 then return py.sint64(sub(s, p, p + 7)), p + 8 end
+    local v = uint(p, n)
+    if v >= 2 ^ (8 * n - 1) then v = v - 2 ^ (8 * n) end
+    return v, p + n
+  end
+  -- 0.4.0 has no bin types: 0xc4-0xc6 are bad data.
+  local strings = {[0xd9] = 1, [0xda] = 2, [0xdb] = 4}
+  if strings[c] then
+    local n = uint(p, strings[c])
+    p = p + strings[c]
+    need(p, n)
+    return sub(s, p, p + n - 1), p + n
+  end
+  if c == 0xdc then return items(p + 2, uint(p, 2), false) end
+  if c == 0xdd then return items(p + 4, uint(p, 4), false) end
+  if c == 0xde then return items(p + 2, uint(p, 2), true) end
+  if c == 0xdf then return items(p + 4, uint(p, 4), true) end
+  error(BAD, 0)
+end
+
+-- mp_unpack_full: up to limit values from offset (every value when both are 0); the
+-- one-at-a-time forms return the next offset first, -1 at the end.
+local function unpack_full(text, limit, offset)
+  local all = limit == 0 and offset == 0
+  if offset < 0 or limit < 0 then
+    error('Invalid request to unpack with offset of ' .. offset .. ' and limit of ' .. #text
+      .. '.', 0)
+  elseif offset > #text then
+    error('Start offset ' .. offset .. ' greater than input length ' .. #text .. '.', 0)
+  end
+  if all then limit = huge end
+  s, len = text, #text
+  local out, n, p = {}, 0, offset + 1
+  while p <= len and n < limit do
+    n = n + 1
+    out[n], p = decode(p)
+  end
+  s = nil
+  if not all then
+    return (p > len) and -1 or p - 1, unpack(out, 1, n)
+  end
+  return unpack(out, 1, n)
+end
+
+local function integer_arg(fname, i, default, ...)
+  if default ~= nil and select(i, ...) == nil then return default end
+  local x = lib.checknumber(fname, i, ...)
+  return x >= 0 and floor(x) or -floor(-x)
+end
+cmsgpack.unpack = function(...)
+  return unpack_full(lib.checkstring('unpack', 1, ...), 0, 0)
+end
+cmsgpack.unpack_one = function(...)
+  return unpack_full(lib.checkstring('unpack_one', 1, ...), 1,
+    integer_arg('unpack_one', 2, 0, ...))
+end
+cmsgpack.unpack_limit = function(...)
+  return unpack_full(lib.checkstring('unpack_limit', 1, ...),
+    integer_arg('unpack_limit', 2, nil, ...), integer_arg('unpack_limit', 3, 0, ...))
+end
+return lib.export(cmsgpack)
+"""
+
+
+def _msgpack_float(x: float) -> bytes:
+    # lua-cmsgpack writes a float32 when the double survives the round trip, else a double.
+    try:
+        single = _struct.pack(">f", x)
+    except OverflowError:
+        single = None
+    if single is not None and (_struct.unpack(">f", single)[0] == x or x != x):
+        return b"\xca" + single
+    return b"\xcb" + _struct.pack(">d", x)
+
+
+def _unfloat(data: bytes) -> float:
+    return _struct.unpack(">f" if len(data) == 4 else ">d", data)[0]
+
 
 def install(runtime: Any) -> None:
     """Define the globals cjson, bit, cmsgpack and struct in this runtime, as Redis loads them."""
@@ -605,3 +835,13 @@ def install(runtime: Any) -> None:
     common = runtime.execute(_COMMON)
     real[b"cjson"] = runtime.execute(_CJSON, common)
     real[b"bit"] = runtime.execute(_BIT, common)
+    helpers = runtime.table_from(
+        {
+            b"float": _msgpack_float,
+            b"unfloat": _unfloat,
+            b"int64": lambda n: _struct.pack(">q", int(n)),
+            b"uint64": lambda data: float(_struct.unpack(">Q", data)[0]),
+            b"sint64": lambda data: float(_struct.unpack(">q", data)[0]),
+        }
+    )
+    real[b"cmsgpack"] = runtime.execute(_CMSGPACK, common, helpers)
