@@ -11,7 +11,7 @@ unpacking IEEE floats and doubles, for cmsgpack and struct).
 An error such a C function raises carries the position of its Lua caller (what
 ``luaL_error`` does), and a script's ``return cjson.encode(x)`` keeps the script's frame (its
 line is in the error reply). Each public function is therefore a C function in front of the Lua
-code: see ``lib.export``.
+code: see ``lib.export``. ``struct`` is not here yet: scripts see no such global.
 """
 
 from __future__ import annotations
