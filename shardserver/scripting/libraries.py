@@ -1,9 +1,847 @@
-"""The C libraries Redis loads into Lua (cjson, cmsgpack, struct, bit): not yet here."""
+"""The C libraries Redis 7.0 loads into a script's Lua: cjson, bit, cmsgpack and struct.
+
+Redis links lua-cjson 2.1.0, LuaBitOp 1.0.2, lua-cmsgpack 0.4.0 and Roberto Ierusalimschy's
+struct library into its Lua 5.1. This module owns our copies of them: each is Lua 5.1 source,
+run once per interpreter by :func:`install`, that answers what the C library answers (values,
+formatting, and error texts: ``bad argument #1 to 'band' (number expected, got no value)``,
+``Cannot serialise function: type not supported``, ``Expected value but found T_END at
+character 1`` ...). Python helps only where Lua 5.1 cannot do the work itself (packing and
+unpacking IEEE floats and doubles, for cmsgpack and struct).
+
+An error such a C function raises carries the position of its Lua caller (what
+``luaL_error`` does), and a script's ``return cjson.encode(x)`` keeps the script's frame (its
+line is in the error reply). Each public function is therefore a C function in front of the Lua
+code: see ``lib.export``. ``struct`` is not here yet: scripts see no such global.
+"""
 
 from __future__ import annotations
 
+import struct as _struct
 from typing import Any
+
+#: Helpers shared by the libraries: argument checks that word their errors as ``lauxlib``
+#: does, and the wrapper that moves an error's position to the caller.
+_COMMON = r"""
+local type, error, pcall, select, tostring, tonumber = type, error, pcall, select, tostring,
+  tonumber
+local lib = {}
+
+local function typename(n, ...)
+  if select('#', ...) < n then return 'no value' end
+  return type((select(n, ...)))
+end
+lib.typename = typename
+
+function lib.argerror(fname, n, extra)
+  error("bad argument #" .. n .. " to '" .. fname .. "' (" .. extra .. ")", 0)
+end
+
+-- luaL_checknumber: numbers and numeric strings.
+function lib.checknumber(fname, n, ...)
+  local v = select(n, ...)
+  local x = tonumber(v)
+  if x == nil or (type(v) ~= 'number' and type(v) ~= 'string') then
+    lib.argerror(fname, n, 'number expected, got ' .. typename(n, ...))
+  end
+  return x
+end
+
+-- luaL_checklstring: strings and numbers (as their text).
+function lib.checkstring(fname, n, ...)
+  local v = select(n, ...)
+  local t = type(v)
+  if t == 'string' then return v end
+  if t == 'number' then return tostring(v) end
+  lib.argerror(fname, n, 'string expected, got ' .. typename(n, ...))
+end
+
+-- A C function's error carries its Lua caller's position (luaL_error), and a script's
+-- ``return cjson.encode(x)`` keeps the script's frame because a tail call into a C function is
+-- an ordinary call. A Lua function would lose both, so each public function is the C function
+-- coroutine.wrap makes: it serves calls one after another in its coroutine (tail calls keep
+-- that coroutine's stack flat); an error ends the coroutine, and leaves the library a fresh one
+-- first, and coroutine.wrap's C side adds the caller's position to the message as luaL_error
+-- does (none when the caller is C, as for pcall(cjson.decode, s)). Library code never calls
+-- back into script code (it reads tables raw), so a public function never runs inside itself.
+local wrap, yield, ipairs, pairs = coroutine.wrap, coroutine.yield, ipairs, pairs
+function lib.export(t)
+  local names = {}
+  for name, f in pairs(t) do
+    if type(f) == 'function' then names[#names + 1] = name end
+  end
+  for _, name in ipairs(names) do
+    local f, body = t[name], nil
+    local function serve(ok, ...)
+      if not ok then
+        t[name] = wrap(body)
+        error((...), 0)
+      end
+      return serve(pcall(f, yield(...)))
+    end
+    body = function(...) return serve(pcall(f, ...)) end
+    t[name] = wrap(body)
+  end
+  return t
+end
+
+return lib
+"""
+
+_CJSON = r"""
+local lib = ...
+local type, error, pcall, select, tostring, tonumber, pairs, next, floor, format, concat,
+  rawget, ipairs = type, error, pcall, select, tostring, tonumber, pairs, next, math.floor,
+  string.format, table.concat, rawget, ipairs
+local byte, sub, find, char, gsub, lower = string.byte, string.sub, string.find, string.char,
+  string.gsub, string.lower
+local argerror = lib.argerror
+local huge = math.huge
+
+-- lua-cjson's null is a NULL lightuserdata; a userdata of our own stands in for it.
+local null = newproxy(false)
+
+local ESCAPES = {['"'] = '\\"', ['\\'] = '\\\\', ['/'] = '\\/', ['\b'] = '\\b',
+  ['\f'] = '\\f', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\127'] = '\\u007f'}
+for i = 0, 31 do
+  local c = char(i)
+  if not ESCAPES[c] then ESCAPES[c] = format('\\u%04x', i) end
+end
+
+local TOKEN_NAMES = {['{'] = 'T_OBJ_BEGIN', ['}'] = 'T_OBJ_END', ['['] = 'T_ARR_BEGIN',
+  [']'] = 'T_ARR_END', [':'] = 'T_COLON', [','] = 'T_COMMA'}
+local UNESCAPE = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n',
+  r = '\r', t = '\t'}
+
+local function make()
+  local cjson = {_NAME = 'cjson', _VERSION = '2.1.0', null = null}
+  -- The configuration lua-cjson keeps per module: what its setters change.
+  local sparse_convert, sparse_ratio, sparse_safe = false, 2, 10
+  local encode_depth, decode_depth, precision = 1000, 1000, 14
+  local keep_buffer, encode_invalid, decode_invalid = true, false, true
+  local number_format = '%.14g'
+
+  local function check_args(fname, max, ...)
+    if select('#', ...) > max then argerror(fname, max + 1, 'found too many arguments') end
+  end
+  -- json_integer_option
+  local function integer_option(fname, n, current, min, max, ...)
+    local v = select(n, ...)
+    if v == nil then return current end
+    local x = lib.checknumber(fname, n, ...)
+    x = x >= 0 and floor(x) or -floor(-x)
+    if x < min or x > max then
+      argerror(fname, 1, 'expected integer between ' .. min .. ' and ' .. max)
+    end
+    return x
+  end
+  -- json_enum_option: a boolean, or one of the option names (its index, from 0).
+  local function enum_option(fname, n, current, options, ...)
+    local v = select(n, ...)
+    if v == nil then return current end
+    if type(v) == 'boolean' then return v and 1 or 0 end
+    local name = lib.checkstring(fname, n, ...)
+    for i, option in ipairs(options) do
+      if option == name then return i - 1 end
+    end
+    argerror(fname, n, "invalid option '" .. name .. "'")
+  end
+  local ONOFF = {'off', 'on'}
+  local function as_bool(setting) return setting == 1 or setting == true end
+
+  cjson.encode_sparse_array = (function(...)
+    check_args('encode_sparse_array', 3, ...)
+    sparse_convert = as_bool(enum_option('encode_sparse_array', 1, sparse_convert and 1 or 0,
+      ONOFF, ...))
+    sparse_ratio = integer_option('encode_sparse_array', 2, sparse_ratio, 0, 2147483647, ...)
+    sparse_safe = integer_option('encode_sparse_array', 3, sparse_safe, 0, 2147483647, ...)
+    return sparse_convert, sparse_ratio, sparse_safe
+  end)
+  cjson.encode_max_depth = (function(...)
+    check_args('encode_max_depth', 1, ...)
+    encode_depth = integer_option('encode_max_depth', 1, encode_depth, 1, 2147483647, ...)
+    return encode_depth
+  end)
+  cjson.decode_max_depth = (function(...)
+    check_args('decode_max_depth', 1, ...)
+    decode_depth = integer_option('decode_max_depth', 1, decode_depth, 1, 2147483647, ...)
+    return decode_depth
+  end)
+  cjson.encode_number_precision = (function(...)
+    check_args('encode_number_precision', 1, ...)
+    precision = integer_option('encode_number_precision', 1, precision, 1, 14, ...)
+    number_format = '%.' .. precision .. 'g'
+    return precision
+  end)
+  cjson.encode_keep_buffer = (function(...)
+    check_args('encode_keep_buffer', 1, ...)
+    keep_buffer = as_bool(enum_option('encode_keep_buffer', 1, keep_buffer and 1 or 0, ONOFF,
+      ...))
+    return keep_buffer
+  end)
+  -- off, on (NaN, Infinity) or null: a boolean for the first two, as lua-cjson answers.
+  cjson.encode_invalid_numbers = (function(...)
+    check_args('encode_invalid_numbers', 1, ...)
+    local current = encode_invalid == 'null' and 2 or (encode_invalid and 1 or 0)
+    local setting = enum_option('encode_invalid_numbers', 1, current, {'off', 'on', 'null'},
+      ...)
+    encode_invalid = setting == 2 and 'null' or setting == 1
+    return encode_invalid
+  end)
+  cjson.decode_invalid_numbers = (function(...)
+    check_args('decode_invalid_numbers', 1, ...)
+    decode_invalid = as_bool(enum_option('decode_invalid_numbers', 1, decode_invalid and 1 or 0,
+      ONOFF, ...))
+    return decode_invalid
+  end)
+
+  -- Encoding --------------------------------------------------------------------------
+
+  local function exception(kind, reason)
+    error('Cannot serialise ' .. kind .. ': ' .. reason, 0)
+  end
+
+  local function number(x)
+    if x ~= x or x == huge or x == -huge then
+      if encode_invalid == false then exception('number', 'must not be NaN or Inf') end
+      if encode_invalid == 'null' then return 'null' end
+      if x ~= x then return 'NaN' end
+      return x > 0 and 'Infinity' or '-Infinity'
+    end
+    return format(number_format, x)
+  end
+
+  local function quote(s)
+    return '"' .. gsub(s, '[%z\1-\31"\\/\127]', ESCAPES) .. '"'
+  end
+
+  -- lua_array_length: the largest index when every key is an integer >= 1, -1 when it is
+  -- an object. C keeps that index in an int: indexes past its range wrap it.
+  local function array_length(t)
+    local max, items = 0, 0
+    for k in pairs(t) do
+      if type(k) ~= 'number' or k < 1 or floor(k) ~= k then return -1 end
+      if k > max then max = k >= 2147483648 and -2147483648 or k end
+      items = items + 1
+    end
+    if sparse_ratio > 0 and max > items * sparse_ratio and max > sparse_safe then
+      if not sparse_convert then exception('table', 'excessively sparse array') end
+      return -1
+    end
+    return max
+  end
+
+  local append
+  append = function(buf, n, value, depth)
+    local t = type(value)
+    if t == 'string' then
+      n = n + 1; buf[n] = quote(value)
+    elseif t == 'number' then
+      n = n + 1; buf[n] = number(value)
+    elseif t == 'boolean' then
+      n = n + 1; buf[n] = value and 'true' or 'false'
+    elseif t == 'nil' or value == null then
+      n = n + 1; buf[n] = 'null'
+    elseif t == 'table' then
+      depth = depth + 1
+      if depth > encode_depth then
+        error('Cannot serialise, excessive nesting (' .. depth .. ')', 0)
+      end
+      local length = array_length(value)
+      if length > 0 then
+        n = n + 1; buf[n] = '['
+        for i = 1, length do
+          if i > 1 then n = n + 1; buf[n] = ',' end
+          n = append(buf, n, rawget(value, i), depth)
+        end
+        n = n + 1; buf[n] = ']'
+      else
+        n = n + 1; buf[n] = '{'
+        local first = true
+        for k, v in next, value do
+          if first then first = false else n = n + 1; buf[n] = ',' end
+          local kt = type(k)
+          if kt == 'number' then
+            n = n + 1; buf[n] = '"' .. number(k) .. '":'
+          elseif kt == 'string' then
+            n = n + 1; buf[n] = quote(k) .. ':'
+          else
+            exception(kt, 'table key must be a number or string')
+          end
+          n = append(buf, n, v, depth)
+        end
+        n = n + 1; buf[n] = '}'
+      end
+    else
+      exception(t, 'type not supported')
+    end
+    return n
+  end
+
+  cjson.encode = (function(...)
+    if select('#', ...) ~= 1 then argerror('encode', 1, 'expected 1 argument') end
+    local buf = {}
+    append(buf, 0, (...), 0)
+    return concat(buf)
+  end)
+
+  -- Decoding --------------------------------------------------------------------------
+
+  local s, len, depth
+
+  local function parse_error(expected, kind, value, index)
+    local found = kind == 'T_ERROR' and value or kind
+    error('Expected ' .. expected .. ' but found ' .. found .. ' at character ' .. index, 0)
+  end
+
+  -- json_is_invalid_number: what JSON forbids but strtod reads (+, hex, leading zeros,
+  -- inf, nan).
+  local function invalid_number(p)
+    local c = sub(s, p, p)
+    if c == '+' then return true end
+    if c == '-' then p = p + 1; c = sub(s, p, p) end
+    if c == '0' then
+      local c2 = sub(s, p + 1, p + 1)
+      return c2 == 'x' or c2 == 'X' or find(c2, '^%d') ~= nil
+    elseif c == '' or c <= '9' then
+      return false
+    end
+    local word = lower(sub(s, p, p + 2))
+    return word == 'inf' or word == 'nan'
+  end
+
+  -- Where strtod stops reading a number that starts at p (p itself when it reads none).
+  local function strtod_end(p)
+    local q = find(s, '^[+-]', p) and p + 1 or p
+    if find(s, '^[iI][nN][fF]', q) then
+      if find(s, '^[iI][nN][iI][tT][yY]', q + 3) then return q + 8 end
+      return q + 3
+    end
+    if find(s, '^[nN][aA][nN]', q) then
+      local _, e = find(s, '^%([%w_]*%)', q + 3)
+      return e and e + 1 or q + 3
+    end
+    if find(s, '^0[xX]', q) then
+      local _, e1 = find(s, '^%x*', q + 2)
+      local r, digits = e1 + 1, e1 >= q + 2
+      if sub(s, r, r) == '.' then
+        local _, e2 = find(s, '^%x*', r + 1)
+        if e2 >= r + 1 then digits = true end
+        if digits then r = e2 + 1 end
+      end
+      if not digits then return q + 1 end
+      local _, e3 = find(s, '^[pP][+-]?%d+', r)
+      return e3 and e3 + 1 or r
+    end
+    local _, e1 = find(s, '^%d*', q)
+    local r, digits = e1 + 1, e1 >= q
+    if sub(s, r, r) == '.' then
+      local _, e2 = find(s, '^%d*', r + 1)
+      if e2 >= r + 1 then digits = true end
+      if digits then r = e2 + 1 end
+    end
+    if not digits then return p end
+    local _, e3 = find(s, '^[eE][+-]?%d+', r)
+    return e3 and e3 + 1 or r
+  end
+
+  local function number_token(p)
+    local e = strtod_end(p)
+    if e == p then return 'T_ERROR', 'invalid number', p, p end
+    return 'T_NUMBER', tonumber(sub(s, p, e - 1)) or 0, p, e
+  end
+
+  local function hex4(p)
+    local h = sub(s, p, p + 3)
+    if not find(h, '^%x%x%x%x$') then return nil end
+    return tonumber(h, 16)
+  end
+
+  local function utf8(cp)
+    if cp < 0x80 then return char(cp) end
+    if cp < 0x800 then return char(0xC0 + floor(cp / 64), 0x80 + cp % 64) end
+    if cp < 0x10000 then
+      return char(0xE0 + floor(cp / 4096), 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+    end
+    return char(0xF0 + floor(cp / 262144), 0x80 + floor(cp / 4096) % 64,
+      0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+
+  local function string_token(start)
+    local parts, n, p = {}, 0, start + 1
+    while true do
+      local q = find(s, '["\\]', p)
+      if not q then return 'T_ERROR', 'unexpected end of string', len + 1, len + 1 end
+      if q > p then n = n + 1; parts[n] = sub(s, p, q - 1) end
+      if sub(s, q, q) == '"' then return 'T_STRING', concat(parts), start, q + 1 end
+      local e = sub(s, q + 1, q + 1)
+      if e == 'u' then
+        local cp, step = hex4(q + 2), 6
+        if cp and cp >= 0xD800 and cp < 0xE000 then
+          -- A surrogate: a high one, then \u and a low one.
+          local low = cp < 0xDC00 and sub(s, q + 6, q + 7) == '\\u' and hex4(q + 8)
+          if low and low >= 0xDC00 and low < 0xE000 then
+            cp, step = (cp - 0xD800) * 1024 + (low - 0xDC00) + 0x10000, 12
+          else
+            cp = nil
+          end
+        end
+        if not cp then return 'T_ERROR', 'invalid unicode escape code', q, q end
+        n = n + 1; parts[n] = utf8(cp)
+        p = q + step
+      else
+        local c = UNESCAPE[e]
+        if not c then return 'T_ERROR', 'invalid escape code', q, q end
+        n = n + 1; parts[n] = c
+        p = q + 2
+      end
+    end
+  end
+
+  -- json_next_token: kind, value, where it starts (its 'character'), where the next begins.
+  local function next_token(p)
+    p = find(s, '[^ \t\n\r]', p) or len + 1
+    if p > len then return 'T_END', nil, p, p end
+    local c = sub(s, p, p)
+    local name = TOKEN_NAMES[c]
+    if name then return name, c, p, p + 1 end
+    if c == '"' then return string_token(p) end
+    if c == '-' or find(c, '^%d') then
+      if not decode_invalid and invalid_number(p) then
+        return 'T_ERROR', 'invalid number', p, p
+      end
+      return number_token(p)
+    end
+    if c == 't' and sub(s, p, p + 3) == 'true' then return 'T_BOOLEAN', true, p, p + 4 end
+    if c == 'f' and sub(s, p, p + 4) == 'false' then return 'T_BOOLEAN', false, p, p + 5 end
+    if c == 'n' and sub(s, p, p + 3) == 'null' then return 'T_NULL', null, p, p + 4 end
+    if decode_invalid and find(c, '^[+iInN]') and invalid_number(p) then
+      return number_token(p)
+    end
+    return 'T_ERROR', 'invalid token', p, p
+  end
+
+  local value
+
+  local function descend(p)
+    depth = depth + 1
+    if depth > decode_depth then
+      error('Found too many nested data structures (' .. depth .. ') at character ' .. (p - 1),
+        0)
+    end
+  end
+
+  local function object(p)
+    descend(p)
+    local t = {}
+    local kind, v, at, q = next_token(p)
+    if kind == 'T_OBJ_END' then depth = depth - 1; return t, q end
+    while true do
+      if kind ~= 'T_STRING' then parse_error('object key string', kind, v, at) end
+      local key = v
+      kind, v, at, q = next_token(q)
+      if kind ~= 'T_COLON' then parse_error('colon', kind, v, at) end
+      kind, v, at, q = next_token(q)
+      t[key], q = value(kind, v, at, q)
+      kind, v, at, q = next_token(q)
+      if kind == 'T_OBJ_END' then depth = depth - 1; return t, q end
+      if kind ~= 'T_COMMA' then parse_error('comma or object end', kind, v, at) end
+      kind, v, at, q = next_token(q)
+    end
+  end
+
+  local function array(p)
+    descend(p)
+    local t = {}
+    local kind, v, at, q = next_token(p)
+    if kind == 'T_ARR_END' then depth = depth - 1; return t, q end
+    local i = 1
+    while true do
+      t[i], q = value(kind, v, at, q)
+      kind, v, at, q = next_token(q)
+      if kind == 'T_ARR_END' then depth = depth - 1; return t, q end
+      if kind ~= 'T_COMMA' then parse_error('comma or array end', kind, v, at) end
+      kind, v, at, q = next_token(q)
+      i = i + 1
+    end
+  end
+
+  value = function(kind, v, at, q)
+    if kind == 'T_STRING' or kind == 'T_NUMBER' or kind == 'T_BOOLEAN' or kind == 'T_NULL' then
+      return v, q
+    elseif kind == 'T_OBJ_BEGIN' then
+      return object(q)
+    elseif kind == 'T_ARR_BEGIN' then
+      return array(q)
+    end
+    parse_error('value', kind, v, at)
+  end
+
+  cjson.decode = (function(...)
+    if select('#', ...) ~= 1 then argerror('decode', 1, 'expected 1 argument') end
+    local text = lib.checkstring('decode', 1, ...)
+    if #text >= 2 and (byte(text, 1) == 0 or byte(text, 2) == 0) then
+      error('JSON parser does not support UTF-16 or UTF-32', 0)
+    end
+    -- The C parser reads a NUL-terminated buffer: a NUL ends the text.
+    local z = find(text, '\0', 1, true)
+    if z then text = sub(text, 1, z - 1) end
+    s, len, depth = text, #text, 0
+    local ok, result, q = pcall(function() return value(next_token(1)) end)
+    if ok then
+      local kind, v, at = next_token(q)
+      if kind ~= 'T_END' then ok, result = pcall(parse_error, 'the end', kind, v, at) end
+    end
+    s = nil
+    if not ok then error(result, 0) end
+    return result
+  end)
+
+  cjson.new = make
+  return lib.export(cjson)
+end
+
+return make()
+"""
+
+_BIT = r"""
+local lib = ...
+local select, floor, frexp, format, sub, huge = select, math.floor, math.frexp, string.format,
+  string.sub, math.huge
+local checknumber = lib.checknumber
+local bit = {}
+
+-- LuaBitOp's barg: the number plus 2^52+2^51, whose low 32 mantissa bits are the result
+-- (rounding a fraction to even, wrapping modulo 2^32). Unsigned here.
+local function barg(fname, n, ...)
+  local x = checknumber(fname, n, ...)
+  if x == floor(x) and x > -2251799813685248 and x < 2251799813685248 then
+    return x % 4294967296
+  end
+  local y = x + 6755399441055744
+  if y ~= y or y == huge or y == -huge then return 0 end
+  if y < 0 then y = -y end
+  local m = frexp(y)
+  return (m * 9007199254740992) % 4294967296
+end
+local function signed(u)
+  if u >= 2147483648 then return u - 4294967296 end
+  return u
+end
+
+-- Bitwise operations four bits at a time, through 16x16 tables.
+local AND, OR, XOR = {}, {}, {}
+for a = 0, 15 do
+  for b = 0, 15 do
+    local r_and, r_or, r_xor, m, x, y = 0, 0, 0, 1, a, b
+    for _ = 1, 4 do
+      local xa, yb = x % 2, y % 2
+      if xa == 1 and yb == 1 then r_and = r_and + m end
+      if xa == 1 or yb == 1 then r_or = r_or + m end
+      if xa ~= yb then r_xor = r_xor + m end
+      x, y, m = (x - xa) / 2, (y - yb) / 2, m * 2
+    end
+    AND[a * 16 + b], OR[a * 16 + b], XOR[a * 16 + b] = r_and, r_or, r_xor
+  end
+end
+local function combine(op, a, b)
+  local r, m = 0, 1
+  for _ = 1, 8 do
+    local na, nb = a % 16, b % 16
+    r = r + op[na * 16 + nb] * m
+    a, b, m = (a - na) / 16, (b - nb) / 16, m * 16
+  end
+  return r
+end
+local function fold(fname, op)
+  return (function(...)
+    local r = barg(fname, 1, ...)
+    for i = 2, select('#', ...) do r = combine(op, r, barg(fname, i, ...)) end
+    return signed(r)
+  end)
+end
+bit.band = fold('band', AND)
+bit.bor = fold('bor', OR)
+bit.bxor = fold('bxor', XOR)
+
+bit.tobit = (function(...) return signed(barg('tobit', 1, ...)) end)
+bit.bnot = (function(...) return signed(4294967295 - barg('bnot', 1, ...)) end)
+bit.tohex = (function(...)
+  local b = barg('tohex', 1, ...)
+  local n = select('#', ...) < 2 and 8 or signed(barg('tohex', 2, ...))
+  local digits = '%08x'
+  if n < 0 then n, digits = -n, '%08X' end
+  if n > 8 then n = 8 end
+  if n <= 0 then return '' end
+  return sub(format(digits, b), 9 - n)
+end)
+local function shift(fname, f)
+  return (function(...)
+    local b = barg(fname, 1, ...)
+    local n = barg(fname, 2, ...) % 32
+    return signed(f(b, n))
+  end)
+end
+bit.lshift = shift('lshift', function(b, n) return (b * 2 ^ n) % 4294967296 end)
+bit.rshift = shift('rshift', function(b, n) return floor(b / 2 ^ n) end)
+bit.arshift = shift('arshift', function(b, n) return floor(signed(b) / 2 ^ n) % 4294967296 end)
+bit.rol = shift('rol', function(b, n)
+  return (b * 2 ^ n) % 4294967296 + floor(b / 2 ^ (32 - n))
+end)
+bit.ror = shift('ror', function(b, n)
+  return floor(b / 2 ^ n) + (b * 2 ^ (32 - n)) % 4294967296
+end)
+bit.bswap = (function(...)
+  local b = barg('bswap', 1, ...)
+  local b0, b1, b2 = b % 256, floor(b / 256) % 256, floor(b / 65536) % 256
+  local b3 = floor(b / 16777216)
+  return signed(((b0 * 256 + b1) * 256 + b2) * 256 + b3)
+end)
+return lib.export(bit)
+"""
+
+_CMSGPACK = r"""
+local lib, py = ...
+local type, error, select, pairs, next, floor, char, byte, sub, concat, rawget, huge =
+  type, error, select, pairs, next, math.floor, string.char, string.byte, string.sub,
+  table.concat, rawget, math.huge
+local cmsgpack = {_NAME = 'cmsgpack', _VERSION = 'lua-cmsgpack 0.4.0',
+  _COPYRIGHT = 'Copyright (C) 2012, Salvatore Sanfilippo',
+  _DESCRIPTION = 'MessagePack C implementation for Lua'}
+
+-- Big-endian bytes of a non-negative integer below 2^64.
+local function be(n, size)
+  local out = {}
+  for i = size, 1, -1 do
+    local b = n % 256
+    out[i] = char(b)
+    n = (n - b) / 256
+  end
+  return concat(out)
+end
+
+local function integer(n)
+  if n >= 0 then
+    if n <= 127 then return char(n) end
+    if n <= 0xff then return '\204' .. char(n) end
+    if n <= 0xffff then return '\205' .. be(n, 2) end
+    if n <= 0xffffffff then return '\206' .. be(n, 4) end
+    return '\207' .. be(n, 8)
+  end
+  if n >= -32 then return char(256 + n) end
+  if n >= -128 then return '\208' .. char(256 + n) end
+  if n >= -32768 then return '\209' .. be(65536 + n, 2) end
+  if n >= -2147483648 then return '\210' .. be(4294967296 + n, 4) end
+  return '\211' .. py.int64(n)
+end
+
+local function header(n, small, base, c16, c32)
+  if n < small then return char(base + n) end
+  if n <= 0xffff then return c16 .. be(n, 2) end
+  return c32 .. be(n, 4)
+end
+
+-- table_is_an_array: keys 1..n and nothing else (numeric strings count as numbers).
+local function is_array(t)
+  local count, max = 0, 0
+  for k in next, t do
+    local n = tonumber(k)
+    if n == nil or n < 1 or floor(n) ~= n then return false end
+    count = count + 1
+    if n > max then max = n end
+  end
+  return max == count
+end
+
+local encode
+encode = function(out, v, level)
+  local t = type(v)
+  if t == 'table' and level == 16 then t = 'nil' end
+  if t == 'boolean' then
+    out[#out + 1] = v and '\195' or '\194'
+  elseif t == 'number' then
+    if v == floor(v) and v ~= huge and v ~= -huge and v >= -2^63 and v < 2^63 then
+      out[#out + 1] = integer(v)
+    else
+      out[#out + 1] = py.float(v)
+    end
+  elseif t == 'string' then
+    local n = #v
+    if n < 32 then out[#out + 1] = char(0xa0 + n)
+    elseif n <= 0xff then out[#out + 1] = '\217' .. char(n)
+    elseif n <= 0xffff then out[#out + 1] = '\218' .. be(n, 2)
+    else out[#out + 1] = '\219' .. be(n, 4) end
+    out[#out + 1] = v
+  elseif t == 'table' then
+    if is_array(v) then
+      local count = 0
+      for _ in next, v do count = count + 1 end
+      out[#out + 1] = header(count, 16, 0x90, '\220', '\221')
+      for i = 1, count do encode(out, rawget(v, i), level + 1) end
+    else
+      local count = 0
+      for _ in next, v do count = count + 1 end
+      out[#out + 1] = header(count, 16, 0x80, '\222', '\223')
+      for k, x in next, v do
+        encode(out, k, level + 1)
+        encode(out, x, level + 1)
+      end
+    end
+  else
+    out[#out + 1] = '\192'
+  end
+end
+
+cmsgpack.pack = function(...)
+  local n = select('#', ...)
+  if n == 0 then lib.argerror('pack', 0, 'MessagePack pack needs input.') end
+  local out = {}
+  for i = 1, n do encode(out, (select(i, ...)), 0) end
+  return concat(out)
+end
+
+-- Decoding: s and the position; errors as lua-cmsgpack words them.
+local s, len
+local EOF, BAD = 'Missing bytes in input.', 'Bad data format in input.'
+local function need(p, n) if p + n - 1 > len then error(EOF, 0) end end
+local function uint(p, n)
+  need(p, n)
+  local v = 0
+  for i = p, p + n - 1 do v = v * 256 + byte(s, i) end
+  return v
+end
+local decode
+local function items(p, n, map)
+  local t = {}
+  for _ = 1, n do
+    local k, v
+    if map then
+      k, p = decode(p)
+      v, p = decode(p)
+      t[k] = v
+    else
+      v, p = decode(p)
+      t[#t + 1] = v
+    end
+  end
+  return t, p
+end
+decode = function(p)
+  need(p, 1)
+  local c = byte(s, p)
+  p = p + 1
+  if c < 0x80 then return c, p end
+  if c < 0x90 then return items(p, c - 0x80, true) end
+  if c < 0xa0 then return items(p, c - 0x90, false) end
+  if c < 0xc0 then
+    need(p, c - 0xa0)
+    return sub(s, p, p + c - 0xa1), p + c - 0xa0
+  end
+  if c >= 0xe0 then return c - 256, p end
+  if c == 0xc0 then return nil, p end
+  if c == 0xc2 then return false, p end
+  if c == 0xc3 then return true, p end
+  if c == 0xca then need(p, 4) return py.unfloat(sub(s, p, p + 3)), p + 4 end
+  if c == 0xcb then need(p, 8) return py.unfloat(sub(s, p, p + 7)), p + 8 end
+  if c >= 0xcc and c <= 0xcf then
+    local n = 2 ^ (c - 0xcc)
+    if n == 8 then need(p, 8) return py.uint64(sub(s, p, p + 7)), p + 8 end
+    return uint(p, n), p + n
+  end
+  if c >= 0xd0 and c <= 0xd3 then
+    local n = 2 ^ (c - 0xd0)
+    need(p, n)
+    if n == 8 then return py.sint64(sub(s, p, p + 7)), p + 8 end
+    local v = uint(p, n)
+    if v >= 2 ^ (8 * n - 1) then v = v - 2 ^ (8 * n) end
+    return v, p + n
+  end
+  -- 0.4.0 has no bin types: 0xc4-0xc6 are bad data.
+  local strings = {[0xd9] = 1, [0xda] = 2, [0xdb] = 4}
+  if strings[c] then
+    local n = uint(p, strings[c])
+    p = p + strings[c]
+    need(p, n)
+    return sub(s, p, p + n - 1), p + n
+  end
+  if c == 0xdc then return items(p + 2, uint(p, 2), false) end
+  if c == 0xdd then return items(p + 4, uint(p, 4), false) end
+  if c == 0xde then return items(p + 2, uint(p, 2), true) end
+  if c == 0xdf then return items(p + 4, uint(p, 4), true) end
+  error(BAD, 0)
+end
+
+-- mp_unpack_full: up to limit values from offset (every value when both are 0); the
+-- one-at-a-time forms return the next offset first, -1 at the end.
+local function unpack_full(text, limit, offset)
+  local all = limit == 0 and offset == 0
+  if offset < 0 or limit < 0 then
+    error('Invalid request to unpack with offset of ' .. offset .. ' and limit of ' .. #text
+      .. '.', 0)
+  elseif offset > #text then
+    error('Start offset ' .. offset .. ' greater than input length ' .. #text .. '.', 0)
+  end
+  if all then limit = huge end
+  s, len = text, #text
+  local out, n, p = {}, 0, offset + 1
+  while p <= len and n < limit do
+    n = n + 1
+    out[n], p = decode(p)
+  end
+  s = nil
+  if not all then
+    return (p > len) and -1 or p - 1, unpack(out, 1, n)
+  end
+  return unpack(out, 1, n)
+end
+
+local function integer_arg(fname, i, default, ...)
+  if default ~= nil and select(i, ...) == nil then return default end
+  local x = lib.checknumber(fname, i, ...)
+  return x >= 0 and floor(x) or -floor(-x)
+end
+cmsgpack.unpack = function(...)
+  return unpack_full(lib.checkstring('unpack', 1, ...), 0, 0)
+end
+cmsgpack.unpack_one = function(...)
+  return unpack_full(lib.checkstring('unpack_one', 1, ...), 1,
+    integer_arg('unpack_one', 2, 0, ...))
+end
+cmsgpack.unpack_limit = function(...)
+  return unpack_full(lib.checkstring('unpack_limit', 1, ...),
+    integer_arg('unpack_limit', 2, nil, ...), integer_arg('unpack_limit', 3, 0, ...))
+end
+return lib.export(cmsgpack)
+"""
+
+
+def _msgpack_float(x: float) -> bytes:
+    # lua-cmsgpack writes a float32 when the double survives the round trip, else a double.
+    try:
+        single = _struct.pack(">f", x)
+    except OverflowError:
+        single = None
+    if single is not None and (_struct.unpack(">f", single)[0] == x or x != x):
+        return b"\xca" + single
+    return b"\xcb" + _struct.pack(">d", x)
+
+
+def _unfloat(data: bytes) -> float:
+    return _struct.unpack(">f" if len(data) == 4 else ">d", data)[0]
 
 
 def install(runtime: Any) -> None:
-    """Define the globals cjson, cmsgpack, struct and bit in this runtime, as Redis loads them."""
+    """Define the globals cjson, bit, cmsgpack and struct in this runtime, as Redis loads them."""
+    real = runtime.globals()
+    common = runtime.execute(_COMMON)
+    real[b"cjson"] = runtime.execute(_CJSON, common)
+    real[b"bit"] = runtime.execute(_BIT, common)
+    helpers = runtime.table_from(
+        {
+            b"float": _msgpack_float,
+            b"unfloat": _unfloat,
+            b"int64": lambda n: _struct.pack(">q", int(n)),
+            b"uint64": lambda data: float(_struct.unpack(">Q", data)[0]),
+            b"sint64": lambda data: float(_struct.unpack(">q", data)[0]),
+        }
+    )
+    real[b"cmsgpack"] = runtime.execute(_CMSGPACK, common, helpers)
