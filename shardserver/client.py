@@ -301,15 +301,7 @@ class ClientConnection(asyncio.Protocol):
         """
         server = self.server
         sequencer = server.sequencer
-        fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-        if (
-            self.pubsub_only
-            or server.pause
-            or server.monitors
-            or self.tracking is not None
-            or server.scripts.busy
-        ):
-            fast = _NO_FAST
+        fast = self._fast_lookup()
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
         batches, targets, pending = sequencer.batches, sequencer.targets, self.pending
@@ -358,20 +350,29 @@ class ClientConnection(asyncio.Protocol):
                 rest = next(i for i, each in enumerate(commands) if each is argv)
                 self.inbox[:0] = commands[rest if self.postponed else rest + 1 :]
                 break
-            fast = FAST_KEY.get if self.authenticated and self.multi is None else _NO_FAST
-            if (
-                self.pubsub_only
-                or server.pause
-                or server.monitors
-                or self.tracking is not None
-                or server.scripts.busy
-            ):
-                fast = _NO_FAST
+            fast = self._fast_lookup()
             run = self.run
             run_shard = self.run_shard if self.run_turn == turn else -1
         self.run, self.run_shard, self.run_turn = run, run_shard, turn
         if queued:
             sequencer.schedule_flush()
+
+    def _fast_lookup(self) -> Any:
+        """The single-key fast path's lookup, or the one that finds nothing: off before
+        AUTH, in MULTI, in RESP2 subscribed mode, while tracking, paused, monitored or busy
+        with a long script (each needs the checked path)."""
+        server = self.server
+        if (
+            not self.authenticated
+            or self.multi is not None
+            or self.pubsub_only
+            or server.pause
+            or server.monitors
+            or self.tracking is not None
+            or server.scripts.busy
+        ):
+            return _NO_FAST
+        return FAST_KEY.get
 
     def _dispatch_other(self, spec: CommandSpec | None, argv: list) -> None:
         """Everything but an authenticated single-key command outside MULTI."""

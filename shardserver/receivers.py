@@ -64,6 +64,15 @@ def merged(parts: list[Any], merge: Callable[[list], bytes | None]) -> bytes | N
         return error(f"ERR internal error merging replies: {type(problem).__name__}")
 
 
+class Relay:
+    """Hands a run's value to a callback (runs a plan queues at a hold point)."""
+
+    __slots__ = ("deliver",)
+
+    def __init__(self, deliver: Callable[[int, Any], None]) -> None:
+        self.deliver = deliver
+
+
 class Collector:
     """Receives internal parts sent to shards; resolves a future with their values."""
 

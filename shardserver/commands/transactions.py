@@ -37,7 +37,7 @@ from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import COORDINATED, Later, Route, local
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
-from shardserver.receivers import DISCARD, merged
+from shardserver.receivers import DISCARD, Relay, merged
 from shardserver.routing import PLANNERS
 
 log = logging.getLogger("shardserver.transactions")
@@ -337,15 +337,6 @@ class _HeldExec:
         return False
 
 
-class _Receiver:
-    """Hands a part's value to a callback (runs queued at a hold point)."""
-
-    __slots__ = ("deliver",)
-
-    def __init__(self, deliver: Any) -> None:
-        self.deliver = deliver
-
-
 class _Rounds:
     """A transaction with conditional commands across shards, run at its EXEC's hold point
     on every shard, command by command: a conditional command's reads are queued there and
@@ -369,9 +360,9 @@ class _Rounds:
         self.plan_ctx = 0
         self.plan_values: list[Any] = []
         self.plan_remaining = 0
-        self.parts = _Receiver(self._part)
-        self.reads = _Receiver(self._read)
-        self.acks = _Receiver(self._ack)
+        self.parts = Relay(self._part)
+        self.reads = Relay(self._read)
+        self.acks = Relay(self._ack)
 
     def _segments(self) -> dict[int, tuple[list, list]]:
         return self.session.server.sequencer.at_hold(self.owner, self.owner.shards)

@@ -29,7 +29,7 @@ from shardserver.commands.spec import COORDINATED, Route
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
 from shardserver.keyspace import now_ms
-from shardserver.receivers import merged
+from shardserver.receivers import Relay, merged
 from shardserver.resp import Resp2, Resp3
 from shardserver.routing import PLANNERS
 from shardserver.scripting import calls
@@ -289,7 +289,7 @@ class _Rounds:
             return
         shard_of_key = self.owner.server.shard_of_key
         for index, step in enumerate(reads):
-            target = (_Step(self._read), index)
+            target = (Relay(self._read), index)
             self.owner.queue(shard_of_key(step.key), step_ctx(self.ctx, step.db), step.argv, target)
 
     def _read(self, index: int, value: Any) -> None:
@@ -315,7 +315,7 @@ class _Rounds:
         self.remaining = len(writes)
         shard_of_key = self.owner.server.shard_of_key
         for index, step in enumerate(writes):
-            target = (_Step(self._written), index)
+            target = (Relay(self._written), index)
             self.owner.queue(shard_of_key(step.key), step_ctx(self.ctx, step.db), step.argv, target)
 
     def _written(self, index: int, value: Any) -> None:
@@ -324,12 +324,3 @@ class _Rounds:
         self.remaining -= 1
         if not self.remaining:
             self.answer.set_result(self.reply)
-
-
-class _Step:
-    """Hands a run's value to a callback."""
-
-    __slots__ = ("deliver",)
-
-    def __init__(self, deliver: Any) -> None:
-        self.deliver = deliver

@@ -94,6 +94,19 @@ def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
     return b"--" + body, read_only
 
 
+def _keys_and_args(argv: list[bytes], not_integer: bytes) -> tuple[list, list] | bytes:
+    """An EVAL-like line's keys and arguments, by its ``numkeys``; or Redis's error
+    (``not_integer`` for one that is no integer: EVAL's and FCALL's differ)."""
+    numkeys = parse_int(argv[2])
+    if numkeys is None:
+        return not_integer
+    if numkeys > len(argv) - 3:
+        return _TOO_MANY
+    if numkeys < 0:
+        return _NEGATIVE
+    return argv[3 : 3 + numkeys], argv[3 + numkeys :]
+
+
 class Scripts:
     """One acceptor's script cache and EVAL dispatch."""
 
@@ -214,15 +227,11 @@ class Scripts:
 
     def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
-        numkeys = parse_int(argv[2])
         if name.startswith("fcall"):
-            return self._prepare_call(name, argv, numkeys)
-        if numkeys is None:
-            return NOT_INTEGER
-        if numkeys > len(argv) - 3:
-            return _TOO_MANY
-        if numkeys < 0:
-            return _NEGATIVE
+            return self._prepare_call(name, argv)
+        split = _keys_and_args(argv, NOT_INTEGER)
+        if split.__class__ is bytes:
+            return split
         if name.startswith("evalsha"):
             script = self.cache.get(argv[1].lower())
             if script is None:
@@ -232,25 +241,22 @@ class Scripts:
             if script.__class__ is bytes:
                 return script
         read_only = name.endswith("_ro") or script.read_only
-        return script, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
+        return script, *split, read_only
 
-    def _prepare_call(self, name: str, argv: list[bytes], numkeys: int | None) -> tuple | bytes:
+    def _prepare_call(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """FCALL and FCALL_RO: the function, keys, arguments and whether it may not write."""
         owner = self.functions.owners.get(argv[1])
         if owner is None:
             return _NO_FUNCTION
-        if numkeys is None:
-            return _BAD_NUMKEYS
-        if numkeys > len(argv) - 3:
-            return _TOO_MANY
-        if numkeys < 0:
-            return _NEGATIVE
+        split = _keys_and_args(argv, _BAD_NUMKEYS)
+        if split.__class__ is bytes:
+            return split
         flags = self.functions.libraries[owner].functions[argv[1]][0]
         read_only = b"no-writes" in flags
         if name == "fcall_ro" and not read_only:
             return _WRITES_IN_RO
         function = Script(argv[1], b"", None, read_only)
-        return function, argv[3 : 3 + numkeys], argv[3 + numkeys :], read_only
+        return function, *split, read_only
 
     def run_held(
         self, client: Any, done: Callable[[bytes], None], prepared: tuple, owner: Any = None
