@@ -55,6 +55,17 @@ def _c_string(arg: bytes) -> bytes:
     return arg if nul < 0 else arg[:nul]
 
 
+def subcommand_syntax(argv: list[bytes]) -> bytes:
+    """Redis's ``addReplySubcommandSyntaxError``: a subcommand with arguments it cannot take."""
+    return error_bytes(
+        b"ERR unknown subcommand or wrong number of arguments for '"
+        + argv[1][:128]
+        + b"'. Try "
+        + argv[0].upper()
+        + b" HELP."
+    )
+
+
 def unknown_subcommand(argv: list[bytes]) -> bytes:
     return error_bytes(
         b"ERR unknown subcommand '" + argv[1][:128] + b"'. Try " + argv[0].upper() + b" HELP."

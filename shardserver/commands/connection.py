@@ -15,7 +15,7 @@ from shardserver.blocked import UNBLOCKED
 from shardserver.commands import transactions
 from shardserver.commands.blocking import TIMED_OUT
 from shardserver.commands.spec import Later, local
-from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes
+from shardserver.errors import DB_INDEX, NOT_INTEGER, SYNTAX, error, error_bytes, subcommand_syntax
 from shardserver.invalidations import list_flags, redirect_of
 from shardserver.numbers import LLONG_MAX, parse_int
 from shardserver.resp import encoder_for
@@ -410,10 +410,7 @@ def monitor(session, argv: list[bytes]) -> bytes | Later:
 def client_pause(session, argv: list[bytes]) -> bytes | Later:
     """CLIENT PAUSE ms [WRITE|ALL] (:mod:`shardserver.pausing`)."""
     if len(argv) > 4:
-        return error_bytes(
-            b"ERR unknown subcommand or wrong number of arguments for '%b'. Try CLIENT HELP."
-            % argv[1][:128]
-        )
+        return subcommand_syntax(argv)
     milliseconds = parse_int(argv[2])
     if milliseconds is None:
         return error("ERR timeout is not an integer or out of range")

@@ -18,7 +18,7 @@ from typing import Any
 
 from shardserver import values
 from shardserver.commands.spec import Command, Route
-from shardserver.errors import error, error_bytes
+from shardserver.errors import error, subcommand_syntax
 from shardserver.numbers import parse_int
 from shardserver.persistence import rdb
 
@@ -86,11 +86,7 @@ def check(session: Any, argv: list[bytes]) -> bytes | None:
         if sub == b"reload" and len(argv) > 2:
             return error("ERR DEBUG RELOAD options (MERGE, NOFLUSH, NOSAVE) are not supported")
         return None
-    return error_bytes(
-        b"ERR unknown subcommand or wrong number of arguments for '"
-        + argv[1][:128]
-        + b"'. Try DEBUG HELP."
-    )
+    return subcommand_syntax(argv)
 
 
 # -- in each shard --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from shardserver.commands.spec import Later, local
-from shardserver.errors import error, error_bytes
+from shardserver.errors import error, subcommand_syntax
 from shardserver.pubsub import frame
 
 #: What a RESP2 client in subscribed mode may run (Redis's processCommand).
@@ -151,17 +151,9 @@ def spublish(session: Any, argv: list[bytes]) -> bytes | Later:
 # -- PUBSUB ----------------------------------------------------------------------------------
 
 
-def _syntax(argv: list[bytes]) -> bytes:
-    return error_bytes(
-        b"ERR unknown subcommand or wrong number of arguments for '"
-        + argv[1]
-        + b"'. Try PUBSUB HELP."
-    )
-
-
 def _active(session: Any, argv: list[bytes], shard: bool) -> bytes | Later:
     if len(argv) > 3:
-        return _syntax(argv)
+        return subcommand_syntax(argv)
     pattern = argv[2] if len(argv) == 3 else None
     mine = session.server.pubsub.active(shard, pattern)
 
