@@ -362,6 +362,57 @@ SEQUENCES["functions"] = [
 ]
 
 
+def _library(first_line: str, body: str = "redis.register_function('f', function() return 1 end)"):
+    return ["FUNCTION", "LOAD", first_line + "\n" + body]
+
+
+# The first line of a library or script as Redis reads it (sdssplitargs, a C string); function
+# names found whatever their case, library names only as spelt (Redis's own tests load
+# libraries as ``#!LUA``).
+SEQUENCES["metadata and names"] = [
+    _library("#!LUA name=test", "redis.register_function('test', function() return 'hello' end)"),
+    ["FCALL", "TEST", "0"],
+    ["FCALL_RO", "Test", "0"],
+    _library("#!Lua NAME=Test2", "redis.register_function('F1', function() return 2 end)"),
+    ["FCALL", "f1", "0"],
+    _library("#!lua name=test2", "redis.register_function('f1', function() return 3 end)"),
+    _library("#!lua name=TEST"),
+    ["FUNCTION", "DELETE", "TEST"],
+    ["FUNCTION", "DELETE", "Test"],
+    _library('#!lua name="q1"'),
+    _library("#!lua name='q2'", "redis.register_function('g', function() return 1 end)"),
+    _library('#!lua "name=q3"'),
+    _library('#!lua name="q4'),
+    _library("#!lua name=a\0b"),
+    _library("#!lua\0 name=ab"),
+    _library("#!lua name=z name=w"),
+    _library("#!bad name=z name=w"),
+    _library("#!lua name="),
+    _library("#!lua name=z", "redis.register_function('a-b', function() return 1 end)"),
+    ["FUNCTION", "LOAD", "#!lua name=nonewline"],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "q2*"],  # one: Redis lists many in dict order
+    ["FUNCTION", "LIST", "LIBRARYNAME", "Q2*"],
+    ["FUNCTION", "STATS"],
+    ["FUNCTION", "RESTORE", "arg1", "args2", "arg3"],
+    ["FUNCTION", "FLUSH", "sync", "extra_arg"],
+    ["COMMAND", "GETKEYS", "FCALL", "test", "1", "x", "foo"],
+    ["COMMAND", "GETKEYS", "FCALL_RO", "test", "2", "x", "y"],
+    ["COMMAND", "GETKEYS", "EVAL", "return 1", "0"],
+    ["COMMAND", "GETKEYS", "EVALSHA", "abc", "-1"],
+    ["COMMAND", "GETKEYS", "EVAL_RO", "return 1", "5", "a"],
+    ["EVAL", '#!lua flags="no-writes"\nreturn 1', "0"],
+    ["EVAL", "#!lua flags='no-writes,allow-oom'\nreturn 1", "0"],
+    ["EVAL", '#!lua flags="no-writes\nreturn 1', "0"],
+    ["EVAL", "#!lua flags=no-writes,,allow-oom\nreturn 1", "0"],
+    ["EVAL", "#!lua flags=\nreturn 1", "0"],
+    ["EVAL", "#! lua\nreturn 1", "0"],
+    ["EVAL", "#!LUAX flags=no-writes\nreturn 1", "0"],
+    ["EVAL", "#!lua\0x\nreturn 1", "0"],
+    ["EVAL", "#!lua", "0"],
+    ["FUNCTION", "FLUSH"],
+]
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from shardserver.commands.spec import Command, Route, local
-from shardserver.errors import error
+from shardserver.errors import error, subcommand_syntax
 from shardserver.glob import compile_glob
+from shardserver.numbers import parse_int
 
 _FLUSH_MODES = {b"async", b"sync"}
 _HELP = [
@@ -134,7 +135,7 @@ def function_list(session: Any, argv: list[bytes]) -> bytes:
             if position + 1 >= len(argv):
                 return error("ERR library name argument was not given")
             position += 1
-            pattern = compile_glob(argv[position])
+            pattern = compile_glob(argv[position], nocase=True)  # as Redis: case-insensitive
         else:
             return error(f"ERR Unknown argument {argv[position].decode('utf-8', 'replace')}")
         position += 1
@@ -146,11 +147,8 @@ def function_delete(session: Any, argv: list[bytes]) -> bytes:
 
 
 def function_flush(session: Any, argv: list[bytes]) -> bytes:
-    if len(argv) > 3:  # Redis names the subcommand as the client spelt it
-        name = argv[1].decode("utf-8", "replace")
-        return error(
-            f"ERR unknown subcommand or wrong number of arguments for '{name}'. Try FUNCTION HELP."
-        )
+    if len(argv) > 3:
+        return subcommand_syntax(argv)
     if len(argv) == 3 and argv[2].lower() not in _FLUSH_MODES:
         return error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
     session.server.scripts.functions.flush()
@@ -167,7 +165,7 @@ def function_dump(session: Any, argv: list[bytes]) -> bytes:
 
 def function_restore(session: Any, argv: list[bytes]) -> bytes:
     if len(argv) > 4:
-        return error("ERR syntax error")
+        return subcommand_syntax(argv)
     policy = argv[3].lower() if len(argv) == 4 else b"append"
     if policy not in (b"flush", b"append", b"replace"):
         return error(
@@ -180,18 +178,27 @@ def function_help(session: Any, argv: list[bytes]) -> bytes:
     return session.enc.array([session.enc.simple(line) for line in _FUNCTION_HELP])
 
 
+def script_keys(argv: list[bytes]) -> list[int]:
+    """EVAL's and FCALL's keys: as many after ``numkeys`` as it says (none if it is no
+    count of the arguments there are)."""
+    count = parse_int(argv[2]) if len(argv) > 2 else None
+    if count is None or not 0 <= count <= len(argv) - 3:
+        return []
+    return list(range(3, 3 + count))
+
+
 ROWS = [
-    Command("eval", Route.SCRIPT),
-    Command("evalsha", Route.SCRIPT),
-    Command("eval_ro", Route.SCRIPT),
-    Command("evalsha_ro", Route.SCRIPT),
+    Command("eval", Route.SCRIPT, keys=script_keys),
+    Command("evalsha", Route.SCRIPT, keys=script_keys),
+    Command("eval_ro", Route.SCRIPT, keys=script_keys),
+    Command("evalsha_ro", Route.SCRIPT, keys=script_keys),
     local("script|load", script_load),
     local("script|exists", script_exists),
     local("script|flush", script_flush),
     local("script|kill", script_kill),
     local("script|help", script_help),
-    Command("fcall", Route.SCRIPT),
-    Command("fcall_ro", Route.SCRIPT),
+    Command("fcall", Route.SCRIPT, keys=script_keys),
+    Command("fcall_ro", Route.SCRIPT, keys=script_keys),
     local("function|load", function_load),
     local("function|list", function_list),
     local("function|delete", function_delete),

@@ -175,8 +175,8 @@ def command_getkeys(session, argv: list[bytes]) -> bytes:
     if bad_arity(spec.arity, len(target)):
         return error("ERR Invalid number of arguments specified for command")
     positions = key_positions(spec, target)
-    if not positions:  # a numkeys argument that names no key, or more than there are
-        return error("ERR Invalid arguments specified for command")
+    if not positions and "no_mandatory_keys" not in spec.flags:
+        return error("ERR Invalid arguments specified for command")  # a bad numkeys
     return session.enc.bulk_array([target[i] for i in positions])
 
 

@@ -278,7 +278,8 @@ local function valid_name(name)
 end
 local function register(name, callback, flags, description)
   if not valid_name(name) then
-    error(error_table('Function names can only contain letters, numbers, or underscores(_) '
+    -- Redis 7.0 gives the library's text for a function's name
+    error(error_table('Library names can only contain letters, numbers, or underscores(_) '
       .. 'and must be at least one character long'), 0)
   end
   if registering[name] then error(error_table('Function already exists in the library'), 0) end

@@ -18,6 +18,7 @@ from typing import Any
 from shardserver.errors import error
 from shardserver.persistence import rdb
 from shardserver.receivers import DISCARD
+from shardserver.resp import ProtocolError, split_inline_args
 from shardserver.scripting.environment import Engine
 
 _NAME = re.compile(rb"[A-Za-z0-9_]+")
@@ -36,19 +37,28 @@ class Library:
 
 def metadata(code: bytes) -> bytes | tuple[bytes, bytes]:
     """A library's name and the code Lua compiles (its first line a comment, so line numbers
-    hold), or Redis's error for its first line."""
+    hold), or Redis's error for its first line, which Redis splits as ``sdssplitargs`` does
+    (quotes allowed) and reads as a C string (a NUL before the line's end: no line)."""
     if not code.startswith(b"#!"):
         return error("ERR Missing library metadata")
     end = code.find(b"\n")
-    words = (code if end < 0 else code[:end]).split()
-    if words[0] != b"#!lua":
-        return error(f"ERR Engine '{words[0][2:].decode('utf-8', 'replace')}' not found")
+    if end < 0 or 0 <= code.find(b"\0") < end:
+        return error("ERR Invalid library metadata")
+    try:
+        words = split_inline_args(code[:end])
+    except ProtocolError:
+        words = []
+    if not words:
+        return error("ERR Invalid library metadata")
     name = None
     for word in words[1:]:
-        key, _, value = word.partition(b"=")
-        if key != b"name":
+        if word[:5].lower() != b"name=":
             return error(f"ERR Invalid metadata value given: {word.decode('utf-8', 'replace')}")
-        name = value
+        if name is not None:
+            return error("ERR Invalid metadata value, name argument was given multiple times")
+        name = word[5:]
+    if words[0][2:].lower() != b"lua":  # engine names are case-insensitive
+        return error(f"ERR Engine '{words[0][2:].decode('utf-8', 'replace')}' not found")
     if name is None:
         return error("ERR Library name was not given")
     if not _NAME.fullmatch(name):
@@ -66,8 +76,9 @@ class Functions:
         self.server = server
         self.thread = thread
         self.libraries: dict[bytes, Library] = {}
-        #: Each function's library.
-        self.owners: dict[bytes, bytes] = {}
+        #: Each function's library and its name as registered, by its name in lower case
+        #: (Redis finds functions whatever their case; libraries only as spelt).
+        self.owners: dict[bytes, tuple[bytes, bytes]] = {}
         self.checker = Engine(_no_calls)
 
     def load(self, code: bytes, replace: bool, tell: bool = True) -> bytes:
@@ -83,15 +94,15 @@ class Functions:
         if checked.__class__ is bytes:
             return checked
         for function_name in checked:
-            owner = self.owners.get(function_name)
-            if owner is not None and owner != name:
+            owner = self.owners.get(function_name.lower())
+            if owner is not None and owner[0] != name:
                 return error(
                     f"ERR Function {function_name.decode('utf-8', 'replace')} already exists"
                 )
         self._forget(name)
         self.libraries[name] = Library(name, code, checked)
         for function_name in checked:
-            self.owners[function_name] = name
+            self.owners[function_name.lower()] = (name, function_name)
         self._everywhere(b"@function-load", name, source)
         self.thread.submit(lambda engine: engine.load_library(name, source))
         if tell and len(self.server.peers):
@@ -128,7 +139,7 @@ class Functions:
         library = self.libraries.pop(name, None)
         if library is not None:
             for function_name in library.functions:
-                self.owners.pop(function_name, None)
+                self.owners.pop(function_name.lower(), None)
 
     def _everywhere(self, *part: bytes) -> None:
         parts = [(shard, list(part)) for shard in range(self.server.shard_count)]
@@ -197,10 +208,11 @@ class Functions:
         return enc.array(out)
 
     def stats(self, enc: Any) -> bytes:
+        functions = sum(len(library.functions) for library in self.libraries.values())
         counts = enc.map(
             [
                 (enc.bulk(b"libraries_count"), enc.integer(len(self.libraries))),
-                (enc.bulk(b"functions_count"), enc.integer(len(self.owners))),
+                (enc.bulk(b"functions_count"), enc.integer(functions)),
             ]
         )
         return enc.map(

@@ -29,6 +29,7 @@ from shardserver.errors import NOT_INTEGER, error
 from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
+from shardserver.resp import ProtocolError, split_inline_args
 from shardserver.scripting.board import ScriptBoard
 from shardserver.scripting.functions import Functions
 from shardserver.scripting.held import HeldScript, ScriptThread
@@ -72,22 +73,27 @@ class Script:
 
 def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
     """The source Lua compiles (a shebang line kept as a comment, so line numbers hold) and
-    whether the script may not write; or Redis's error for a bad shebang."""
+    whether the script may not write; or Redis's error for a bad shebang. Redis splits the
+    line as ``sdssplitargs`` does and reads it as a C string (a NUL before its end: no line)."""
     if not body.startswith(b"#!"):
         return body, False
     end = body.find(b"\n")
-    if end < 0:
+    if end < 0 or 0 <= body.find(b"\0") < end:
         return error("ERR Invalid script shebang")
-    words = body[:end].split()
+    try:
+        words = split_inline_args(body[:end])
+    except ProtocolError:
+        return error("ERR Invalid engine in script shebang")
     if words[0] != b"#!lua":
-        line = body[:end].decode("utf-8", "replace")
-        return error(f"ERR Unexpected engine in script shebang: {line}")
+        return error(
+            f"ERR Unexpected engine in script shebang: {words[0].decode('utf-8', 'replace')}"
+        )
     read_only = False
     for word in words[1:]:
         text = word.decode("utf-8", "replace")
         if not text.startswith("flags="):
             return error(f"ERR Unknown lua shebang option: {text}")
-        for flag in filter(None, text[6:].split(",")):
+        for flag in text[6:].split(",") if text[6:] else ():
             if flag not in SHEBANG_FLAGS:
                 return error(f"ERR Unexpected flag in script shebang: {flag}")
             read_only = read_only or flag == "no-writes"
@@ -245,17 +251,18 @@ class Scripts:
 
     def _prepare_call(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """FCALL and FCALL_RO: the function, keys, arguments and whether it may not write."""
-        owner = self.functions.owners.get(argv[1])
-        if owner is None:
+        found = self.functions.owners.get(argv[1].lower())
+        if found is None:
             return _NO_FUNCTION
         split = _keys_and_args(argv, _BAD_NUMKEYS)
         if split.__class__ is bytes:
             return split
-        flags = self.functions.libraries[owner].functions[argv[1]][0]
+        owner, function_name = found
+        flags = self.functions.libraries[owner].functions[function_name][0]
         read_only = b"no-writes" in flags
         if name == "fcall_ro" and not read_only:
             return _WRITES_IN_RO
-        function = Script(argv[1], b"", None, read_only)
+        function = Script(function_name, b"", None, read_only)
         return function, *split, read_only
 
     def run_held(
