@@ -413,6 +413,65 @@ SEQUENCES["metadata and names"] = [
 ]
 
 
+#: Globals a library's top level cannot see (Redis: "Script attempted to access nonexistent
+#: global variable"), and the redis fields it can and cannot.
+LOAD_TIME_NAMES = [
+    "math", "type", "pairs", "string", "table", "cjson", "bit", "struct", "cmsgpack", "_G",
+    "tostring", "pcall", "loadstring", "KEYS", "redis.call", "redis.pcall", "redis.setresp",
+    "redis.REPL_ALL", "redis.sha1hex", "redis.LOG_WARNING", "redis.REDIS_VERSION",
+    "redis.REDIS_VERSION_NUM", "redis.log",
+]  # fmt: skip
+_REGISTER = "redis.register_function('f', function() return 1 end)"
+
+
+def _loading(body: str) -> list[str]:
+    return ["FUNCTION", "LOAD", "REPLACE", "#!lua name=t\n" + body]
+
+
+# What a library's code sees while it loads: only redis.register_function, redis.log and its
+# levels and the version (no builtins, no other library); register_function's argument
+# checks in Redis's order; a load that runs past 500 ms stops, whatever it pcalls.
+SEQUENCES["loading a library"] = [
+    _loading(f"local x = {name}\n{_REGISTER}") for name in LOAD_TIME_NAMES
+] + [
+    _loading("redis.register_function()"),
+    _loading("redis.register_function('a')"),
+    _loading("redis.register_function('a', function() end, 3)"),
+    _loading("redis.register_function(1, function() return 1 end)"),
+    _loading("redis.register_function({}, function() return 1 end)"),
+    _loading("redis.register_function('x', nil)"),
+    _loading("redis.register_function({})"),
+    _loading("redis.register_function({function_name='a'})"),
+    _loading("redis.register_function({callback=function() end})"),
+    _loading("redis.register_function{function_name='a', callback=function() end, foo=1}"),
+    _loading("redis.register_function{function_name='a', callback=function() end, [1]=2}"),
+    _loading("redis.register_function{function_name='a', callback=function() end, [true]=2}"),
+    _loading("redis.register_function{function_name='a', callback=5}"),
+    _loading("redis.register_function{function_name={}, callback=function() end}"),
+    _loading("redis.register_function{function_name='a', callback=function() end, flags='x'}"),
+    _loading("redis.register_function{function_name='a', callback=function() end, flags={1}}"),
+    _loading(
+        "redis.register_function{function_name='a', callback=function() end, "
+        "flags={'allow-oom', 'NO-WRITES', 'no-writes'}, description=5}"
+    ),
+    ["FUNCTION", "LIST"],
+    _loading("redis.register_function{FUNCTION_NAME=7, CallBack=function() end}"),
+    ["FUNCTION", "LIST"],
+    _loading(f"x = 5\n{_REGISTER}"),
+    _loading(f"redis.foo = 1\n{_REGISTER}"),
+    _loading(f"redis.log(redis.LOG_WARNING, 'loading')\n{_REGISTER}"),
+    _loading(f"local i = 0 while i < 1000 do i = i + 1 end\n{_REGISTER}"),
+    _loading(f"while true do end\n{_REGISTER}"),
+    ["PING"],
+    _loading("redis.register_function('g', function() return type(math) .. type(redis.call) end)"),
+    ["FCALL", "g", "0"],
+    _loading("redis.register_function('g', function() redis.register_function('z', g) end)"),
+    ["FCALL", "g", "0"],
+    ["EVAL", "return type(redis.register_function)", "0"],
+    ["FUNCTION", "FLUSH"],
+]
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -148,10 +149,15 @@ end
 -- The globals a script sees: a table behind a proxy, so that writes fail and reads of
 -- missing names fail the way Redis's globals protection makes them fail.
 local globals = {}
-local env = setmetatable({}, {__index = globals, __newindex = refuse, __metatable = false})
-setmetatable(globals, {__index = function(_, name)
+local function missing(_, name)
   error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-end})
+end
+-- While a library loads, its globals are another table (see load_library): Redis swaps its
+-- globals' metatable __index the same way, so a loading chunk and the functions it makes
+-- share one environment, and a global lookup costs the same at run time.
+local env_meta = {__index = globals, __newindex = refuse, __metatable = false}
+local env = setmetatable({}, env_meta)
+setmetatable(globals, {__index = missing})
 
 for _, name in ipairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs',
     'next', 'pairs', 'rawequal', 'rawget', 'rawset', 'select', 'setmetatable', 'tonumber',
@@ -251,6 +257,16 @@ end
 redis.log = py.log
 redis.setresp = py.setresp
 redis.set_repl = py.set_repl
+-- To Lua those are userdata; in Redis they are C functions, and scripts test for them with
+-- type(): type says 'function' for them, as Redis's would.
+local builtins = {[py.call] = true, [py.pcall] = true, [py.log] = true, [py.setresp] = true,
+  [py.set_repl] = true}
+globals.type = function(...)
+  if select('#', ...) == 0 then error("bad argument #1 to 'type' (value expected)", 2) end
+  local kind = type(...)
+  if kind == 'userdata' and builtins[(...)] then return 'function' end
+  return kind
+end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -265,75 +281,112 @@ redis.REPL_SLAVE, redis.REPL_REPLICA = 2, 2
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REDIS_VERSION = py.version
 redis.REDIS_VERSION_NUM = py.version_num
-local runtime_redis = readonly(redis)
-globals.redis = runtime_redis
+globals.redis = readonly(redis)
 
--- What a library sees while it loads (FUNCTION LOAD): redis.register_function, redis.log,
--- the constants; no redis.call. Its functions then run with the scripts' globals.
+-- What a library sees while it loads (FUNCTION LOAD), as Redis 7.0's function_lua.c has it:
+-- one global, a redis table with register_function, log and its levels, and the version;
+-- no other library or builtin. Its functions then run with the scripts' globals.
 local registering, registering_order
-local FLAGS = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
-  ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
+local FLAGS = {'no-writes', 'allow-oom', 'allow-stale', 'no-cluster', 'allow-cross-slot-keys'}
+local function fail(text) error(error_table(text), 0) end
+-- lua_isstring: a number is a string to the C API (and lua_tostring formats it as tostring).
+local function stringy(v) local t = type(v) return t == 'string' or t == 'number' end
 local function valid_name(name)
-  return type(name) == 'string' and #name > 0 and not name:find('[^%w_]')
+  return #name > 0 and not name:find('[^%w_]')
+end
+-- A flags table's items (1, 2, ... up to the first nil), matched without case; the flags
+-- as FUNCTION LIST shows them (each once, in Redis's order), or nil for an unknown one.
+local function read_flags(t)
+  local given, j = {}, 1
+  while true do
+    local v = t[j]
+    if v == nil then break end
+    if not stringy(v) then return nil end
+    local flag = tostring(v):lower()
+    local known = false
+    for _, name in ipairs(FLAGS) do
+      if name == flag then known = true end
+    end
+    if not known then return nil end
+    given[flag] = true
+    j = j + 1
+  end
+  local list = {}
+  for _, name in ipairs(FLAGS) do
+    if given[name] then list[#list + 1] = name end
+  end
+  return list
 end
 local function register(name, callback, flags, description)
   if not valid_name(name) then
     -- Redis 7.0 gives the library's text for a function's name
-    error(error_table('Library names can only contain letters, numbers, or underscores(_) '
-      .. 'and must be at least one character long'), 0)
+    fail('Library names can only contain letters, numbers, or underscores(_) and must be at '
+      .. 'least one character long')
   end
-  if registering[name] then error(error_table('Function already exists in the library'), 0) end
-  local list = {}
-  if flags ~= nil then
-    if type(flags) ~= 'table' then
-      error(error_table('flags argument to redis.register_function must be a table '
-        .. 'representing function flags'), 0)
-    end
-    for _, flag in ipairs(flags) do
-      if not FLAGS[flag] then error(error_table('unknown flag given'), 0) end
-      list[#list + 1] = flag
-    end
-  end
-  if description ~= nil and type(description) ~= 'string' then
-    error(error_table('description argument given to redis.register_function must be a '
-      .. 'string'), 0)
-  end
-  registering[name] = {callback = callback, flags = list, description = description}
+  if registering[name] then fail('Function already exists in the library') end
+  registering[name] = {callback = callback, flags = flags, description = description}
   registering_order[#registering_order + 1] = name
+end
+-- register_function{function_name=..., callback=..., flags=..., description=...}: keys
+-- without case, checked in the table's order, as luaRegisterFunctionReadNamedArgs does.
+local function register_named(t)
+  if type(t) ~= 'table' then
+    fail('calling redis.register_function with a single argument is only applicable to Lua '
+      .. 'table (representing named arguments).')
+  end
+  local name, callback, flags, description
+  for key, value in next, t do
+    if not stringy(key) then
+      fail('named argument key given to redis.register_function is not a string')
+    end
+    key = tostring(key):lower()
+    if key == 'function_name' then
+      if not stringy(value) then
+        fail('function_name argument given to redis.register_function must be a string')
+      end
+      name = tostring(value)
+    elseif key == 'description' then
+      if not stringy(value) then
+        fail('description argument given to redis.register_function must be a string')
+      end
+      description = tostring(value)
+    elseif key == 'callback' then
+      if type(value) ~= 'function' then
+        fail('callback argument given to redis.register_function must be a function')
+      end
+      callback = value
+    elseif key == 'flags' then
+      if type(value) ~= 'table' then
+        fail('flags argument to redis.register_function must be a table representing '
+          .. 'function flags')
+      end
+      flags = read_flags(value)
+      if flags == nil then fail('unknown flag given') end
+    else
+      fail('unknown argument given to redis.register_function')
+    end
+  end
+  if name == nil then fail('redis.register_function must get a function name argument') end
+  if callback == nil then fail('redis.register_function must get a callback argument') end
+  return register(name, callback, flags or {}, description)
 end
 local loading = {}
 loading.register_function = function(...)
   local count, first, second = select('#', ...), ...
-  if count == 1 and type(first) == 'table' then
-    local callback = rawget(first, 'callback')
-    if type(callback) ~= 'function' then
-      error(error_table('callback argument given to redis.register_function must be a '
-        .. 'function'), 0)
-    end
-    local name = rawget(first, 'function_name')
-    if type(name) ~= 'string' then
-      error(error_table('function_name argument given to redis.register_function must be '
-        .. 'a string'), 0)
-    end
-    return register(name, callback, rawget(first, 'flags'), rawget(first, 'description'))
-  end
-  if count ~= 2 then
-    error(error_table('wrong number of arguments to redis.register_function'), 0)
-  end
+  if count < 1 or count > 2 then fail('wrong number of arguments to redis.register_function') end
+  if count == 1 then return register_named(first) end
+  if not stringy(first) then fail('first argument to redis.register_function must be a string') end
   if type(second) ~= 'function' then
-    error(error_table('second argument to redis.register_function must be a function'), 0)
+    fail('second argument to redis.register_function must be a function')
   end
-  return register(first, second, nil, nil)
+  return register(tostring(first), second, {}, nil)
 end
-for _, name in ipairs({'log', 'setresp', 'REPL_NONE', 'REPL_AOF', 'REPL_ALL', 'REPL_SLAVE',
-    'REPL_REPLICA', 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING', 'REDIS_VERSION',
-    'REDIS_VERSION_NUM'}) do
+for _, name in ipairs({'log', 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING',
+    'REDIS_VERSION', 'REDIS_VERSION_NUM'}) do
   loading[name] = redis[name]
 end
-setmetatable(loading, {__index = function(_, name)
-  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-end})
-local loading_redis = readonly(loading)
+setmetatable(loading, {__index = missing})
+local load_globals = setmetatable({redis = readonly(loading)}, {__index = missing})
 
 -- Redis's error handler: every error becomes a table, with the script's line.
 local function handler(e)
@@ -377,9 +430,9 @@ local function load_library(code)
   if not f then return nil, e end
   setfenv(f, env)
   registering, registering_order = {}, {}
-  rawset(globals, 'redis', loading_redis)
+  env_meta.__index = load_globals
   local ok, problem = rawxpcall(f, handler)
-  rawset(globals, 'redis', runtime_redis)
+  env_meta.__index = globals
   local found, order = registering, registering_order
   registering, registering_order = nil, nil
   if not ok then return nil, problem end
@@ -532,10 +585,28 @@ class Engine:
 
     # -- function libraries ----------------------------------------------------------------
 
-    def load_library(self, name: bytes, code: bytes) -> dict[bytes, tuple] | bytes:
+    def load_library(
+        self, name: bytes, code: bytes, time_limit: float | None = None
+    ) -> dict[bytes, tuple] | bytes:
         """Load a library's code (replacing one of the same name): its functions as
-        ``{name: (flags, description)}``, or Redis's error reply."""
-        found, problem = self._load_library(code)  # problem: the order, when it loaded
+        ``{name: (flags, description)}``, or Redis's error reply.
+
+        With ``time_limit`` (seconds), a load that runs longer stops with Redis's
+        ``FUNCTION LOAD timeout``: an error no ``pcall`` in the library catches."""
+        if time_limit is None:
+            found, problem = self._load_library(code)  # problem: the order, when it loaded
+        else:
+            deadline = time.monotonic() + time_limit
+
+            def tick() -> None:
+                if time.monotonic() > deadline:
+                    raise Killed(b"ERR FUNCTION LOAD timeout")
+
+            saved, self.tick = self.tick, tick
+            try:
+                found, problem = self._load_library(code)
+            finally:
+                self.tick = saved
         if found is None:
             if self.lua_type(problem) == "table":
                 text = _sanitized(self._shape(problem)[1])

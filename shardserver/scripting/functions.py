@@ -22,6 +22,10 @@ from shardserver.resp import ProtocolError, split_inline_args
 from shardserver.scripting.environment import Engine
 
 _NAME = re.compile(rb"[A-Za-z0-9_]+")
+#: How long a library's code may run while it loads (Redis's LOAD_TIMEOUT_MS): it only
+#: registers functions, and the acceptor waits for it. The shards' loads of a library that
+#: passed need no limit: with nothing but ``redis`` in reach, a load is deterministic.
+LOAD_TIME_LIMIT = 0.5
 
 
 class Library:
@@ -89,7 +93,7 @@ class Functions:
         name, source = parsed
         if name in self.libraries and not replace:
             return error(f"ERR Library '{name.decode('utf-8', 'replace')}' already exists")
-        checked = self.checker.load_library(b"check", source)
+        checked = self.checker.load_library(b"check", source, LOAD_TIME_LIMIT)
         self.checker.delete_library(b"check")
         if checked.__class__ is bytes:
             return checked
