@@ -16,6 +16,7 @@ code: see ``lib.export``. ``struct`` is not here yet: scripts see no such global
 
 from __future__ import annotations
 
+import math
 import struct as _struct
 from typing import Any
 
@@ -814,6 +815,290 @@ return lib.export(cmsgpack)
 """
 
 
+_STRUCT = r"""
+local lib, py = ...
+local error, select, tonumber, floor, ceil, frexp, format, byte, char, sub, find, match, rep,
+  reverse, concat, unpack = error, select, tonumber, math.floor, math.ceil, math.frexp,
+  string.format, string.byte, string.char, string.sub, string.find, string.match, string.rep,
+  string.reverse, table.concat, unpack
+local argerror = lib.argerror
+local struct = {}
+
+-- Option sizes on x86-64: char, short, long, size_t, float, double; i and I default to int.
+local SIZES = {b = 1, B = 1, h = 2, H = 2, l = 8, L = 8, T = 8, f = 4, d = 8, x = 1}
+local INTEGERS = {b = true, B = true, h = true, H = true, l = true, L = true, T = true,
+  i = true, I = true}
+local SIGNED = {b = true, h = true, l = true, i = true}
+-- MAXALIGN, what '!' without a number sets: the alignment of a double.
+local MAXALIGN = 8
+local MAXINTSIZE = 32
+-- LUAI_MAXCSTACK: how many values a C function may hold on its stack.
+local MAXCSTACK = 8000
+
+-- The format as luaL_checkstring hands it to C: it ends at its first NUL.
+local function format_arg(fname, ...)
+  return match(lib.checkstring(fname, 1, ...), '^[^%z]*')
+end
+
+-- getnum: the digits at i as an int, the default when there are none.
+local function getnum(fmt, i, default)
+  local digits = match(fmt, '^[0-9]+', i)
+  if not digits then return default, i end
+  local a = 0
+  for j = 1, #digits do
+    local d = byte(digits, j) - 48
+    if a > 214748364 or a * 10 > 2147483647 - d then error('integral size overflow', 0) end
+    a = a * 10 + d
+  end
+  return a, i + #digits
+end
+
+-- optsize: the option's size (0 for the control options), and where the format goes on.
+local function optsize(opt, fmt, i)
+  if opt == 'c' then return getnum(fmt, i, 1) end
+  if opt == 'i' or opt == 'I' then
+    local size
+    size, i = getnum(fmt, i, 4)
+    if size > MAXINTSIZE then
+      error(format('integral size %d is larger than limit of %d', size, MAXINTSIZE), 0)
+    end
+    return size, i
+  end
+  return SIZES[opt] or 0, i
+end
+
+-- a & b for small non-negative integers.
+local function band(a, b)
+  local r, bit = 0, 1
+  while a > 0 and b > 0 do
+    local x, y = a % 2, b % 2
+    if x == 1 and y == 1 then r = r + bit end
+    a, b, bit = (a - x) / 2, (b - y) / 2, bit * 2
+  end
+  return r
+end
+
+-- gettoalign: padding before an option of this size at offset len. The size may be no power
+-- of 2 (i3 under !4); C's masks then give what they give, and so do these.
+local function toalign(len, align, opt, size)
+  if size == 0 or opt == 'c' then return 0 end
+  if size > align then size = align end
+  local mask = size - 1
+  return band(size - band(len % 32, mask), mask)
+end
+
+-- controloptions: spaces, endianness and alignment; anything else is no option at all.
+local function control(fname, opt, fmt, i, big, align)
+  if opt == ' ' then return i, big, align end
+  if opt == '>' then return i, true, align end
+  if opt == '<' then return i, false, align end
+  if opt == '!' then
+    align, i = getnum(fmt, i, MAXALIGN)
+    if align <= 0 or frexp(align) ~= 0.5 then
+      error(format('alignment %d is not a power of 2', align), 0)
+    end
+    return i, big, align
+  end
+  argerror(fname, 1, "invalid format option '" .. opt .. "'")
+end
+
+-- A double as x86-64 converts it to an unsigned long (size_t), given as the integer it is
+-- congruent to modulo 2^64: truncated; an infinity or 2^64 and more is 0; NaN, -inf and
+-- anything below -2^63 is cvttsd2si's "integer indefinite", 2^63 (here -2^63).
+local function wrap64(x)
+  if x ~= x or x < -9223372036854775808 then return -9223372036854775808 end
+  if x >= 18446744073709551616 then return 0 end
+  if x < 0 then return ceil(x) end
+  return floor(x)
+end
+
+-- putinteger: the low bytes of that unsigned long, least significant first; a size past 8
+-- bytes is zeros above them (the C shifts an unsigned long right).
+local function integer_bytes(x, size, big)
+  local v, out = wrap64(x), {}
+  for k = 1, size do
+    if k <= 8 then
+      local b = v % 256
+      out[k] = b
+      v = (v - b) / 256
+    else
+      out[k] = 0
+    end
+  end
+  local s = char(unpack(out, 1, size))
+  return big and reverse(s) or s
+end
+
+-- getinteger: the value's low 64 bits (what an unsigned long keeps of size bytes) in two
+-- halves. A signed one then ORs in the mask ~0 << (size*8 - 1) when it shares a bit with it,
+-- the shift count taken modulo 64 as x86 does (so i9 and i16 extend from bits 7 and 63).
+-- The halves add up in one rounding, as C's conversion to a double rounds once.
+local function integer_value(data, at, size, big, signed)
+  local b = {0, 0, 0, 0, 0, 0, 0, 0}
+  for k = 1, size < 8 and size or 8 do
+    b[k] = byte(data, big and at + size - k or at + k - 1)
+  end
+  local lo = ((b[4] * 256 + b[3]) * 256 + b[2]) * 256 + b[1]
+  local hi = ((b[8] * 256 + b[7]) * 256 + b[6]) * 256 + b[5]
+  if signed then
+    local shift = (size * 8 - 1) % 64
+    if shift >= 32 then
+      local low = 2 ^ (shift - 32)
+      if hi >= low then hi = hi % low + (4294967296 - low) end
+    else
+      local low = 2 ^ shift
+      if hi > 0 or lo >= low then hi, lo = 4294967295, lo % low + (4294967296 - low) end
+    end
+    if hi >= 2147483648 then return (hi - 4294967296) * 4294967296 + lo end
+  end
+  return hi * 4294967296 + lo
+end
+
+local function float_bytes(x, size, big)
+  if x == 0 then
+    -- lupa hands -0.0 to Python as the integer 0: the sign goes here.
+    local s = rep('\0', size - 1) .. (1 / x < 0 and '\128' or '\0')
+    return big and reverse(s) or s
+  end
+  return py.pack(x, size, big)
+end
+
+-- The arguments after the last are read from b_pack's stack, where the first is a nil.
+local function pack_arg(check, what, n, nargs, ...)
+  if n > nargs then argerror('pack', n, what .. ' expected, got nil') end
+  return check('pack', n, ...)
+end
+
+struct.pack = function(...)
+  local fmt = format_arg('pack', ...)
+  local nargs = select('#', ...)
+  local out, count, total, big, align, arg, i = {}, 0, 0, false, 1, 2, 1
+  while i <= #fmt do
+    local opt = sub(fmt, i, i)
+    local size
+    size, i = optsize(opt, fmt, i + 1)
+    local pad = toalign(total, align, opt, size)
+    if pad > 0 then
+      count = count + 1; out[count] = rep('\0', pad)
+      total = total + pad
+    end
+    if INTEGERS[opt] then
+      local x = pack_arg(lib.checknumber, 'number', arg, nargs, ...)
+      count = count + 1; out[count] = integer_bytes(x, size, big)
+      arg = arg + 1
+    elseif opt == 'x' then
+      count = count + 1; out[count] = '\0'
+    elseif opt == 'f' or opt == 'd' then
+      local x = pack_arg(lib.checknumber, 'number', arg, nargs, ...)
+      count = count + 1; out[count] = float_bytes(x, size, big)
+      arg = arg + 1
+    elseif opt == 'c' or opt == 's' then
+      local s = pack_arg(lib.checkstring, 'string', arg, nargs, ...)
+      arg = arg + 1
+      if size == 0 then size = #s end
+      -- The C checks after moving on to the next argument, and names that one.
+      if #s < size then argerror('pack', arg, 'string too short') end
+      count = count + 1; out[count] = sub(s, 1, size)
+      if opt == 's' then
+        count = count + 1; out[count] = '\0'
+        size = size + 1
+      end
+    else
+      i, big, align = control('pack', opt, fmt, i, big, align)
+    end
+    total = total + size
+  end
+  return concat(out)
+end
+
+-- luaL_checkinteger on x86-64: truncated, and cvttsd2si's -2^63 for NaN and out of range.
+local function integer_arg(x)
+  if x ~= x or x >= 9223372036854775808 or x < -9223372036854775808 then
+    return -9223372036854775808
+  end
+  return x < 0 and ceil(x) or floor(x)
+end
+
+struct.unpack = function(...)
+  local nargs = select('#', ...)
+  local fmt = format_arg('unpack', ...)
+  local data = lib.checkstring('unpack', 2, ...)
+  local start = 1
+  if select(3, ...) ~= nil then start = integer_arg(lib.checknumber('unpack', 3, ...)) end
+  if start == 0 then argerror('unpack', 3, 'offset must be 1 or greater') end
+  -- Nothing read: the position comes back as given, however far out (a negative one wraps
+  -- round as a size_t and back).
+  if fmt == '' then return start end
+  -- Offsets count from 0 as in the C; one out of the data fails the first option's check.
+  local len, pos, out, n, big, align, i = #data, start - 1, {}, 0, false, 1, 1
+  local function check(size)
+    if pos < 0 or size > len or pos > len - size then
+      argerror('unpack', 2, 'data string too short')
+    end
+  end
+  while i <= #fmt do
+    local opt = sub(fmt, i, i)
+    local size
+    size, i = optsize(opt, fmt, i + 1)
+    pos = pos + toalign(pos, align, opt, size)
+    check(size)
+    -- luaL_checkstack(L, 2): the arguments, the values so far and two more must fit.
+    if nargs + n + 2 > MAXCSTACK then error('stack overflow (too many results)', 0) end
+    if INTEGERS[opt] then
+      n = n + 1; out[n] = integer_value(data, pos + 1, size, big, SIGNED[opt])
+    elseif opt == 'f' or opt == 'd' then
+      n = n + 1; out[n] = py.unpack(sub(data, pos + 1, pos + size), big)
+    elseif opt == 'c' then
+      if size == 0 then
+        -- The length is the previous value, a number or a numeric string (lua_isnumber).
+        local previous = n > 0 and tonumber(out[n])
+        if not previous then error("format 'c0' needs a previous size", 0) end
+        size = wrap64(previous)
+        if size < 0 then size = 18446744073709551616 + size end
+        n = n - 1
+        check(size)
+      end
+      n = n + 1; out[n] = sub(data, pos + 1, pos + size)
+    elseif opt == 's' then
+      local e = find(data, '\0', pos + 1, true)
+      if not e then error('unfinished string in data', 0) end
+      size = e - pos
+      n = n + 1; out[n] = sub(data, pos + 1, e - 1)
+    elseif opt ~= 'x' then
+      i, big, align = control('unpack', opt, fmt, i, big, align)
+    end
+    pos = pos + size
+  end
+  n = n + 1; out[n] = pos + 1
+  -- unpack() itself holds three arguments within the same limit: the first value apart.
+  return out[1], unpack(out, 2, n)
+end
+
+struct.size = function(...)
+  local fmt = format_arg('size', ...)
+  local pos, big, align, i = 0, false, 1, 1
+  while i <= #fmt do
+    local opt = sub(fmt, i, i)
+    local size
+    size, i = optsize(opt, fmt, i + 1)
+    pos = pos + toalign(pos, align, opt, size)
+    if opt == 's' then
+      argerror('size', 1, "option 's' has no fixed size")
+    elseif opt == 'c' and size == 0 then
+      argerror('size', 1, "option 'c0' has no fixed size")
+    end
+    -- Only what is not a letter or digit goes to controloptions: other letters add nothing.
+    if not find(opt, '^[0-9A-Za-z]') then
+      i, big, align = control('size', opt, fmt, i, big, align)
+    end
+    pos = pos + size
+  end
+  return pos
+end
+return lib.export(struct)
+"""
+
+
 def _msgpack_float(x: float) -> bytes:
     # lua-cmsgpack writes a float32 when the double survives the round trip, else a double.
     try:
@@ -827,6 +1112,19 @@ def _msgpack_float(x: float) -> bytes:
 
 def _unfloat(data: bytes) -> float:
     return _struct.unpack(">f" if len(data) == 4 else ">d", data)[0]
+
+
+def _struct_pack_float(x: float, size: int, big: bool) -> bytes:
+    layout = (">" if big else "<") + ("f" if size == 4 else "d")
+    try:
+        return _struct.pack(layout, x)
+    except OverflowError:
+        # C's (float) cast takes a double beyond the float range to an infinity.
+        return _struct.pack(layout, math.copysign(math.inf, x))
+
+
+def _struct_unpack_float(data: bytes, big: bool) -> float:
+    return _struct.unpack((">" if big else "<") + ("f" if len(data) == 4 else "d"), data)[0]
 
 
 def install(runtime: Any) -> None:
@@ -845,3 +1143,7 @@ def install(runtime: Any) -> None:
         }
     )
     real[b"cmsgpack"] = runtime.execute(_CMSGPACK, common, helpers)
+    struct_helpers = runtime.table_from(
+        {b"pack": _struct_pack_float, b"unpack": _struct_unpack_float}
+    )
+    real[b"struct"] = runtime.execute(_STRUCT, common, struct_helpers)
