@@ -1,17 +1,23 @@
 """The C libraries Redis 7.0 loads into a script's Lua: cjson, bit, cmsgpack and struct.
 
 Redis links lua-cjson 2.1.0, LuaBitOp 1.0.2, lua-cmsgpack 0.4.0 and Roberto Ierusalimschy's
-struct library into its Lua 5.1. This module owns our copies of them: each is Lua 5.1 source,
-run once per interpreter by :func:`install`, that answers what the C library answers (values,
-formatting, and error texts: ``bad argument #1 to 'band' (number expected, got no value)``,
-``Cannot serialise function: type not supported``, ``Expected value but found T_END at
-character 1`` ...). Python helps only where Lua 5.1 cannot do the work itself (packing and
-unpacking IEEE floats and doubles, for cmsgpack and struct).
+struct library 0.2 (with Redis's fixes) into its Lua 5.1. This module owns our copies of them:
+each is Lua 5.1 source, run once per interpreter by :func:`install`, that answers what the C
+library answers (values, formatting, and error texts: ``bad argument #1 to 'band' (number
+expected, got no value)``, ``Cannot serialise function: type not supported``, ``Expected value
+but found T_END at character 1`` ...). Python helps only where Lua 5.1 cannot do the work itself
+(packing and unpacking IEEE floats and doubles, for cmsgpack and struct).
+
+struct answers as redis-server 7.0 built for x86-64 does, where the C leaves it to the machine:
+sizes (long and size_t are 8 bytes, int 4, the ``!`` alignment 8, little-endian by default),
+how a double becomes an integer (truncated; NaN, -inf and below -2^63 the "integer indefinite"
+2^63; an unsigned one of 2^64 and more 0), and what ``i9`` to ``i32`` keep (the low 64 bits,
+sign-extended by a shift counted modulo 64).
 
 An error such a C function raises carries the position of its Lua caller (what
 ``luaL_error`` does), and a script's ``return cjson.encode(x)`` keeps the script's frame (its
 line is in the error reply). Each public function is therefore a C function in front of the Lua
-code: see ``lib.export``. ``struct`` is not here yet: scripts see no such global.
+code: see ``lib.export``.
 """
 
 from __future__ import annotations
