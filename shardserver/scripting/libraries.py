@@ -29,8 +29,8 @@ from typing import Any
 #: Helpers shared by the libraries: argument checks that word their errors as ``lauxlib``
 #: does, and the wrapper that moves an error's position to the caller.
 _COMMON = r"""
-local type, error, pcall, select, tostring, tonumber = type, error, pcall, select, tostring,
-  tonumber
+local type, error, pcall, select, tostring, tonumber, floor, ceil, unpack = type, error, pcall,
+  select, tostring, tonumber, math.floor, math.ceil, unpack
 local lib = {}
 
 local function typename(n, ...)
@@ -60,6 +60,34 @@ function lib.checkstring(fname, n, ...)
   if t == 'string' then return v end
   if t == 'number' then return tostring(v) end
   lib.argerror(fname, n, 'string expected, got ' .. typename(n, ...))
+end
+
+-- luaL_checkinteger's lua_Integer on x86-64: truncated; NaN and what is out of range come out
+-- as cvttsd2si's "integer indefinite", -2^63.
+function lib.tointeger(x)
+  if x ~= x or x >= 9223372036854775808 or x < -9223372036854775808 then
+    return -9223372036854775808
+  end
+  return x < 0 and ceil(x) or floor(x)
+end
+
+-- What lua_pushfstring's %d prints of a lua_Integer cast to int: its low 32 bits, signed.
+function lib.int32(x)
+  local v = x % 4294967296
+  if v >= 2147483648 then v = v - 4294967296 end
+  return v
+end
+
+-- luaL_checkstack: a C function holds at most LUAI_MAXCSTACK (8000) values at a time.
+function lib.checkstack(used, space, what)
+  if used + space > 8000 then error('stack overflow (' .. what .. ')', 0) end
+end
+
+-- t[1] .. t[n] as values, as many as a C function may return: unpack() counts its three
+-- arguments against the same limit, so the first two go apart.
+function lib.spread(t, n)
+  if n <= 2 then return unpack(t, 1, n) end
+  return t[1], t[2], unpack(t, 3, n)
 end
 
 -- A C function's error carries its Lua caller's position (luaL_error), and a script's
@@ -838,8 +866,6 @@ local SIGNED = {b = true, h = true, l = true, i = true}
 -- MAXALIGN, what '!' without a number sets: the alignment of a double.
 local MAXALIGN = 8
 local MAXINTSIZE = 32
--- LUAI_MAXCSTACK: how many values a C function may hold on its stack.
-local MAXCSTACK = 8000
 
 -- The format as luaL_checkstring hands it to C: it ends at its first NUL.
 local function format_arg(fname, ...)
@@ -1017,20 +1043,12 @@ struct.pack = function(...)
   return concat(out)
 end
 
--- luaL_checkinteger on x86-64: truncated, and cvttsd2si's -2^63 for NaN and out of range.
-local function integer_arg(x)
-  if x ~= x or x >= 9223372036854775808 or x < -9223372036854775808 then
-    return -9223372036854775808
-  end
-  return x < 0 and ceil(x) or floor(x)
-end
-
 struct.unpack = function(...)
   local nargs = select('#', ...)
   local fmt = format_arg('unpack', ...)
   local data = lib.checkstring('unpack', 2, ...)
   local start = 1
-  if select(3, ...) ~= nil then start = integer_arg(lib.checknumber('unpack', 3, ...)) end
+  if select(3, ...) ~= nil then start = lib.tointeger(lib.checknumber('unpack', 3, ...)) end
   if start == 0 then argerror('unpack', 3, 'offset must be 1 or greater') end
   -- Nothing read: the position comes back as given, however far out (a negative one wraps
   -- round as a size_t and back).
@@ -1048,8 +1066,8 @@ struct.unpack = function(...)
     size, i = optsize(opt, fmt, i + 1)
     pos = pos + toalign(pos, align, opt, size)
     check(size)
-    -- luaL_checkstack(L, 2): the arguments, the values so far and two more must fit.
-    if nargs + n + 2 > MAXCSTACK then error('stack overflow (too many results)', 0) end
+    -- On the stack: the arguments and the values so far; two more must fit.
+    lib.checkstack(nargs + n, 2, 'too many results')
     if INTEGERS[opt] then
       n = n + 1; out[n] = integer_value(data, pos + 1, size, big, SIGNED[opt])
     elseif opt == 'f' or opt == 'd' then
@@ -1076,8 +1094,7 @@ struct.unpack = function(...)
     pos = pos + size
   end
   n = n + 1; out[n] = pos + 1
-  -- unpack() itself holds three arguments within the same limit: the first value apart.
-  return out[1], unpack(out, 2, n)
+  return lib.spread(out, n)
 end
 
 struct.size = function(...)
