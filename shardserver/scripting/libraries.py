@@ -675,20 +675,22 @@ local function header(n, small, base, c16, c32)
   return c32 .. be(n, 4)
 end
 
--- table_is_an_array: keys 1..n and nothing else (numeric strings count as numbers).
+-- table_is_an_array: number keys 1..n and nothing else (a key "1" makes a map).
 local function is_array(t)
   local count, max = 0, 0
-  for k in next, t do
-    local n = tonumber(k)
-    if n == nil or n < 1 or floor(n) ~= n then return false end
+  for n in next, t do
+    if type(n) ~= 'number' or n < 1 or floor(n) ~= n then return false end
     count = count + 1
     if n > max then max = n end
   end
   return max == count
 end
 
+-- used: how many values the C has on its stack, this one on top; each table it walks checks
+-- for room first (luaL_checkstack), which a pack of some 4000 values can run out of.
+local checkstack = lib.checkstack
 local encode
-encode = function(out, v, level)
+encode = function(out, v, level, used)
   local t = type(v)
   if t == 'table' and level == 16 then t = 'nil' end
   if t == 'boolean' then
@@ -707,18 +709,20 @@ encode = function(out, v, level)
     else out[#out + 1] = '\219' .. be(n, 4) end
     out[#out + 1] = v
   elseif t == 'table' then
+    checkstack(used, 2, 'in function table_is_an_array')
+    local count = 0
+    for _ in next, v do count = count + 1 end
     if is_array(v) then
-      local count = 0
-      for _ in next, v do count = count + 1 end
       out[#out + 1] = header(count, 16, 0x90, '\220', '\221')
-      for i = 1, count do encode(out, rawget(v, i), level + 1) end
+      checkstack(used, 1, 'in function mp_encode_lua_table_as_array')
+      for i = 1, count do encode(out, rawget(v, i), level + 1, used + 1) end
     else
-      local count = 0
-      for _ in next, v do count = count + 1 end
+      checkstack(used, 3, 'in function mp_encode_lua_table_as_map')
       out[#out + 1] = header(count, 16, 0x80, '\222', '\223')
+      -- The key is encoded from a copy above the key and the value lua_next pushed.
       for k, x in next, v do
-        encode(out, k, level + 1)
-        encode(out, x, level + 1)
+        encode(out, k, level + 1, used + 3)
+        encode(out, x, level + 1, used + 2)
       end
     end
   else
@@ -729,8 +733,10 @@ end
 cmsgpack.pack = function(...)
   local n = select('#', ...)
   if n == 0 then lib.argerror('pack', 0, 'MessagePack pack needs input.') end
-  local out = {}
-  for i = 1, n do encode(out, (select(i, ...)), 0) end
+  if n + n > 8000 then lib.argerror('pack', 0, 'Too many arguments for MessagePack pack.') end
+  local out, args = {}, {...}
+  -- Below argument i: the arguments and the i - 1 strings packed so far.
+  for i = 1, n do encode(out, args[i], 0, n + i) end
   return concat(out)
 end
 
@@ -744,29 +750,35 @@ local function uint(p, n)
   for i = p, p + n - 1 do v = v * 256 + byte(s, i) end
   return v
 end
+-- used: how many values the C has on its stack below the one decoded (luaL_checkstack).
 local decode
-local function items(p, n, map)
+local function items(p, n, map, used)
   local t = {}
-  for _ = 1, n do
-    local k, v
+  if not map then checkstack(used + 1, 1, 'in function mp_decode_to_lua_array') end
+  for i = 1, n do
     if map then
-      k, p = decode(p)
-      v, p = decode(p)
+      local k, v
+      k, p = decode(p, used + 1)
+      v, p = decode(p, used + 2)
+      -- lua_settable's errors, though without its position (a C function has none).
+      if k == nil then error('table index is nil', 0) end
+      if k ~= k then error('table index is NaN', 0) end
       t[k] = v
     else
-      v, p = decode(p)
-      t[#t + 1] = v
+      -- The index is pushed before the element: a nil element leaves its hole.
+      t[i], p = decode(p, used + 2)
     end
   end
   return t, p
 end
-decode = function(p)
+decode = function(p, used)
   need(p, 1)
+  checkstack(used, 1, 'too many return values at once; use unpack_one or unpack_limit instead.')
   local c = byte(s, p)
   p = p + 1
   if c < 0x80 then return c, p end
-  if c < 0x90 then return items(p, c - 0x80, true) end
-  if c < 0xa0 then return items(p, c - 0x90, false) end
+  if c < 0x90 then return items(p, c - 0x80, true, used) end
+  if c < 0xa0 then return items(p, c - 0x90, false, used) end
   if c < 0xc0 then
     need(p, c - 0xa0)
     return sub(s, p, p + c - 0xa1), p + c - 0xa0
@@ -777,15 +789,14 @@ decode = function(p)
   if c == 0xc3 then return true, p end
   if c == 0xca then need(p, 4) return py.unfloat(sub(s, p, p + 3)), p + 4 end
   if c == 0xcb then need(p, 8) return py.unfloat(sub(s, p, p + 7)), p + 8 end
-  if c >= 0xcc and c <= 0xcf then
+  -- The C pushes an unsigned 64-bit value as a lua_Integer: 2^63 and above wrap negative.
+  if c == 0xcf or c == 0xd3 then need(p, 8) return py.sint64(sub(s, p, p + 7)), p + 8 end
+  if c >= 0xcc and c <= 0xce then
     local n = 2 ^ (c - 0xcc)
-    if n == 8 then need(p, 8) return py.uint64(sub(s, p, p + 7)), p + 8 end
     return uint(p, n), p + n
   end
-  if c >= 0xd0 and c <= 0xd3 then
+  if c >= 0xd0 and c <= 0xd2 then
     local n = 2 ^ (c - 0xd0)
-    need(p, n)
-    if n == 8 then return py.sint64(sub(s, p, p + 7)), p + 8 end
     local v = uint(p, n)
     if v >= 2 ^ (8 * n - 1) then v = v - 2 ^ (8 * n) end
     return v, p + n
@@ -798,52 +809,57 @@ decode = function(p)
     need(p, n)
     return sub(s, p, p + n - 1), p + n
   end
-  if c == 0xdc then return items(p + 2, uint(p, 2), false) end
-  if c == 0xdd then return items(p + 4, uint(p, 4), false) end
-  if c == 0xde then return items(p + 2, uint(p, 2), true) end
-  if c == 0xdf then return items(p + 4, uint(p, 4), true) end
+  if c == 0xdc then return items(p + 2, uint(p, 2), false, used) end
+  if c == 0xdd then return items(p + 4, uint(p, 4), false, used) end
+  if c == 0xde then return items(p + 2, uint(p, 2), true, used) end
+  if c == 0xdf then return items(p + 4, uint(p, 4), true, used) end
   error(BAD, 0)
 end
 
 -- mp_unpack_full: up to limit values from offset (every value when both are 0); the
--- one-at-a-time forms return the next offset first, -1 at the end.
-local function unpack_full(text, limit, offset)
-  local all = limit == 0 and offset == 0
+-- one-at-a-time forms return the next offset first, -1 at the end. base: the arguments left
+-- on the stack. The messages print offset and length as ints (and the length as the limit).
+local function unpack_full(text, limit, offset, base)
+  local all, int32 = limit == 0 and offset == 0, lib.int32
   if offset < 0 or limit < 0 then
-    error('Invalid request to unpack with offset of ' .. offset .. ' and limit of ' .. #text
-      .. '.', 0)
+    error('Invalid request to unpack with offset of ' .. int32(offset) .. ' and limit of '
+      .. int32(#text) .. '.', 0)
   elseif offset > #text then
-    error('Start offset ' .. offset .. ' greater than input length ' .. #text .. '.', 0)
+    error('Start offset ' .. int32(offset) .. ' greater than input length ' .. int32(#text)
+      .. '.', 0)
   end
   if all then limit = huge end
   s, len = text, #text
-  local out, n, p = {}, 0, offset + 1
+  -- The one-at-a-time forms keep the first slot for the next offset.
+  local first, out, n, p = all and 0 or 1, {}, 0, offset + 1
   while p <= len and n < limit do
     n = n + 1
-    out[n], p = decode(p)
+    out[first + n], p = decode(p, base + n - 1)
   end
   s = nil
-  if not all then
-    return (p > len) and -1 or p - 1, unpack(out, 1, n)
-  end
-  return unpack(out, 1, n)
+  if all then return lib.spread(out, n) end
+  checkstack(base + n, 1, 'in function mp_unpack_full')
+  out[1] = (p > len) and -1 or p - 1
+  return lib.spread(out, n + 1)
 end
 
+-- luaL_checkinteger, or luaL_optinteger when there is a default.
 local function integer_arg(fname, i, default, ...)
   if default ~= nil and select(i, ...) == nil then return default end
-  local x = lib.checknumber(fname, i, ...)
-  return x >= 0 and floor(x) or -floor(-x)
+  return lib.tointeger(lib.checknumber(fname, i, ...))
 end
 cmsgpack.unpack = function(...)
-  return unpack_full(lib.checkstring('unpack', 1, ...), 0, 0)
+  return unpack_full(lib.checkstring('unpack', 1, ...), 0, 0, select('#', ...))
 end
+-- The numbers are read first; then all but the string leave the stack.
 cmsgpack.unpack_one = function(...)
-  return unpack_full(lib.checkstring('unpack_one', 1, ...), 1,
-    integer_arg('unpack_one', 2, 0, ...))
+  local offset = integer_arg('unpack_one', 2, 0, ...)
+  return unpack_full(lib.checkstring('unpack_one', 1, ...), 1, offset, 1)
 end
 cmsgpack.unpack_limit = function(...)
-  return unpack_full(lib.checkstring('unpack_limit', 1, ...),
-    integer_arg('unpack_limit', 2, nil, ...), integer_arg('unpack_limit', 3, 0, ...))
+  local limit = integer_arg('unpack_limit', 2, nil, ...)
+  local offset = integer_arg('unpack_limit', 3, 0, ...)
+  return unpack_full(lib.checkstring('unpack_limit', 1, ...), limit, offset, 1)
 end
 return lib.export(cmsgpack)
 """
@@ -1123,12 +1139,13 @@ return lib.export(struct)
 
 
 def _msgpack_float(x: float) -> bytes:
-    # lua-cmsgpack writes a float32 when the double survives the round trip, else a double.
+    # lua-cmsgpack writes a float32 when the double survives the round trip (NaN never does),
+    # else a double.
     try:
         single = _struct.pack(">f", x)
     except OverflowError:
         single = None
-    if single is not None and (_struct.unpack(">f", single)[0] == x or x != x):
+    if single is not None and _struct.unpack(">f", single)[0] == x:
         return b"\xca" + single
     return b"\xcb" + _struct.pack(">d", x)
 
@@ -1161,7 +1178,6 @@ def install(runtime: Any) -> None:
             b"float": _msgpack_float,
             b"unfloat": _unfloat,
             b"int64": lambda n: _struct.pack(">q", int(n)),
-            b"uint64": lambda data: float(_struct.unpack(">Q", data)[0]),
             b"sint64": lambda data: float(_struct.unpack(">q", data)[0]),
         }
     )
