@@ -197,6 +197,13 @@ BODIES = [
     " #cmsgpack.pack(unpack(t))",
     "local t = {} for i = 1, 3997 do t[i] = i end t[3998] = {a={1}} return"
     " #cmsgpack.pack(unpack(t))",
+    # cjson with invalid numbers on writes printf's nan and inf (the setting is put back).
+    "local old = cjson.encode_invalid_numbers(true)"
+    " local r = cjson.encode({0/0, -(0/0), 1/0, -1/0, {[1/0]=1}})"
+    " cjson.encode_invalid_numbers(old) return r",
+    "local old = cjson.encode_invalid_numbers('null') local r = cjson.encode({0/0, 1/0})"
+    " cjson.encode_invalid_numbers(old) return r",
+    "return cjson.encode(cjson.decode('[1e400, -1e400]'))",
 ]
 
 

@@ -235,12 +235,13 @@ local function make()
     error('Cannot serialise ' .. kind .. ': ' .. reason, 0)
   end
 
+  -- json_append_number: when invalid numbers are on, NaN is written "nan" (printf may say
+  -- "-nan") and the infinities as printf writes them, "inf" and "-inf".
   local function number(x)
     if x ~= x or x == huge or x == -huge then
       if encode_invalid == false then exception('number', 'must not be NaN or Inf') end
       if encode_invalid == 'null' then return 'null' end
-      if x ~= x then return 'NaN' end
-      return x > 0 and 'Infinity' or '-Infinity'
+      if x ~= x then return 'nan' end
     end
     return format(number_format, x)
   end
