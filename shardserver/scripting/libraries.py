@@ -18,6 +18,11 @@ An error such a C function raises carries the position of its Lua caller (what
 ``luaL_error`` does), and a script's ``return cjson.encode(x)`` keeps the script's frame (its
 line is in the error reply). Each public function is therefore a C function in front of the Lua
 code: see ``lib.export``.
+
+Known differences: an argument error names the function by its field (Redis's lauxlib names it
+as its caller does: ``'?'`` under ``pcall(struct.pack, 'z')``, the local's name through a local);
+``table index is nil`` (a cmsgpack map with a nil or NaN key) carries the caller's position,
+which Redis's has not; ``cjson.null`` is a userdata of our own, not a NULL lightuserdata.
 """
 
 from __future__ import annotations
