@@ -1,29 +1,41 @@
 """The C libraries Redis 7.0 loads into a script's Lua: cjson, bit, cmsgpack and struct.
 
 Redis links lua-cjson 2.1.0, LuaBitOp 1.0.2, lua-cmsgpack 0.4.0 and Roberto Ierusalimschy's
-struct library into its Lua 5.1. This module owns our copies of them: each is Lua 5.1 source,
-run once per interpreter by :func:`install`, that answers what the C library answers (values,
-formatting, and error texts: ``bad argument #1 to 'band' (number expected, got no value)``,
-``Cannot serialise function: type not supported``, ``Expected value but found T_END at
-character 1`` ...). Python helps only where Lua 5.1 cannot do the work itself (packing and
-unpacking IEEE floats and doubles, for cmsgpack and struct).
+struct library 0.2 (with Redis's fixes) into its Lua 5.1. This module owns our copies of them:
+each is Lua 5.1 source, run once per interpreter by :func:`install`, that answers what the C
+library answers (values, formatting, and error texts: ``bad argument #1 to 'band' (number
+expected, got no value)``, ``Cannot serialise function: type not supported``, ``Expected value
+but found T_END at character 1`` ...). Python helps only where Lua 5.1 cannot do the work itself
+(packing and unpacking IEEE floats and doubles, for cmsgpack and struct).
+
+struct answers as redis-server 7.0 built for x86-64 does, where the C leaves it to the machine:
+sizes (long and size_t are 8 bytes, int 4, the ``!`` alignment 8, little-endian by default),
+how a double becomes an integer (truncated; NaN, -inf and below -2^63 the "integer indefinite"
+2^63; an unsigned one of 2^64 and more 0), and what ``i9`` to ``i32`` keep (the low 64 bits,
+sign-extended by a shift counted modulo 64).
 
 An error such a C function raises carries the position of its Lua caller (what
 ``luaL_error`` does), and a script's ``return cjson.encode(x)`` keeps the script's frame (its
 line is in the error reply). Each public function is therefore a C function in front of the Lua
-code: see ``lib.export``. ``struct`` is not here yet: scripts see no such global.
+code: see ``lib.export``.
+
+Known differences: an argument error names the function by its field (Redis's lauxlib names it
+as its caller does: ``'?'`` under ``pcall(struct.pack, 'z')``, the local's name through a local);
+``table index is nil`` (a cmsgpack map with a nil or NaN key) carries the caller's position,
+which Redis's has not; ``cjson.null`` is a userdata of our own, not a NULL lightuserdata.
 """
 
 from __future__ import annotations
 
+import math
 import struct as _struct
 from typing import Any
 
 #: Helpers shared by the libraries: argument checks that word their errors as ``lauxlib``
 #: does, and the wrapper that moves an error's position to the caller.
 _COMMON = r"""
-local type, error, pcall, select, tostring, tonumber = type, error, pcall, select, tostring,
-  tonumber
+local type, error, pcall, select, tostring, tonumber, floor, ceil, unpack = type, error, pcall,
+  select, tostring, tonumber, math.floor, math.ceil, unpack
 local lib = {}
 
 local function typename(n, ...)
@@ -53,6 +65,34 @@ function lib.checkstring(fname, n, ...)
   if t == 'string' then return v end
   if t == 'number' then return tostring(v) end
   lib.argerror(fname, n, 'string expected, got ' .. typename(n, ...))
+end
+
+-- luaL_checkinteger's lua_Integer on x86-64: truncated; NaN and what is out of range come out
+-- as cvttsd2si's "integer indefinite", -2^63.
+function lib.tointeger(x)
+  if x ~= x or x >= 9223372036854775808 or x < -9223372036854775808 then
+    return -9223372036854775808
+  end
+  return x < 0 and ceil(x) or floor(x)
+end
+
+-- What lua_pushfstring's %d prints of a lua_Integer cast to int: its low 32 bits, signed.
+function lib.int32(x)
+  local v = x % 4294967296
+  if v >= 2147483648 then v = v - 4294967296 end
+  return v
+end
+
+-- luaL_checkstack: a C function holds at most LUAI_MAXCSTACK (8000) values at a time.
+function lib.checkstack(used, space, what)
+  if used + space > 8000 then error('stack overflow (' .. what .. ')', 0) end
+end
+
+-- t[1] .. t[n] as values, as many as a C function may return: unpack() counts its three
+-- arguments against the same limit, so the first two go apart.
+function lib.spread(t, n)
+  if n <= 2 then return unpack(t, 1, n) end
+  return t[1], t[2], unpack(t, 3, n)
 end
 
 -- A C function's error carries its Lua caller's position (luaL_error), and a script's
@@ -200,12 +240,13 @@ local function make()
     error('Cannot serialise ' .. kind .. ': ' .. reason, 0)
   end
 
+  -- json_append_number: when invalid numbers are on, NaN is written "nan" (printf may say
+  -- "-nan") and the infinities as printf writes them, "inf" and "-inf".
   local function number(x)
     if x ~= x or x == huge or x == -huge then
       if encode_invalid == false then exception('number', 'must not be NaN or Inf') end
       if encode_invalid == 'null' then return 'null' end
-      if x ~= x then return 'NaN' end
-      return x > 0 and 'Infinity' or '-Infinity'
+      if x ~= x then return 'nan' end
     end
     return format(number_format, x)
   end
@@ -640,20 +681,22 @@ local function header(n, small, base, c16, c32)
   return c32 .. be(n, 4)
 end
 
--- table_is_an_array: keys 1..n and nothing else (numeric strings count as numbers).
+-- table_is_an_array: number keys 1..n and nothing else (a key "1" makes a map).
 local function is_array(t)
   local count, max = 0, 0
-  for k in next, t do
-    local n = tonumber(k)
-    if n == nil or n < 1 or floor(n) ~= n then return false end
+  for n in next, t do
+    if type(n) ~= 'number' or n < 1 or floor(n) ~= n then return false end
     count = count + 1
     if n > max then max = n end
   end
   return max == count
 end
 
+-- used: how many values the C has on its stack, this one on top; each table it walks checks
+-- for room first (luaL_checkstack), which a pack of some 4000 values can run out of.
+local checkstack = lib.checkstack
 local encode
-encode = function(out, v, level)
+encode = function(out, v, level, used)
   local t = type(v)
   if t == 'table' and level == 16 then t = 'nil' end
   if t == 'boolean' then
@@ -672,18 +715,20 @@ encode = function(out, v, level)
     else out[#out + 1] = '\219' .. be(n, 4) end
     out[#out + 1] = v
   elseif t == 'table' then
+    checkstack(used, 2, 'in function table_is_an_array')
+    local count = 0
+    for _ in next, v do count = count + 1 end
     if is_array(v) then
-      local count = 0
-      for _ in next, v do count = count + 1 end
       out[#out + 1] = header(count, 16, 0x90, '\220', '\221')
-      for i = 1, count do encode(out, rawget(v, i), level + 1) end
+      checkstack(used, 1, 'in function mp_encode_lua_table_as_array')
+      for i = 1, count do encode(out, rawget(v, i), level + 1, used + 1) end
     else
-      local count = 0
-      for _ in next, v do count = count + 1 end
+      checkstack(used, 3, 'in function mp_encode_lua_table_as_map')
       out[#out + 1] = header(count, 16, 0x80, '\222', '\223')
+      -- The key is encoded from a copy above the key and the value lua_next pushed.
       for k, x in next, v do
-        encode(out, k, level + 1)
-        encode(out, x, level + 1)
+        encode(out, k, level + 1, used + 3)
+        encode(out, x, level + 1, used + 2)
       end
     end
   else
@@ -694,8 +739,10 @@ end
 cmsgpack.pack = function(...)
   local n = select('#', ...)
   if n == 0 then lib.argerror('pack', 0, 'MessagePack pack needs input.') end
-  local out = {}
-  for i = 1, n do encode(out, (select(i, ...)), 0) end
+  if n + n > 8000 then lib.argerror('pack', 0, 'Too many arguments for MessagePack pack.') end
+  local out, args = {}, {...}
+  -- Below argument i: the arguments and the i - 1 strings packed so far.
+  for i = 1, n do encode(out, args[i], 0, n + i) end
   return concat(out)
 end
 
@@ -709,29 +756,35 @@ local function uint(p, n)
   for i = p, p + n - 1 do v = v * 256 + byte(s, i) end
   return v
 end
+-- used: how many values the C has on its stack below the one decoded (luaL_checkstack).
 local decode
-local function items(p, n, map)
+local function items(p, n, map, used)
   local t = {}
-  for _ = 1, n do
-    local k, v
+  if not map then checkstack(used + 1, 1, 'in function mp_decode_to_lua_array') end
+  for i = 1, n do
     if map then
-      k, p = decode(p)
-      v, p = decode(p)
+      local k, v
+      k, p = decode(p, used + 1)
+      v, p = decode(p, used + 2)
+      -- lua_settable's errors, though without its position (a C function has none).
+      if k == nil then error('table index is nil', 0) end
+      if k ~= k then error('table index is NaN', 0) end
       t[k] = v
     else
-      v, p = decode(p)
-      t[#t + 1] = v
+      -- The index is pushed before the element: a nil element leaves its hole.
+      t[i], p = decode(p, used + 2)
     end
   end
   return t, p
 end
-decode = function(p)
+decode = function(p, used)
   need(p, 1)
+  checkstack(used, 1, 'too many return values at once; use unpack_one or unpack_limit instead.')
   local c = byte(s, p)
   p = p + 1
   if c < 0x80 then return c, p end
-  if c < 0x90 then return items(p, c - 0x80, true) end
-  if c < 0xa0 then return items(p, c - 0x90, false) end
+  if c < 0x90 then return items(p, c - 0x80, true, used) end
+  if c < 0xa0 then return items(p, c - 0x90, false, used) end
   if c < 0xc0 then
     need(p, c - 0xa0)
     return sub(s, p, p + c - 0xa1), p + c - 0xa0
@@ -742,15 +795,14 @@ decode = function(p)
   if c == 0xc3 then return true, p end
   if c == 0xca then need(p, 4) return py.unfloat(sub(s, p, p + 3)), p + 4 end
   if c == 0xcb then need(p, 8) return py.unfloat(sub(s, p, p + 7)), p + 8 end
-  if c >= 0xcc and c <= 0xcf then
+  -- The C pushes an unsigned 64-bit value as a lua_Integer: 2^63 and above wrap negative.
+  if c == 0xcf or c == 0xd3 then need(p, 8) return py.sint64(sub(s, p, p + 7)), p + 8 end
+  if c >= 0xcc and c <= 0xce then
     local n = 2 ^ (c - 0xcc)
-    if n == 8 then need(p, 8) return py.uint64(sub(s, p, p + 7)), p + 8 end
     return uint(p, n), p + n
   end
-  if c >= 0xd0 and c <= 0xd3 then
+  if c >= 0xd0 and c <= 0xd2 then
     local n = 2 ^ (c - 0xd0)
-    need(p, n)
-    if n == 8 then return py.sint64(sub(s, p, p + 7)), p + 8 end
     local v = uint(p, n)
     if v >= 2 ^ (8 * n - 1) then v = v - 2 ^ (8 * n) end
     return v, p + n
@@ -763,70 +815,362 @@ decode = function(p)
     need(p, n)
     return sub(s, p, p + n - 1), p + n
   end
-  if c == 0xdc then return items(p + 2, uint(p, 2), false) end
-  if c == 0xdd then return items(p + 4, uint(p, 4), false) end
-  if c == 0xde then return items(p + 2, uint(p, 2), true) end
-  if c == 0xdf then return items(p + 4, uint(p, 4), true) end
+  if c == 0xdc then return items(p + 2, uint(p, 2), false, used) end
+  if c == 0xdd then return items(p + 4, uint(p, 4), false, used) end
+  if c == 0xde then return items(p + 2, uint(p, 2), true, used) end
+  if c == 0xdf then return items(p + 4, uint(p, 4), true, used) end
   error(BAD, 0)
 end
 
 -- mp_unpack_full: up to limit values from offset (every value when both are 0); the
--- one-at-a-time forms return the next offset first, -1 at the end.
-local function unpack_full(text, limit, offset)
-  local all = limit == 0 and offset == 0
+-- one-at-a-time forms return the next offset first, -1 at the end. base: the arguments left
+-- on the stack. The messages print offset and length as ints (and the length as the limit).
+local function unpack_full(text, limit, offset, base)
+  local all, int32 = limit == 0 and offset == 0, lib.int32
   if offset < 0 or limit < 0 then
-    error('Invalid request to unpack with offset of ' .. offset .. ' and limit of ' .. #text
-      .. '.', 0)
+    error('Invalid request to unpack with offset of ' .. int32(offset) .. ' and limit of '
+      .. int32(#text) .. '.', 0)
   elseif offset > #text then
-    error('Start offset ' .. offset .. ' greater than input length ' .. #text .. '.', 0)
+    error('Start offset ' .. int32(offset) .. ' greater than input length ' .. int32(#text)
+      .. '.', 0)
   end
   if all then limit = huge end
   s, len = text, #text
-  local out, n, p = {}, 0, offset + 1
+  -- The one-at-a-time forms keep the first slot for the next offset.
+  local first, out, n, p = all and 0 or 1, {}, 0, offset + 1
   while p <= len and n < limit do
     n = n + 1
-    out[n], p = decode(p)
+    out[first + n], p = decode(p, base + n - 1)
   end
   s = nil
-  if not all then
-    return (p > len) and -1 or p - 1, unpack(out, 1, n)
-  end
-  return unpack(out, 1, n)
+  if all then return lib.spread(out, n) end
+  checkstack(base + n, 1, 'in function mp_unpack_full')
+  out[1] = (p > len) and -1 or p - 1
+  return lib.spread(out, n + 1)
 end
 
+-- luaL_checkinteger, or luaL_optinteger when there is a default.
 local function integer_arg(fname, i, default, ...)
   if default ~= nil and select(i, ...) == nil then return default end
-  local x = lib.checknumber(fname, i, ...)
-  return x >= 0 and floor(x) or -floor(-x)
+  return lib.tointeger(lib.checknumber(fname, i, ...))
 end
 cmsgpack.unpack = function(...)
-  return unpack_full(lib.checkstring('unpack', 1, ...), 0, 0)
+  return unpack_full(lib.checkstring('unpack', 1, ...), 0, 0, select('#', ...))
 end
+-- The numbers are read first; then all but the string leave the stack.
 cmsgpack.unpack_one = function(...)
-  return unpack_full(lib.checkstring('unpack_one', 1, ...), 1,
-    integer_arg('unpack_one', 2, 0, ...))
+  local offset = integer_arg('unpack_one', 2, 0, ...)
+  return unpack_full(lib.checkstring('unpack_one', 1, ...), 1, offset, 1)
 end
 cmsgpack.unpack_limit = function(...)
-  return unpack_full(lib.checkstring('unpack_limit', 1, ...),
-    integer_arg('unpack_limit', 2, nil, ...), integer_arg('unpack_limit', 3, 0, ...))
+  local limit = integer_arg('unpack_limit', 2, nil, ...)
+  local offset = integer_arg('unpack_limit', 3, 0, ...)
+  return unpack_full(lib.checkstring('unpack_limit', 1, ...), limit, offset, 1)
 end
 return lib.export(cmsgpack)
 """
 
 
+_STRUCT = r"""
+local lib, py = ...
+local error, select, tonumber, floor, ceil, frexp, format, byte, char, sub, find, match, rep,
+  reverse, concat, unpack = error, select, tonumber, math.floor, math.ceil, math.frexp,
+  string.format, string.byte, string.char, string.sub, string.find, string.match, string.rep,
+  string.reverse, table.concat, unpack
+local argerror = lib.argerror
+local struct = {}
+
+-- Option sizes on x86-64: char, short, long, size_t, float, double; i and I default to int.
+local SIZES = {b = 1, B = 1, h = 2, H = 2, l = 8, L = 8, T = 8, f = 4, d = 8, x = 1}
+local INTEGERS = {b = true, B = true, h = true, H = true, l = true, L = true, T = true,
+  i = true, I = true}
+local SIGNED = {b = true, h = true, l = true, i = true}
+-- MAXALIGN, what '!' without a number sets: the alignment of a double.
+local MAXALIGN = 8
+local MAXINTSIZE = 32
+
+-- The format as luaL_checkstring hands it to C: it ends at its first NUL.
+local function format_arg(fname, ...)
+  return match(lib.checkstring(fname, 1, ...), '^[^%z]*')
+end
+
+-- getnum: the digits at i as an int, the default when there are none.
+local function getnum(fmt, i, default)
+  local digits = match(fmt, '^[0-9]+', i)
+  if not digits then return default, i end
+  local a = 0
+  for j = 1, #digits do
+    local d = byte(digits, j) - 48
+    if a > 214748364 or a * 10 > 2147483647 - d then error('integral size overflow', 0) end
+    a = a * 10 + d
+  end
+  return a, i + #digits
+end
+
+-- optsize: the option's size (0 for the control options), and where the format goes on.
+local function optsize(opt, fmt, i)
+  if opt == 'c' then return getnum(fmt, i, 1) end
+  if opt == 'i' or opt == 'I' then
+    local size
+    size, i = getnum(fmt, i, 4)
+    if size > MAXINTSIZE then
+      error(format('integral size %d is larger than limit of %d', size, MAXINTSIZE), 0)
+    end
+    return size, i
+  end
+  return SIZES[opt] or 0, i
+end
+
+-- a & b for small non-negative integers.
+local function band(a, b)
+  local r, bit = 0, 1
+  while a > 0 and b > 0 do
+    local x, y = a % 2, b % 2
+    if x == 1 and y == 1 then r = r + bit end
+    a, b, bit = (a - x) / 2, (b - y) / 2, bit * 2
+  end
+  return r
+end
+
+-- gettoalign: padding before an option of this size at offset len. The size may be no power
+-- of 2 (i3 under !4); C's masks then give what they give, and so do these.
+local function toalign(len, align, opt, size)
+  if size == 0 or opt == 'c' then return 0 end
+  if size > align then size = align end
+  local mask = size - 1
+  return band(size - band(len % 32, mask), mask)
+end
+
+-- controloptions: spaces, endianness and alignment; anything else is no option at all.
+local function control(fname, opt, fmt, i, big, align)
+  if opt == ' ' then return i, big, align end
+  if opt == '>' then return i, true, align end
+  if opt == '<' then return i, false, align end
+  if opt == '!' then
+    align, i = getnum(fmt, i, MAXALIGN)
+    if align <= 0 or frexp(align) ~= 0.5 then
+      error(format('alignment %d is not a power of 2', align), 0)
+    end
+    return i, big, align
+  end
+  argerror(fname, 1, "invalid format option '" .. opt .. "'")
+end
+
+-- A double as x86-64 converts it to an unsigned long (size_t), given as the integer it is
+-- congruent to modulo 2^64: truncated; an infinity or 2^64 and more is 0; NaN, -inf and
+-- anything below -2^63 is cvttsd2si's "integer indefinite", 2^63 (here -2^63).
+local function wrap64(x)
+  if x ~= x or x < -9223372036854775808 then return -9223372036854775808 end
+  if x >= 18446744073709551616 then return 0 end
+  if x < 0 then return ceil(x) end
+  return floor(x)
+end
+
+-- putinteger: the low bytes of that unsigned long, least significant first; a size past 8
+-- bytes is zeros above them (the C shifts an unsigned long right).
+local function integer_bytes(x, size, big)
+  local v, out = wrap64(x), {}
+  for k = 1, size do
+    if k <= 8 then
+      local b = v % 256
+      out[k] = b
+      v = (v - b) / 256
+    else
+      out[k] = 0
+    end
+  end
+  local s = char(unpack(out, 1, size))
+  return big and reverse(s) or s
+end
+
+-- getinteger: the value's low 64 bits (what an unsigned long keeps of size bytes) in two
+-- halves. A signed one then ORs in the mask ~0 << (size*8 - 1) when it shares a bit with it,
+-- the shift count taken modulo 64 as x86 does (so i9 and i16 extend from bits 7 and 63).
+-- The halves add up in one rounding, as C's conversion to a double rounds once.
+local function integer_value(data, at, size, big, signed)
+  local b = {0, 0, 0, 0, 0, 0, 0, 0}
+  for k = 1, size < 8 and size or 8 do
+    b[k] = byte(data, big and at + size - k or at + k - 1)
+  end
+  local lo = ((b[4] * 256 + b[3]) * 256 + b[2]) * 256 + b[1]
+  local hi = ((b[8] * 256 + b[7]) * 256 + b[6]) * 256 + b[5]
+  if signed then
+    local shift = (size * 8 - 1) % 64
+    if shift >= 32 then
+      local low = 2 ^ (shift - 32)
+      if hi >= low then hi = hi % low + (4294967296 - low) end
+    else
+      local low = 2 ^ shift
+      if hi > 0 or lo >= low then hi, lo = 4294967295, lo % low + (4294967296 - low) end
+    end
+    if hi >= 2147483648 then return (hi - 4294967296) * 4294967296 + lo end
+  end
+  return hi * 4294967296 + lo
+end
+
+local function float_bytes(x, size, big)
+  if x == 0 then
+    -- lupa hands -0.0 to Python as the integer 0: the sign goes here.
+    local s = rep('\0', size - 1) .. (1 / x < 0 and '\128' or '\0')
+    return big and reverse(s) or s
+  end
+  return py.pack(x, size, big)
+end
+
+-- The arguments after the last are read from b_pack's stack, where the first is a nil.
+local function pack_arg(check, what, n, nargs, ...)
+  if n > nargs then argerror('pack', n, what .. ' expected, got nil') end
+  return check('pack', n, ...)
+end
+
+struct.pack = function(...)
+  local fmt = format_arg('pack', ...)
+  local nargs = select('#', ...)
+  local out, count, total, big, align, arg, i = {}, 0, 0, false, 1, 2, 1
+  while i <= #fmt do
+    local opt = sub(fmt, i, i)
+    local size
+    size, i = optsize(opt, fmt, i + 1)
+    local pad = toalign(total, align, opt, size)
+    if pad > 0 then
+      count = count + 1; out[count] = rep('\0', pad)
+      total = total + pad
+    end
+    if INTEGERS[opt] then
+      local x = pack_arg(lib.checknumber, 'number', arg, nargs, ...)
+      count = count + 1; out[count] = integer_bytes(x, size, big)
+      arg = arg + 1
+    elseif opt == 'x' then
+      count = count + 1; out[count] = '\0'
+    elseif opt == 'f' or opt == 'd' then
+      local x = pack_arg(lib.checknumber, 'number', arg, nargs, ...)
+      count = count + 1; out[count] = float_bytes(x, size, big)
+      arg = arg + 1
+    elseif opt == 'c' or opt == 's' then
+      local s = pack_arg(lib.checkstring, 'string', arg, nargs, ...)
+      arg = arg + 1
+      if size == 0 then size = #s end
+      -- The C checks after moving on to the next argument, and names that one.
+      if #s < size then argerror('pack', arg, 'string too short') end
+      count = count + 1; out[count] = sub(s, 1, size)
+      if opt == 's' then
+        count = count + 1; out[count] = '\0'
+        size = size + 1
+      end
+    else
+      i, big, align = control('pack', opt, fmt, i, big, align)
+    end
+    total = total + size
+  end
+  return concat(out)
+end
+
+struct.unpack = function(...)
+  local nargs = select('#', ...)
+  local fmt = format_arg('unpack', ...)
+  local data = lib.checkstring('unpack', 2, ...)
+  local start = 1
+  if select(3, ...) ~= nil then start = lib.tointeger(lib.checknumber('unpack', 3, ...)) end
+  if start == 0 then argerror('unpack', 3, 'offset must be 1 or greater') end
+  -- Nothing read: the position comes back as given, however far out (a negative one wraps
+  -- round as a size_t and back).
+  if fmt == '' then return start end
+  -- Offsets count from 0 as in the C; one out of the data fails the first option's check.
+  local len, pos, out, n, big, align, i = #data, start - 1, {}, 0, false, 1, 1
+  local function check(size)
+    if pos < 0 or size > len or pos > len - size then
+      argerror('unpack', 2, 'data string too short')
+    end
+  end
+  while i <= #fmt do
+    local opt = sub(fmt, i, i)
+    local size
+    size, i = optsize(opt, fmt, i + 1)
+    pos = pos + toalign(pos, align, opt, size)
+    check(size)
+    -- On the stack: the arguments and the values so far; two more must fit.
+    lib.checkstack(nargs + n, 2, 'too many results')
+    if INTEGERS[opt] then
+      n = n + 1; out[n] = integer_value(data, pos + 1, size, big, SIGNED[opt])
+    elseif opt == 'f' or opt == 'd' then
+      n = n + 1; out[n] = py.unpack(sub(data, pos + 1, pos + size), big)
+    elseif opt == 'c' then
+      if size == 0 then
+        -- The length is the previous value, a number or a numeric string (lua_isnumber).
+        local previous = n > 0 and tonumber(out[n])
+        if not previous then error("format 'c0' needs a previous size", 0) end
+        size = wrap64(previous)
+        if size < 0 then size = 18446744073709551616 + size end
+        n = n - 1
+        check(size)
+      end
+      n = n + 1; out[n] = sub(data, pos + 1, pos + size)
+    elseif opt == 's' then
+      local e = find(data, '\0', pos + 1, true)
+      if not e then error('unfinished string in data', 0) end
+      size = e - pos
+      n = n + 1; out[n] = sub(data, pos + 1, e - 1)
+    elseif opt ~= 'x' then
+      i, big, align = control('unpack', opt, fmt, i, big, align)
+    end
+    pos = pos + size
+  end
+  n = n + 1; out[n] = pos + 1
+  return lib.spread(out, n)
+end
+
+struct.size = function(...)
+  local fmt = format_arg('size', ...)
+  local pos, big, align, i = 0, false, 1, 1
+  while i <= #fmt do
+    local opt = sub(fmt, i, i)
+    local size
+    size, i = optsize(opt, fmt, i + 1)
+    pos = pos + toalign(pos, align, opt, size)
+    if opt == 's' then
+      argerror('size', 1, "option 's' has no fixed size")
+    elseif opt == 'c' and size == 0 then
+      argerror('size', 1, "option 'c0' has no fixed size")
+    end
+    -- Only what is not a letter or digit goes to controloptions: other letters add nothing.
+    if not find(opt, '^[0-9A-Za-z]') then
+      i, big, align = control('size', opt, fmt, i, big, align)
+    end
+    pos = pos + size
+  end
+  return pos
+end
+return lib.export(struct)
+"""
+
+
 def _msgpack_float(x: float) -> bytes:
-    # lua-cmsgpack writes a float32 when the double survives the round trip, else a double.
+    # lua-cmsgpack writes a float32 when the double survives the round trip (NaN never does),
+    # else a double.
     try:
         single = _struct.pack(">f", x)
     except OverflowError:
         single = None
-    if single is not None and (_struct.unpack(">f", single)[0] == x or x != x):
+    if single is not None and _struct.unpack(">f", single)[0] == x:
         return b"\xca" + single
     return b"\xcb" + _struct.pack(">d", x)
 
 
 def _unfloat(data: bytes) -> float:
     return _struct.unpack(">f" if len(data) == 4 else ">d", data)[0]
+
+
+def _struct_pack_float(x: float, size: int, big: bool) -> bytes:
+    layout = (">" if big else "<") + ("f" if size == 4 else "d")
+    try:
+        return _struct.pack(layout, x)
+    except OverflowError:
+        # C's (float) cast takes a double beyond the float range to an infinity.
+        return _struct.pack(layout, math.copysign(math.inf, x))
+
+
+def _struct_unpack_float(data: bytes, big: bool) -> float:
+    return _struct.unpack((">" if big else "<") + ("f" if len(data) == 4 else "d"), data)[0]
 
 
 def install(runtime: Any) -> None:
@@ -840,8 +1184,11 @@ def install(runtime: Any) -> None:
             b"float": _msgpack_float,
             b"unfloat": _unfloat,
             b"int64": lambda n: _struct.pack(">q", int(n)),
-            b"uint64": lambda data: float(_struct.unpack(">Q", data)[0]),
             b"sint64": lambda data: float(_struct.unpack(">q", data)[0]),
         }
     )
     real[b"cmsgpack"] = runtime.execute(_CMSGPACK, common, helpers)
+    struct_helpers = runtime.table_from(
+        {b"pack": _struct_pack_float, b"unpack": _struct_unpack_float}
+    )
+    real[b"struct"] = runtime.execute(_STRUCT, common, struct_helpers)
