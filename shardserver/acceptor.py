@@ -36,6 +36,7 @@ from shardserver.monitoring import Monitors
 from shardserver.pausing import Pause
 from shardserver.peers import Peers
 from shardserver.persistence import aof
+from shardserver.persistence.loader import library_failure
 from shardserver.persistence.snapshots import Snapshots
 from shardserver.pubsub import PubSub
 from shardserver.receivers import DISCARD, Collector
@@ -149,6 +150,11 @@ class Acceptor:
         self.sequencer.start(loop)
         self.peers.start(loop)
         self.scripts.start(loop)
+        problem = await self.scripts.functions.load_saved()
+        if problem is not None:
+            log.warning("%s", library_failure(problem))
+            self.links.close()
+            return 1
         try:
             if self.listener is not None:
                 self.server = await loop.create_server(
