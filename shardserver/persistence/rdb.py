@@ -24,12 +24,13 @@ value affords (and then matches redis-server byte for byte), but which would sta
 on a DUMP of a big container and make snapshots of big keyspaces many times slower. Redis
 reads compressed and verbatim strings alike.
 
-**A dump** is ``REDIS0010``, auxiliary fields, then per database a SELECTDB opcode and its
-keys (an optional EXPIRETIME_MS opcode, the type byte, the key and the value), the EOF
-opcode and the CRC-64 of everything before it, little-endian. Shards write *fragments*:
-their own keys, each database introduced by SELECTDB. Redis's loader accepts a database
-selected more than once, so the acceptor's dump is simply the header, every shard's
-fragment in turn, and the trailer; the checksum is combined from the fragments' own
+**A dump** is ``REDIS0010``, auxiliary fields, FUNCTION LOAD's libraries (a FUNCTION2
+opcode and the library's code each), then per database a SELECTDB opcode and its keys (an
+optional EXPIRETIME_MS opcode, the type byte, the key and the value), the EOF opcode and the
+CRC-64 of everything before it, little-endian. Shards write *fragments*: their own keys,
+each database introduced by SELECTDB; shard 0's begins with the libraries. Redis's loader
+accepts a database selected more than once, so the acceptor's dump is simply the header,
+every shard's fragment in turn, and the trailer; the checksum is combined from the fragments' own
 (:func:`shardserver.persistence.crc64.combine`).
 """
 
