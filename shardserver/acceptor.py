@@ -36,6 +36,7 @@ from shardserver.monitoring import Monitors
 from shardserver.pausing import Pause
 from shardserver.peers import Peers
 from shardserver.persistence import aof
+from shardserver.persistence.loader import library_failure
 from shardserver.persistence.snapshots import Snapshots
 from shardserver.pubsub import PubSub
 from shardserver.receivers import DISCARD, Collector
@@ -147,8 +148,15 @@ class Acceptor:
         self.stopping = loop.create_future()
         self.links.start(loop)
         self.sequencer.start(loop)
-        self.peers.start(loop)
         self.scripts.start(loop)
+        # The libraries on disk first, and only then what the other acceptors tell: a change
+        # one of them made meanwhile then comes after the libraries it changed.
+        problem = await self.scripts.functions.load_saved()
+        if problem is not None:
+            log.warning("%s", library_failure(problem))
+            self.links.close()
+            return 1
+        self.peers.start(loop)
         try:
             if self.listener is not None:
                 self.server = await loop.create_server(

@@ -13,7 +13,9 @@ then are generation g's files deleted. A crash at any point leaves a complete se
 
 Records are RESP commands: the writes as :mod:`shardserver.persistence.journal` logs them,
 ``SELECT`` when the database changes, and a base's image of each key (``SET key value [PXAT
-ms]``, or ``DEL key``, the commands that rebuild a container, and its ``PEXPIREAT``).
+ms]``, or ``DEL key``, the commands that rebuild a container, and its ``PEXPIREAT``). Shard 0's
+files also hold FUNCTION LOAD's libraries: ``FUNCTION LOAD REPLACE``, ``FUNCTION DELETE`` and
+``FUNCTION FLUSH`` as they happened, and a base starts with every library.
 Deadlines are absolute, so replay never revives an expired key. A rewrite's overlap (a write
 both in the new base and in the new incr) cannot happen: the new incr starts exactly where the
 child's image was forked. ``redis-server`` reads these commands too.
@@ -27,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import hiredis
@@ -297,11 +299,19 @@ class AppendLog:
                     os.unlink(each.path)
 
 
-def write_base(path: str, dbs: list, now: int) -> int:
-    """A full image of ``dbs`` as records, atomically at ``path``; how many keys."""
+def library_record(code: bytes) -> bytes:
+    """The record that loads a FUNCTION LOAD library (REPLACE: replay never meets an
+    "already exists", whatever came before it)."""
+    return command(b"FUNCTION", b"LOAD", b"REPLACE", code)
+
+
+def write_base(path: str, dbs: list, now: int, libraries: Iterable[bytes] = ()) -> int:
+    """A full image of ``dbs`` as records, after the ``libraries`` (as Redis's rewrite
+    starts with them), atomically at ``path``; how many keys."""
     temp = path + ".temp"
     keys = 0
     with open(temp, "wb") as out:
+        out.write(b"".join(map(library_record, libraries)))
         for index, db in enumerate(dbs):
             if not db.data:
                 continue

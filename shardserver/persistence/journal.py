@@ -197,7 +197,7 @@ class ShardPersistence:
             base = aof.file_path(
                 self.log.directory, self.log.name, self._shards, self.shard.index, 1, "base"
             )
-            aof.write_base(base, self.shard.dbs, self.shard.now)
+            aof.write_base(base, self.shard.dbs, self.shard.now, self._libraries())
             self.log.open(1)
         self._follow()
 
@@ -254,6 +254,22 @@ class ShardPersistence:
                 else:
                     log_.buffer.append(aof.command(*command))
 
+    def library_changed(self, record: bytes) -> None:
+        """A FUNCTION LOAD, DELETE or FLUSH, as the acceptor that made it sent it: a change
+        since the last snapshot (as in Redis), and a record of shard 0's log. Only shard 0
+        keeps the libraries' history (every shard gets every change in the same step, so
+        one history is enough): its log, base and snapshot fragment carry them, and the
+        acceptors take them from shard 0 when the server starts."""
+        if not self.active or self.shard.index != 0:
+            return
+        self.dirty += 1
+        if self.log is not None:
+            self.log.buffer.append(record)
+
+    def _libraries(self) -> list[bytes]:
+        """The libraries this shard's snapshot fragment and log base start with."""
+        return list(self.shard.scripts.library_code.values()) if self.shard.index == 0 else []
+
     def _expired(self, db: Any, key: bytes) -> None:
         """A key went past its deadline (looked up or swept): the log drops it there."""
         log_ = self.log
@@ -281,7 +297,8 @@ class ShardPersistence:
         base = aof.file_path(
             self.log.directory, self.log.name, self._shards, self.shard.index, gen, "base"
         )
-        pid = _fork(lambda: aof.write_base(base, self.shard.dbs, self.shard.now))
+        libraries = self._libraries()
+        pid = _fork(lambda: aof.write_base(base, self.shard.dbs, self.shard.now, libraries))
         self.rewrite_child = (pid, gen)
 
     def start_snapshot(self, path: str) -> int:
@@ -290,6 +307,7 @@ class ShardPersistence:
         if self.save_child is not None:
             return -1
         shard = self.shard
+        libraries = self._libraries()
 
         def write() -> None:
             with open(path, "wb") as out:
@@ -301,6 +319,7 @@ class ShardPersistence:
                     databases,
                     shard.now,
                     list_fill=shard.settings.get("list-max-listpack-size", -2),
+                    libraries=libraries,
                 )
                 out.write(size.to_bytes(8, "little") + crc.to_bytes(8, "little"))
                 out.flush()

@@ -7,6 +7,10 @@ every shard's files and keeps its slots, then writes a fresh image for the new l
 
 Each source shard's files replay into a scratch keyspace of their own before the keys move
 in: a FLUSHALL or SWAPDB in one old shard's log must only touch that old shard's keys.
+
+FUNCTION LOAD's libraries are shard 0's to load (the dump's FUNCTION2 records, the FUNCTION
+records of the logs, which only shard 0 writes); the acceptors take them from shard 0 once
+every shard has loaded, and give them to every shard.
 """
 
 from __future__ import annotations
@@ -107,10 +111,16 @@ def _load_rdb(shard: Any, path: str) -> None:
     def keep(key: bytes, deadline: int | None) -> bool:
         return (deadline is None or deadline > now) and mine(key)
 
+    def library(code: bytes) -> None:
+        # Not REPLACE: a dump that names a library twice is refused, as Redis refuses it.
+        problem = shard.scripts.load_library(code, replace=False)
+        if problem is not None:
+            raise LoadError(f"{path}: {library_failure(problem)}")
+
     progress = _Progress(path)
     try:
         for count, (db, key, value, deadline) in enumerate(
-            rdb.read_dump(path, data, shard.settings, keep)
+            rdb.read_dump(path, data, shard.settings, keep, library if shard.index == 0 else None)
         ):
             if count & 0xFFFF == 0:
                 progress.tick(len(data))
@@ -122,6 +132,12 @@ def _load_rdb(shard: Any, path: str) -> None:
         raise LoadError(str(problem)) from None
 
 
+def library_failure(reply: bytes) -> str:
+    """Redis's log line for a library that does not load, from FUNCTION LOAD's error."""
+    text = reply[1:].rstrip(b"\r\n").decode("utf-8", "replace")
+    return "Failed loading library, " + text.removeprefix("ERR ")
+
+
 def _load_aof(shard: Any, directory: str, name: str, layout: int) -> None:
     files = aof.list_files(directory, name)
     own = layout == shard.settings.get("shards", 1)
@@ -130,11 +146,12 @@ def _load_aof(shard: Any, directory: str, name: str, layout: int) -> None:
     allow_truncated = shard.settings.get("aof-load-truncated", "yes") == "yes"
     for source in sources:
         chain = aof.files_to_load(files, layout, source)
+        libraries = shard.scripts if shard.index == 0 else None
         if own:
-            replayer = _Replayer(shard, shard.dbs)
+            replayer = _Replayer(shard, shard.dbs, libraries)
         else:
             scratch = type(shard)(shard.index, {**shard.settings, "appendonly": "no", "save": ""})
-            replayer = _Replayer(scratch, scratch.dbs)
+            replayer = _Replayer(scratch, scratch.dbs, libraries)
         for position, each in enumerate(chain):
             last = position == len(chain) - 1
             progress = _Progress(each.path, "records")
@@ -182,18 +199,21 @@ def _move_in(dbs: list[Database], scratch: list[Database], keep: Callable[[bytes
 
 
 class _Replayer:
-    """Applies the records :mod:`shardserver.persistence.journal` logs to a shard's databases.
+    """Applies the records :mod:`shardserver.persistence.journal` logs to a shard's databases,
+    and FUNCTION's records to ``libraries`` (the loading shard's scripts; None: skipped).
 
     Writes run through the shards' own handlers, with the clock stopped at 0 so that no key
     expires during replay (deadlines are absolute; what has expired by now is dropped once
     everything is loaded). A record whose replay answers an error is counted and reported:
-    it changed nothing when it was logged either, or the files were edited by hand.
+    it changed nothing when it was logged either, or the files were edited by hand. A library
+    that does not load stops the start: FCALL would fail without saying why.
     """
 
-    def __init__(self, shard: Any, dbs: list[Database]) -> None:
+    def __init__(self, shard: Any, dbs: list[Database], libraries: Any = None) -> None:
         self.shard = shard
         self.dbs = dbs
         self.db = dbs[0]
+        self.libraries = libraries
         self.refused = 0
         self.first_refused = b""
         shard.now = 0
@@ -216,6 +236,8 @@ class _Replayer:
             current = dbs.index(self.db)
             dbs[first], dbs[second] = dbs[second], dbs[first]
             self.db = dbs[current]
+        elif name == b"function":
+            self._library(argv)
         else:
             handler = REPLAYABLE.get(name)
             if handler is None:
@@ -225,6 +247,23 @@ class _Replayer:
             if reply[:1] == b"-":
                 self.refused += 1
                 self.first_refused = self.first_refused or reply[:100]
+
+    def _library(self, argv: list[bytes]) -> None:
+        """``FUNCTION LOAD [REPLACE] code``, ``FUNCTION DELETE name``, ``FUNCTION FLUSH``."""
+        sub = argv[1].lower() if len(argv) > 1 else b""
+        libraries = self.libraries
+        if sub == b"load" and len(argv) in (3, 4):
+            problem = libraries.load_library(argv[-1]) if libraries is not None else None
+            if problem is not None:
+                raise aof.AofError(library_failure(problem))
+        elif sub == b"delete" and len(argv) == 3:
+            if libraries is not None:
+                libraries.delete_library(argv[2])
+        elif sub == b"flush" and len(argv) in (2, 3):
+            if libraries is not None:
+                libraries.flush_libraries()
+        else:
+            raise aof.AofError(f"unexpected command {b' '.join(argv[:2])[:32]!r}")
 
     def report(self, index: int) -> None:
         self.shard.now = now_ms()

@@ -24,12 +24,13 @@ value affords (and then matches redis-server byte for byte), but which would sta
 on a DUMP of a big container and make snapshots of big keyspaces many times slower. Redis
 reads compressed and verbatim strings alike.
 
-**A dump** is ``REDIS0010``, auxiliary fields, then per database a SELECTDB opcode and its
-keys (an optional EXPIRETIME_MS opcode, the type byte, the key and the value), the EOF
-opcode and the CRC-64 of everything before it, little-endian. Shards write *fragments*:
-their own keys, each database introduced by SELECTDB. Redis's loader accepts a database
-selected more than once, so the acceptor's dump is simply the header, every shard's
-fragment in turn, and the trailer; the checksum is combined from the fragments' own
+**A dump** is ``REDIS0010``, auxiliary fields, FUNCTION LOAD's libraries (a FUNCTION2
+opcode and the library's code each), then per database a SELECTDB opcode and its keys (an
+optional EXPIRETIME_MS opcode, the type byte, the key and the value), the EOF opcode and the
+CRC-64 of everything before it, little-endian. Shards write *fragments*: their own keys,
+each database introduced by SELECTDB; shard 0's begins with the libraries. Redis's loader
+accepts a database selected more than once, so the acceptor's dump is simply the header,
+every shard's fragment in turn, and the trailer; the checksum is combined from the fragments' own
 (:func:`shardserver.persistence.crc64.combine`).
 """
 
@@ -721,11 +722,14 @@ def write_fragment(
     databases: Iterable[tuple[int, dict, dict]],
     now: int,
     list_fill: int = -2,
+    libraries: Iterable[bytes] = (),
 ) -> tuple[int, int, int]:
-    """Write one shard's keys (``(index, data, deadlines)`` per database); returns
-    (bytes, crc64, keys). Keys already past their deadline are left out, as Redis does."""
+    """Write one shard's keys (``(index, data, deadlines)`` per database), after the
+    ``libraries``' code as FUNCTION2 records (shard 0's fragment carries them: it comes
+    first, so they precede every key, where Redis writes them); returns (bytes, crc64,
+    keys). Keys already past their deadline are left out, as Redis does."""
     size = crc = keys = 0
-    chunk: list[bytes] = []
+    chunk: list[bytes] = [bytes((OP_FUNCTION2,)) + encode_string(code) for code in libraries]
     pending = 0
 
     def emit() -> None:
@@ -811,13 +815,15 @@ def read_dump(
     data: bytes,
     settings: Mapping[str, Any] | None = None,
     keep: Callable[[bytes, int | None], bool] | None = None,
+    library: Callable[[bytes], None] | None = None,
 ) -> Iterator[tuple[int, bytes, object, int | None]]:
     """Every key of a dump as (db, key, value, deadline ms or None), values built with the
     encoding thresholds in ``settings``. Keys for which ``keep(key, deadline)`` is false
     are stepped over without building their values; empty containers are skipped, as Redis
-    skips them. Raises RdbError naming ``path`` and the offset on anything it cannot load
+    skips them. Each FUNCTION2 record's library code goes to ``library`` (skipped without
+    one). Raises RdbError naming ``path`` and the offset on anything it cannot load
     (truncation, bad checksum, a stream or module value, an unknown opcode, a corrupt
-    encoding)."""
+    encoding, functions in the format of 7.0's release candidates)."""
     reader = _Reader(data)
     if data[:5] != b"REDIS" or not data[5:9].isdigit():
         raise RdbError(f"{path}: not an RDB file (bad magic at offset 0)")
@@ -853,11 +859,19 @@ def read_dump(
             elif op == OP_FREQ:
                 reader.byte()
             elif op == OP_FUNCTION2:
-                reader.skip_string()
-            elif op in (OP_MODULE_AUX, OP_FUNCTION_PRE_GA):
+                if library is None:
+                    reader.skip_string()
+                else:
+                    library(reader.string())
+            elif op == OP_FUNCTION_PRE_GA:  # redis-server 7.0 refuses it too, in these words
+                raise RdbError(
+                    f"{path}: Pre-release function format not supported (opcode {op} at "
+                    f"offset {start})"
+                )
+            elif op == OP_MODULE_AUX:
                 raise RdbError(
                     f"{path}: opcode {op} at offset {start} is not supported "
-                    "(module data and pre-release functions need what this server lacks)"
+                    "(module data needs modules, which this server lacks)"
                 )
             else:
                 reason = refusal(op)

@@ -8,6 +8,11 @@ every shard held: :mod:`shardserver.scripting.scripts`). A load is checked here 
 interpreter of the acceptor's own, so its errors are Redis's and nothing half-loaded goes
 anywhere; then it goes to every shard in one step, to the script thread and to the other
 acceptors.
+
+Shard 0 keeps the libraries' history on disk (its log and its snapshot fragment,
+docs/persistence.md, "Functions"), so only the acceptor that made a change sends it as one to
+log; the others, told by it, send theirs (which put the change on their own pipes, ahead of
+their clients' FCALLs) as copies. An acceptor that starts takes the libraries from shard 0.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from shardserver.errors import error
 from shardserver.persistence import rdb
-from shardserver.receivers import DISCARD
+from shardserver.receivers import DISCARD, Collector
 from shardserver.resp import ProtocolError, split_inline_args
 from shardserver.scripting.environment import Engine
 
@@ -107,7 +112,7 @@ class Functions:
         self.libraries[name] = Library(name, code, checked)
         for function_name in checked:
             self.owners[function_name.lower()] = (name, function_name)
-        self._everywhere(b"@function-load", name, source)
+        self._everywhere(b"@function-load", _mode(tell), code)
         self.thread.submit(lambda engine: engine.load_library(name, source))
         if tell and len(self.server.peers):
             self.server.peers.tell("function_load", code)
@@ -117,7 +122,7 @@ class Functions:
         if name not in self.libraries:
             return error("ERR Library not found")
         self._forget(name)
-        self._everywhere(b"@function-delete", name)
+        self._everywhere(b"@function-delete", _mode(tell), name)
         self.thread.submit(lambda engine: engine.delete_library(name))
         if tell and len(self.server.peers):
             self.server.peers.tell("function_delete", name)
@@ -126,18 +131,33 @@ class Functions:
     def flush(self, tell: bool = True) -> None:
         self.libraries.clear()
         self.owners.clear()
-        self._everywhere(b"@function-flush")
+        self._everywhere(b"@function-flush", _mode(tell))
         self.thread.submit(lambda engine: engine.flush_libraries())
         if tell and len(self.server.peers):
             self.server.peers.tell("function_flush")
 
     def shard_restarted(self, shard: int) -> None:
-        """A new shard process has no libraries: send it every one."""
-        for library in self.libraries.values():
-            source = b"--" + library.code
-            self.server.sequencer.step(
-                0, [(shard, [b"@function-load", library.name, source])], DISCARD
-            )
+        """A new shard process has no libraries, or those of its files: make them ours.
+        The shards' parent sends them to log (shard 0's log then holds the libraries even if
+        a change was in flight when it died), the other acceptors as copies."""
+        mode = _mode(self.server.index == 0)
+        parts = [(shard, [b"@function-flush", mode])]
+        parts += [(shard, [b"@function-load", mode, each.code]) for each in self.libraries.values()]
+        self.server.sequencer.step(0, parts, DISCARD)
+
+    async def load_saved(self) -> bytes | None:
+        """At start-up: the libraries shard 0 loaded from disk, here and (as copies) on every
+        shard; Redis's error for one that does not load, which stops the start."""
+        future = self.server.loop.create_future()
+        self.server.sequencer.step(0, [(0, [b"@function-codes"])], Collector(future, 1))
+        (codes,) = await future
+        if codes.__class__ is bytes:  # shard 0 failed
+            return codes
+        for code in codes:
+            loaded = self.load(code, replace=False, tell=False)
+            if loaded[:1] == b"-":
+                return loaded
+        return None
 
     def _forget(self, name: bytes) -> None:
         library = self.libraries.pop(name, None)
@@ -225,6 +245,11 @@ class Functions:
                 (enc.bulk(b"engines"), enc.map([(enc.bulk(b"LUA"), counts)])),
             ]
         )
+
+
+def _mode(made_here: bool) -> bytes:
+    """How a change goes to the shards: to log, from the acceptor that made it; else a copy."""
+    return b"log" if made_here else b"copy"
 
 
 def _no_calls(argv: list[bytes], resp: int) -> bytes:

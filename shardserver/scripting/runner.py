@@ -19,9 +19,12 @@ as a failing Redis script's do, and the reply is an error that says why.
 should have the script compiled already) returns ``(RAN, reply)``, ``(ESCAPED, reason)`` or
 ``(UNKNOWN,)`` (a restarted shard that lost its scripts: the acceptor sends the body).
 ``@fcall name read_only protocol numkeys key... arg...`` runs a FUNCTION LOAD function the
-same way; ``@function-load name code``, ``@function-delete name`` and ``@function-flush`` keep
-the shard's libraries as the acceptors' (every shard has every library). ``@script-flush``
-forgets every script.
+same way; ``@function-load mode code``, ``@function-delete mode name`` and ``@function-flush
+mode`` keep the shard's libraries as the acceptors' (every shard has every library), and
+``@function-codes`` answers their code, in load order. ``mode`` is ``log`` for the change as
+the acceptor that made it sends it, ``copy`` for what another acceptor, or an acceptor that
+starts, sends again: shard 0 logs the ``log`` ones (docs/persistence.md, "Functions"), so each
+change is in the log once. ``@script-flush`` forgets every script.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from typing import Any
 from shardserver.commands.spec import Route, key_positions
 from shardserver.errors import error
 from shardserver.keyspace import now_ms
+from shardserver.persistence import aof
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.board import ScriptBoard
 from shardserver.scripting.calls import answered_here, checked
 from shardserver.scripting.environment import KILLED, Abort, Engine, Killed
+from shardserver.scripting.functions import metadata
 from shardserver.slots import shard_table, slot_for_key
 
 RAN = 0
@@ -67,6 +72,9 @@ class ShardScripts:
         #: script runs here, and ask it to stop; None in a shard made without a server.
         self.board: ScriptBoard | None = None
         self.engine.tick = self._tick
+        #: FUNCTION LOAD's libraries' code by name, in load order: what shard 0 writes in
+        #: its snapshot fragment and log base, and tells an acceptor that starts.
+        self.library_code: dict[bytes, bytes] = {}
 
     def run(self, db: Any, argv: list[bytes]) -> tuple:
         """``@eval``: run a script on this shard (see the module's docstring)."""
@@ -133,6 +141,33 @@ class ShardScripts:
         """``@script-flush``: every script compiled here goes."""
         self.engine.forget()
 
+    # -- FUNCTION LOAD's libraries --------------------------------------------------------
+
+    def load_library(self, code: bytes, replace: bool = True) -> bytes | None:
+        """Load a library's code (replacing one of its name, if ``replace``); Redis's error
+        reply if it does not load (a library from disk that the acceptors never checked)."""
+        parsed = metadata(code)
+        if parsed.__class__ is bytes:
+            return parsed
+        name, source = parsed
+        if not replace and name in self.library_code:
+            return error(f"ERR Library '{name.decode('utf-8', 'replace')}' already exists")
+        loaded = self.engine.load_library(name, source)
+        if loaded.__class__ is bytes:
+            return loaded
+        # A replaced library moves to the end, as in the acceptors' FUNCTION LIST.
+        self.library_code.pop(name, None)
+        self.library_code[name] = code
+        return None
+
+    def delete_library(self, name: bytes) -> None:
+        self.engine.delete_library(name)
+        self.library_code.pop(name, None)
+
+    def flush_libraries(self) -> None:
+        self.engine.flush_libraries()
+        self.library_code.clear()
+
     # -- redis.call ----------------------------------------------------------------------
 
     def _call(self, argv: list[bytes], resp: int) -> bytes:
@@ -176,9 +211,25 @@ class ShardScripts:
 
 
 def _load_library(shard: Any, db: Any, argv: list[bytes]) -> list:
-    """``@function-load name code``: a library, as FUNCTION LOAD checked it."""
-    loaded = shard.scripts.engine.load_library(argv[1], argv[2])
-    return [loaded if loaded.__class__ is bytes else None]
+    """``@function-load mode code``: a library, as FUNCTION LOAD checked it."""
+    problem = shard.scripts.load_library(argv[2])
+    if problem is None and argv[1] == b"log":
+        shard.persistence.library_changed(aof.library_record(argv[2]))
+    return [problem]
+
+
+def _delete_library(shard: Any, db: Any, argv: list[bytes]) -> None:
+    """``@function-delete mode name``."""
+    shard.scripts.delete_library(argv[2])
+    if argv[1] == b"log":
+        shard.persistence.library_changed(aof.command(b"FUNCTION", b"DELETE", argv[2]))
+
+
+def _flush_libraries(shard: Any, db: Any, argv: list[bytes]) -> None:
+    """``@function-flush mode``."""
+    shard.scripts.flush_libraries()
+    if argv[1] == b"log":
+        shard.persistence.library_changed(aof.command(b"FUNCTION", b"FLUSH"))
 
 
 INTERNAL_PARTS = {
@@ -186,6 +237,7 @@ INTERNAL_PARTS = {
     b"@fcall": lambda shard, db, argv: shard.scripts.call(db, argv),
     b"@script-flush": lambda shard, db, argv: shard.scripts.forget(),
     b"@function-load": _load_library,
-    b"@function-delete": lambda shard, db, argv: shard.scripts.engine.delete_library(argv[1]),
-    b"@function-flush": lambda shard, db, argv: shard.scripts.engine.flush_libraries(),
+    b"@function-delete": _delete_library,
+    b"@function-flush": _flush_libraries,
+    b"@function-codes": lambda shard, db, argv: list(shard.scripts.library_code.values()),
 }
