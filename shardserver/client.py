@@ -35,7 +35,7 @@ from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_su
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
-from shardserver.errors import BUSY, error, unknown_command, unknown_subcommand, wrong_arity
+from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
 from shardserver.slots import slot_for_key
@@ -470,8 +470,19 @@ class ClientConnection(asyncio.Protocol):
             spec.name != "shutdown" or any(arg.lower() == b"nosave" for arg in argv[1:])
         ):
             return False
-        self._refuse(BUSY)
+        if spec.name == "exec" and self.multi is not None:
+            self._abort_exec(scripts.busy_reply)
+        else:
+            self._refuse(scripts.busy_reply)
         return True
+
+    def _abort_exec(self, reply: bytes) -> None:
+        """EXEC refused before it runs: the transaction goes, and the reply says why, as
+        Redis's ``execCommandAbort`` words it."""
+        self.multi = None
+        self.multi_failed = False
+        transactions.unwatch_all(self)
+        self.reply(b"-EXECABORT Transaction discarded because of: " + reply[1:])
 
     def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
         """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""

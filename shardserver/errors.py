@@ -7,6 +7,9 @@ DB_INDEX = b"-ERR DB index is out of range\r\n"
 BUSY = (
     b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
 )
+BUSY_FUNCTION = (
+    b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
+)
 
 
 def error(text: str) -> bytes:

@@ -745,6 +745,56 @@ def test_a_long_script_makes_others_busy_until_killed(clone: ServerProcess, keys
             other.command("CONFIG", "SET", "busy-reply-threshold", "5000")
 
 
+BUSY_FUNCTION = (
+    b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
+)
+
+
+@pytest.mark.parametrize("keys", [["k"], ["a", "b", "c"]], ids=["one-shard", "all-shards"])
+def test_a_long_function_is_stopped_by_function_kill_only(clone: ServerProcess, keys: list) -> None:
+    """As Redis: -BUSY names FUNCTION KILL, FUNCTION STATS shows what runs, SCRIPT KILL is
+    refused, and an EXEC refused while busy discards its transaction."""
+    library = f"#!lua name=spinning\nredis.register_function('spin', function() {FOREVER} end)"
+    with RawConnection(clone.port) as runner, RawConnection(clone.port) as other:
+        assert other.command("FUNCTION", "LOAD", "REPLACE", library) == b"$8\r\nspinning\r\n"
+        assert other.command("CONFIG", "SET", "busy-reply-threshold", "100") == b"+OK\r\n"
+        try:
+            runner.send(encode_command("fcall", "SPIN", str(len(keys)), *keys, "arg"))
+            end = time.monotonic() + 10
+            while other.command("PING") != BUSY_FUNCTION and time.monotonic() < end:
+                time.sleep(0.01)
+            assert other.command("PING") == BUSY_FUNCTION
+            stats = other.command("FUNCTION", "STATS")
+            line = b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in [b"fcall", b"SPIN"])
+            line += b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in [b"%d" % len(keys)])
+            assert stats.startswith(
+                b"*4\r\n$14\r\nrunning_script\r\n*6\r\n$4\r\nname\r\n$4\r\nspin\r\n"
+                b"$7\r\ncommand\r\n*%d\r\n%b" % (len(keys) + 4, line)
+            )
+            assert b"$11\r\nduration_ms\r\n:" in stats
+            assert other.command("SCRIPT", "KILL") == BUSY_FUNCTION
+            assert other.command("MULTI") == b"+OK\r\n"
+            assert other.command("GET", "a") == BUSY_FUNCTION
+            assert other.command("EXEC") == (
+                b"-EXECABORT Transaction discarded because of: " + BUSY_FUNCTION[1:]
+            )
+            assert other.command("EXEC") == BUSY_FUNCTION  # no transaction left to abort
+            assert other.command("FUNCTION", "KILL") == b"+OK\r\n"
+            killed = runner.read_reply()
+            assert killed.startswith(b"-ERR Script killed by user with SCRIPT KILL... script: spin")
+            assert other.command("EXEC") == b"-ERR EXEC without MULTI\r\n"
+            assert b"running_script\r\n$-1\r\n" in other.command("FUNCTION", "STATS")
+            runner.send(encode_command("EVAL", FOREVER, str(len(keys)), *keys))
+            wait_busy(other)
+            assert other.command("FUNCTION", "STATS") == BUSY
+            assert other.command("FUNCTION", "KILL") == BUSY
+            assert other.command("SCRIPT", "KILL") == b"+OK\r\n"
+            assert runner.read_reply().startswith(b"-ERR Script killed by user")
+        finally:
+            other.command("CONFIG", "SET", "busy-reply-threshold", "5000")
+            other.command("FUNCTION", "DELETE", "spinning")
+
+
 def test_a_script_that_wrote_cannot_be_killed(clone_factory) -> None:
     server = clone_factory.start_clone(shards=2)
     with RawConnection(server.port) as runner, RawConnection(server.port) as other:

@@ -62,6 +62,10 @@ def script_kill(session: Any, argv: list[bytes]) -> bytes:
     return session.server.scripts.kill()
 
 
+def function_kill(session: Any, argv: list[bytes]) -> bytes:
+    return session.server.scripts.kill(functions=True)
+
+
 def script_help(session: Any, argv: list[bytes]) -> bytes:
     return session.enc.array([session.enc.simple(line) for line in _HELP])
 
@@ -156,7 +160,10 @@ def function_flush(session: Any, argv: list[bytes]) -> bytes:
 
 
 def function_stats(session: Any, argv: list[bytes]) -> bytes:
-    return session.server.scripts.functions.stats(session.enc)
+    running = session.server.scripts.running_function()
+    if running.__class__ is bytes:
+        return running
+    return session.server.scripts.functions.stats(session.enc, running)
 
 
 def function_dump(session: Any, argv: list[bytes]) -> bytes:
@@ -204,7 +211,7 @@ ROWS = [
     local("function|delete", function_delete),
     local("function|flush", function_flush),
     local("function|stats", function_stats),
-    local("function|kill", script_kill),
+    local("function|kill", function_kill),
     local("function|dump", function_dump),
     local("function|restore", function_restore),
     local("function|help", function_help),

@@ -231,7 +231,9 @@ class Functions:
             out.append(enc.map(fields))
         return enc.array(out)
 
-    def stats(self, enc: Any) -> bytes:
+    def stats(self, enc: Any, running: tuple[bytes, list[bytes], int] | None) -> bytes:
+        """FUNCTION STATS; ``running``: the function that runs long (name, command line,
+        milliseconds)."""
         functions = sum(len(library.functions) for library in self.libraries.values())
         counts = enc.map(
             [
@@ -241,7 +243,7 @@ class Functions:
         )
         return enc.map(
             [
-                (enc.bulk(b"running_script"), enc.NULL),
+                (enc.bulk(b"running_script"), _running_script(enc, running)),
                 (enc.bulk(b"engines"), enc.map([(enc.bulk(b"LUA"), counts)])),
             ]
         )
@@ -250,6 +252,19 @@ class Functions:
 def _mode(made_here: bool) -> bytes:
     """How a change goes to the shards: to log, from the acceptor that made it; else a copy."""
     return b"log" if made_here else b"copy"
+
+
+def _running_script(enc: Any, running: tuple[bytes, list[bytes], int] | None) -> bytes:
+    if running is None:
+        return enc.NULL
+    name, command, duration = running
+    return enc.map(
+        [
+            (enc.bulk(b"name"), enc.bulk(name)),
+            (enc.bulk(b"command"), enc.array([enc.bulk(arg) for arg in command])),
+            (enc.bulk(b"duration_ms"), enc.integer(duration)),
+        ]
+    )
 
 
 def _no_calls(argv: list[bytes], resp: int) -> bytes:

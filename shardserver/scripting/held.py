@@ -100,7 +100,7 @@ class HeldScript:
         thread: ScriptThread,
         client: Any,
         done: Callable[[bytes], None],
-        run: tuple[bytes, bytes, list[bytes], list[bytes], bool],
+        run: tuple[bytes, bytes | None, list[bytes], list[bytes], bool, list[bytes] | None],
         owner: Any = None,
         board: tuple[Any, int] | None = None,
     ) -> None:
@@ -112,7 +112,7 @@ class HeldScript:
         #: Whose hold the script's commands go at: its own, or an EXEC's that holds every
         #: shard already (and releases them itself).
         self.owner = owner if owner is not None else self
-        self.sha, self.body, self.keys, self.args, self.read_only = run
+        self.sha, self.body, self.keys, self.args, self.read_only, self.command = run
         self.protocol = client.protocol
         self.shards = list(range(self.server.shard_count))
         self.remaining = 0
@@ -144,7 +144,11 @@ class HeldScript:
         engine.tick = self._tick
         board = self.board
         if board is not None:
-            board.started(self.place, now_ms())
+            function = None
+            if self.body is None:
+                line = [*self.command, b"%d" % len(self.keys), *self.keys, *self.args]
+                function = (self.sha, line)
+            board.started(self.place, now_ms(), function)
         try:
             if self.body is None:  # a function (FCALL): its library is loaded in the thread
                 reply = engine.call_function(self.sha, self.keys, self.args, self.protocol)

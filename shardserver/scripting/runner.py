@@ -18,12 +18,14 @@ as a failing Redis script's do, and the reply is an error that says why.
 ``@eval sha body read_only protocol numkeys key... arg...`` (``body`` empty when the shard
 should have the script compiled already) returns ``(RAN, reply)``, ``(ESCAPED, reason)`` or
 ``(UNKNOWN,)`` (a restarted shard that lost its scripts: the acceptor sends the body).
-``@fcall name read_only protocol numkeys key... arg...`` runs a FUNCTION LOAD function the
-same way; ``@function-load mode code``, ``@function-delete mode name`` and ``@function-flush
-mode`` keep the shard's libraries as the acceptors' (every shard has every library), and
-``@function-codes`` answers their code, in load order. ``mode`` is ``log`` for the change as
-the acceptor that made it sends it, ``copy`` for what another acceptor, or an acceptor that
-starts, sends again: shard 0 logs the ``log`` ones (docs/persistence.md, "Functions"), so each
+``@fcall name fcall called read_only protocol numkeys key... arg...`` (``fcall called``: the
+command and function name as the client wrote them, for FUNCTION STATS) runs a FUNCTION LOAD
+function the same way; ``@function-load mode code``, ``@function-delete mode name`` and
+``@function-flush mode`` keep the shard's libraries as the acceptors' (every shard has every
+library), and ``@function-codes`` answers their code, in load order. ``mode`` is ``log`` for
+the change as the acceptor that made it sends it, ``copy`` for what another acceptor, or an
+acceptor that starts, sends again: shard 0 logs the ``log`` ones (docs/persistence.md,
+"Functions"), so each
 change is in the log once. ``@script-flush`` forgets every script.
 """
 
@@ -87,18 +89,19 @@ class ShardScripts:
             if problem is not None:
                 return (RAN, problem)
         numkeys = int(argv[5])
-        return self._execute(
-            db, read_only, engine.run, sha, argv[6 : 6 + numkeys], argv[6 + numkeys :], protocol
-        )
+        keys, args = argv[6 : 6 + numkeys], argv[6 + numkeys :]
+        return self._execute(db, read_only, engine.run, sha, keys, args, protocol)
 
     def call(self, db: Any, argv: list[bytes]) -> tuple:
-        """``@fcall name read_only protocol numkeys key... arg...``: FCALL on this shard."""
-        name, read_only, protocol = argv[1], argv[2] == b"1", int(argv[3])
+        """``@fcall``: FCALL on this shard (see the module's docstring)."""
+        name, read_only, protocol = argv[1], argv[4] == b"1", int(argv[5])
         if name not in self.engine.library_functions:
             return (UNKNOWN,)
-        numkeys = int(argv[4])
-        keys, args = argv[5 : 5 + numkeys], argv[5 + numkeys :]
-        return self._execute(db, read_only, self.engine.call_function, name, keys, args, protocol)
+        keys, args = argv[7 : 7 + int(argv[6])], argv[7 + int(argv[6]) :]
+        function = (name, [argv[2], argv[3], argv[6], *keys, *args])
+        return self._execute(
+            db, read_only, self.engine.call_function, name, keys, args, protocol, function
+        )
 
     def _execute(
         self,
@@ -109,6 +112,7 @@ class ShardScripts:
         keys: list[bytes],
         args: list[bytes],
         protocol: int,
+        function: tuple[bytes, list[bytes]] | None = None,
     ) -> tuple:
         shard = self.shard
         self.db = db
@@ -117,7 +121,7 @@ class ShardScripts:
         events = len(shard.events)
         board = self.board
         if board is not None:
-            board.started(shard.index, now_ms())
+            board.started(shard.index, now_ms(), function)
         try:
             reply = runs(name, keys, args, protocol)
         except Abort as abort:

@@ -25,7 +25,7 @@ from typing import Any
 import lupa.lua51 as lua
 
 from shardserver.commands.spec import LOCAL_CALLS
-from shardserver.errors import NOT_INTEGER, error
+from shardserver.errors import BUSY, BUSY_FUNCTION, NOT_INTEGER, error
 from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
@@ -60,15 +60,25 @@ class Script:
     """A cached script: its body as Lua compiles it, and its shebang's read-only flag; or a
     FUNCTION LOAD function (``source`` None, ``sha`` its name)."""
 
-    __slots__ = ("sha", "body", "source", "read_only", "key")
+    __slots__ = ("sha", "body", "source", "read_only", "key", "command")
 
-    def __init__(self, sha: bytes, body: bytes, source: bytes | None, read_only: bool) -> None:
+    def __init__(
+        self,
+        sha: bytes,
+        body: bytes,
+        source: bytes | None,
+        read_only: bool,
+        command: list[bytes] | None = None,
+    ) -> None:
         self.sha = sha
         self.body = body
         self.source = source
         self.read_only = read_only
         #: What the fast path is learned by (a function's name cannot be taken for a SHA).
         self.key = sha if source is not None else b"function:" + sha
+        #: A function's call as the client wrote it (FCALL and the name): FUNCTION STATS
+        #: shows the command line that runs.
+        self.command = command
 
 
 def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
@@ -124,6 +134,9 @@ class Scripts:
         #: Whether a script has run past ``busy-reply-threshold``: every command but those
         #: Redis flags ``allow_busy`` gets ``-BUSY`` (read off the board every few ms).
         self.busy = False
+        #: What a refused command gets meanwhile: Redis's text names SCRIPT KILL, or
+        #: FUNCTION KILL when only functions run long.
+        self.busy_reply = BUSY
         self.cache: dict[bytes, Script] = {}
         #: Per shard, the SHAs it was sent with their body (so it has them compiled).
         self.sent: list[set[bytes]] = [set() for _ in range(server.shard_count)]
@@ -149,25 +162,45 @@ class Scripts:
     def look_at_board(self) -> None:
         """Whether a script is past the threshold now (also as soon as one of ours ends)."""
         if self.busy or self.board.running():
-            self.busy = bool(self._long_scripts())
+            long = self._long_scripts()
+            self.busy = bool(long)
+            # Redis's -BUSY names the command that stops what runs: SCRIPT KILL for EVAL
+            self.busy_reply = BUSY_FUNCTION if long and all(row[3] for row in long) else BUSY
 
-    def _long_scripts(self) -> list[tuple[int, int, bool]]:
+    def _long_scripts(self) -> list[tuple[int, int, bool, bool]]:
         """The scripts that have run past ``busy-reply-threshold``."""
         threshold = int(self.server.config["busy-reply-threshold"])
         now = now_ms()
         return [row for row in self.board.running() if now - row[1] >= threshold]
 
-    def kill(self) -> bytes:
-        """SCRIPT KILL: stop every long script that has not written."""
+    def kill(self, functions: bool = False) -> bytes:
+        """SCRIPT KILL (FUNCTION KILL with ``functions``): stop every long script (function)
+        that has not written; in Redis's order of refusals (nothing runs, it wrote, it is
+        of the other kind: the -BUSY that names the other KILL)."""
         long = self._long_scripts()
         if not long:
             return _NOTBUSY
-        killable = [place for place, _started, wrote in long if not wrote]
+        killable = [row for row in long if not row[2]]
         if not killable:
             return _UNKILLABLE
-        for place in killable:
+        chosen = [place for place, _started, _wrote, function in killable if function == functions]
+        if not chosen:
+            return BUSY if functions else BUSY_FUNCTION
+        for place in chosen:
             self.board.ask_kill(place)
         return b"+OK\r\n"
+
+    def running_function(self) -> tuple[bytes, list[bytes], int] | bytes | None:
+        """FUNCTION STATS's running_script: the long function's name, command line and
+        milliseconds so far; Redis's -BUSY while an EVAL runs long; None when none runs."""
+        long = self._long_scripts()
+        if any(not row[3] for row in long):
+            return BUSY
+        if not long:
+            return None
+        place, started, _wrote, _function = long[0]
+        name, command = self.board.function(place)
+        return name, command, max(0, now_ms() - started)
 
     # -- the cache -----------------------------------------------------------------------
 
@@ -262,7 +295,7 @@ class Scripts:
         read_only = b"no-writes" in flags
         if name == "fcall_ro" and not read_only:
             return _WRITES_IN_RO
-        function = Script(function_name, b"", None, read_only)
+        function = Script(function_name, b"", None, read_only, argv[:2])
         return function, *split, read_only
 
     def run_held(
@@ -280,7 +313,7 @@ class Scripts:
                 self.look_at_board()
             done(reply)
 
-        run = (script.sha, script.source, keys, args, read_only)
+        run = (script.sha, script.source, keys, args, read_only, script.command)
         held = HeldScript(self.thread, client, finished, run, owner, (self.board, self.place))
         held.start()
 
@@ -306,7 +339,8 @@ class _FastReply:
         client = self.client
         flags = [b"1" if read_only else b"0", b"3" if client.protocol == 3 else b"2"]
         if script.source is None:
-            part = [b"@fcall", script.sha, *flags, b"%d" % len(keys), *keys, *args]
+            part = [b"@fcall", script.sha, *script.command, *flags, b"%d" % len(keys), *keys]
+            part += args
         else:
             sent = self.scripts.sent[shard]
             body = b"" if script.sha in sent and not with_body else script.source
