@@ -472,6 +472,33 @@ SEQUENCES["loading a library"] = [
 ]
 
 
+# Commands the acceptor answers, from a script (a write first: at one shard too the script
+# must not be stuck on its shard), and Redis's refusals of commands scripts may not run,
+# served here or not.
+SEQUENCES["acceptor commands in scripts"] = [
+    ["EVAL", "redis.call('set', KEYS[1], 'v') return redis.call('publish', 'ch', 'm')", "1", "k"],
+    ["EVAL", "redis.call('set', KEYS[1], 1) return redis.call('spublish', KEYS[1], 1)", "1", "k"],
+    ["EVAL", "return redis.call('pubsub', 'numsub', 'ch', 'other')", "0"],
+    ["EVAL", "return redis.call('pubsub', 'channels')", "0"],
+    ["EVAL", "return redis.call('pubsub', 'numpat')", "0"],
+    ["EVAL", "return type(redis.call('info', 'keyspace'))", "0"],
+    ["EVAL", "return type(redis.call('lastsave'))", "0"],
+    ["EVAL", "return redis.call('command', 'getkeys', 'set', 'a', 'b')", "0"],
+    ["EVAL", "return redis.call('command', 'info', 'get')", "0"],
+    ["EVAL", "return redis.call('ping', 'a', 'b')", "0"],
+    ["EVAL", "return redis.pcall('ping', 'a', 'b')", "0"],
+    ["EVAL", "return redis.pcall('echo')", "0"],
+] + [
+    ["EVAL", f"return redis.pcall({args})", "0"]
+    for args in [
+        "'wait', 0, 0", "'role'", "'acl', 'whoami'", "'latency', 'latest'", "'replicaof', 'no', 1",
+        "'failover'", "'sync'", "'psync', '?', '-1'", "'cluster', 'reset'", "'client', 'list'",
+        "'config', 'get', 'x'", "'debug', 'sleep', 0", "'save'", "'monitor'", "'hello'",
+        "'module', 'list'", "'acl'", "'nosuchcommand'", "'latency', 'nosuch'",
+    ]
+]  # fmt: skip
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 
@@ -641,6 +668,29 @@ def test_the_torn_control_is_caught(clone: ServerProcess) -> None:
     if clone.name.endswith("shards1"):
         pytest.skip("one shard: every script is one step")
     assert torn_reads(clone, atomic=False, rounds=3000) > 0
+
+
+def test_a_script_publishes_to_subscribers(clone: ServerProcess) -> None:
+    """A script that writes, then PUBLISHes (a job queue's notification): every run's
+    message reaches the subscriber, in order, and the writes are there."""
+    client = redis.Redis(port=clone.port)
+    subscriber = client.pubsub()
+    subscriber.subscribe("jobs")
+    assert subscriber.get_message(timeout=5)["type"] == "subscribe"
+    script = client.register_script(
+        "redis.call('rpush', KEYS[1], ARGV[1]) return redis.call('publish', 'jobs', ARGV[1])"
+    )
+    assert [script(keys=["queue"], args=[i]) for i in range(5)] == [1] * 5
+    received = []
+    end = time.monotonic() + 10
+    while len(received) < 5 and time.monotonic() < end:
+        message = subscriber.get_message(timeout=1)
+        if message is not None and message["type"] == "message":
+            received.append(message["data"])
+    assert received == [b"0", b"1", b"2", b"3", b"4"]
+    assert client.lrange("queue", 0, -1) == received
+    subscriber.close()
+    client.delete("queue")
 
 
 # -- redis-py's Lock -----------------------------------------------------------------------

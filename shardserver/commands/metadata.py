@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import hiredis
+
 _META_PATH = Path(__file__).with_name("meta.json")
 
 #: Every Redis 7.0 command by name, plus ``|subcommands``: the subcommands' replies.
@@ -76,3 +78,17 @@ def _minimal_info(spec: Any, protocol: int) -> bytes:
         + set_header
         + b"0\r\n*0\r\n*0\r\n*0\r\n"
     )
+
+
+def redis_arity_and_flags(name: str) -> tuple[int, list[str]] | None:
+    """Redis 7.0's arity and flags of a command (``container|sub`` for a subcommand), served
+    here or not; None for a command Redis 7.0 lacks."""
+    meta = META["|subcommands"].get(name) if "|" in name else META.get(name)
+    if meta is None:
+        return None
+    if "|" not in name:
+        return meta["arity"], list(meta["flags"])
+    reader = hiredis.Reader()
+    reader.feed(base64.b64decode(meta["info2"]))
+    entry = reader.gets()
+    return entry[1], [flag.decode() for flag in entry[2]]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 
+from shardserver.commands.metadata import META, redis_arity_and_flags
 from shardserver.commands.spec import bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
-from shardserver.errors import DB_INDEX, NOT_INTEGER
+from shardserver.errors import DB_INDEX, NOT_INTEGER, wrong_arity
 from shardserver.numbers import parse_int
 
 UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
@@ -29,13 +30,13 @@ def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
     container), or Redis's error reply for it."""
     spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
     if spec is None:
-        return UNKNOWN
+        return _not_served(argv)
     if spec.subcommands and (len(argv) > 1 or spec.run is None):
         if bad_arity(spec.arity, len(argv)):
             return ARITY
         spec = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
         if spec is None:
-            return UNKNOWN
+            return _not_served(argv)
     if bad_arity(spec.arity, len(argv)):
         return ARITY
     flags = spec.flags
@@ -46,11 +47,28 @@ def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
     return spec
 
 
+def _not_served(argv: list[bytes]) -> bytes:
+    """A command this server lacks: Redis's refusal where Redis refuses it in scripts
+    (WAIT, ROLE, ACL, LATENCY, REPLICAOF ... are ``noscript``), else "unknown"."""
+    name = argv[0].lower().decode("utf-8", "replace")
+    if len(argv) > 1 and META.get(name, {}).get("subcommands"):
+        name += "|" + argv[1].lower().decode("utf-8", "replace")
+    found = redis_arity_and_flags(name)
+    if found is None:
+        return UNKNOWN
+    arity, flags = found
+    if bad_arity(arity, len(argv)):
+        return ARITY
+    return NOT_ALLOWED if "noscript" in flags else UNKNOWN
+
+
 def answered_here(name: str, argv: list[bytes], databases: int) -> tuple[bytes, int | None] | None:
     """The commands the acceptor answers that a script's runner answers the same, wherever
     it runs: ``(reply, database)``, the database being SELECT's new one (else None); None
     for the others."""
     if name == "ping":
+        if len(argv) > 2:
+            return wrong_arity("ping"), None
         return (b"+PONG\r\n" if len(argv) == 1 else _bulk(argv[1])), None
     if name == "echo":
         return _bulk(argv[1]), None

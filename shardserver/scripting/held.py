@@ -17,6 +17,7 @@ is for scripts that keep to one shard.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import queue
@@ -25,11 +26,11 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver.commands.multikey import Plan
-from shardserver.commands.spec import COORDINATED, Route
+from shardserver.commands.spec import COORDINATED, Later, Route
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
 from shardserver.keyspace import now_ms
-from shardserver.receivers import Relay, merged
+from shardserver.receivers import Collector, Relay, merged
 from shardserver.resp import Resp2, Resp3
 from shardserver.routing import PLANNERS
 from shardserver.scripting import calls
@@ -68,13 +69,38 @@ def _unset_call(argv: list[bytes], resp: int) -> bytes:
     raise RuntimeError("a script ran without its coordination")
 
 
+class _HeldServer:
+    """The server as a command the acceptor answers sees it inside a held script: the
+    same, except that what it asks of every shard (INFO's numbers) runs at the script's
+    hold point; a new step would wait behind the hold for ever."""
+
+    def __init__(self, script: HeldScript) -> None:
+        self._script = script
+        self._server = script.server
+
+    def call_shards(self, parts: list[list]) -> asyncio.Future:
+        script = self._script
+        future = script.loop.create_future()
+        collector = Collector(future, len(parts))
+        at = self._server.sequencer.at_hold(script.owner, script.shards)
+        for shard, part in enumerate(parts):
+            runs, targets = at[shard]
+            runs.append([script.session.ctx, part])
+            targets.append((collector, shard))
+        self._server.sequencer.schedule_flush()
+        return future
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
 class ScriptSession:
     """What a command's planners and merges see of a script: its database and protocol
     (which SELECT and ``redis.setresp`` change), its client for everything else."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, server: Any = None) -> None:
         self.client = client
-        self.server = client.server
+        self.server = server if server is not None else client.server
         self.db = client.db
         self.protocol = 2
         self.tracking = None
@@ -107,7 +133,7 @@ class HeldScript:
         self.thread = thread
         self.server = client.server
         self.loop = self.server.loop
-        self.session = ScriptSession(client)
+        self.session = ScriptSession(client, _HeldServer(self))
         self.done = done
         #: Whose hold the script's commands go at: its own, or an EXEC's that holds every
         #: shard already (and releases them itself).
@@ -201,7 +227,7 @@ class HeldScript:
             self.beyond = True
             answered = calls.answered_here(spec.name, argv, self.server.config["databases"])
             if answered is None:
-                answer.set_result(error(f"ERR '{spec.name}' cannot run inside a script here"))
+                self._acceptor_command(spec, argv, answer)
                 return
             reply, db = answered
             if db is not None:
@@ -236,6 +262,20 @@ class HeldScript:
             runs.append([session.ctx, part])
             targets.append((receiver, index))
         self.server.sequencer.schedule_flush()
+
+    def _acceptor_command(
+        self, spec: Any, argv: list[bytes], answer: concurrent.futures.Future
+    ) -> None:
+        """A command the acceptor answers (PUBLISH, PUBSUB, INFO, COMMAND ...), run as the
+        client's own would be, in the script's session; a reply that comes later (PUBLISH's
+        count from the other acceptors) answers the script when it comes."""
+        reply = spec.run(self.session, argv)
+        if reply.__class__ is Later:
+            reply.future.add_done_callback(lambda done: answer.set_result(Later.result(done)))
+        elif reply.__class__ is bytes:
+            answer.set_result(reply)
+        else:
+            answer.set_result(error(f"ERR '{spec.name}' cannot run inside a script"))
 
     def queue(self, shard: int, ctx: int, argv: list, target: tuple) -> None:
         """One run at this script's hold point on ``shard``."""

@@ -258,7 +258,7 @@ class Scripts:
         entry = client.new_entry()
         server = self.server
         shards = {server.shard_of_key(key) for key in keys}
-        if server.shard_count == 1 or (script.key in self.local and len(shards) <= 1):
+        if script.key in self.local and len(shards) <= 1:
             fast = _FastReply(self, client, entry, script, (keys, args, read_only))
             fast.send(shards.pop() if shards else 0)
         else:
