@@ -499,6 +499,38 @@ SEQUENCES["acceptor commands in scripts"] = [
 ]  # fmt: skip
 
 
+# Redis's own PRNG behind math.random (the same numbers after the same seed), no bytecode,
+# and read-only tables that rawset, setmetatable and the strings' metatable cannot get
+# around: nothing a script does is left for the next one.
+SEQUENCES["sandbox and random numbers"] = [
+    ["EVAL", body, "0"]
+    for body in [
+        "math.randomseed(10) return tostring(math.random())",
+        "math.randomseed(10) return {math.random(1, 1000), math.random(7), math.random(3)}",
+        "math.randomseed(-3) return tostring(math.random())",
+        "math.randomseed(1.5) return tostring(math.random())",
+        "math.randomseed(2^40) return tostring(math.random())",
+        "math.randomseed('12') local t = {} for i = 1, 50 do t[i] = math.random(100) end return t",
+        "return {pcall(math.random, 1, 2, 3)}",
+        "local x = math.random(5, 1) return x",
+        "local x = math.random(0) return x",
+        "local x = math.random('x') return x",
+        "math.randomseed() return 1",
+        "return {pcall(loadstring, string.dump(function() return 1 end))}",
+        "local f, e = loadstring(string.dump(function() return 1 end)) return {type(f), e}",
+        "local f = load('return 1') return 1",
+        "return {pcall(setmetatable, _G, {})}",
+        "return {type(getmetatable(_G)), type(getmetatable(math)), type(getmetatable(string))}",
+        "return {pcall(rawset, _G, 'leak', 1)}",
+        "return {pcall(rawset, string, 'leak', 1)}",
+        "return {pcall(function() getmetatable('').__index = nil end)}",
+        "return {pcall(function() getmetatable('').__index.leak = 1 end)}",
+        "return {pcall(function() math.leak = 1 end)}",
+        "return {('abc'):upper(), rawget(_G, 'leak') == nil}",
+    ]
+]
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 

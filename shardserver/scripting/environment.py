@@ -142,8 +142,15 @@ local resume, getinfo, rawloadstring, rawload = coroutine.resume, debug.getinfo,
 
 local READONLY = 'Attempt to modify a readonly table'
 local function refuse() error(READONLY, 2) end
-local function readonly(t)
-  return setmetatable({}, {__index = t, __newindex = refuse, __metatable = false})
+-- Redis marks its library tables and globals read-only in the C core; here they are
+-- proxies, known by this table: rawset and setmetatable refuse them too, and getmetatable
+-- answers what Redis's would (nil for a library, a table for _G), so no script leaves
+-- anything behind for the next one.
+local protected = setmetatable({}, {__mode = 'k'})
+local function readonly(t, shown)
+  local proxy = setmetatable({}, {__index = t, __newindex = refuse, __metatable = false})
+  protected[proxy] = shown or true
+  return proxy
 end
 
 -- The globals a script sees: a table behind a proxy, so that writes fail and reads of
@@ -157,6 +164,7 @@ end
 -- share one environment, and a global lookup costs the same at run time.
 local env_meta = {__index = globals, __newindex = refuse, __metatable = false}
 local env = setmetatable({}, env_meta)
+protected[env] = readonly({})
 setmetatable(globals, {__index = missing})
 
 for _, name in ipairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs',
@@ -164,19 +172,105 @@ for _, name in ipairs({'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetata
     'tostring', 'type', 'unpack', '_VERSION'}) do
   globals[name] = real[name]
 end
-for _, name in ipairs({'string', 'table', 'math', 'cjson', 'cmsgpack', 'struct', 'bit'}) do
+for _, name in ipairs({'string', 'table', 'cjson', 'cmsgpack', 'struct', 'bit'}) do
   if real[name] ~= nil then globals[name] = readonly(real[name]) end
 end
 globals._G = env
+local rawgetmetatable, string_meta = getmetatable, getmetatable('')
+-- The strings' metatable as scripts see it: its __index (the string library) read-only.
+local shown_string_meta = readonly({__index = globals.string})
+globals.getmetatable = function(...)
+  local value = ...
+  local shown = protected[value]
+  if shown ~= nil then
+    if shown == true then return nil end
+    return shown
+  end
+  local meta = rawgetmetatable(...)
+  if meta == string_meta then return shown_string_meta end
+  return meta
+end
+globals.setmetatable = function(t, ...)
+  if protected[t] then error(READONLY, 2) end
+  return setmetatable(t, ...)
+end
+globals.rawset = function(t, ...)
+  if protected[t] then error(READONLY, 2) end
+  return rawset(t, ...)
+end
 
--- Chunks a script compiles see the script's globals, not the interpreter's.
+-- math.random and math.randomseed as Redis's (redis_math_random over redisLrand48, the
+-- 48-bit generator of drand48): the same numbers for the same seed as redis-server; the
+-- state lives on from one script to the next, as in Redis 7. Kept as two 24-bit halves, so
+-- every product is exact in a double.
+local floor = math.floor
+local state_high, state_low = 0x1234AB, 0xCD330E
+local function lrand48()
+  local low = 0xECE66D * state_low + 0xB
+  local high = (0x5DE * state_low + 0xECE66D * state_high + floor(low / 16777216)) % 16777216
+  state_high, state_low = high, low % 16777216
+  return high * 128 + floor(state_low / 131072)  -- the state's top 31 bits
+end
+-- luaL_checkint: a number (or a numeric string), cut to a C int as x86-64 does.
+local function checkint(n, fname, count, v)
+  local x = tonumber(v)
+  if x == nil then
+    local got = count < n and 'no value' or type(v)
+    error(format("bad argument #%d to '%s' (number expected, got %s)", n, fname, got), 3)
+  end
+  if x ~= x or x >= 2^63 or x < -2^63 then return 0 end
+  x = (x >= 0 and floor(x) or -floor(-x)) % 4294967296
+  return x >= 2147483648 and x - 4294967296 or x
+end
+local maths = {}
+for name, value in pairs(math) do maths[name] = value end
+maths.random = function(...)
+  local count, l, u = select('#', ...), ...
+  local r = (lrand48() % 2147483647) / 2147483647
+  if count == 0 then return r end
+  if count == 1 then
+    u = checkint(1, 'random', count, l)
+    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 2) end
+    return floor(r * u) + 1
+  end
+  if count == 2 then
+    l, u = checkint(1, 'random', count, l), checkint(2, 'random', count, u)
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
+    return floor(r * (u - l + 1)) + l
+  end
+  error('wrong number of arguments', 2)
+end
+maths.randomseed = function(...)
+  local seed = checkint(1, 'randomseed', select('#', ...), (...)) % 4294967296
+  state_high, state_low = floor(seed / 256), seed % 256 * 65536 + 0x330E
+end
+globals.math = readonly(maths)
+
+-- Chunks a script compiles see the script's globals, not the interpreter's. Redis's Lua
+-- reads no bytecode: its parser takes such a chunk for text, and fails on its first byte.
+local function chunk_id(source)
+  local first = source:match('^[^%z\n\r]*')
+  if #first > 43 then return '[string "' .. first:sub(1, 43) .. '..."]' end
+  if #first < #source and source:byte(#first + 1) ~= 0 then
+    return '[string "' .. first .. '..."]'
+  end
+  return '[string "' .. first .. '"]'
+end
 globals.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    local id = name == nil and chunk_id(s) or chunk_id(tostring(name))
+    return nil, id .. ":1: unexpected symbol near 'char(27)'"
+  end
   local f, e = rawloadstring(s, name)
   if f then setfenv(f, env) end
   return f, e
 end
-globals.load = function(s, name)
-  local f, e = rawload(s, name)
+globals.load = function(reader, name)
+  if type(reader) ~= 'function' then
+    local got = reader == nil and 'no value' or type(reader)
+    error("bad argument #1 to 'load' (function expected, got " .. got .. ')', 2)
+  end
+  local f, e = rawload(reader, name)
   if f then setfenv(f, env) end
   return f, e
 end
