@@ -9,6 +9,7 @@ the script cache.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -531,6 +532,34 @@ SEQUENCES["sandbox and random numbers"] = [
 ]
 
 
+# The redis lib's argument checks, and a reply that holds itself: Redis's levels, then its
+# error where its Lua stack runs out.
+SEQUENCES["redis lib arguments and deep replies"] = [
+    ["EVAL", body, "0"]
+    for body in [
+        "return redis.acl_check_cmd('nosuch')",
+        "return redis.acl_check_cmd('get', {})",
+        "return redis.acl_check_cmd()",
+        "return redis.acl_check_cmd('GET', 1)",
+        "return redis.acl_check_cmd('set')",
+        "return redis.acl_check_cmd('config', 'get')",
+        "return redis.acl_check_cmd('config', 'nosuch')",
+        "return redis.sha1hex()",
+        "return redis.sha1hex(1, 2)",
+        "return redis.sha1hex({})",
+        "return redis.sha1hex(nil)",
+        "return redis.sha1hex(12)",
+        "return redis.sha1hex(0.5)",
+        "return redis.setresp()",
+        "return redis.setresp(4)",
+        "return redis.set_repl()",
+        "return redis.set_repl(7)",
+        "return {type(redis.sha1hex), type(redis.acl_check_cmd), type(redis.setresp)}",
+        "local t = {1} local c = t for i = 1, 300 do local n = {i} c[2] = n c = n end return t",
+    ]
+]
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 
@@ -700,6 +729,27 @@ def test_the_torn_control_is_caught(clone: ServerProcess) -> None:
     if clone.name.endswith("shards1"):
         pytest.skip("one shard: every script is one step")
     assert torn_reads(clone, atomic=False, rounds=3000) > 0
+
+
+@pytest.mark.parametrize(
+    "body", ["local t = {} t[1] = t return t", "local t = {} t[1] = {t} return t"]
+)
+def test_a_reply_that_holds_itself_ends_where_redis_ends_it(
+    redis_server: ServerProcess, clone: ServerProcess, body: str
+) -> None:
+    """Redis descends until its Lua stack is full, then writes its error in place."""
+    end = b"-ERR reached lua stack limit\r\n"
+    replies = []
+    for server in (redis_server, clone):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(encode_command("EVAL", body, "0"))
+            data = b""
+            while not data.endswith(end):
+                chunk = conn.recv(1 << 16)
+                assert chunk, data[-100:]
+                data += chunk
+            replies.append(data)
+    assert replies[1] == replies[0]
 
 
 def test_a_script_publishes_to_subscribers(clone: ServerProcess) -> None:

@@ -47,6 +47,17 @@ def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
     return spec
 
 
+def command_exists(argv: list[bytes]) -> bool:
+    """Whether ``argv`` names a command as Redis's ``lookupCommand`` finds one (a
+    container's subcommand when there is a second word): ``redis.acl_check_cmd``."""
+    spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
+    if spec is None:
+        return False
+    if spec.subcommands and len(argv) > 1:
+        return argv[1].lower().decode("utf-8", "replace") in spec.subcommands
+    return True
+
+
 def _not_served(argv: list[bytes]) -> bytes:
     """A command this server lacks: Redis's refusal where Redis refuses it in scripts
     (WAIT, ROLE, ACL, LATENCY, REPLICAOF ... are ``noscript``), else "unknown"."""

@@ -42,7 +42,7 @@ from typing import Any
 import lupa.lua51 as lua
 
 from shardserver import REDIS_COMPAT_VERSION
-from shardserver.scripting import libraries
+from shardserver.scripting import calls, libraries
 from shardserver.scripting.replies import BigNumber, ErrorReply, Map, Set, Status, Verbatim, parse
 
 log = logging.getLogger("shardserver.scripting")
@@ -55,6 +55,9 @@ CallFunction = Callable[[list[bytes], int], Any]
 _MAX_INT = 2**63
 #: Integers below this are exact as Lua numbers and formatted as digits; others as %.17g.
 _EXACT = 2**53
+#: How deep a script's reply may nest before Redis's Lua stack (LUAI_MAXCSTACK, 8000 slots,
+#: less what the call itself holds) runs out: measured on redis-server 7.0.
+_LUA_STACK_SLOTS = 7995
 _LOG_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.INFO, 3: logging.WARNING}
 
 
@@ -97,11 +100,56 @@ def _log(*args: Any) -> None:
 def _set_repl(*args: Any) -> None:
     """``redis.set_repl(flags)``: checked, and nothing else (effects are always logged)."""
     if len(args) != 1:
-        raise CallError(b"ERR redis.set_repl() requires one argument.")
+        raise CallError(b"ERR redis.set_repl() requires two arguments.")  # sic, Redis 7.0
     if args[0].__class__ is not int or not 0 <= args[0] <= 3:
         raise CallError(
             b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."
         )
+
+
+def _lua_string(value: Any) -> bytes:
+    """``lua_tolstring``: a string, a number as Lua writes it, nothing for the rest."""
+    kind = value.__class__
+    if kind is bytes:
+        return value
+    if kind is int or kind is float:
+        return b"%.14g" % value
+    return b""
+
+
+def _sha1hex(*args: Any) -> bytes:
+    if len(args) != 1:
+        raise CallError(b"ERR wrong number of arguments")
+    return hashlib.sha1(_lua_string(args[0])).hexdigest().encode()
+
+
+def _acl_check_cmd(*args: Any) -> bool:
+    """``redis.acl_check_cmd(command, ...)``: whether the user may run it; every user may
+    run everything here (no ACL yet), so: whether the command exists."""
+    argv = command_line(args)
+    if argv.__class__ is CallError:
+        raise argv
+    if not calls.command_exists(argv):
+        raise CallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+    return True
+
+
+def command_line(args: tuple) -> list[bytes] | CallError:
+    """A script's arguments to a redis lib call as a command line, or Redis's error."""
+    if not args:
+        return CallError(b"ERR Please specify at least one argument for this redis lib call")
+    argv = []
+    for arg in args:
+        kind = arg.__class__
+        if kind is bytes:
+            argv.append(arg)
+        elif kind is int and -_EXACT < arg < _EXACT:
+            argv.append(b"%d" % arg)
+        elif kind is int or kind is float:
+            argv.append(b"%.17g" % arg)
+        else:
+            return CallError(b"ERR Lua redis lib command arguments must be strings or integers")
+    return argv
 
 
 #: The error of a script SCRIPT KILL stopped.
@@ -342,11 +390,8 @@ redis.status_reply = function(text)
   if type(text) ~= 'string' then error(error_table('wrong number or type of arguments'), 0) end
   return {ok = text}
 end
-redis.sha1hex = function(...)
-  if select('#', ...) ~= 1 then error(error_table('wrong number of arguments'), 0) end
-  local text = ...
-  return py.sha1hex(tostring(text))
-end
+-- Python functions, like call: their errors carry the script's line.
+redis.sha1hex = py.sha1hex
 -- Python functions, like call: their errors carry the script's line.
 redis.log = py.log
 redis.setresp = py.setresp
@@ -354,7 +399,7 @@ redis.set_repl = py.set_repl
 -- To Lua those are userdata; in Redis they are C functions, and scripts test for them with
 -- type(): type says 'function' for them, as Redis's would.
 local builtins = {[py.call] = true, [py.pcall] = true, [py.log] = true, [py.setresp] = true,
-  [py.set_repl] = true}
+  [py.set_repl] = true, [py.sha1hex] = true, [py.acl_check_cmd] = true}
 globals.type = function(...)
   if select('#', ...) == 0 then error("bad argument #1 to 'type' (value expected)", 2) end
   local kind = type(...)
@@ -364,12 +409,7 @@ end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
-redis.acl_check_cmd = function(...)
-  if select('#', ...) == 0 then
-    error(error_table('Please specify at least one argument for this redis lib call'), 0)
-  end
-  return py.known((...)) or error(error_table('Invalid command passed to redis.acl_check_cmd()'), 0)
-end
+redis.acl_check_cmd = py.acl_check_cmd
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_ALL = 0, 1, 3
 redis.REPL_SLAVE, redis.REPL_REPLICA = 2, 2
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
@@ -611,7 +651,7 @@ return compile, run, shape, status, failure, wrap, verbatim, as_set, as_map, arr
 class Engine:
     """One Lua interpreter with Redis's environment, and the scripts compiled in it."""
 
-    def __init__(self, call: CallFunction, known: Callable[[bytes], bool] = lambda _n: True):
+    def __init__(self, call: CallFunction) -> None:
         runtime = lua.LuaRuntime(
             encoding=None, unpack_returned_tuples=True, register_eval=False, register_builtins=False
         )
@@ -630,11 +670,11 @@ class Engine:
                 b"pcall": self._call,
                 b"caught": _caught,
                 b"tick": lambda *_event: self.tick(),
-                b"sha1hex": lambda text: hashlib.sha1(text).hexdigest().encode(),
+                b"sha1hex": _sha1hex,
+                b"acl_check_cmd": _acl_check_cmd,
                 b"log": _log,
                 b"setresp": self._setresp,
                 b"set_repl": _set_repl,
-                b"known": lambda name: bool(known(name)),
                 b"version": REDIS_COMPAT_VERSION.encode(),
                 b"version_num": _version_number(REDIS_COMPAT_VERSION),
             }
@@ -785,19 +825,9 @@ class Engine:
 
     def _command(self, args: tuple) -> Any:
         """Run a command line from the script: its reply as a Lua value, or a CallError."""
-        if not args:
-            return CallError(b"ERR Please specify at least one argument for this redis lib call")
-        argv = []
-        for arg in args:
-            kind = arg.__class__
-            if kind is bytes:
-                argv.append(arg)
-            elif kind is int and -_EXACT < arg < _EXACT:
-                argv.append(b"%d" % arg)
-            elif kind is int or kind is float:
-                argv.append(b"%.17g" % arg)
-            else:
-                return CallError(b"ERR Lua redis lib command arguments must be strings or integers")
+        argv = command_line(args)
+        if argv.__class__ is CallError:
+            return argv
         try:
             reply = self.call(argv, self.resp)
         except Abort as abort:
@@ -808,7 +838,9 @@ class Engine:
         return self.to_lua(parse(reply))
 
     def _setresp(self, *args: Any) -> None:
-        if len(args) != 1 or args[0] not in (2, 3) or args[0].__class__ is bool:
+        if len(args) != 1:
+            raise CallError(b"ERR redis.setresp() requires one argument.")
+        if args[0] not in (2, 3) or args[0].__class__ is bool:
             raise CallError(b"ERR RESP version must be 2 or 3.")
         self.resp = int(args[0])
 
@@ -846,56 +878,90 @@ class Engine:
     # -- the script's value as a reply ----------------------------------------------------
 
     def reply(self, value: Any, protocol: int) -> bytes:
-        """A Lua value as Redis replies with it to a client of ``protocol``."""
+        """A Lua value as Redis replies with it to a client of ``protocol``.
+
+        Without recursion, so a table that holds itself cannot exhaust the stack: as in
+        Redis, whose Lua stack grows with each level it descends (one slot for an array's
+        item, more for a map's), a value past the stack's limit is the error Redis gives
+        there, after the levels above it."""
+        kind = value.__class__
+        if kind is bytes:  # the common replies, at once
+            return b"$%d\r\n%b\r\n" % (len(value), value)
+        if kind is int and -_MAX_INT <= value < _MAX_INT:
+            return b":%d\r\n" % value
+        out: list[bytes] = []
+        pending: list[tuple[Any, int]] = [(value, 0)]
+        while pending:
+            item, depth = pending.pop()
+            if depth >= _LUA_STACK_SLOTS:
+                out.append(b"-ERR reached lua stack limit\r\n")
+                continue
+            children = self._reply_one(item, protocol, out)
+            if children:
+                pending.extend((child, depth + cost) for child, cost in reversed(children))
+        return b"".join(out)
+
+    def _reply_one(self, value: Any, protocol: int, out: list[bytes]) -> list | None:
+        """Append ``value``'s reply, or a container's header; its items and their stack
+        cost, when it has some."""
         if value is None:
-            return b"_\r\n" if protocol == 3 else b"$-1\r\n"
+            out.append(b"_\r\n" if protocol == 3 else b"$-1\r\n")
+            return None
         kind = value.__class__
         if kind is bytes:
-            return b"$%d\r\n%b\r\n" % (len(value), value)
+            out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+            return None
         if kind is int:
-            return b":%d\r\n" % value if -_MAX_INT <= value < _MAX_INT else b":%d\r\n" % -_MAX_INT
+            out.append(b":%d\r\n" % (value if -_MAX_INT <= value < _MAX_INT else -_MAX_INT))
+            return None
         if kind is float:
-            return b":%d\r\n" % _truncated(value)
+            out.append(b":%d\r\n" % _truncated(value))
+            return None
         if kind is bool:  # as the script's protocol has them; a null as the client's
             if self.resp == 3:
-                return b"#t\r\n" if value else b"#f\r\n"
-            if value:
-                return b":1\r\n"
-            return b"_\r\n" if protocol == 3 else b"$-1\r\n"
+                out.append(b"#t\r\n" if value else b"#f\r\n")
+            elif value:
+                out.append(b":1\r\n")
+            else:
+                out.append(b"_\r\n" if protocol == 3 else b"$-1\r\n")
+            return None
         if self.lua_type(value) != "table":
-            return b"_\r\n" if protocol == 3 else b"$-1\r\n"  # functions, threads ...
+            out.append(b"_\r\n" if protocol == 3 else b"$-1\r\n")  # functions, threads ...
+            return None
         shape = self._shape(value)
         form = shape[0]
         if form == b"array":
             items = shape[1]
             count = int(shape[2])
-            return b"*%d\r\n" % count + b"".join(
-                self.reply(items[i], protocol) for i in range(1, count + 1)
-            )
+            out.append(b"*%d\r\n" % count)
+            return [(items[i], 1) for i in range(1, count + 1)]
         if form == b"err":
-            return b"-" + _sanitized(shape[1]) + b"\r\n"
-        if form == b"ok":
-            return b"+" + _sanitized(shape[1]) + b"\r\n"
-        if form == b"double":
+            out.append(b"-" + _sanitized(shape[1]) + b"\r\n")
+        elif form == b"ok":
+            out.append(b"+" + _sanitized(shape[1]) + b"\r\n")
+        elif form == b"double":
             text = _double(shape[1])
-            return b",%b\r\n" % text if protocol == 3 else b"$%d\r\n%b\r\n" % (len(text), text)
-        if form == b"big_number":
+            out.append(b",%b\r\n" % text if protocol == 3 else b"$%d\r\n%b\r\n" % (len(text), text))
+        elif form == b"big_number":
             text = _sanitized(shape[1])
-            return b"(%b\r\n" % text if protocol == 3 else b"$%d\r\n%b\r\n" % (len(text), text)
-        if form == b"map":
+            out.append(b"(%b\r\n" % text if protocol == 3 else b"$%d\r\n%b\r\n" % (len(text), text))
+        elif form == b"map":
             flat = shape[1]
             count = len(flat)
-            head = b"%%%d\r\n" % (count // 2) if protocol == 3 else b"*%d\r\n" % count
-            return head + b"".join(self.reply(flat[i], protocol) for i in range(1, count + 1))
-        if form == b"set":
+            out.append(b"%%%d\r\n" % (count // 2) if protocol == 3 else b"*%d\r\n" % count)
+            return [(flat[i], 3 if i % 2 else 2) for i in range(1, count + 1)]
+        elif form == b"set":
             members = shape[1]
             count = len(members)
-            head = b"~%d\r\n" % count if protocol == 3 else b"*%d\r\n" % count
-            return head + b"".join(self.reply(members[i], protocol) for i in range(1, count + 1))
-        text, fmt = shape[1], shape[2]  # verbatim
-        if protocol == 3:
-            return b"=%d\r\n%b:%b\r\n" % (len(text) + 4, fmt or b"txt", text)
-        return b"$%d\r\n%b\r\n" % (len(text), text)
+            out.append(b"~%d\r\n" % count if protocol == 3 else b"*%d\r\n" % count)
+            return [(members[i], 2) for i in range(1, count + 1)]
+        else:
+            text, fmt = shape[1], shape[2]  # verbatim
+            if protocol == 3:
+                out.append(b"=%d\r\n%b:%b\r\n" % (len(text) + 4, fmt or b"txt", text))
+            else:
+                out.append(b"$%d\r\n%b\r\n" % (len(text), text))
+        return None
 
 
 def _text(value: Any) -> bytes:
