@@ -270,12 +270,33 @@ class Report:
             ("used_memory_peak_perc", f"{100.0 * rss / peak if peak else 100.0:.2f}%"),
             ("total_system_memory", system),
             ("total_system_memory_human", human(system)),
+            *self.scripting_memory(),
             ("maxmemory", maxmemory),
             ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", self.settings.get("maxmemory-policy", "noeviction")),
             ("mem_fragmentation_ratio", "1.00"),
             ("mem_allocator", "libc"),
             ("lazyfree_pending_objects", 0),
+        ]
+
+    def scripting_memory(self) -> list[tuple[str, object]]:
+        numbers = self.server.scripts.memory()
+        vm_total = numbers["vm_eval"] + numbers["vm_functions"]
+        scripts = numbers["scripts_eval"] + numbers["functions_memory"]
+        return [
+            ("used_memory_lua", numbers["vm_eval"]),
+            ("used_memory_vm_eval", numbers["vm_eval"]),
+            ("used_memory_lua_human", human(numbers["vm_eval"])),
+            ("used_memory_scripts_eval", numbers["scripts_eval"]),
+            ("number_of_cached_scripts", numbers["cached_scripts"]),
+            ("number_of_functions", numbers["functions"]),
+            ("number_of_libraries", numbers["libraries"]),
+            ("used_memory_vm_functions", numbers["vm_functions"]),
+            ("used_memory_vm_total", vm_total),
+            ("used_memory_vm_total_human", human(vm_total)),
+            ("used_memory_functions", numbers["functions_memory"]),
+            ("used_memory_scripts", scripts),
+            ("used_memory_scripts_human", human(scripts)),
         ]
 
     def persistence_section(self) -> list[tuple[str, object]]:

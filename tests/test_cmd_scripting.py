@@ -775,6 +775,34 @@ def test_a_script_publishes_to_subscribers(clone: ServerProcess) -> None:
     client.delete("queue")
 
 
+def test_info_memory_counts_scripts_and_functions(clone: ServerProcess) -> None:
+    client = redis.Redis(port=clone.port)
+    client.script_flush()
+    client.function_flush()
+    fields = client.info("memory")
+    for name in (
+        "used_memory_lua", "used_memory_vm_eval", "used_memory_scripts_eval",
+        "used_memory_vm_functions", "used_memory_vm_total", "used_memory_functions",
+        "used_memory_scripts",
+    ):  # fmt: skip
+        assert isinstance(fields[name], int) and fields[name] >= 0, name
+    assert (fields["number_of_cached_scripts"], fields["number_of_libraries"]) == (0, 0)
+    client.script_load("return 1")
+    client.eval("return 2", 0)
+    client.function_load(LIBRARY)
+    fields = client.info("memory")
+    assert fields["number_of_cached_scripts"] == 2
+    assert (fields["number_of_libraries"], fields["number_of_functions"]) == (1, 3)
+    assert fields["used_memory_scripts"] > 0
+    assert fields["used_memory_vm_total"] == (
+        fields["used_memory_vm_eval"] + fields["used_memory_vm_functions"]
+    )
+    client.script_flush()
+    client.function_flush()
+    fields = client.info("memory")
+    assert (fields["number_of_cached_scripts"], fields["number_of_functions"]) == (0, 0)
+
+
 # -- redis-py's Lock -----------------------------------------------------------------------
 
 

@@ -31,6 +31,9 @@ _NAME = re.compile(rb"[A-Za-z0-9_]+")
 #: registers functions, and the acceptor waits for it. The shards' loads of a library that
 #: passed need no limit: with nothing but ``redis`` in reach, a load is deterministic.
 LOAD_TIME_LIMIT = 0.5
+#: What Redis spends on a library and on a function besides the code (names, dict entries).
+_LIBRARY_OVERHEAD = 160
+_FUNCTION_OVERHEAD = 96
 
 
 class Library:
@@ -203,6 +206,20 @@ class Functions:
             if loaded[:1] == b"-":
                 return loaded
         return b"+OK\r\n"
+
+    # -- INFO memory ---------------------------------------------------------------------
+
+    def vm_memory(self) -> int:
+        """The bytes of the checking interpreter, which has every library loaded."""
+        return int(self.checker.runtime.eval("collectgarbage('count')") * 1024)
+
+    def memory(self) -> int:
+        """About what the libraries take besides their interpreters: their code, and an
+        entry for each library and function."""
+        return sum(
+            len(library.code) + _LIBRARY_OVERHEAD + _FUNCTION_OVERHEAD * len(library.functions)
+            for library in self.libraries.values()
+        )
 
     # -- FUNCTION LIST and STATS -------------------------------------------------------------
 

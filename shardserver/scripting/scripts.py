@@ -42,6 +42,8 @@ _UNKILLABLE = error(
     "either wait the script termination or kill the server in a hard way using the SHUTDOWN "
     "NOSAVE command."
 )
+#: What Redis spends on a cached script besides its body (its SHA, objects, dict entry).
+_SCRIPT_OVERHEAD = 120
 #: How often an acceptor reads the board for scripts past the threshold.
 _BOARD_EVERY_S = 0.02
 _NEGATIVE = error("ERR Number of keys can't be negative")
@@ -148,6 +150,7 @@ class Scripts:
         #: Compiles a new script once, for its error (the shards compile it again).
         self.checker = lua.LuaRuntime(encoding=None, register_eval=False)
         self._loadstring = self.checker.eval("loadstring")
+        self._lua_kilobytes = self.checker.eval("function() return collectgarbage('count') end")
 
     # -- long scripts --------------------------------------------------------------------
 
@@ -201,6 +204,25 @@ class Scripts:
         place, started, _wrote, _function = long[0]
         name, command = self.board.function(place)
         return name, command, max(0, now_ms() - started)
+
+    def memory(self) -> dict[str, int]:
+        """INFO memory's scripting numbers, as Redis 7.0 names them. The VMs are this
+        acceptor's checkers (every script and library is compiled in each); the caches'
+        sizes are estimates: the code and about what Redis spends on each entry."""
+        functions = self.functions
+        eval_vm = int(self._lua_kilobytes() * 1024)
+        functions_vm = functions.vm_memory()
+        scripts = sum(len(script.body) + _SCRIPT_OVERHEAD for script in self.cache.values())
+        libraries = functions.memory()
+        return {
+            "vm_eval": eval_vm,
+            "scripts_eval": scripts,
+            "cached_scripts": len(self.cache),
+            "functions": sum(len(library.functions) for library in functions.libraries.values()),
+            "libraries": len(functions.libraries),
+            "vm_functions": functions_vm,
+            "functions_memory": libraries,
+        }
 
     # -- the cache -----------------------------------------------------------------------
 
