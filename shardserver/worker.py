@@ -178,12 +178,12 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         else:
             timeout_ms = max(0.0, (next_sweep - time.monotonic()) * 1000.0)
         poller.poll(timeout_ms)
-        watermark = book.watermark()
+        watermarks = book.watermarks()
         for stream in list(live):
             if not _drain(fds[stream][0], decoders[stream], scheduler, stream):
                 drop(stream)
         out: dict[int, list] = {}
-        for stream, replies in scheduler.run(watermark):
+        for stream, replies in scheduler.run(watermarks):
             out.setdefault(stream, []).extend(encode_replies(replies))
         ahead: dict[int, list] = {}
         if shard.events:
