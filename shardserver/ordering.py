@@ -15,6 +15,13 @@ counter. Every ticket below the watermark is in the pipes already, so a shard th
 watermark, then everything its pipes hold, knows every ticket below the watermark that
 concerns it.
 
+The acceptor that sent t is left out of t's watermark (:meth:`TicketBook.watermarks`): the
+sequencer queues a step's runs at the tail of each shard's queue as it takes the ticket, so
+one acceptor's tickets reach a shard in increasing order on one first-in, first-out stream,
+and its smaller ones for that shard are in hand before t is. Counting its own mark made
+nearly every ticket wait: an acceptor lowers its mark only once its whole flush is written,
+and the shard, woken by the first frame, reads the mark before that, then sleeps a poll.
+
 Memory is one shared array of 64-bit words (``multiprocessing.RawArray``): the counter, then
 one word per acceptor; a lock (a POSIX semaphore) guards taking tickets. Readers take no lock:
 a ticket's taker stores ``pending`` before it raises the counter, and readers load the
@@ -60,10 +67,14 @@ class TicketBook:
     def pending(self, acceptor: int) -> int:
         return self._words[1 + acceptor]
 
-    def watermark(self) -> int:
-        """No ticket below this can still be sent: every one is in the pipes already."""
+    def watermarks(self) -> list[int]:
+        """Per acceptor, the watermark for the tickets that came from it: no smaller ticket
+        can still be sent by another acceptor (every one is in the pipes already), nor taken
+        (the counter, loaded first)."""
         words = self._words
-        lowest = words[0]
-        for index in range(1, 1 + self.acceptors):
-            lowest = min(lowest, words[index])
-        return lowest
+        counter = words[0]
+        pending = [words[index] for index in range(1, 1 + self.acceptors)]
+        return [
+            min([counter, *pending[:index], *pending[index + 1 :]])
+            for index in range(self.acceptors)
+        ]

@@ -6,9 +6,10 @@ keep their order. Between streams:
 
 - an unticketed run (a single-shard command) runs as soon as it heads its stream;
 - a ticketed run (part of a multi-shard step, :mod:`shardserver.ordering`) runs when it holds
-  the smallest ticket among the streams' heads and that ticket is below the watermark (no
-  smaller ticket can still arrive). Every shard therefore runs the multi-shard steps that
-  concern it in one global order, the same on every shard;
+  the smallest ticket among the streams' heads and that ticket is below its stream's
+  watermark (no smaller ticket can still arrive from another stream; its own stream's smaller
+  ones came first). Every shard therefore runs the multi-shard steps that concern it in one
+  global order, the same on every shard;
 - a ticketed run marked *hold* (a coordination's first read, or its barrier) leaves the shard
   held by its stream: only that stream runs (the coordination's later reads and its writes
   come on it) until its *release* run.
@@ -26,7 +27,7 @@ release is ``[(0, None, RELEASE), [b"@release"]]``, whose reply is None.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 #: Marks of a ticketed run.
 HOLD = 1
@@ -73,11 +74,12 @@ class Scheduler:
         if self.holder == stream:
             self.holder = None
 
-    def run(self, watermark: int) -> list[tuple[int, list]]:
+    def run(self, watermarks: Sequence[int]) -> list[tuple[int, list]]:
         """Run everything that may run now; the replies of the batches finished, by stream.
 
-        ``watermark`` must have been read before the streams' pipes were last drained: then
-        every ticket below it that concerns this shard has been added."""
+        ``watermarks`` (one per stream, :meth:`shardserver.ordering.TicketBook.watermarks`)
+        must have been read before the streams' pipes were last drained: then every ticket
+        below a stream's watermark that concerns this shard has been added."""
         done: list[tuple[int, list]] = []
         self.waiting = False
         progress = True
@@ -86,7 +88,7 @@ class Scheduler:
             for stream in self._runnable_streams():
                 progress |= self._run_unticketed(stream, done)
             if self.holder is None:
-                progress |= self._run_next_ticket(watermark, done)
+                progress |= self._run_next_ticket(watermarks, done)
         return done
 
     def _runnable_streams(self) -> range | list[int]:
@@ -126,8 +128,9 @@ class Scheduler:
             done.append((stream, batch.replies))
         return progress
 
-    def _run_next_ticket(self, watermark: int, done: list) -> bool:
-        """Run the smallest ticketed run at a stream's head, if it is below the watermark.
+    def _run_next_ticket(self, watermarks: Sequence[int], done: list) -> bool:
+        """Run the smallest ticketed run at a stream's head, if it is below that stream's
+        watermark.
 
         Only when every stream's head is ticketed: a free run at a head (one that waited
         while another stream held the shard) may hide a smaller ticket behind it, so it runs
@@ -145,7 +148,7 @@ class Scheduler:
         if best is None:
             return False
         stream, ticket = best
-        if ticket >= watermark:
+        if ticket >= watermarks[stream]:
             self.waiting = True
             return False
         batch = self.queues[stream][0]

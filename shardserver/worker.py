@@ -46,8 +46,9 @@ log = logging.getLogger("shardserver.worker")
 READ_CHUNK = 1 << 16
 #: The mark, in a reply frame, of a run whose reply went ahead as chunks.
 CHUNKED = ...
-#: While a ticket waits for the watermark, how often a shard looks at it again.
-TICKET_WAIT_MS = 0.2
+#: While a ticket waits for the watermark, how often a shard looks at it again: poll's
+#: timeout is in whole milliseconds (a fraction rounds up to one).
+TICKET_WAIT_MS = 1
 #: Set to 1 in a shard's environment, its scheduler ignores tickets and holds: the broken
 #: control that tests/test_atomicity.py must catch tearing multi-shard commands. Never set
 #: it otherwise.
@@ -148,8 +149,8 @@ def serve(shard: Shard, read_fd: int, write_fd: int) -> None:
 
 def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
     """:func:`serve` for several acceptors: one stream each, run in the order of
-    :mod:`shardserver.scheduler`. Each wake-up reads the watermark, then everything every
-    pipe holds (so every ticket below the watermark that concerns this shard is in), runs
+    :mod:`shardserver.scheduler`. Each wake-up reads the watermarks, then everything every
+    pipe holds (so every ticket below its stream's watermark that concerns this shard is in), runs
     what may run and writes each stream's finished replies. While a ticket waits for the
     watermark, the shard looks again every :data:`TICKET_WAIT_MS`."""
     ordered = os.environ.get(BREAK_ORDER_ENV) != "1"
@@ -178,12 +179,12 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
         else:
             timeout_ms = max(0.0, (next_sweep - time.monotonic()) * 1000.0)
         poller.poll(timeout_ms)
-        watermark = book.watermark()
+        watermarks = book.watermarks()
         for stream in list(live):
             if not _drain(fds[stream][0], decoders[stream], scheduler, stream):
                 drop(stream)
         out: dict[int, list] = {}
-        for stream, replies in scheduler.run(watermark):
+        for stream, replies in scheduler.run(watermarks):
             out.setdefault(stream, []).extend(encode_replies(replies))
         ahead: dict[int, list] = {}
         if shard.events:
