@@ -115,8 +115,10 @@ class Sequencer:
 
     def _ticketed(self, ctx: int, shards: set[int] | list[int], mark: int) -> Any:
         """The context runs of a step over ``shards`` carry: with several acceptors and more
-        than one shard, ``(ctx, ticket, mark)`` (and the runs count as unsent), else ctx."""
-        if self.book is None or len(shards) < 2:
+        than one shard, ``(ctx, ticket, mark)`` (and the runs count as unsent), else ctx.
+        A hold is ticketed on one shard too: its later runs come in other batches, and only
+        the shard's scheduler can keep the other acceptors' runs from coming between."""
+        if self.book is None or (len(shards) < 2 and mark != HOLD):
             return ctx
         return (ctx, self.book.take(self.index), mark)
 
