@@ -14,7 +14,9 @@ not measured (``usec=0``), and counters we do not keep are 0 (docs/commands.md l
 
 The acceptor-side counters live in :data:`STATS` (the memory peak, the previous sample for
 ``instantaneous_ops_per_sec``) and in :data:`shardserver.commands.spec.LOCAL_CALLS` (calls of
-the commands the acceptor answers itself; shards count the rest).
+the commands the acceptor answers itself; shards count the rest); error statistics are
+counted where each error reply is made, in every shard and acceptor
+(:mod:`shardserver.errorstats`), and summed here.
 """
 
 from __future__ import annotations
@@ -384,8 +386,9 @@ class Report:
                 if route is Route.ALL:
                     # every shard runs each call's part: count it once, not once per shard
                     fanned[name[1:]] = max(fanned.get(name[1:], 0), count)
-                elif route is not None and route is not Route.LOCAL:
-                    calls[name[1:]] += count  # (the acceptor counts its own commands)
+                elif route is not None and route is not Route.LOCAL and route is not Route.SCRIPT:
+                    # (the acceptor counts its own commands, and every script it sends)
+                    calls[name[1:]] += count
         calls.update(fanned)
         rejected, failed = self.errors("rejected"), self.errors("failed")
         return [
