@@ -36,6 +36,7 @@ from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_a
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
 from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
+from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
 from shardserver.slots import slot_for_key
@@ -314,7 +315,9 @@ class ClientConnection(asyncio.Protocol):
             if known is not None:
                 arity, first_key, wire_name = known
                 if len(argv) != arity if arity > 0 else len(argv) < -arity:  # bad_arity, inline
-                    self.reply(wrong_arity(wire_name.decode()))
+                    refused = wrong_arity(wire_name.decode())
+                    ERRORS.rejected_call(wire_name.decode(), refused)
+                    self.reply(refused)
                     run_shard = -1
                     continue
                 if single:
@@ -380,7 +383,7 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(unknown_command(argv))
             return
         if bad_arity(spec.arity, len(argv)):
-            self._refuse(wrong_arity(spec.name))
+            self._refuse(wrong_arity(spec.name), spec.name)
             return
         if not self.authenticated and self._refuse_unauthenticated(spec, argv):
             return
@@ -393,7 +396,7 @@ class ClientConnection(asyncio.Protocol):
                 self._refuse(unknown_subcommand(argv))
                 return
             if bad_arity(sub.arity, len(argv)):
-                self._refuse(wrong_arity(sub.name))
+                self._refuse(wrong_arity(sub.name), sub.name)
                 return
             spec = sub
         self._run_or_queue(spec, argv)
@@ -410,6 +413,7 @@ class ClientConnection(asyncio.Protocol):
             self.postponed = True
             self.server.pause.held.add(self)
         elif self.monitoring and monitoring.refused(spec):
+            ERRORS.rejected_call(spec.name, monitoring.REFUSED)
             self.reply(monitoring.REFUSED)
         elif spec.route is _LOCAL:
             if not self.server.monitors:
@@ -473,7 +477,7 @@ class ClientConnection(asyncio.Protocol):
         if spec.name == "exec" and self.multi is not None:
             self._abort_exec(scripts.busy_reply)
         else:
-            self._refuse(scripts.busy_reply)
+            self._refuse(scripts.busy_reply, spec.name)
         return True
 
     def _abort_exec(self, reply: bytes) -> None:
@@ -482,7 +486,9 @@ class ClientConnection(asyncio.Protocol):
         self.multi = None
         self.multi_failed = False
         transactions.unwatch_all(self)
-        self.reply(b"-EXECABORT Transaction discarded because of: " + reply[1:])
+        aborted = b"-EXECABORT Transaction discarded because of: " + reply[1:]
+        ERRORS.rejected_call("exec", aborted)
+        self.reply(aborted)
 
     def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
         """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""
@@ -490,13 +496,15 @@ class ClientConnection(asyncio.Protocol):
             return False
         if spec.name == "hello" and len(argv) > 2:
             return False  # HELLO ... AUTH user pass
-        self._refuse(_NOAUTH_HELLO if spec.name == "hello" else _NOAUTH)
+        self._refuse(_NOAUTH_HELLO if spec.name == "hello" else _NOAUTH, spec.name)
         return True
 
-    def _refuse(self, reply: bytes) -> None:
-        """A command refused before it runs; after MULTI that fails the transaction."""
+    def _refuse(self, reply: bytes, name: str | None = None) -> None:
+        """A command refused before it runs (``name``: None for one unknown here); after
+        MULTI that fails the transaction."""
         if self.multi is not None:
             self.multi_failed = True
+        ERRORS.rejected_call(name, reply)
         self.reply(reply)
 
     def _refuse_subscribed(self, name: str) -> None:
@@ -507,11 +515,13 @@ class ClientConnection(asyncio.Protocol):
             self.multi = None
             self.multi_failed = False
             transactions.unwatch_all(self)
-        self._refuse(refused_when_subscribed(name))
+        self._refuse(refused_when_subscribed(name), name)
 
     def _protocol_error(self, problem: ProtocolError) -> None:
         log.log(logging.INFO - 5, "client %d: %s", self.id, problem)
-        self.reply(error(f"ERR {problem}"))
+        reply = error(f"ERR {problem}")
+        ERRORS.replied(reply)  # as Redis: no command to count it against
+        self.reply(reply)
         self.close_after_reply()
 
     # -- the reply queue -----------------------------------------------------------------

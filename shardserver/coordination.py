@@ -24,6 +24,7 @@ from typing import Any
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import key_positions
 from shardserver.errors import error, first_error
+from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.receivers import Gather
 
 log = logging.getLogger("shardserver.coordination")
@@ -55,6 +56,7 @@ class Coordination:
         "ctx",
         "track_reads",
         "track_writes",
+        "name",
         "values",
         "remaining",
     )
@@ -73,6 +75,9 @@ class Coordination:
         #: who wrote (NOLOOP).
         self.track_reads = False
         self.track_writes = False
+        #: The command's name, whose error reply the acceptor counts ("": not a client's
+        #: command, as a blocked pop's look).
+        self.name = ""
         self.values: list[Any] = []
         self.remaining = 0
 
@@ -132,6 +137,8 @@ class Coordination:
     def _finish(self, reply: bytes, writes: list) -> None:
         """Queue the writes first on the held shards, release them; the reply comes when the
         writes have answered (at once when there are none)."""
+        if self.name and reply[:1] == b"-":
+            ERRORS.failed_call(self.name, reply)
         by_shard: dict[int, list] = {}
         acks = Gather(self.client, self.entry, lambda _parts: reply, len(writes))
         for index, step in enumerate(writes):
@@ -164,6 +171,7 @@ def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
     """COORD route: natively on one shard when it can; else the plan, shards held."""
     checked = checked_shards(server, client, spec, argv)
     if checked.__class__ is bytes:
+        ERRORS.counted(spec.name, checked, False)
         client.reply(checked)
         return
     argv, shards = checked
@@ -178,6 +186,7 @@ def coordinate(server: Any, client: Any, spec: Any, argv: list) -> None:
     else:
         held = sorted({server.shard_of_key(step.key) for step in plan.reads})
     coordination = Coordination(server, client, entry, plan, held)
+    coordination.name = spec.name
     coordination.track_writes = client.tracking is not None
     coordination.track_reads = coordination.track_writes and "readonly" in spec.flags
     coordination.start()

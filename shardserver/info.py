@@ -14,7 +14,9 @@ not measured (``usec=0``), and counters we do not keep are 0 (docs/commands.md l
 
 The acceptor-side counters live in :data:`STATS` (the memory peak, the previous sample for
 ``instantaneous_ops_per_sec``) and in :data:`shardserver.commands.spec.LOCAL_CALLS` (calls of
-the commands the acceptor answers itself; shards count the rest).
+the commands the acceptor answers itself; shards count the rest); error statistics are
+counted where each error reply is made, in every shard and acceptor
+(:mod:`shardserver.errorstats`), and summed here.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from shardserver import REDIS_COMPAT_VERSION, __version__
 from shardserver.commands.spec import LOCAL_CALLS, Route
 from shardserver.config import ConfigError, parse_memory
+from shardserver.errorstats import ACCEPTOR as ACCEPTOR_ERRORS
 from shardserver.keyspace import now_ms
 from shardserver.slots import slot_ranges
 
@@ -107,12 +110,14 @@ def shard_numbers(shard: Any) -> dict[str, Any]:
         "tracking": shard.tracking.numbers(),
         "cpu": (times.user, times.system),
         "persistence": shard.persistence.numbers(),
+        "errors": shard.errors.numbers(),
     }
 
 
 def reset_shard(shard: Any) -> None:
     """CONFIG RESETSTAT in a shard: forget its counters (not its data)."""
     shard.calls.clear()
+    shard.errors.clear()
     shard.commands_processed = 0
     shard.expired_by_sweep = 0
     for db in shard.dbs:
@@ -141,6 +146,7 @@ class AcceptorStats:
 
     def reset(self, total: int) -> None:
         LOCAL_CALLS.clear()
+        ACCEPTOR_ERRORS.clear()
         self.peak_memory = 0
         self._sample = (time.monotonic(), total)
         self._rate = 0
@@ -200,6 +206,14 @@ class Report:
         self.settings = server.config.get_all()
         self.rss = sum(part["rss"] for part in [*self.acceptors, *parts])
         STATS.peak_memory = max(STATS.peak_memory, self.rss)
+
+    def errors(self, kind: str) -> Counter[str]:
+        """One kind of error count (``codes``, ``failed``, ``rejected``), summed over every
+        acceptor and shard: each counts the error replies it makes."""
+        total: Counter[str] = Counter()
+        for numbers in [*self.acceptors, *self.parts]:
+            total.update(numbers["errors"][kind])
+        return total
 
     def total(self, name: str) -> int:
         """A counter summed over the acceptors."""
@@ -346,7 +360,7 @@ class Report:
             ("tracking_total_keys", sum(part["tracking"][0] for part in self.parts)),
             ("tracking_total_items", sum(part["tracking"][1] for part in self.parts)),
             ("tracking_total_prefixes", self.parts[0]["tracking"][2] if self.parts else 0),
-            ("total_error_replies", 0),
+            ("total_error_replies", sum(self.errors("codes").values())),
         ]
 
     def replication_section(self) -> list[tuple[str, object]]:
@@ -393,16 +407,26 @@ class Report:
                 if route is Route.ALL:
                     # every shard runs each call's part: count it once, not once per shard
                     fanned[name[1:]] = max(fanned.get(name[1:], 0), count)
-                elif route is not None and route is not Route.LOCAL:
-                    calls[name[1:]] += count  # (the acceptor counts its own commands)
+                elif route is not None and route is not Route.LOCAL and route is not Route.SCRIPT:
+                    # (the acceptor counts its own commands, and every script it sends)
+                    calls[name[1:]] += count
         calls.update(fanned)
+        rejected, failed = self.errors("rejected"), self.errors("failed")
         return [
             (
                 f"cmdstat_{name}",
-                f"calls={count},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0",
+                f"calls={calls[name]},usec=0,usec_per_call=0.00,"
+                f"rejected_calls={rejected[name]},failed_calls={failed[name]}",
             )
-            for name, count in sorted(calls.items())
-            if count
+            for name in sorted({*calls, *rejected, *failed})
+            if calls[name] or rejected[name] or failed[name]
+        ]
+
+    def errorstats_section(self) -> list[tuple[str, object]]:
+        """Per error code, in Redis's order (its rax: by code, bytewise)."""
+        codes = self.errors("codes")
+        return [
+            (f"errorstat_{code}", f"count={codes[code]}") for code in sorted(codes) if codes[code]
         ]
 
     def route(self, name: str) -> Route | None:
@@ -490,6 +514,7 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "connections": server.connections_received,
         "commands": server.commands_received,
         "local_calls": dict(LOCAL_CALLS),
+        "errors": ACCEPTOR_ERRORS.numbers(),
         "rss": process_rss(),
         "cpu": (times.user, times.system),
         "pubsub_channels": server.pubsub.active(False, None),

@@ -25,6 +25,7 @@ from typing import Any
 from shardserver.blocked import block
 from shardserver.commands.spec import Route, key_positions
 from shardserver.coordination import checked_shards, coordinate
+from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.receivers import Gather
 
 
@@ -69,6 +70,14 @@ def send(server: Any, client: Any, planned: Parts | bytes) -> None:
 # -- planners: what each route makes of a command --------------------------------------------
 
 
+def _counted(name: str, reply: bytes) -> bytes:
+    """A reply the acceptor made for ``name`` (a check's refusal, a merge): an error counts
+    here, where it is made (the shards count their own commands' errors)."""
+    if reply[:1] == b"-":
+        ERRORS.failed_call(name, reply)
+    return reply
+
+
 def plan_key(server: Any, client: Any, spec: Any, argv: list) -> Parts:
     """KEY: natively on the key's shard."""
     argv[0] = spec.wire_name
@@ -80,12 +89,12 @@ def plan_all(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
     if spec.check is not None:
         problem = spec.check(client, argv)
         if problem is not None:
-            return problem
+            return _counted(spec.name, problem)
     part = [b"@" + spec.wire_name, *argv[1:]]
-    merge = spec.merge
+    merge, name = spec.merge, spec.name
     return Parts(
         [(shard, part) for shard in range(server.shard_count)],
-        lambda parts: merge(client, argv, parts),
+        lambda parts: _counted(name, merge(client, argv, parts)),
     )
 
 
@@ -94,7 +103,7 @@ def plan_keys(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
     if spec.check is not None:
         problem = spec.check(client, argv)
         if problem is not None:
-            return problem
+            return _counted(spec.name, problem)
     by_shard: dict[int, list[int]] = {}
     shard_of_key = server.shard_of_key
     for position in key_positions(spec, argv):
@@ -113,18 +122,18 @@ def plan_keys(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
             part.extend(argv[position : position + step])
         parts.append((shard, part))
         layout.append([(position - first) // step for position in positions])
-    merge = spec.merge
-    return Parts(parts, lambda values: merge(client, argv, values, layout))
+    merge, name = spec.merge, spec.name
+    return Parts(parts, lambda values: _counted(name, merge(client, argv, values, layout)))
 
 
 def plan_cursor(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
     """CURSOR (SCAN): one part, on the shard the cursor names."""
     planned = spec.plan(client, argv)
     if planned.__class__ is bytes:
-        return planned
+        return _counted(spec.name, planned)
     shard, part = planned
-    merge = spec.merge
-    return Parts([(shard, part)], lambda values: merge(client, shard, values[0]))
+    merge, name = spec.merge, spec.name
+    return Parts([(shard, part)], lambda values: _counted(name, merge(client, shard, values[0])))
 
 
 def plan_coord(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes | None:
@@ -132,7 +141,7 @@ def plan_coord(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes
     coordination (shards held across a read and a decision)."""
     checked = checked_shards(server, client, spec, argv)
     if checked.__class__ is bytes:
-        return checked
+        return _counted(spec.name, checked)
     argv, shards = checked
     if len(shards) != 1:
         return None

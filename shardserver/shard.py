@@ -28,6 +28,7 @@ from typing import Any
 from shardserver.commands.spec import Route
 from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.errors import error
+from shardserver.errorstats import ErrorStats
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
 from shardserver.monitoring import INTERNAL_PARTS as MONITOR_PARTS
@@ -105,6 +106,8 @@ class Shard:
         self.scratch: dict[str, Any] = {}
         #: Calls per command wire name (INFO commandstats); counted per run, in C.
         self.calls: Counter[bytes] = Counter()
+        #: Error replies of the commands run here (INFO errorstats, commandstats).
+        self.errors = ErrorStats()
         self.now = now_ms()
         #: Whether the active expiry sweep runs (DEBUG SET-ACTIVE-EXPIRE turns it off).
         self.active_expire = True
@@ -189,6 +192,8 @@ class Shard:
                     reply = self._internal_error(argv, exc)
                 if reply.__class__ is not bytes:
                     reply = self._mend([argv], [reply])[0]
+                if reply[:1] == b"-":  # an error reply, counted where it is made
+                    self.errors.failed_call(argv[0], reply)
                 replies.append(reply)
                 continue
             out = []
@@ -202,12 +207,24 @@ class Shard:
             count += len(out)
             if {*map(type, out)} != _BYTES:
                 out = self._mend(commands, out)
+            try:  # one byte per reply, in C: is any an error ('-')?
+                some_error = 0x2D in bytes(map(_first, out))
+            except IndexError:  # an empty reply (no handler should make one)
+                some_error = True
+            if some_error:
+                self._count_errors(commands, out)
             size = sum(map(len, out))
             replies.append(b"".join(out) if size <= CHUNK_SIZE else Pieces(out))
         if ready:
             self.waiters.serve()
         self.commands_processed += count
         return replies
+
+    def _count_errors(self, commands: list[list], out: list[bytes]) -> None:
+        failed_call = self.errors.failed_call
+        for argv, reply in zip(commands, out, strict=True):
+            if reply[:1] == b"-":
+                failed_call(argv[0], reply)
 
     def _mend(self, commands: list[list], out: list) -> list[bytes]:
         """Replies with every one that is not bytes (a handler's bug) replaced by an error."""

@@ -63,6 +63,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shardserver.errorstats import ACCEPTOR as ERRORS
+
 
 class Propagate(enum.Enum):
     """How a write is logged when a row says other than "as executed" (see above)."""
@@ -151,9 +153,22 @@ def local(
     @functools.wraps(handler)
     def run(session: Any, argv: list[bytes]) -> Any:
         LOCAL_CALLS[name] += 1
-        return handler(session, argv)
+        reply = handler(session, argv)
+        # its error reply counts here, where the acceptor makes it (one byte to look at)
+        if reply.__class__ is bytes:
+            if reply[:1] == b"-":
+                ERRORS.failed_call(name, reply)
+        elif reply.__class__ is Later:
+            reply.future.add_done_callback(lambda done: _count_later(name, done))
+        return reply
 
     return Command(name, Route.LOCAL, run, part=part, notes=notes)
+
+
+def _count_later(name: str, done: asyncio.Future) -> None:
+    reply = Later.result(done)
+    if reply.__class__ is bytes and reply[:1] == b"-":
+        ERRORS.failed_call(name, reply)
 
 
 def bad_arity(arity: int, count: int) -> bool:

@@ -37,6 +37,7 @@ from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import COORDINATED, Later, Route, local
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
+from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.receivers import DISCARD, Relay, merged
 from shardserver.routing import PLANNERS
 
@@ -388,6 +389,7 @@ class _Rounds:
             if spec.route is Route.SCRIPT:
                 prepared = server.scripts.prepare(spec.name, argv)
                 if prepared.__class__ is bytes:
+                    ERRORS.script_replied(spec.name, prepared, None)
                     self.replies.append(prepared)
                     continue
                 slot = len(self.replies)
@@ -397,6 +399,7 @@ class _Rounds:
                     lambda reply, slot=slot: self._scripted(slot, reply),
                     prepared,
                     owner=self.owner,
+                    name=spec.name,
                 )
                 return
             if spec.route in COORDINATED:

@@ -47,6 +47,16 @@ def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
     return spec
 
 
+def refused_name(argv: list[bytes]) -> str | None:
+    """The full name of the command a refused ``redis.call`` names (its rejected_calls
+    count, as Redis's ``lookupCommand`` finds it), or None when none is served here."""
+    spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
+    if spec is None or not spec.subcommands or len(argv) == 1:
+        return None if spec is None else spec.name
+    sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
+    return None if sub is None else sub.name
+
+
 def command_exists(argv: list[bytes]) -> bool:
     """Whether ``argv`` names a command as Redis's ``lookupCommand`` finds one (a
     container's subcommand when there is a second word): ``redis.acl_check_cmd``."""

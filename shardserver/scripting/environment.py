@@ -75,11 +75,14 @@ class Abort(Exception):
 
 
 class CallError(Exception):
-    """A command's error reply inside a script, ``text`` without its dash."""
+    """A command's error reply inside a script, ``text`` without its dash; ``counted``: the
+    error was a command's reply (or its refusal), already in the error statistics, so its
+    table carries Redis's ``ignore_error_stats_update``."""
 
-    def __init__(self, text: bytes) -> None:
+    def __init__(self, text: bytes, counted: bool = False) -> None:
         super().__init__(text)
         self.text = text
+        self.counted = counted
 
 
 def _nothing() -> None:
@@ -164,12 +167,13 @@ class Killed(Exception):
         self.text = text
 
 
-def _caught(problem: Any) -> tuple[int, bytes] | int | None:
-    """What an error raised in Python is, for the Lua side: 1 and the text of a command's
-    error, 2 for an abort, 3 and its text for a kill, None for anything else."""
+def _caught(problem: Any) -> tuple[int, bytes] | tuple[int, bytes, bool] | int | None:
+    """What an error raised in Python is, for the Lua side: 1, the text of a command's
+    error and whether it is counted already, 2 for an abort, 3 and its text for a kill,
+    None for anything else."""
     kind = problem.__class__
     if kind is CallError:
-        return 1, problem.text
+        return 1, problem.text, problem.counted
     if kind is Abort:
         return 2
     if kind is Killed:
@@ -525,9 +529,10 @@ local load_globals = setmetatable({redis = readonly(loading)}, {__index = missin
 -- Redis's error handler: every error becomes a table, with the script's line.
 local function handler(e)
   if type(e) == 'userdata' then
-    local kind, text = caught(e)
+    local kind, text, counted = caught(e)
     if kind == 2 then return e end
     if kind == 1 or kind == 3 then e = {err = text} end
+    if counted then e.ignore_error_stats_update = true end
   end
   if type(e) ~= 'table' then e = {err = 'ERR ' .. tostring(e)} end
   local level = 2
@@ -661,6 +666,9 @@ class Engine:
         #: The RESP version ``redis.call`` replies in: 2 unless the script said otherwise.
         self.resp = 2
         self.aborted: Abort | None = None
+        #: The error replies in the last script's reply, each with whether a command's
+        #: reply counted it already (error statistics are kept where the reply is sent).
+        self.reply_errors: list[tuple[bytes, bool]] = []
         #: Called every 100,000 Lua instructions: raises :class:`Killed` to stop the script.
         self.tick: Callable[[], None] = _nothing
         self.functions: dict[bytes, Any] = {}
@@ -775,6 +783,7 @@ class Engine:
         """FCALL: a loaded function's reply for a client of ``protocol``."""
         self.resp = 2
         self.aborted = None
+        self.reply_errors = []
         callback = self.library_functions[name]
         ok, value = self._call_function(callback, len(keys), *keys, *args)
         if self.aborted is not None:
@@ -789,6 +798,7 @@ class Engine:
         Raises :class:`Abort` when the owner stopped it."""
         self.resp = 2
         self.aborted = None
+        self.reply_errors = []
         ok, value = self._run(self.functions[sha], len(keys), *keys, *args)
         if self.aborted is not None:
             raise self.aborted
@@ -798,14 +808,20 @@ class Engine:
 
     def _error_reply(self, value: Any, sha: bytes) -> bytes:
         if self.lua_type(value) != "table":
-            return b"-ERR Error running script %b, %b\r\n" % (sha, _text(value)[:100])
+            reply = b"-ERR Error running script %b, %b\r\n" % (sha, _text(value)[:100])
+            self.reply_errors.append((reply, False))
+            return reply
         kind, text, source, line = self._shape(value)
         if kind != b"err":
-            return b"-ERR Error running script %b, execution failure\r\n" % sha
+            reply = b"-ERR Error running script %b, execution failure\r\n" % sha
+            self.reply_errors.append((reply, False))
+            return reply
         reply = b"-" + _sanitized(text)
         if source is not None and line is not None:
             reply += b" script: %b, on %b:%d." % (sha, source, int(line))
-        return reply + b"\r\n"
+        reply += b"\r\n"
+        self.reply_errors.append((reply, bool(value[b"ignore_error_stats_update"])))
+        return reply
 
     # -- redis.call ----------------------------------------------------------------------
 
@@ -820,7 +836,10 @@ class Engine:
         """``redis.pcall``: a command's error is returned, as an error table."""
         reply = self._command(args)
         if reply.__class__ is CallError:
-            return self._failure(reply.text)
+            table = self._failure(reply.text)
+            if reply.counted:
+                table[b"ignore_error_stats_update"] = True
+            return table
         return reply
 
     def _command(self, args: tuple) -> Any:
@@ -834,7 +853,7 @@ class Engine:
             self.aborted = abort
             raise
         if reply[0] == 0x2D:  # '-': an error; its first line without the dash
-            return CallError(_sanitized(reply[1 : reply.index(b"\r\n")]))
+            return CallError(_sanitized(reply[1 : reply.index(b"\r\n")]), counted=True)
         return self.to_lua(parse(reply))
 
     def _setresp(self, *args: Any) -> None:
@@ -895,6 +914,7 @@ class Engine:
             item, depth = pending.pop()
             if depth >= _LUA_STACK_SLOTS:
                 out.append(b"-ERR reached lua stack limit\r\n")
+                self.reply_errors.append((out[-1], False))
                 continue
             children = self._reply_one(item, protocol, out)
             if children:
@@ -937,6 +957,7 @@ class Engine:
             return [(items[i], 1) for i in range(1, count + 1)]
         if form == b"err":
             out.append(b"-" + _sanitized(shape[1]) + b"\r\n")
+            self.reply_errors.append((out[-1], bool(value[b"ignore_error_stats_update"])))
         elif form == b"ok":
             out.append(b"+" + _sanitized(shape[1]) + b"\r\n")
         elif form == b"double":

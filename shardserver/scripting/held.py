@@ -26,9 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver.commands.multikey import Plan
-from shardserver.commands.spec import COORDINATED, Later, Route
+from shardserver.commands.spec import COORDINATED, LOCAL_CALLS, Later, Route
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
+from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.keyspace import now_ms
 from shardserver.receivers import Collector, Relay, merged
 from shardserver.resp import Resp2, Resp3
@@ -150,6 +151,9 @@ class HeldScript:
         #: The script board and this acceptor's row on it (SCRIPT KILL, -BUSY).
         self.board, self.place = board if board is not None else (None, 0)
         self.wrote = False
+        #: The error replies in the script's reply, for its error statistics (see
+        #: ``Engine.reply_errors``); None when it did not run (it did not compile ...).
+        self.reply_errors: list[tuple[bytes, bool]] | None = None
 
     def start(self) -> None:
         if self.owner is not self:
@@ -178,9 +182,12 @@ class HeldScript:
         try:
             if self.body is None:  # a function (FCALL): its library is loaded in the thread
                 reply = engine.call_function(self.sha, self.keys, self.args, self.protocol)
+                self.reply_errors = engine.reply_errors
             else:
                 problem = engine.compile(self.sha, self.body)
                 reply = problem or engine.run(self.sha, self.keys, self.args, self.protocol)
+                if problem is None:
+                    self.reply_errors = engine.reply_errors
         except Exception as failure:  # a bug costs this script, never the thread
             log.exception("a script over every shard failed")
             reply = error(f"ERR internal error: {type(failure).__name__}")
@@ -215,6 +222,7 @@ class HeldScript:
     def _dispatch(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
         spec = calls.checked(argv, self.read_only)
         if spec.__class__ is bytes:
+            ERRORS.rejected_call(calls.refused_name(argv), spec)
             answer.set_result(spec)
             return
         session = self.session
@@ -230,6 +238,8 @@ class HeldScript:
                 self._acceptor_command(spec, argv, answer)
                 return
             reply, db = answered
+            LOCAL_CALLS[spec.name] += 1
+            ERRORS.counted(spec.name, reply, False)
             if db is not None:
                 session.db = db
             answer.set_result(reply)
@@ -238,6 +248,7 @@ class HeldScript:
         if spec.route in COORDINATED:
             checked = checked_shards(self.server, session, spec, argv)
             if checked.__class__ is bytes:
+                ERRORS.counted(spec.name, checked, False)
                 answer.set_result(checked)
                 return
             if len(checked[1]) > 1:

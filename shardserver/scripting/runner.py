@@ -39,7 +39,7 @@ from shardserver.keyspace import now_ms
 from shardserver.persistence import aof
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.board import ScriptBoard
-from shardserver.scripting.calls import answered_here, checked
+from shardserver.scripting.calls import answered_here, checked, refused_name
 from shardserver.scripting.environment import KILLED, Abort, Engine, Killed
 from shardserver.scripting.functions import metadata
 from shardserver.slots import shard_table, slot_for_key
@@ -132,7 +132,7 @@ class ShardScripts:
         finally:
             if board is not None:
                 board.ended(shard.index)
-        return (RAN, reply)
+        return (RAN, reply, self.engine.reply_errors)
 
     def _tick(self) -> None:
         """Every so many Lua instructions: stop the script if SCRIPT KILL asked, and it
@@ -177,6 +177,7 @@ class ShardScripts:
     def _call(self, argv: list[bytes], resp: int) -> bytes:
         spec = checked(argv, self.read_only)
         if spec.__class__ is bytes:
+            self.shard.errors.rejected_call(refused_name(argv), spec)
             return spec
         route = spec.route
         if route is Route.LOCAL:
@@ -201,6 +202,8 @@ class ShardScripts:
             reply = shard.handlers[spec.wire_name](shard, self.db, line, _ENCODERS[resp])
         except Exception as problem:  # as in execute_batch: a bug costs this command
             reply = shard._internal_error(line, problem)
+        if reply[:1] == b"-":  # counted here, as execute_batch counts its commands' errors
+            shard.errors.failed_call(spec.wire_name, reply)
         return reply
 
     def _local(self, name: str, argv: list[bytes]) -> bytes:
@@ -209,6 +212,9 @@ class ShardScripts:
         if answered is None:
             raise Abort(f"{name} is answered by the acceptor")
         reply, index = answered
+        self.shard.calls[name.encode()] += 1
+        if reply[:1] == b"-":
+            self.shard.errors.failed_call(name, reply)
         if index is not None:
             self.db = self.shard.dbs[index]
         return reply

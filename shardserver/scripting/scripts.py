@@ -26,6 +26,7 @@ import lupa.lua51 as lua
 
 from shardserver.commands.spec import LOCAL_CALLS
 from shardserver.errors import BUSY, BUSY_FUNCTION, NOT_INTEGER, error
+from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
@@ -274,6 +275,7 @@ class Scripts:
         LOCAL_CALLS[spec.name] += 1  # INFO commandstats (the shards count the script's calls)
         prepared = self.prepare(spec.name, argv)
         if prepared.__class__ is bytes:
+            ERRORS.script_replied(spec.name, prepared, None)
             client.reply(prepared)
             return
         script, keys, args, read_only = prepared
@@ -281,10 +283,10 @@ class Scripts:
         server = self.server
         shards = {server.shard_of_key(key) for key in keys}
         if script.key in self.local and len(shards) <= 1:
-            fast = _FastReply(self, client, entry, script, (keys, args, read_only))
+            fast = _FastReply(self, client, entry, script, (keys, args, read_only), spec.name)
             fast.send(shards.pop() if shards else 0)
         else:
-            self.run_held(client, lambda reply: client.fill(entry, reply), prepared)
+            self.run_held(client, lambda reply: client.fill(entry, reply), prepared, name=spec.name)
 
     def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
@@ -321,10 +323,16 @@ class Scripts:
         return function, *split, read_only
 
     def run_held(
-        self, client: Any, done: Callable[[bytes], None], prepared: tuple, owner: Any = None
+        self,
+        client: Any,
+        done: Callable[[bytes], None],
+        prepared: tuple,
+        owner: Any = None,
+        name: str = "",
     ) -> None:
         """Run a script over every shard held (by ``owner``, an EXEC that holds them, or by
-        the script itself); learn whether it kept to its keys' shard."""
+        the script itself); learn whether it kept to its keys' shard. ``name``: the
+        command (EVAL ...) whose reply's errors count here."""
         script, keys, args, read_only = prepared
         declared = {self.server.shard_of_key(key) for key in keys}
 
@@ -333,6 +341,8 @@ class Scripts:
                 self.local.add(script.key)
             if self.busy:
                 self.look_at_board()
+            if name:
+                ERRORS.script_replied(name, reply, held.reply_errors)
             done(reply)
 
         run = (script.sha, script.source, keys, args, read_only, script.command)
@@ -344,10 +354,13 @@ class _FastReply:
     """The fast path's part: sent to one shard; its value is the reply, or the news that
     the script must run over every shard, or that the shard lacks it."""
 
-    __slots__ = ("scripts", "client", "entry", "script", "run", "shard")
+    __slots__ = ("scripts", "client", "entry", "script", "run", "shard", "name")
 
-    def __init__(self, scripts: Scripts, client: Any, entry: list, script: Script, run: tuple):
+    def __init__(
+        self, scripts: Scripts, client: Any, entry: list, script: Script, run: tuple, name: str
+    ) -> None:
         self.scripts = scripts
+        self.name = name
         self.client = client
         self.entry = entry
         self.script = script
@@ -372,14 +385,19 @@ class _FastReply:
 
     def deliver(self, index: int, value: Any) -> None:
         if value.__class__ is bytes:  # the shard failed
+            ERRORS.script_replied(self.name, value, None)
             self.client.fill(self.entry, value)
             return
         outcome = value[0]
         if outcome == RAN:
             if self.scripts.busy:
                 self.scripts.look_at_board()
+            # its errors count here: (RAN, reply, its errors), or (RAN, reply) for a
+            # reply made before or instead of the script's
+            ERRORS.script_replied(self.name, value[1], value[2] if len(value) > 2 else None)
             self.client.fill(self.entry, value[1])
         elif outcome == UNKNOWN and self.script.source is None:  # a library not there yet
+            ERRORS.script_replied(self.name, _NO_FUNCTION, None)
             self.client.fill(self.entry, _NO_FUNCTION)
         elif outcome == UNKNOWN:
             self.send(self.shard, with_body=True)
@@ -388,4 +406,6 @@ class _FastReply:
             scripts.local.discard(self.script.key)
             client, entry = self.client, self.entry
             prepared = (self.script, *self.run)
-            scripts.run_held(client, lambda reply: client.fill(entry, reply), prepared)
+            scripts.run_held(
+                client, lambda reply: client.fill(entry, reply), prepared, name=self.name
+            )
