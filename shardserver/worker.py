@@ -74,7 +74,7 @@ def run_worker(
     setup_logging(settings["loglevel"], settings.get("logfile", ""), role="S")
     name_process(f"redis-clone-s{index}")
     shard = Shard(index, settings)
-    shard.scripts.board = board
+    shard.scripts.attach(board)
     try:
         load(shard, settings.get("aof-layout"))
     except (LoadError, OSError) as problem:

@@ -468,6 +468,12 @@ SEQUENCES["loading a library"] = [
     ["FCALL", "g", "0"],
     _loading("redis.register_function('g', function() redis.register_function('z', g) end)"),
     ["FCALL", "g", "0"],
+    _loading(
+        "local lib = redis\n"
+        "redis.register_function('g', function() lib.register_function('z', 1) end)"
+    ),
+    ["FCALL", "g", "0"],
+    ["EVAL", "return tostring(math.random()) ~= tostring(math.random())", "0"],
     ["EVAL", "return type(redis.register_function)", "0"],
     ["FUNCTION", "FLUSH"],
 ]
@@ -767,6 +773,17 @@ def test_a_reply_that_holds_itself_ends_where_redis_ends_it(
                 data += chunk
             replies.append(data)
     assert replies[1] == replies[0]
+
+
+def test_math_random_is_one_sequence_for_the_server(clone: ServerProcess) -> None:
+    """As Redis 7: one sequence that lives on between scripts, wherever they run (the
+    first run of a script is held, later ones run in a shard); a seed restarts it."""
+    client = redis.Redis(port=clone.port)
+    script = "return tostring(math.random())"
+    drawn = [client.eval(script, 0) for _ in range(4)] + [client.eval(script, 1, "k")]
+    assert len(set(drawn)) == len(drawn)
+    seeded = "math.randomseed(10) return tostring(math.random())"
+    assert client.eval(seeded, 0) == client.eval(seeded, 1, "k") == b"0.87885112309775"
 
 
 def test_a_script_publishes_to_subscribers(clone: ServerProcess) -> None:

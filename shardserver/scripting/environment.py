@@ -155,6 +155,27 @@ def command_line(args: tuple) -> list[bytes] | CallError:
     return argv
 
 
+#: drand48's generator: X <- (a X + c) mod 2**48; lrand48 is X's top 31 bits.
+LRAND48_A, LRAND48_C, LRAND48_MASK = 0x5DEECE66D, 0xB, (1 << 48) - 1
+#: Its state before any seed (Redis's redisLrand48 starts there).
+LRAND48_START = 0x1234ABCD330E
+
+
+class Random48:
+    """An lrand48 sequence of one interpreter's own."""
+
+    def __init__(self) -> None:
+        self.state = LRAND48_START
+
+    def lrand48(self) -> int:
+        self.state = (self.state * LRAND48_A + LRAND48_C) & LRAND48_MASK
+        return self.state >> 17
+
+    def srand48(self, seed: int) -> None:
+        """``redisSrand48``: the seed's 32 bits above drand48's fixed low word."""
+        self.state = (int(seed) & 0xFFFFFFFF) << 16 | 0x330E
+
+
 #: The error of a script SCRIPT KILL stopped.
 KILLED = b"ERR Script killed by user with SCRIPT KILL..."
 
@@ -252,17 +273,11 @@ globals.rawset = function(t, ...)
 end
 
 -- math.random and math.randomseed as Redis's (redis_math_random over redisLrand48, the
--- 48-bit generator of drand48): the same numbers for the same seed as redis-server; the
--- state lives on from one script to the next, as in Redis 7. Kept as two 24-bit halves, so
--- every product is exact in a double.
+-- 48-bit generator of drand48): the same numbers for the same seed as redis-server. Its
+-- state is the server's, not this interpreter's (py.lrand48: the script board's), so
+-- scripts anywhere draw one sequence, as in Redis 7, where it lives on between scripts.
 local floor = math.floor
-local state_high, state_low = 0x1234AB, 0xCD330E
-local function lrand48()
-  local low = 0xECE66D * state_low + 0xB
-  local high = (0x5DE * state_low + 0xECE66D * state_high + floor(low / 16777216)) % 16777216
-  state_high, state_low = high, low % 16777216
-  return high * 128 + floor(state_low / 131072)  -- the state's top 31 bits
-end
+local lrand48, srand48 = py.lrand48, py.srand48
 -- luaL_checkint: a number (or a numeric string), cut to a C int as x86-64 does.
 local function checkint(n, fname, count, v)
   local x = tonumber(v)
@@ -293,8 +308,7 @@ maths.random = function(...)
   error('wrong number of arguments', 2)
 end
 maths.randomseed = function(...)
-  local seed = checkint(1, 'randomseed', select('#', ...), (...)) % 4294967296
-  state_high, state_low = floor(seed / 256), seed % 256 * 65536 + 0x330E
+  srand48(checkint(1, 'randomseed', select('#', ...), (...)) % 4294967296)
 end
 globals.math = readonly(maths)
 
@@ -510,6 +524,10 @@ local function register_named(t)
 end
 local loading = {}
 loading.register_function = function(...)
+  -- a library may keep redis.register_function and call it later, from a function
+  if registering == nil then
+    fail('redis.register_function can only be called on FUNCTION LOAD command')
+  end
   local count, first, second = select('#', ...), ...
   if count < 1 or count > 2 then fail('wrong number of arguments to redis.register_function') end
   if count == 1 then return register_named(first) end
@@ -669,6 +687,9 @@ class Engine:
         #: The error replies in the last script's reply, each with whether a command's
         #: reply counted it already (error statistics are kept where the reply is sent).
         self.reply_errors: list[tuple[bytes, bool]] = []
+        #: Where math.random draws from: the server's one sequence once the owner gives
+        #: the board (:class:`~shardserver.scripting.board.ScriptBoard`), else this one's.
+        self.random: Random48 = Random48()
         #: Called every 100,000 Lua instructions: raises :class:`Killed` to stop the script.
         self.tick: Callable[[], None] = _nothing
         self.functions: dict[bytes, Any] = {}
@@ -680,6 +701,8 @@ class Engine:
                 b"tick": lambda *_event: self.tick(),
                 b"sha1hex": _sha1hex,
                 b"acl_check_cmd": _acl_check_cmd,
+                b"lrand48": lambda: self.random.lrand48(),
+                b"srand48": lambda seed: self.random.srand48(seed),
                 b"log": _log,
                 b"setresp": self._setresp,
                 b"set_repl": _set_repl,

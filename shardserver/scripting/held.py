@@ -174,6 +174,7 @@ class HeldScript:
         engine.tick = self._tick
         board = self.board
         if board is not None:
+            engine.random = board
             function = None
             if self.body is None:
                 line = [*self.command, b"%d" % len(self.keys), *self.keys, *self.args]

@@ -78,6 +78,11 @@ class ShardScripts:
         #: its snapshot fragment and log base, and tells an acceptor that starts.
         self.library_code: dict[bytes, bytes] = {}
 
+    def attach(self, board: ScriptBoard) -> None:
+        """The server's script board: this shard's row, and math.random's sequence."""
+        self.board = board
+        self.engine.random = board
+
     def run(self, db: Any, argv: list[bytes]) -> tuple:
         """``@eval``: run a script on this shard (see the module's docstring)."""
         sha, body, read_only, protocol = argv[1], argv[2], argv[3] == b"1", int(argv[4])
