@@ -534,6 +534,9 @@ SEQUENCES["sandbox and random numbers"] = [
         "return {pcall(function() getmetatable('').__index.leak = 1 end)}",
         "return {pcall(function() math.leak = 1 end)}",
         "return {('abc'):upper(), rawget(_G, 'leak') == nil}",
+        "setmetatable(_G, {})",
+        "rawset(_G, 'x', 1)",
+        "setmetatable(string, {})",
     ]
 ]
 

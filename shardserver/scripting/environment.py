@@ -263,12 +263,13 @@ globals.getmetatable = function(...)
   if meta == string_meta then return shown_string_meta end
   return meta
 end
+-- (Redis raises these from C, with no position in the text)
 globals.setmetatable = function(t, ...)
-  if protected[t] then error(READONLY, 2) end
+  if protected[t] then error(READONLY, 0) end
   return setmetatable(t, ...)
 end
 globals.rawset = function(t, ...)
-  if protected[t] then error(READONLY, 2) end
+  if protected[t] then error(READONLY, 0) end
   return rawset(t, ...)
 end
 
