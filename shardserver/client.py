@@ -97,6 +97,9 @@ def _address(pair: Any) -> str:
 class ClientConnection(asyncio.Protocol):
     """One client: its parser, its session state, and its replies waiting to leave in order."""
 
+    #: A client's own commands are no script's (a script's session says True).
+    in_script = False
+
     def __init__(self, server: Any) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None

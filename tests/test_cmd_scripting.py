@@ -569,6 +569,23 @@ SEQUENCES["redis lib arguments and deep replies"] = [
 ]
 
 
+# SORT BY a constant leaves a set unsorted, except in a script (Redis sorts its output so a
+# script cannot depend on the set's order), held or on its shard (each script twice: the
+# first run is held, the next on the shard); lists keep their order.
+_SORTS = [
+    "return redis.call('sort', KEYS[1], 'by', '_')",
+    "return redis.call('sort', KEYS[1], 'by', '_', 'get', '#', 'get', '_:*')",
+    "return redis.call('sort_ro', KEYS[1], 'by', 'nosort', 'desc', 'limit', 1, 3)",
+    "redis.call('echo', 'held') return redis.call('sort', KEYS[1], 'by', 'nosort')",
+]
+SEQUENCES["sort in scripts"] = (
+    [["SADD", "myset", *"a b c d e f g h i l m n o p q r s t u v z aa aaa azz".split()]]
+    + [["EVAL", body, "1", "myset"] for body in _SORTS for _twice in range(2)]
+    + [["RPUSH", "list", "c", "a", "b"]]
+    + [["EVAL", _SORTS[0], "1", "list"] for _twice in range(2)]
+)
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 

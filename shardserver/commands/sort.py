@@ -80,6 +80,8 @@ class SortOptions:
     #: The STORE destination and its position in argv.
     store: bytes | None = None
     store_at: int = 0
+    #: Run by a script: an unsorted set's output is sorted too (see :func:`_effective`).
+    from_script: bool = False
 
 
 def _word(arg: bytes) -> bytes:
@@ -305,9 +307,9 @@ def _limits(options: SortOptions, size: int) -> tuple[int, int]:
 
 
 def _effective(options: SortOptions, kind: str) -> SortOptions:
-    """BY nosort on a set with STORE sorts ALPHA instead (what is stored must not depend
-    on the set's internal order)."""
-    if options.dont_sort and kind == "set" and options.store is not None:
+    """BY nosort on a set with STORE, or in a script, sorts ALPHA instead (what is stored,
+    or what a script goes on with, must not depend on the set's internal order)."""
+    if options.dont_sort and kind == "set" and (options.store is not None or options.from_script):
         return replace(options, alpha=True, by=None, dont_sort=False)
     return options
 
@@ -427,6 +429,8 @@ def sort(shard, db, argv: list[bytes], enc) -> bytes:
     options = parse_options(argv)
     if options.__class__ is bytes:
         return options
+    if shard.scripts.running:
+        options = replace(options, from_script=True)
     source = _read_source(shard, db, argv[1])
     if source is False:
         return WRONGTYPE
@@ -456,6 +460,8 @@ def plan_sort(session, argv: list[bytes]) -> Plan:
     then every key its patterns name, then sort and store, all while the shards are held
     (every shard when patterns may name keys anywhere)."""
     options = parse_options(argv)
+    if options.__class__ is not bytes and session.in_script:
+        options = replace(options, from_script=True)
     enc = session.enc
     hold_all = uses_patterns(argv)
     reads = [Step(argv[1], [b"@sortsource", argv[1]])]

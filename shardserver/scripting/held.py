@@ -70,6 +70,10 @@ def _unset_call(argv: list[bytes], resp: int) -> bytes:
     raise RuntimeError("a script ran without its coordination")
 
 
+#: Coordinated commands a held script runs by their plan even on one shard.
+_PLANNED_IN_SCRIPTS = frozenset({"sort", "sort_ro"})
+
+
 class _HeldServer:
     """The server as a command the acceptor answers sees it inside a held script: the
     same, except that what it asks of every shard (INFO's numbers) runs at the script's
@@ -106,6 +110,8 @@ class ScriptSession:
         self.protocol = 2
         self.tracking = None
         self.multi = None
+        #: Commands that behave otherwise in scripts (SORT) ask this.
+        self.in_script = True
 
     @property
     def ctx(self) -> int:
@@ -252,8 +258,10 @@ class HeldScript:
                 ERRORS.counted(spec.name, checked, False)
                 answer.set_result(checked)
                 return
-            if len(checked[1]) > 1:
-                self.beyond = True
+            # SORT always by its plan here: the plan knows the script asks (it sorts an
+            # unsorted set's output); a native run on a shard could not tell
+            if len(checked[1]) > 1 or spec.name in _PLANNED_IN_SCRIPTS:
+                self.beyond = self.beyond or len(checked[1]) > 1
                 _Rounds(self, spec.plan(session, checked[0]), answer).read()
                 return
         planned = PLANNERS[spec.route](self.server, session, spec, argv)

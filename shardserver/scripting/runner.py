@@ -70,6 +70,8 @@ class ShardScripts:
         self.db: Any = None
         self.read_only = False
         self.wrote = False
+        #: Whether a script runs here now (SORT then sorts what it would leave unsorted).
+        self.running = False
         #: Shared with the acceptors (:mod:`shardserver.scripting.board`): they read that a
         #: script runs here, and ask it to stop; None in a shard made without a server.
         self.board: ScriptBoard | None = None
@@ -127,6 +129,7 @@ class ShardScripts:
         board = self.board
         if board is not None:
             board.started(shard.index, now_ms(), function)
+        self.running = True
         try:
             reply = runs(name, keys, args, protocol)
         except Abort as abort:
@@ -135,6 +138,7 @@ class ShardScripts:
             del shard.events[events:]
             return (ESCAPED, abort.reason)
         finally:
+            self.running = False
             if board is not None:
                 board.ended(shard.index)
         return (RAN, reply, self.engine.reply_errors)
