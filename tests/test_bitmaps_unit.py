@@ -70,6 +70,7 @@ class Session:
     enc: type[Resp2]
     server: Server
     db: int = 0
+    in_script: bool = False
 
 
 class Cluster:
