@@ -876,7 +876,12 @@ class Engine:
         except Abort as abort:
             self.aborted = abort
             raise
-        if reply[0] == 0x2D:  # '-': an error; its first line without the dash
+        first = reply[0]
+        if first == 0x24:  # '$': a bulk string (GET's), or nil, without the parser
+            if reply[1] == 0x2D:
+                return None if self.resp == 3 else False
+            return reply[reply.index(b"\r\n") + 2 : -2]
+        if first == 0x2D:  # '-': an error; its first line without the dash
             return CallError(_sanitized(reply[1 : reply.index(b"\r\n")]), counted=True)
         return self.to_lua(parse(reply))
 
@@ -933,7 +938,10 @@ class Engine:
         if kind is int and -_MAX_INT <= value < _MAX_INT:
             return b":%d\r\n" % value
         out: list[bytes] = []
-        pending: list[tuple[Any, int]] = [(value, 0)]
+        children = self._reply_one(value, protocol, out)
+        if not children:  # anything but a table with items: one piece
+            return out[0]
+        pending: list[tuple[Any, int]] = [(child, cost) for child, cost in reversed(children)]
         while pending:
             item, depth = pending.pop()
             if depth >= _LUA_STACK_SLOTS:
