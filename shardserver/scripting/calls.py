@@ -4,11 +4,16 @@ The same in a shard and in the acceptor, in Redis's order (``scriptCall``): the 
 exists (a container's subcommand too), its arity, whether scripts may run it at all
 (``noscript``: MULTI, BLPOP, SUBSCRIBE, CLIENT, CONFIG, EVAL ...), and whether a read-only
 script (EVAL_RO, ``#!lua flags=no-writes``) asks for a write.
+
+DEBUG SET-DISABLE-DENY-SCRIPTS 1 lifts the ``noscript`` refusal in Redis for every command;
+here only for DEBUG (PROTOCOL, SLEEP ...: what Redis's test suite calls from scripts). The
+others change the calling client's state (CLIENT, MONITOR, SUBSCRIBE, MULTI, HELLO), block
+(BLPOP ...), end the server (SHUTDOWN) or run scripts (EVAL): a script runs in a shard or in
+the acceptor's script thread, with no client of its own, so they are refused still, with an
+error that says so.
 """
 
 from __future__ import annotations
-
-import time
 
 from shardserver.commands.metadata import META, redis_arity_and_flags
 from shardserver.commands.spec import bad_arity
@@ -20,14 +25,19 @@ UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
 ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
 NOT_ALLOWED = b"-ERR This Redis command is not allowed from script\r\n"
 READ_ONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
+NOT_ALLOWED_HERE = (
+    b"-ERR This Redis command is not allowed from script (redis-clone lets scripts call "
+    b"only DEBUG of the commands that DEBUG SET-DISABLE-DENY-SCRIPTS allows)\r\n"
+)
 
 #: Every command by its name as bytes, lower case.
 BY_NAME: dict[bytes, CommandSpec] = {name.encode(): spec for name, spec in COMMANDS.items()}
 
 
-def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
+def checked(argv: list[bytes], read_only: bool, deny_disabled: bool = False) -> CommandSpec | bytes:
     """The command a script's ``redis.call`` names (a subcommand's own spec for a
-    container), or Redis's error reply for it."""
+    container), or Redis's error reply for it; ``deny_disabled``: DEBUG
+    SET-DISABLE-DENY-SCRIPTS is on."""
     spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
     if spec is None:
         return _not_served(argv)
@@ -41,7 +51,10 @@ def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
         return ARITY
     flags = spec.flags
     if "noscript" in flags:
-        return NOT_ALLOWED
+        if not deny_disabled:
+            return NOT_ALLOWED
+        if spec.name != "debug":
+            return NOT_ALLOWED_HERE
     if read_only and "write" in flags:
         return READ_ONLY
     return spec
@@ -83,10 +96,13 @@ def _not_served(argv: list[bytes]) -> bytes:
     return NOT_ALLOWED if "noscript" in flags else UNKNOWN
 
 
-def answered_here(name: str, argv: list[bytes], databases: int) -> tuple[bytes, int | None] | None:
+def answered_here(
+    name: str, argv: list[bytes], databases: int, now_us: int
+) -> tuple[bytes, int | None] | None:
     """The commands the acceptor answers that a script's runner answers the same, wherever
     it runs: ``(reply, database)``, the database being SELECT's new one (else None); None
-    for the others."""
+    for the others. ``now_us``: the script's start, which TIME answers (its clock stands
+    still while it runs)."""
     if name == "ping":
         if len(argv) > 2:
             return wrong_arity("ping"), None
@@ -94,8 +110,7 @@ def answered_here(name: str, argv: list[bytes], databases: int) -> tuple[bytes, 
     if name == "echo":
         return _bulk(argv[1]), None
     if name == "time":
-        now = time.time_ns() // 1000
-        seconds, micros = b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)
+        seconds, micros = b"%d" % (now_us // 1_000_000), b"%d" % (now_us % 1_000_000)
         return b"*2\r\n" + _bulk(seconds) + _bulk(micros), None
     if name == "select":
         index = parse_int(argv[1])
