@@ -11,8 +11,13 @@ time tests (expiry decided at the script's start) test that path at 1 shard as w
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import RawConnection, ServerPool, ServerProcess, encode_command, require_redis_server
+
+from shardserver.keyspace import now_ms
+from shardserver.shard import Shard
 
 TYPES = [
     "string",
@@ -173,3 +178,17 @@ def test_client_state_commands_stay_refused(server: ServerProcess, command: str)
         assert reply.startswith(b"-ERR This Redis command is not allowed from script (redis-clone")
         assert conn.command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == b"+OK\r\n"
         assert conn.command("PING") == b"+PONG\r\n"
+
+
+def test_a_stopped_clock_decides_expiry_and_stops_the_sweep() -> None:
+    """``@clock ms``: what a held script sends first; every batch after it sees ``ms``, and
+    the sweep waits, until ``@clock``."""
+    shard = Shard(0)
+    start = now_ms()
+    assert shard.execute_batch([[0, [b"@clock", b"%d" % start]]]) == [None]
+    assert shard.execute_batch([[0, [b"set", b"k", b"v", b"PX", b"1"]]]) == [b"+OK\r\n"]
+    time.sleep(0.01)
+    assert shard.execute_batch([[0, [b"exists", b"k"]]]) == [b":1\r\n"]
+    assert shard.expire_cycle() == 0
+    shard.execute_batch([[0, [b"@clock"]]])
+    assert shard.execute_batch([[0, [b"exists", b"k"]]]) == [b":0\r\n"]
