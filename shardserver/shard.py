@@ -109,6 +109,10 @@ class Shard:
         #: Error replies of the commands run here (INFO errorstats, commandstats).
         self.errors = ErrorStats()
         self.now = now_ms()
+        #: The milliseconds the clock stands at while a held script runs (``@clock``), else
+        #: None: every batch's ``now`` is then that, and the sweep waits, as Redis decides
+        #: expiry at a script's start time and sweeps nothing while a script runs.
+        self.frozen_ms: int | None = None
         #: Whether the active expiry sweep runs (DEBUG SET-ACTIVE-EXPIRE turns it off).
         self.active_expire = True
         self.commands_processed = 0
@@ -162,9 +166,16 @@ class Shard:
         for db in self.dbs:
             db.on_expire = hook
 
+    def freeze_clock(self, ms: int | None) -> None:
+        """Stop the clock at ``ms`` (for the runs after this one too), or, with None, let it
+        go again."""
+        self.frozen_ms = ms
+        self.now = now_ms() if ms is None else ms
+
     def execute_batch(self, batch: list[list]) -> list:
         """Run every command of a batch in order; one reply per run."""
-        self.now = now_ms()
+        frozen = self.frozen_ms
+        self.now = now_ms() if frozen is None else frozen
         dbs = self.dbs
         handlers = self.handlers
         calls = self.calls
@@ -250,7 +261,7 @@ class Shard:
 
     def expire_cycle(self, budget_s: float | None = None) -> int:
         """One active-expiry sweep, with about a quarter of the sweep interval as budget."""
-        if not self.active_expire:
+        if not self.active_expire or self.frozen_ms is not None:
             return 0
         if budget_s is None:
             budget_s = 0.25 / self.hz

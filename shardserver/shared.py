@@ -4,7 +4,8 @@ Client IDs come from one counter, so CLIENT ID is unique across acceptors. A sna
 from whichever acceptor got SAVE or BGSAVE (its own stream to each shard then orders the cut
 exactly after that client's earlier commands), so whether one is running, and the last one's
 time, outcome and duration, live here too: "Background save already in progress" and
-LASTSAVE mean the whole server.
+LASTSAVE mean the whole server. So does DEBUG SET-DISABLE-DENY-SCRIPTS: a held script runs in
+whichever acceptor got it.
 
 One small shared array (``multiprocessing.RawArray``, inherited by the forked acceptors) and
 a lock; with one acceptor it costs a lock per connection and per save, nothing per command.
@@ -16,14 +17,14 @@ import multiprocessing
 import time
 from typing import Any
 
-_CLIENT_ID, _SAVING, _SAVE_STARTED, _LAST_SAVE, _LAST_OK, _LAST_DURATION = range(6)
+_CLIENT_ID, _SAVING, _SAVE_STARTED, _LAST_SAVE, _LAST_OK, _LAST_DURATION, _DENY_OFF = range(7)
 
 
 class ServerWords:
     """Server-wide counters and the state of the snapshot."""
 
     def __init__(self, context: Any = multiprocessing) -> None:
-        self._words = context.RawArray("q", 6)
+        self._words = context.RawArray("q", 7)
         self._words[_LAST_SAVE] = int(time.time())
         self._words[_LAST_OK] = 1
         self._words[_LAST_DURATION] = -1
@@ -71,3 +72,12 @@ class ServerWords:
     @property
     def last_duration(self) -> int:
         return self._words[_LAST_DURATION]
+
+    @property
+    def deny_scripts_disabled(self) -> bool:
+        """DEBUG SET-DISABLE-DENY-SCRIPTS: whether scripts may call DEBUG."""
+        return bool(self._words[_DENY_OFF])
+
+    @deny_scripts_disabled.setter
+    def deny_scripts_disabled(self, value: bool) -> None:
+        self._words[_DENY_OFF] = int(value)

@@ -165,7 +165,9 @@ def serve_streams(shard: Shard, fds: list[tuple[int, int]], book: Any) -> None:
     live = set(range(len(fds)))
 
     def drop(stream: int) -> None:
-        """That acceptor is gone: forget its stream."""
+        """That acceptor is gone: forget its stream (and its held script's clock)."""
+        if scheduler.holder == stream:
+            shard.freeze_clock(None)
         live.discard(stream)
         poller.unregister(fds[stream][0])
         scheduler.close(stream)

@@ -5,7 +5,10 @@ RELOAD passes every value through its RDB encoding and back (what a save and a l
 it: encodings are chosen again by the thresholds); SET-ACTIVE-EXPIRE turns the shards' expiry
 sweeps off and on; DIGEST and DIGEST-VALUE compute Redis's own digests (the same hex for the
 same data as redis-server, so two servers can be compared); OBJECT describes one key as
-Redis's ``debugCommand`` does. HELP is answered by the acceptor.
+Redis's ``debugCommand`` does; SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG (each shard
+keeps it for the scripts it runs, the acceptors in their shared words for the held ones).
+HELP and PROTOCOL (a test value of each RESP type, for clients' and scripts' parsers) are
+answered by the acceptor.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ _HELP = [
     "    Output a hex signature of the values of all the specified keys.",
     "OBJECT <key>",
     "    Show low level info about `key` and associated value.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
     "RELOAD",
     "    Save the RDB on disk and reload it back to memory.",
     "SET-ACTIVE-EXPIRE <0|1>",
@@ -59,10 +66,15 @@ _SHARD_SUBCOMMANDS = {
     b"digest": 2,
     b"digest-value": -2,
     b"object": 3,
+    b"set-disable-deny-scripts": 3,
 }
 _ZERO_DIGEST = "0" * 40
 _TYPE_CODES = {"string": 0, "list": 1, "set": 2, "zset": 3, "hash": 4}
 _SHARED_INTEGERS = 10000
+_WRONG_TYPE_NAME = error(
+    "ERR Wrong protocol type name. Please use one of the following: "
+    "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"
+)
 
 
 def _allowed(session: Any) -> bool:
@@ -81,12 +93,63 @@ def check(session: Any, argv: list[bytes]) -> bytes | None:
     sub = argv[1].lower()
     if sub == b"help" and len(argv) == 2:
         return session.enc.array([session.enc.simple(line) for line in _HELP])
+    if sub == b"protocol" and len(argv) == 3:
+        return protocol_reply(session, argv[2].lower())
     arity = _SHARD_SUBCOMMANDS.get(sub)
     if arity is not None and (len(argv) == arity if arity > 0 else len(argv) >= -arity):
         if sub == b"reload" and len(argv) > 2:
             return error("ERR DEBUG RELOAD options (MERGE, NOFLUSH, NOSAVE) are not supported")
         return None
     return subcommand_syntax(argv)
+
+
+def protocol_reply(session: Any, name: bytes) -> bytes:
+    """DEBUG PROTOCOL's test value of a type, as ``debugCommand`` writes it in the client's
+    protocol (a RESP2 client gets each RESP3 type as Redis downgrades it)."""
+    enc = session.enc
+    resp3 = enc.version == 3
+    if name == b"string":
+        return enc.bulk(b"Hello World")
+    if name == b"integer":
+        return enc.integer(12345)
+    if name == b"double":
+        return enc.double(b"3.141")
+    if name == b"bignum":
+        digits = b"1234567999999999999999999999999999999"
+        return b"(%b\r\n" % digits if resp3 else enc.bulk(digits)
+    if name == b"null":
+        return enc.NULL
+    if name == b"array" or name == b"set":
+        numbers = [enc.integer(j) for j in range(3)]
+        return enc.array(numbers) if name == b"array" else enc.set(numbers)
+    if name == b"map":
+        return enc.map([(enc.integer(j), _boolean(enc, j == 1)) for j in range(3)])
+    if name == b"attrib":
+        real = enc.bulk(b"Some real reply following the attribute")
+        if not resp3:  # attributes exist only in RESP3: the reply alone
+            return real
+        popularity = enc.array([enc.bulk(b"key:123"), enc.integer(90)])
+        return b"|1\r\n" + enc.bulk(b"key-popularity") + popularity + real
+    if name == b"push":
+        if not resp3:
+            return error("ERR RESP2 is not supported by this command")
+        if getattr(session, "in_script", False):
+            # Redis's script client drops the push, and its Lua reply is nil
+            return enc.NULL
+        push = b">2\r\n" + enc.bulk(b"server-cpu-usage") + enc.integer(42)
+        return push + enc.bulk(b"Some real reply following the push reply")
+    if name == b"verbatim":
+        return enc.verbatim(b"This is a verbatim\nstring")
+    if name == b"true" or name == b"false":
+        return _boolean(enc, name == b"true")
+    return _WRONG_TYPE_NAME
+
+
+def _boolean(enc: Any, value: bool) -> bytes:
+    """Redis's ``addReplyBool``: ``#t``/``#f`` in RESP3, 1 or 0 in RESP2."""
+    if enc.version == 3:
+        return b"#t\r\n" if value else b"#f\r\n"
+    return b":1\r\n" if value else b":0\r\n"
 
 
 # -- in each shard --------------------------------------------------------------------------
@@ -101,14 +164,22 @@ def part(shard: Any, db: Any, argv: list[bytes]) -> Any:
     if sub == b"reload":
         return _reload(shard)
     if sub == b"set-active-expire":
-        match = _ATOI.match(argv[2])
-        shard.active_expire = bool(match and int(match.group()))
+        shard.active_expire = _atoi(argv[2])
+        return 0
+    if sub == b"set-disable-deny-scripts":
+        shard.scripts.deny_disabled = _atoi(argv[2])
         return 0
     if sub == b"digest":
         return [(index, _keys_digest(db_)) for index, db_ in enumerate(shard.dbs) if db_.data]
     if sub == b"digest-value":
         return [_value_digest(db, key) if key in db.data else None for key in argv[2:]]
     return _describe(shard, db, argv[2])
+
+
+def _atoi(text: bytes) -> bool:
+    """A 0|1 flag as Redis's ``atoi`` reads it: ``x`` is 0."""
+    match = _ATOI.match(text)
+    return bool(match and int(match.group()))
 
 
 def sleep_seconds(text: bytes) -> float:
@@ -243,6 +314,8 @@ def merge(session: Any, argv: list[bytes], parts: list[Any]) -> bytes:
     if sub == b"object":
         line = next((p for p in parts if p is not None), None)
         return error("ERR no such key") if line is None else enc.simple(line)
+    if sub == b"set-disable-deny-scripts":
+        session.server.words.deny_scripts_disabled = _atoi(argv[2])
     return b"+OK\r\n"
 
 
@@ -257,7 +330,9 @@ ROWS = [
             "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
             "clients may use DEBUG); SLEEP, RELOAD (in place: each value through its RDB "
             "encoding and back; no options), SET-ACTIVE-EXPIRE, DIGEST, DIGEST-VALUE (Redis's "
-            "digests), OBJECT and HELP; SLEEP stalls every shard but the acceptor still "
+            "digests), OBJECT, PROTOCOL, SET-DISABLE-DENY-SCRIPTS (scripts may then call DEBUG, "
+            "and no other command Redis refuses in scripts) and HELP; SLEEP stalls every shard "
+            "but the acceptor still "
             "answers its own commands (PING, CLIENT ...)"
         ),
     ),

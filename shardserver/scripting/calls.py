@@ -4,6 +4,13 @@ The same in a shard and in the acceptor, in Redis's order (``scriptCall``): the 
 exists (a container's subcommand too), its arity, whether scripts may run it at all
 (``noscript``: MULTI, BLPOP, SUBSCRIBE, CLIENT, CONFIG, EVAL ...), and whether a read-only
 script (EVAL_RO, ``#!lua flags=no-writes``) asks for a write.
+
+DEBUG SET-DISABLE-DENY-SCRIPTS 1 lifts the ``noscript`` refusal in Redis for every command;
+here only for DEBUG (PROTOCOL, SLEEP ...: what Redis's test suite calls from scripts). The
+others change the calling client's state (CLIENT, MONITOR, SUBSCRIBE, MULTI, HELLO), block
+(BLPOP ...), end the server (SHUTDOWN) or run scripts (EVAL): a script runs in a shard or in
+the acceptor's script thread, with no client of its own, so they are refused still, with an
+error that says so.
 """
 
 from __future__ import annotations
@@ -20,14 +27,19 @@ UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
 ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
 NOT_ALLOWED = b"-ERR This Redis command is not allowed from script\r\n"
 READ_ONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
+NOT_ALLOWED_HERE = (
+    b"-ERR This Redis command is not allowed from script (redis-clone lets scripts call "
+    b"only DEBUG of the commands that DEBUG SET-DISABLE-DENY-SCRIPTS allows)\r\n"
+)
 
 #: Every command by its name as bytes, lower case.
 BY_NAME: dict[bytes, CommandSpec] = {name.encode(): spec for name, spec in COMMANDS.items()}
 
 
-def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
+def checked(argv: list[bytes], read_only: bool, deny_disabled: bool = False) -> CommandSpec | bytes:
     """The command a script's ``redis.call`` names (a subcommand's own spec for a
-    container), or Redis's error reply for it."""
+    container), or Redis's error reply for it; ``deny_disabled``: DEBUG
+    SET-DISABLE-DENY-SCRIPTS is on."""
     spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
     if spec is None:
         return _not_served(argv)
@@ -41,7 +53,10 @@ def checked(argv: list[bytes], read_only: bool) -> CommandSpec | bytes:
         return ARITY
     flags = spec.flags
     if "noscript" in flags:
-        return NOT_ALLOWED
+        if not deny_disabled:
+            return NOT_ALLOWED
+        if spec.name != "debug":
+            return NOT_ALLOWED_HERE
     if read_only and "write" in flags:
         return READ_ONLY
     return spec
@@ -86,7 +101,8 @@ def _not_served(argv: list[bytes]) -> bytes:
 def answered_here(name: str, argv: list[bytes], databases: int) -> tuple[bytes, int | None] | None:
     """The commands the acceptor answers that a script's runner answers the same, wherever
     it runs: ``(reply, database)``, the database being SELECT's new one (else None); None
-    for the others."""
+    for the others. TIME reads the clock as Redis 7.0 does (7.2 answers the script's start;
+    expiry decisions stand still in a script here as in both: see the runner and held)."""
     if name == "ping":
         if len(argv) > 2:
             return wrong_arity("ping"), None

@@ -970,8 +970,11 @@ class Engine:
             out.append(b":%d\r\n" % _truncated(value))
             return None
         if kind is bool:  # as the script's protocol has them; a null as the client's
-            if self.resp == 3:
-                out.append(b"#t\r\n" if value else b"#f\r\n")
+            if self.resp == 3:  # Redis's addReplyBool: 1 or 0 to a RESP2 client
+                if protocol == 3:
+                    out.append(b"#t\r\n" if value else b"#f\r\n")
+                else:
+                    out.append(b":1\r\n" if value else b":0\r\n")
             elif value:
                 out.append(b":1\r\n")
             else:

@@ -10,6 +10,11 @@ loop, which sends the command to the shards at the hold point, as the command's 
 it (a native run, the parts of a multi-shard command, a coordinated command's rounds of reads
 and its writes), and hands the reply back. When the script returns, the holds are released.
 
+The shards' clocks stand still at the script's start while it runs (Redis decides expiry at
+its script's start time, however long the script runs): the first run the script sends to a
+shard is ``@clock <start>``, and at its end each such shard gets ``@clock`` (going again),
+before the hold is released.
+
 What it costs: a round trip to a shard per ``redis.call`` (and a thread hand-over), with
 every shard held for the whole script; the fast path (:mod:`shardserver.scripting.runner`)
 is for scripts that keep to one shard.
@@ -22,6 +27,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +36,7 @@ from shardserver.commands.spec import COORDINATED, LOCAL_CALLS, Later, Route
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import error, first_error, is_error
 from shardserver.errorstats import ACCEPTOR as ERRORS
-from shardserver.keyspace import now_ms
-from shardserver.receivers import Collector, Relay, merged
+from shardserver.receivers import DISCARD, Collector, Relay, merged
 from shardserver.resp import Resp2, Resp3
 from shardserver.routing import PLANNERS
 from shardserver.scripting import calls
@@ -87,7 +92,7 @@ class _HeldServer:
         script = self._script
         future = script.loop.create_future()
         collector = Collector(future, len(parts))
-        at = self._server.sequencer.at_hold(script.owner, script.shards)
+        at = script.at_hold(script.shards)
         for shard, part in enumerate(parts):
             runs, targets = at[shard]
             runs.append([script.session.ctx, part])
@@ -112,6 +117,9 @@ class ScriptSession:
         self.multi = None
         #: Commands that behave otherwise in scripts (SORT) ask this.
         self.in_script = True
+
+    #: What DEBUG PROTOCOL asks: a script has no connection to push to.
+    in_script = True
 
     @property
     def ctx(self) -> int:
@@ -160,6 +168,10 @@ class HeldScript:
         #: The error replies in the script's reply, for its error statistics (see
         #: ``Engine.reply_errors``); None when it did not run (it did not compile ...).
         self.reply_errors: list[tuple[bytes, bool]] | None = None
+        #: When the script started, in microseconds (where the shards' clocks stand while
+        #: it runs), and the shards stopped at it so far.
+        self.started_us = 0
+        self.frozen: set[int] = set()
 
     def start(self) -> None:
         if self.owner is not self:
@@ -178,6 +190,7 @@ class HeldScript:
     def _run(self, engine: Engine) -> None:
         engine.call = self._call_from_thread
         engine.tick = self._tick
+        self.started_us = time.time_ns() // 1000
         board = self.board
         if board is not None:
             engine.random = board
@@ -185,7 +198,7 @@ class HeldScript:
             if self.body is None:
                 line = [*self.command, b"%d" % len(self.keys), *self.keys, *self.args]
                 function = (self.sha, line)
-            board.started(self.place, now_ms(), function)
+            board.started(self.place, self.started_us // 1000, function)
         try:
             if self.body is None:  # a function (FCALL): its library is loaded in the thread
                 reply = engine.call_function(self.sha, self.keys, self.args, self.protocol)
@@ -215,6 +228,12 @@ class HeldScript:
     # -- in the event loop ----------------------------------------------------------------
 
     def _finish(self, reply: bytes) -> None:
+        if self.frozen:
+            at = self.server.sequencer.at_hold(self.owner, sorted(self.frozen))
+            for runs, targets in at.values():
+                runs.append([0, [b"@clock"]])
+                targets.append((DISCARD, 0))
+            self.server.sequencer.schedule_flush()
         if self.owner is self:
             self.server.sequencer.release(self, self.shards, {})
         self.done(reply)
@@ -227,7 +246,7 @@ class HeldScript:
             answer.set_result(error(f"ERR internal error: {type(failure).__name__}"))
 
     def _dispatch(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
-        spec = calls.checked(argv, self.read_only)
+        spec = calls.checked(argv, self.read_only, self.server.words.deny_scripts_disabled)
         if spec.__class__ is bytes:
             ERRORS.rejected_call(calls.refused_name(argv), spec)
             answer.set_result(spec)
@@ -240,7 +259,8 @@ class HeldScript:
                 self.board.wrote(self.place)
         if spec.route is Route.LOCAL:
             self.beyond = True
-            answered = calls.answered_here(spec.name, argv, self.server.config["databases"])
+            databases = self.server.config["databases"]
+            answered = calls.answered_here(spec.name, argv, databases)
             if answered is None:
                 self._acceptor_command(spec, argv, answer)
                 return
@@ -276,7 +296,7 @@ class HeldScript:
         if spec.route is Route.ALL or spec.route is Route.CURSOR:
             self.beyond = True
         receiver = _Answer(answer, planned.merge, len(planned.parts))
-        at = self.server.sequencer.at_hold(self.owner, self.shards)
+        at = self.at_hold(self.shards)
         for index, (shard, part) in enumerate(planned.parts):
             runs, targets = at[shard]
             runs.append([session.ctx, part])
@@ -297,10 +317,23 @@ class HeldScript:
         else:
             answer.set_result(error(f"ERR '{spec.name}' cannot run inside a script"))
 
+    def at_hold(self, shards: list[int]) -> dict[int, tuple[list, list]]:
+        """The sequencer's ``at_hold`` for this script's runs, each shard's clock stopped
+        at the script's start before its first one."""
+        at = self.server.sequencer.at_hold(self.owner, shards)
+        clock = [b"@clock", b"%d" % (self.started_us // 1000)]
+        for shard in shards:
+            if shard not in self.frozen:
+                self.frozen.add(shard)
+                runs, targets = at[shard]
+                runs.append([0, clock])
+                targets.append((DISCARD, 0))
+        return at
+
     def queue(self, shard: int, ctx: int, argv: list, target: tuple) -> None:
         """One run at this script's hold point on ``shard``."""
         self.touched.add(shard)
-        runs, targets = self.server.sequencer.at_hold(self.owner, [shard])[shard]
+        runs, targets = self.at_hold([shard])[shard]
         runs.append([ctx, argv])
         targets.append(target)
         self.server.sequencer.schedule_flush()

@@ -26,16 +26,18 @@ library), and ``@function-codes`` answers their code, in load order. ``mode`` is
 the change as the acceptor that made it sends it, ``copy`` for what another acceptor, or an
 acceptor that starts, sends again: shard 0 logs the ``log`` ones (docs/persistence.md,
 "Functions"), so each
-change is in the log once. ``@script-flush`` forgets every script.
+change is in the log once. ``@script-flush`` forgets every script. ``@clock ms`` stops the
+shard's clock at a held script's start (:mod:`shardserver.scripting.held`), ``@clock``
+starts it again.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shardserver.commands.spec import Route, key_positions
 from shardserver.errors import error
-from shardserver.keyspace import now_ms
 from shardserver.persistence import aof
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.board import ScriptBoard
@@ -79,6 +81,11 @@ class ShardScripts:
         #: FUNCTION LOAD's libraries' code by name, in load order: what shard 0 writes in
         #: its snapshot fragment and log base, and tells an acceptor that starts.
         self.library_code: dict[bytes, bytes] = {}
+        #: DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call DEBUG.
+        self.deny_disabled = False
+        #: When the script running now started, in microseconds (the board's start; expiry
+        #: is decided at the batch's time, which stands still while it runs).
+        self.started_us = 0
 
     def attach(self, board: ScriptBoard) -> None:
         """The server's script board: this shard's row, and math.random's sequence."""
@@ -127,8 +134,9 @@ class ShardScripts:
         self.wrote = False
         events = len(shard.events)
         board = self.board
+        self.started_us = time.time_ns() // 1000
         if board is not None:
-            board.started(shard.index, now_ms(), function)
+            board.started(shard.index, self.started_us // 1000, function)
         self.running = True
         try:
             reply = runs(name, keys, args, protocol)
@@ -184,7 +192,7 @@ class ShardScripts:
     # -- redis.call ----------------------------------------------------------------------
 
     def _call(self, argv: list[bytes], resp: int) -> bytes:
-        spec = checked(argv, self.read_only)
+        spec = checked(argv, self.read_only, self.deny_disabled)
         if spec.__class__ is bytes:
             self.shard.errors.rejected_call(refused_name(argv), spec)
             return spec
@@ -251,7 +259,14 @@ def _flush_libraries(shard: Any, db: Any, argv: list[bytes]) -> None:
         shard.persistence.library_changed(aof.command(b"FUNCTION", b"FLUSH"))
 
 
+def _clock(shard: Any, db: Any, argv: list[bytes]) -> None:
+    """``@clock [ms]``: the shard's clock stopped at ``ms`` (a held script's start, as Redis
+    decides expiry at its script's start however long it runs), or going again."""
+    shard.freeze_clock(int(argv[1]) if len(argv) > 1 else None)
+
+
 INTERNAL_PARTS = {
+    b"@clock": _clock,
     b"@eval": lambda shard, db, argv: shard.scripts.run(db, argv),
     b"@fcall": lambda shard, db, argv: shard.scripts.call(db, argv),
     b"@script-flush": lambda shard, db, argv: shard.scripts.forget(),
