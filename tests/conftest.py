@@ -277,6 +277,33 @@ def wait_until(
         time.sleep(interval)
 
 
+def start_redis_in(directory: Path, args: Sequence[str]) -> subprocess.Popen:
+    """A redis-server on `args` (its port among them) that keeps its files in `directory`:
+    for tests that hand dump files between it and us. The caller stops it."""
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    return subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--dir", str(directory), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_redis(port: int) -> redis.Redis:
+    """A client of the server on `port`, once it answers PING."""
+    client = redis.Redis(port=port)
+
+    def ready() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    assert wait_until(ready, 10)
+    return client
+
+
 class ServerStartError(RuntimeError):
     """The server exited or did not answer PING before the start deadline."""
 
@@ -488,6 +515,13 @@ def clone_factory(server_log_dir: Path) -> Iterator[ServerPool]:
 def clone(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
     """A redis-clone with 1 or 4 shards, shared by the tests of one module."""
     return module_servers.clone(request.param)
+
+
+@pytest.fixture(scope="module")
+def debug_oracle(module_servers: ServerPool) -> ServerProcess:
+    """redis-server with DEBUG allowed (7.0 refuses it by default)."""
+    require_redis_server()
+    return module_servers.start_redis(["--enable-debug-command", "yes"])
 
 
 def require_redis_server() -> None:

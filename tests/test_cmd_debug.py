@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, parse_reply, require_redis_server
+from conftest import RawConnection, ServerPool, ServerProcess, parse_reply
 
 FILL = [
     ("SET", "s", "hello"),
@@ -27,13 +27,6 @@ FILL = [
     ("SET", "other", "db"),
     ("SELECT", "0"),
 ]
-
-
-@pytest.fixture(scope="module")
-def oracle(module_servers: ServerPool) -> ServerProcess:
-    """redis-server with DEBUG allowed (7.0 refuses it by default)."""
-    require_redis_server()
-    return module_servers.start_redis(["--enable-debug-command", "yes"])
 
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
@@ -62,8 +55,8 @@ def _digests(server: ServerProcess, case: str) -> bytes:
 
 
 @pytest.mark.parametrize("case", ["dataset", "values"])
-def test_digests_are_redis_s(oracle: ServerProcess, server: ServerProcess, case: str) -> None:
-    assert _digests(server, case) == _digests(oracle, case)
+def test_digests_are_redis_s(debug_oracle: ServerProcess, server: ServerProcess, case: str) -> None:
+    assert _digests(server, case) == _digests(debug_oracle, case)
 
 
 def _described(server: ServerProcess) -> dict[str, str]:
@@ -80,15 +73,15 @@ def _described(server: ServerProcess) -> dict[str, str]:
     }
 
 
-def test_object_describes_keys_as_redis(oracle: ServerProcess, server: ServerProcess) -> None:
-    assert _described(server) == _described(oracle)
+def test_object_describes_keys_as_redis(debug_oracle: ServerProcess, server: ServerProcess) -> None:
+    assert _described(server) == _described(debug_oracle)
 
 
 @pytest.mark.parametrize("on_oracle", [True, False], ids=["redis", "ours"])
 def test_reload_chooses_encodings_again(
-    oracle: ServerProcess, server: ServerProcess, on_oracle: bool
+    debug_oracle: ServerProcess, server: ServerProcess, on_oracle: bool
 ) -> None:
-    with RawConnection((oracle if on_oracle else server).port) as conn:
+    with RawConnection((debug_oracle if on_oracle else server).port) as conn:
         conn.command("FLUSHALL")
         conn.command("CONFIG", "SET", "zset-max-listpack-entries", "4")
         try:
@@ -107,9 +100,9 @@ def test_reload_chooses_encodings_again(
 
 @pytest.mark.parametrize("on_oracle", [True, False], ids=["redis", "ours"])
 def test_set_active_expire_stops_the_sweep(
-    oracle: ServerProcess, server: ServerProcess, on_oracle: bool
+    debug_oracle: ServerProcess, server: ServerProcess, on_oracle: bool
 ) -> None:
-    with RawConnection((oracle if on_oracle else server).port) as conn:
+    with RawConnection((debug_oracle if on_oracle else server).port) as conn:
         conn.command("FLUSHALL")
         assert conn.command("DEBUG", "SET-ACTIVE-EXPIRE", "0") == b"+OK\r\n"
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from conftest import (
     ServerStartError,
     free_port,
     proc_children,
-    redis_server_binary,
+    start_redis_in,
+    wait_redis,
     wait_until,
 )
 
@@ -345,37 +345,13 @@ def _serves(client: redis.Redis) -> bool:
         return False
 
 
-def _redis(tmp_path: Path, port: int) -> subprocess.Popen:
-    binary = redis_server_binary()
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    return subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path), *NO_SAVE],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_redis(port: int) -> redis.Redis:
-    client = redis.Redis(port=port)
-
-    def ready() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    assert wait_until(ready, 10)
-    return client
-
-
 def test_we_load_a_dump_of_redis_server_with_functions(
     clone_factory: ServerPool, tmp_path: Path
 ) -> None:
     port = free_port()
-    proc = _redis(tmp_path, port)
+    proc = start_redis_in(tmp_path, ["--port", str(port), *NO_SAVE])
     try:
-        client = _wait_redis(port)
+        client = wait_redis(port)
         client.function_load(WRITER)
         client.function_load(COUNTER)
         client.set("plain", "v")
@@ -404,9 +380,9 @@ def test_redis_server_loads_our_dump_with_functions(
     assert client.save()
     server.stop()
     port = free_port()
-    proc = _redis(tmp_path, port)
+    proc = start_redis_in(tmp_path, ["--port", str(port), *NO_SAVE])
     try:
-        theirs = _wait_redis(port)
+        theirs = wait_redis(port)
         assert _by_name(theirs.execute_command("FUNCTION", "LIST", "WITHCODE")) == expected
         assert theirs.fcall_ro("peek", 1, "k1") == b"ours-k1"
         assert theirs.fcall("bump", 1, "n") == 1

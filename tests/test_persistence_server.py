@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from conftest import (
     ServerStartError,
     free_port,
     proc_children,
-    redis_server_binary,
+    start_redis_in,
+    wait_redis,
     wait_until,
 )
 
@@ -182,30 +182,6 @@ def test_kill9_of_one_shard_loses_no_acknowledged_write(
     assert "restarting it" in server.log_text()
 
 
-def _redis(tmp_path: Path, port_args: list[str]) -> subprocess.Popen:
-    binary = redis_server_binary()
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    return subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--dir", str(tmp_path), *port_args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_redis(port: int) -> redis.Redis:
-    client = redis.Redis(port=port)
-
-    def ready() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    assert wait_until(ready, 10)
-    return client
-
-
 def test_redis_server_loads_our_dump(clone_factory: ServerPool, tmp_path: Path) -> None:
     server = clone_factory.start_clone(4, _dir(tmp_path))
     written = _fill(server.client())
@@ -213,9 +189,9 @@ def test_redis_server_loads_our_dump(clone_factory: ServerPool, tmp_path: Path) 
     server.client().save()
     server.stop()
     port = free_port()
-    proc = _redis(tmp_path, ["--port", str(port), "--save", "", "--appendonly", "no"])
+    proc = start_redis_in(tmp_path, ["--port", str(port), "--save", "", "--appendonly", "no"])
     try:
-        client = _wait_redis(port)
+        client = wait_redis(port)
         time.sleep(0.3)
         state = _snapshot(client)
         state.pop((0, b"short"), None)
@@ -227,9 +203,9 @@ def test_redis_server_loads_our_dump(clone_factory: ServerPool, tmp_path: Path) 
 
 def test_we_load_a_dump_written_by_redis_server(clone_factory: ServerPool, tmp_path: Path) -> None:
     port = free_port()
-    proc = _redis(tmp_path, ["--port", str(port), "--save", "", "--appendonly", "no"])
+    proc = start_redis_in(tmp_path, ["--port", str(port), "--save", "", "--appendonly", "no"])
     try:
-        client = _wait_redis(port)
+        client = wait_redis(port)
         client.set("plain", "v")
         client.set("number", 12345)
         client.set("negative", -7)

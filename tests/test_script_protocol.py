@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command, require_redis_server
+from conftest import RawConnection, ServerPool, ServerProcess, encode_command
 
 from shardserver.keyspace import now_ms
 from shardserver.shard import Shard
@@ -116,13 +116,6 @@ TIME_SEQUENCE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def oracle(module_servers: ServerPool) -> ServerProcess:
-    """redis-server with DEBUG allowed (7.0 refuses it by default)."""
-    require_redis_server()
-    return module_servers.start_redis(["--enable-debug-command", "yes"])
-
-
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
 def server(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
     return module_servers.clone(request.param)
@@ -145,10 +138,10 @@ def _replies(server: ServerProcess, commands: list[list[str]], protocol: int) ->
 @pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("sequence", ["types", "time"])
 def test_replies_are_redis_s(
-    oracle: ServerProcess, server: ServerProcess, protocol: int, sequence: str
+    debug_oracle: ServerProcess, server: ServerProcess, protocol: int, sequence: str
 ) -> None:
     commands = SEQUENCE if sequence == "types" else TIME_SEQUENCE
-    expected = _replies(oracle, commands, protocol)
+    expected = _replies(debug_oracle, commands, protocol)
     got = _replies(server, commands, protocol)
     for command, want, have in zip(commands, expected, got, strict=True):
         assert (command, have) == (command, want)
