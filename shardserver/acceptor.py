@@ -29,6 +29,7 @@ from shardserver.commands import connection
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config, buffer_limits
+from shardserver.errors import writes_refused
 from shardserver.eventclasses import KEYEVENT, KEYSPACE
 from shardserver.invalidations import Invalidations
 from shardserver.links import ShardLink, ShardLinks
@@ -65,6 +66,9 @@ class Acceptor:
         board: Any = None,
     ) -> None:
         self.config = config
+        #: min-replicas-to-write asks for replicas, and none ever connects: writes get
+        #: -NOREPLICAS (the client's fast path is off meanwhile).
+        self.writes_refused = writes_refused(config)
         self.commands = COMMANDS
         #: Our number among the acceptors, and the socket we listen on when there are
         #: several (else we open our own).
@@ -324,6 +328,7 @@ class Acceptor:
         """CONFIG SET one setting; raises ConfigError. Shards learn the new value (from the
         acceptor that got the command: ``push``)."""
         name = self.config.set(name, value)
+        self.writes_refused = writes_refused(self.config)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
         elif name == "client-output-buffer-limit":

@@ -35,7 +35,7 @@ from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_su
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
-from shardserver.errors import error, unknown_command, unknown_subcommand, wrong_arity
+from shardserver.errors import NOREPLICAS, error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
@@ -376,6 +376,7 @@ class ClientConnection(asyncio.Protocol):
             or server.monitors
             or self.tracking is not None
             or server.scripts.busy
+            or server.writes_refused
         ):
             return _NO_FAST
         return FAST_KEY.get
@@ -406,6 +407,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
+        if self.server.writes_refused and self._refuse_write(spec):
+            return
         if self.server.scripts.busy and self._refuse_busy(spec, argv):
             return
         if self.pubsub_only and spec.name not in ALLOWED_WHEN_SUBSCRIBED:
@@ -481,6 +484,19 @@ class ClientConnection(asyncio.Protocol):
             self._abort_exec(scripts.busy_reply)
         else:
             self._refuse(scripts.busy_reply, spec.name)
+        return True
+
+    def _refuse_write(self, spec: CommandSpec) -> bool:
+        """While min-replicas-to-write refuses writes, a write (an EXEC with one queued)
+        gets -NOREPLICAS, in Redis's place in its checks: before -BUSY and the queueing."""
+        if spec.name == "exec" and self.multi is not None:
+            if any("write" in queued.flags for queued, _argv in self.multi):
+                self._abort_exec(NOREPLICAS)
+                return True
+            return False
+        if "write" not in spec.flags:
+            return False
+        self._refuse(NOREPLICAS, spec.name)
         return True
 
     def _abort_exec(self, reply: bytes) -> None:

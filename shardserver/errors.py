@@ -1,5 +1,7 @@
 """Redis's error replies, word for word, as encoded RESP errors."""
 
+from typing import Any
+
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 SYNTAX = b"-ERR syntax error\r\n"
 NOT_INTEGER = b"-ERR value is not an integer or out of range\r\n"
@@ -7,6 +9,7 @@ DB_INDEX = b"-ERR DB index is out of range\r\n"
 BUSY = (
     b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
 )
+NOREPLICAS = b"-NOREPLICAS Not enough good replicas to write.\r\n"
 BUSY_FUNCTION = (
     b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
 )
@@ -73,3 +76,13 @@ def unknown_subcommand(argv: list[bytes]) -> bytes:
     return error_bytes(
         b"ERR unknown subcommand '" + argv[1][:128] + b"'. Try " + argv[0].upper() + b" HELP."
     )
+
+
+def writes_refused(settings: Any) -> bool:
+    """Whether ``min-replicas-to-write`` refuses writes: it asks for replicas and none ever
+    connects here (Redis counts only replicas within ``min-replicas-max-lag``; 0 turns the
+    rule off). ``settings``: a shard's dict or an acceptor's Config."""
+    try:
+        return bool(settings["min-replicas-to-write"] and settings["min-replicas-max-lag"])
+    except KeyError:  # a shard made without the server's settings (unit tests)
+        return False

@@ -27,7 +27,7 @@ from typing import Any
 
 from shardserver.commands.spec import Route
 from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
-from shardserver.errors import error
+from shardserver.errors import error, writes_refused
 from shardserver.errorstats import ErrorStats
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
@@ -79,6 +79,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
     """Internal part: CONFIG SET changed settings (argv[1] is a marshalled dict)."""
     shard.settings.update(marshal.loads(argv[1]))
     shard.hz = shard.settings["hz"]
+    shard.writes_refused = writes_refused(shard.settings)
     shard.persistence.configure()
     shard.notifications.configure()
 
@@ -102,6 +103,9 @@ class Shard:
         self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **(settings or {})}
         self.dbs = [Database() for _ in range(self.settings["databases"])]
         self.hz = self.settings["hz"]
+        #: min-replicas-to-write asks for replicas, and none ever connects: scripts' writes
+        #: are refused here (the acceptors refuse clients' own).
+        self.writes_refused = writes_refused(self.settings)
         #: State that command families keep per shard (SCAN's key snapshots ...).
         self.scratch: dict[str, Any] = {}
         #: Calls per command wire name (INFO commandstats); counted per run, in C.

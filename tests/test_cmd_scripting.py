@@ -586,6 +586,41 @@ SEQUENCES["sort in scripts"] = (
 )
 
 
+# min-replicas-to-write with no replica ever here: clients' writes, queued writes, writes
+# from scripts, and scripts or functions that may write (a shebang without no-writes) get
+# -NOREPLICAS; reads and read-only scripts run.
+_MAY_WRITE = "redis.register_function('w', function() return redis.call('set', 'x', 1) end)"
+_READS = (
+    "redis.register_function{function_name='r', callback=function() "
+    "return redis.call('get', 'x') end, flags={'no-writes'}}"
+)
+SEQUENCES["min-replicas-to-write"] = [
+    ["SET", "x", "some value"],
+    ["FUNCTION", "LOAD", f"#!lua name=norepl\n{_MAY_WRITE}\n{_READS}"],
+    ["CONFIG", "SET", "min-replicas-to-write", "1"],
+    ["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'x')", "1", "x"],
+    ["EVAL", "return redis.call('get', 'x')", "1", "x"],
+    ["EVAL", "#!lua\nreturn redis.call('get', 'x')", "1", "x"],
+    ["EVAL", "return redis.call('set', 'x', 1)", "1", "x"],
+    ["EVAL", "return redis.pcall('set', 'x', 1)", "1", "x"],
+    ["SET", "x", "2"],
+    ["MSET", "a", "1", "b", "2"],
+    ["GET", "x"],
+    ["MULTI"],
+    ["SET", "x", "3"],
+    ["GET", "x"],
+    ["EXEC"],
+    ["FCALL", "w", "1", "x"],
+    ["FCALL", "r", "1", "x"],
+    ["CONFIG", "SET", "min-replicas-max-lag", "0"],
+    ["SET", "x", "4"],
+    ["CONFIG", "SET", "min-replicas-max-lag", "10"],
+    ["CONFIG", "SET", "min-replicas-to-write", "0"],
+    ["SET", "x", "5"],
+    ["FUNCTION", "DELETE", "norepl"],
+]
+
+
 def _environment_sequence() -> list[list[str]]:
     return SETUP + [["EVAL", body, "0"] for body in ENVIRONMENT]
 

@@ -34,7 +34,7 @@ from typing import Any
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import COORDINATED, LOCAL_CALLS, Later, Route
 from shardserver.coordination import checked_shards, step_ctx
-from shardserver.errors import error, first_error, is_error
+from shardserver.errors import NOREPLICAS, error, first_error, is_error
 from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.receivers import DISCARD, Collector, Relay, merged
 from shardserver.resp import Resp2, Resp3
@@ -247,6 +247,8 @@ class HeldScript:
 
     def _dispatch(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
         spec = calls.checked(argv, self.read_only, self.server.words.deny_scripts_disabled)
+        if spec.__class__ is not bytes and self.server.writes_refused and "write" in spec.flags:
+            spec = NOREPLICAS  # as Redis's scriptVerifyWriteCommandAllow: no replicas here
         if spec.__class__ is bytes:
             ERRORS.rejected_call(calls.refused_name(argv), spec)
             answer.set_result(spec)

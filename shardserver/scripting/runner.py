@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from shardserver.commands.spec import Route, key_positions
-from shardserver.errors import error
+from shardserver.errors import NOREPLICAS, error
 from shardserver.persistence import aof
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.board import ScriptBoard
@@ -193,6 +193,8 @@ class ShardScripts:
 
     def _call(self, argv: list[bytes], resp: int) -> bytes:
         spec = checked(argv, self.read_only, self.deny_disabled)
+        if spec.__class__ is not bytes and self.shard.writes_refused and "write" in spec.flags:
+            spec = NOREPLICAS  # as Redis's scriptVerifyWriteCommandAllow: no replicas here
         if spec.__class__ is bytes:
             self.shard.errors.rejected_call(refused_name(argv), spec)
             return spec

@@ -25,7 +25,7 @@ from typing import Any
 import lupa.lua51 as lua
 
 from shardserver.commands.spec import LOCAL_CALLS
-from shardserver.errors import BUSY, BUSY_FUNCTION, NOT_INTEGER, error
+from shardserver.errors import BUSY, BUSY_FUNCTION, NOREPLICAS, NOT_INTEGER, error
 from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
@@ -304,6 +304,8 @@ class Scripts:
             if script.__class__ is bytes:
                 return script
         read_only = name.endswith("_ro") or script.read_only
+        if self.server.writes_refused and not read_only and script.body.startswith(b"#!"):
+            return NOREPLICAS  # a script with a shebang may write: refused before it runs
         return script, *split, read_only
 
     def _prepare_call(self, name: str, argv: list[bytes]) -> tuple | bytes:
@@ -319,6 +321,8 @@ class Scripts:
         read_only = b"no-writes" in flags
         if name == "fcall_ro" and not read_only:
             return _WRITES_IN_RO
+        if self.server.writes_refused and not read_only:
+            return NOREPLICAS  # a function without no-writes may write: refused before it runs
         function = Script(function_name, b"", None, read_only, argv[:2])
         return function, *split, read_only
 
