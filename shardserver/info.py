@@ -364,9 +364,12 @@ class Report:
         ]
 
     def replication_section(self) -> list[tuple[str, object]]:
+        # Redis lists the good replicas only while min-replicas-to-write asks for some
+        good = [("min_slaves_good_slaves", 0)] if self.server.writes_refused else []
         return [
             ("role", "master"),
             ("connected_slaves", 0),
+            *good,
             ("master_failover_state", "no-failover"),
             ("master_replid", _REPLICATION_ID),
             ("master_replid2", "0" * 40),

@@ -598,6 +598,7 @@ SEQUENCES["min-replicas-to-write"] = [
     ["SET", "x", "some value"],
     ["FUNCTION", "LOAD", f"#!lua name=norepl\n{_MAY_WRITE}\n{_READS}"],
     ["CONFIG", "SET", "min-replicas-to-write", "1"],
+    ["EVAL", "return redis.call('info', 'replication'):match('min_slaves_good_slaves:%d')", "0"],
     ["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'x')", "1", "x"],
     ["EVAL", "return redis.call('get', 'x')", "1", "x"],
     ["EVAL", "#!lua\nreturn redis.call('get', 'x')", "1", "x"],
