@@ -1,8 +1,8 @@
 """DEBUG (Redis's ``debug.c``): the subcommands test suites and tools use.
 
 DEBUG reaches every shard in one step (a fan-out): SLEEP stalls them all, as Redis stalls;
-RELOAD passes every value through its RDB encoding and back (what a save and a load do to
-it: encodings are chosen again by the thresholds); SET-ACTIVE-EXPIRE turns the shards' expiry
+RELOAD [MERGE] [NOFLUSH] [NOSAVE] saves, flushes and loads at that one point of the order
+(see :func:`_reload`); SET-ACTIVE-EXPIRE turns the shards' expiry
 sweeps off and on; DIGEST and DIGEST-VALUE compute Redis's own digests (the same hex for the
 same data as redis-server, so two servers can be compared); OBJECT describes one key as
 Redis's ``debugCommand`` does; SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG (each shard
@@ -45,8 +45,12 @@ _HELP = [
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
-    "RELOAD",
-    "    Save the RDB on disk and reload it back to memory.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+    "    * MERGE: conflicting keys will be loaded from RDB.",
+    "    * NOFLUSH: the existing database will not be removed before load, but",
+    "      conflicting keys make the load fail (nothing is changed then).",
+    "    * NOSAVE: the database will be loaded from an existing RDB file.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -199,9 +203,10 @@ def sleep_seconds(text: bytes) -> float:
 
 
 def _reload(shard: Any, options: set[bytes]) -> tuple[tuple[str, int, int] | None, bytes]:
-    """This shard's share of DEBUG RELOAD, at one point of the order: with a save, the
-    fragment it wrote (path, size, crc) and whether the load found its keys there already;
-    without, whether the dump was there and the same."""
+    """This shard's share of DEBUG RELOAD, at one point of the order: the fragment it saved
+    (path, size, crc; None with NOSAVE) and what its load found. After a save the dump holds
+    exactly this shard's keys, so loading it back is done in place (each value re-encoded),
+    which gives what reading the file would; with NOSAVE the dump on disk is read."""
     if b"nosave" not in options:
         try:
             written = _write_fragment(shard)
@@ -484,8 +489,11 @@ ROWS = [
         check=check,
         notes=(
             "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
-            "clients may use DEBUG); SLEEP, RELOAD (in place: each value through its RDB "
-            "encoding and back; no options), SET-ACTIVE-EXPIRE, DIGEST, DIGEST-VALUE (Redis's "
+            "clients may use DEBUG); SLEEP, RELOAD [MERGE] [NOFLUSH] [NOSAVE] (the dump is "
+            "really saved, in the foreground, and NOSAVE really loads it; the save-then-load "
+            "forms pass each value through its RDB encoding in place, the same result; a "
+            "duplicate key without MERGE fails the load, changing nothing, where Redis "
+            "panics), SET-ACTIVE-EXPIRE, DIGEST, DIGEST-VALUE (Redis's "
             "digests), OBJECT, PROTOCOL, SET-DISABLE-DENY-SCRIPTS (scripts may then call DEBUG, "
             "and no other command Redis refuses in scripts) and HELP; SLEEP stalls every shard "
             "but the acceptor still "
