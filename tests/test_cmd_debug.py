@@ -192,3 +192,23 @@ def test_reload_options_as_redis(
 ) -> None:
     sequence = RELOAD_SEQUENCES[case]
     assert _reloaded(server, sequence) == _reloaded(debug_oracle, sequence)
+
+
+def test_reload_duplicates_fail_safely(server: ServerProcess) -> None:
+    """A key that exists already, without MERGE: redis-server panics; we answer the load's
+    error, and every key is still there with its value."""
+    with RawConnection(server.port) as conn:
+        conn.command("FLUSHALL")
+        keys = [f"k{i}" for i in range(20)]
+        for key in keys:
+            conn.command("SET", key, key)
+        assert conn.command("DEBUG", "RELOAD") == b"+OK\r\n"
+        conn.command("SET", "k0", "changed")
+        for options in (["NOFLUSH"], ["NOSAVE", "NOFLUSH"]):
+            reply = conn.command("DEBUG", "RELOAD", *options)
+            assert reply == b"-ERR Error trying to load the RDB dump\r\n"
+        assert parse_reply(conn.command("MGET", *keys)) == [
+            b"changed",
+            *[k.encode() for k in keys[1:]],
+        ]
+        assert conn.command("PING") == b"+PONG\r\n"
