@@ -116,3 +116,99 @@ def test_set_active_expire_stops_the_sweep(
         while conn.command("DBSIZE") != b":0\r\n":
             assert time.monotonic() < deadline, "the sweep did not resume"
             time.sleep(0.05)
+
+
+LIBRARY = "#!lua name={name}\nredis.register_function('{name}', function() return '{name}' end)"
+RELOAD_SEQUENCES = {
+    # functions.tcl, "FUNCTION - test debug reload different options"
+    "functions_options": [
+        ("FUNCTION", "LOAD", LIBRARY.format(name="test")),
+        ("DEBUG", "RELOAD", "NOFLUSH"),
+        ("FCALL", "test", "0"),
+        ("DEBUG", "RELOAD", "NOFLUSH", "MERGE"),
+        ("FCALL", "test", "0"),
+        ("FUNCTION", "LIST"),
+        ("DEBUG", "RELOAD", "NOSAVE", "NOFLUSH"),
+        ("FCALL", "test", "0"),
+    ],
+    # functions.tcl, "FUNCTION - test debug reload with nosave and noflush"
+    "functions_nosave_noflush": [
+        ("FUNCTION", "LOAD", LIBRARY.format(name="test1")),
+        ("DEBUG", "RELOAD"),
+        ("FUNCTION", "LOAD", LIBRARY.format(name="test2")),
+        ("DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"),
+        ("FCALL", "test1", "0"),
+        ("FCALL", "test2", "0"),
+        ("DEBUG", "RELOAD", "NOSAVE"),
+        ("FCALL", "test1", "0"),
+        ("FCALL", "test2", "0"),
+    ],
+    "keys": [
+        ("SET", "s", "v"),
+        ("HSET", "h", "f1", "v1", "f2", "v2"),
+        ("RPUSH", "l", "a", "b", "c"),
+        ("PEXPIRE", "l", "100000"),
+        ("SET", "timed", "x", "PX", "100000"),
+        ("DEBUG", "RELOAD", "MERGE"),
+        ("SET", "later", "1"),
+        ("SET", "s", "changed"),
+        ("DEL", "h"),
+        ("DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"),
+        ("MGET", "s", "later", "timed"),
+        ("HGETALL", "h"),
+        ("LRANGE", "l", "0", "-1"),
+        ("PTTL", "l"),
+        ("PTTL", "timed"),
+        ("DEBUG", "RELOAD", "NOSAVE"),
+        ("PTTL", "l"),
+        ("MGET", "s", "later", "timed"),
+        ("DEBUG", "RELOAD", "NOFLUSH", "NOSAVE", "FAST"),
+        ("DEBUG", "RELOAD", "NOFLUSH", "MERGE"),
+        ("DBSIZE",),
+        ("FLUSHALL",),
+        ("DEBUG", "RELOAD", "NOFLUSH"),
+        ("DEBUG", "RELOAD", "NOSAVE", "NOFLUSH"),
+        ("DBSIZE",),
+    ],
+}
+
+
+def _reloaded(server: ServerProcess, sequence: list[tuple[str, ...]]) -> list[bytes]:
+    with RawConnection(server.port) as conn:
+        conn.command("FLUSHALL")
+        conn.command("FUNCTION", "FLUSH")
+        replies = [conn.command(*command) for command in sequence]
+        conn.command("FUNCTION", "FLUSH")
+    # a TTL survives each reload (its exact value moves with the clock)
+    return [
+        b"%d" % (parse_reply(reply) > 0) if command[0] == "PTTL" else reply
+        for command, reply in zip(sequence, replies, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(RELOAD_SEQUENCES))
+def test_reload_options_as_redis(
+    debug_oracle: ServerProcess, server: ServerProcess, case: str
+) -> None:
+    sequence = RELOAD_SEQUENCES[case]
+    assert _reloaded(server, sequence) == _reloaded(debug_oracle, sequence)
+
+
+def test_reload_duplicates_fail_safely(server: ServerProcess) -> None:
+    """A key that exists already, without MERGE: redis-server panics; we answer the load's
+    error, and every key is still there with its value."""
+    with RawConnection(server.port) as conn:
+        conn.command("FLUSHALL")
+        keys = [f"k{i}" for i in range(20)]
+        for key in keys:
+            conn.command("SET", key, key)
+        assert conn.command("DEBUG", "RELOAD") == b"+OK\r\n"
+        conn.command("SET", "k0", "changed")
+        for options in (["NOFLUSH"], ["NOSAVE", "NOFLUSH"]):
+            reply = conn.command("DEBUG", "RELOAD", *options)
+            assert reply == b"-ERR Error trying to load the RDB dump\r\n"
+        assert parse_reply(conn.command("MGET", *keys)) == [
+            b"changed",
+            *[k.encode() for k in keys[1:]],
+        ]
+        assert conn.command("PING") == b"+PONG\r\n"

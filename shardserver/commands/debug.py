@@ -1,8 +1,8 @@
 """DEBUG (Redis's ``debug.c``): the subcommands test suites and tools use.
 
 DEBUG reaches every shard in one step (a fan-out): SLEEP stalls them all, as Redis stalls;
-RELOAD passes every value through its RDB encoding and back (what a save and a load do to
-it: encodings are chosen again by the thresholds); SET-ACTIVE-EXPIRE turns the shards' expiry
+RELOAD [MERGE] [NOFLUSH] [NOSAVE] saves, flushes and loads at that one point of the order
+(see :func:`_reload`); SET-ACTIVE-EXPIRE turns the shards' expiry
 sweeps off and on; DIGEST and DIGEST-VALUE compute Redis's own digests (the same hex for the
 same data as redis-server, so two servers can be compared); OBJECT describes one key as
 Redis's ``debugCommand`` does; SET-DISABLE-DENY-SCRIPTS lets scripts call DEBUG (each shard
@@ -13,8 +13,10 @@ answered by the acceptor.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import os
 import re
 import time
 from typing import Any
@@ -24,6 +26,7 @@ from shardserver.commands.spec import Command, Route
 from shardserver.errors import error, subcommand_syntax
 from shardserver.numbers import parse_int
 from shardserver.persistence import rdb
+from shardserver.slots import slot_for_key, slot_ranges
 
 _REFUSED = error(
     'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
@@ -42,8 +45,12 @@ _HELP = [
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
-    "RELOAD",
-    "    Save the RDB on disk and reload it back to memory.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+    "    * MERGE: conflicting keys will be loaded from RDB.",
+    "    * NOFLUSH: the existing database will not be removed before load, but",
+    "      conflicting keys make the load fail (nothing is changed then).",
+    "    * NOSAVE: the database will be loaded from an existing RDB file.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -68,6 +75,12 @@ _SHARD_SUBCOMMANDS = {
     b"object": 3,
     b"set-disable-deny-scripts": 3,
 }
+_RELOAD_OPTIONS = {b"merge", b"noflush", b"nosave"}
+#: What a shard's load found (its part's status).
+_LOADED, _DUPLICATE, _FAILED, _SAVE_ERROR = b"loaded", b"duplicate", b"failed", b"unsaved"
+_LOAD_FAILED = error("ERR Error trying to load the RDB dump")
+#: Redis's ``shared.err``: a save that failed.
+_SAVE_FAILED = b"-ERR\r\n"
 _ZERO_DIGEST = "0" * 40
 _TYPE_CODES = {"string": 0, "list": 1, "set": 2, "zset": 3, "hash": 4}
 _SHARED_INTEGERS = 10000
@@ -97,8 +110,8 @@ def check(session: Any, argv: list[bytes]) -> bytes | None:
         return protocol_reply(session, argv[2].lower())
     arity = _SHARD_SUBCOMMANDS.get(sub)
     if arity is not None and (len(argv) == arity if arity > 0 else len(argv) >= -arity):
-        if sub == b"reload" and len(argv) > 2:
-            return error("ERR DEBUG RELOAD options (MERGE, NOFLUSH, NOSAVE) are not supported")
+        if sub == b"reload":
+            return _reload_check(session, argv)
         return None
     return subcommand_syntax(argv)
 
@@ -162,7 +175,7 @@ def part(shard: Any, db: Any, argv: list[bytes]) -> Any:
         time.sleep(int(sleep_seconds(argv[2]) * 1_000_000) / 1_000_000)
         return 0
     if sub == b"reload":
-        return _reload(shard)
+        return _reload(shard, _reload_options(argv))
     if sub == b"set-active-expire":
         shard.active_expire = _atoi(argv[2])
         return 0
@@ -189,7 +202,54 @@ def sleep_seconds(text: bytes) -> float:
     return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
-def _reload(shard: Any) -> int:
+def _reload(shard: Any, options: set[bytes]) -> tuple[tuple[str, int, int] | None, bytes]:
+    """This shard's share of DEBUG RELOAD, at one point of the order: the fragment it saved
+    (path, size, crc; None with NOSAVE) and what its load found. After a save the dump holds
+    exactly this shard's keys, so loading it back is done in place (each value re-encoded),
+    which gives what reading the file would; with NOSAVE the dump on disk is read."""
+    if b"nosave" not in options:
+        try:
+            written = _write_fragment(shard)
+        except OSError:
+            # Redis answers a failed save with its bare error and loads nothing
+            return None, _SAVE_ERROR
+        if b"noflush" in options and b"merge" not in options and shard.key_count():
+            # Loading the dump just saved onto the same keys: each one is a duplicate,
+            # where Redis panics; we change nothing and say so.
+            return written, _DUPLICATE
+        _reencode(shard)
+        return written, _LOADED
+    if b"noflush" not in options:
+        for db in shard.dbs:
+            db.clear()
+    return None, _load_keys(shard, b"merge" in options)
+
+
+def _write_fragment(shard: Any) -> tuple[str, int, int]:
+    """This shard's part of the dump, written here and now (Redis's DEBUG RELOAD saves in
+    the foreground too), to a temporary file the acceptor joins."""
+    directory = shard.settings.get("dir", ".")
+    # unique per call: two acceptors' reloads may each be joining their fragments
+    path = os.path.join(directory, f"temp-reload-{os.getpid()}-{time.time_ns()}.rdbpart")
+    libraries = list(shard.scripts.library_code.values()) if shard.index == 0 else []
+    databases = [(index, db.data, db.expires.deadline) for index, db in enumerate(shard.dbs)]
+    try:
+        with open(path, "wb") as out:
+            size, crc, _keys = rdb.write_fragment(
+                out.write,
+                databases,
+                shard.now,
+                list_fill=shard.settings.get("list-max-listpack-size", -2),
+                libraries=libraries,
+            )
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return path, size, crc
+
+
+def _reencode(shard: Any) -> None:
     """Every value through its RDB encoding and back, with this shard's thresholds (what a
     save and a load would do to it); keys already past their deadline go, as a load drops
     them."""
@@ -203,7 +263,73 @@ def _reload(shard: Any) -> int:
                 continue
             kind, payload = rdb.encode_value(value, fill)
             db.store(key, rdb.decode_value(kind, payload, limits), db.deadline_of(key))
-    return 0
+
+
+def _load_keys(shard: Any, merge: bool) -> bytes:
+    """This shard's keys from the dump on disk. Without MERGE a key that exists already
+    makes Redis panic: here the shard loads none of its keys and says so, so no key is
+    lost or half-replaced."""
+    path = os.path.join(
+        shard.settings.get("dir", "."), shard.settings.get("dbfilename", "dump.rdb")
+    )
+    first, last = slot_ranges(shard.settings.get("shards", 1))[shard.index]
+    now = shard.now
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        loaded = list(
+            rdb.read_dump(
+                path,
+                data,
+                shard.settings,
+                lambda key, deadline: (
+                    (deadline is None or deadline > now) and first <= slot_for_key(key) <= last
+                ),
+            )
+        )
+    except (OSError, rdb.RdbError):
+        return _FAILED
+    dbs = shard.dbs
+    if any(index >= len(dbs) for index, _key, _value, _deadline in loaded):
+        return _FAILED
+    if not merge and any(key in dbs[index].data for index, key, _value, _deadline in loaded):
+        return _DUPLICATE
+    for index, key, value, deadline in loaded:
+        dbs[index].store(key, value, deadline)
+    return _LOADED
+
+
+def _reload_options(argv: list[bytes]) -> set[bytes]:
+    return {option.lower() for option in argv[2:]}
+
+
+def _reload_check(session: Any, argv: list[bytes]) -> bytes | None:
+    """DEBUG RELOAD's options as Redis reads them; with NOSAVE, the dump's libraries are
+    loaded here first (Redis loads them before the keys, and a library that exists already
+    without MERGE stops the load before any key: then nothing changes)."""
+    options = _reload_options(argv)
+    if not options <= _RELOAD_OPTIONS:
+        return error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+    if b"nosave" not in options:
+        return None
+    config = session.server.config
+    path = os.path.join(config["dir"], config["dbfilename"])
+    codes: list[bytes] = []
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        # every key stepped over, unbuilt: only the libraries are wanted here
+        list(rdb.read_dump(path, data, None, _no_key, codes.append))
+    except (OSError, rdb.RdbError):
+        codes = []
+    flush, merge = b"noflush" not in options, b"merge" in options
+    if not session.server.scripts.functions.reload(codes, flush, merge):
+        return _LOAD_FAILED
+    return None
+
+
+def _no_key(key: bytes, deadline: int | None) -> bool:
+    return False
 
 
 # -- Redis's digests (debug.c): SHA-1 mixed in order, xored where order does not matter --
@@ -314,8 +440,43 @@ def merge(session: Any, argv: list[bytes], parts: list[Any]) -> bytes:
     if sub == b"object":
         line = next((p for p in parts if p is not None), None)
         return error("ERR no such key") if line is None else enc.simple(line)
+    if sub == b"reload":
+        return _reload_reply(session, _reload_options(argv), parts)
     if sub == b"set-disable-deny-scripts":
         session.server.words.deny_scripts_disabled = _atoi(argv[2])
+    return b"+OK\r\n"
+
+
+def _reload_reply(session: Any, options: set[bytes], parts: list[Any]) -> bytes:
+    """Join the shards' fragments into the dump (as SAVE does), then answer as Redis does
+    from what their loads found (a shard's error reply, which its part never gives, counts
+    as a failed save or load)."""
+    shares = [part if part.__class__ is tuple else (None, _FAILED) for part in parts]
+    written = [fragment for fragment, _status in shares if fragment is not None]
+    statuses = {status for _fragment, status in shares}
+    try:
+        if _SAVE_ERROR in statuses:
+            return _SAVE_FAILED
+        if written:
+            config = session.server.config
+            rdb.write_dump(
+                os.path.join(config["dir"], config["dbfilename"]),
+                rdb.header(rdb.default_aux()),
+                [path for path, _size, _crc in written],
+                [(size, crc) for _path, size, crc in written],
+            )
+    except OSError:
+        return _SAVE_FAILED
+    finally:
+        for path, _size, _crc in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    if statuses != {_LOADED}:
+        return _LOAD_FAILED
+    # the dump just saved names the libraries that exist: each is a duplicate
+    libraries = session.server.scripts.functions.libraries
+    if written and b"noflush" in options and b"merge" not in options and libraries:
+        return _LOAD_FAILED
     return b"+OK\r\n"
 
 
@@ -328,8 +489,11 @@ ROWS = [
         check=check,
         notes=(
             "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
-            "clients may use DEBUG); SLEEP, RELOAD (in place: each value through its RDB "
-            "encoding and back; no options), SET-ACTIVE-EXPIRE, DIGEST, DIGEST-VALUE (Redis's "
+            "clients may use DEBUG); SLEEP, RELOAD [MERGE] [NOFLUSH] [NOSAVE] (the dump is "
+            "really saved, in the foreground, and NOSAVE really loads it; the save-then-load "
+            "forms pass each value through its RDB encoding in place, the same result; a "
+            "duplicate key without MERGE fails the load, changing nothing, where Redis "
+            "panics), SET-ACTIVE-EXPIRE, DIGEST, DIGEST-VALUE (Redis's "
             "digests), OBJECT, PROTOCOL, SET-DISABLE-DENY-SCRIPTS (scripts may then call DEBUG, "
             "and no other command Redis refuses in scripts) and HELP; SLEEP stalls every shard "
             "but the acceptor still "

@@ -207,6 +207,22 @@ class Functions:
                 return loaded
         return b"+OK\r\n"
 
+    # -- DEBUG RELOAD ------------------------------------------------------------------------
+
+    def reload(self, codes: list[bytes], flush: bool, merge: bool) -> bool:
+        """DEBUG RELOAD's libraries, the dump's ``codes``, as Redis's load takes them: after
+        a flush, or replacing those that exist with MERGE; False where Redis's load fails (a
+        library that exists already without MERGE, checked first, so nothing changes then;
+        one that does not load, after those before it)."""
+        if not flush and not merge:
+            for code in codes:
+                parsed = metadata(code)
+                if parsed.__class__ is not bytes and parsed[0] in self.libraries:
+                    return False
+        if flush:
+            self.flush()
+        return all(self.load(code, replace=True)[:1] != b"-" for code in codes)
+
     # -- INFO memory ---------------------------------------------------------------------
 
     def vm_memory(self) -> int:
