@@ -134,6 +134,8 @@ class Scripts:
         #: Which scripts run now, in every shard and acceptor; this acceptor's own row.
         self.board = board if board is not None else ScriptBoard(server.shard_count + 1)
         self.place = server.shard_count + server.index if board is not None else server.shard_count
+        #: One shard owns every key (a script's keys need no hashing for the fast path).
+        self.single = server.shard_count == 1
         #: Whether a script has run past ``busy-reply-threshold``: every command but those
         #: Redis flags ``allow_busy`` gets ``-BUSY`` (read off the board every few ms).
         self.busy = False
@@ -272,21 +274,31 @@ class Scripts:
 
     def route(self, client: Any, spec: Any, argv: list[bytes]) -> None:
         """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
-        LOCAL_CALLS[spec.name] += 1  # INFO commandstats (the shards count the script's calls)
-        prepared = self.prepare(spec.name, argv)
+        name = spec.name
+        LOCAL_CALLS[name] += 1  # INFO commandstats (the shards count the script's calls)
+        prepared = self.prepare(name, argv)
         if prepared.__class__ is bytes:
-            ERRORS.script_replied(spec.name, prepared, None)
+            ERRORS.script_replied(name, prepared, None)
             client.reply(prepared)
             return
-        script, keys, args, read_only = prepared
+        script, keys = prepared[0], prepared[1]
         entry = client.new_entry()
-        server = self.server
-        shards = {server.shard_of_key(key) for key in keys}
-        if script.key in self.local and len(shards) <= 1:
-            fast = _FastReply(self, client, entry, script, (keys, args, read_only), spec.name)
-            fast.send(shards.pop() if shards else 0)
-        else:
-            self.run_held(client, lambda reply: client.fill(entry, reply), prepared, name=spec.name)
+        if script.key in self.local:
+            # the shard of every key, or -1 for keys of several; one shard owns them all
+            # when there is one (no hashing), and none is asked for then
+            if self.single or not keys:
+                shard = 0
+            else:
+                shard_of_key = self.server.shard_of_key
+                shard = shard_of_key(keys[0])
+                for key in keys[1:]:
+                    if shard_of_key(key) != shard:
+                        shard = -1
+                        break
+            if shard >= 0:
+                _FastReply(self, client, entry, script, prepared[1:], name).send(shard)
+                return
+        self.run_held(client, lambda reply: client.fill(entry, reply), prepared, name=name)
 
     def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
@@ -376,16 +388,21 @@ class _FastReply:
         script = self.script
         keys, args, read_only = self.run
         client = self.client
-        flags = [b"1" if read_only else b"0", b"3" if client.protocol == 3 else b"2"]
+        read_only_flag = b"1" if read_only else b"0"
+        protocol = b"3" if client.protocol == 3 else b"2"
+        numkeys = b"%d" % len(keys)
         if script.source is None:
-            part = [b"@fcall", script.sha, *script.command, *flags, b"%d" % len(keys), *keys]
-            part += args
+            part = [b"@fcall", script.sha, *script.command, read_only_flag, protocol, numkeys]
         else:
             sent = self.scripts.sent[shard]
             body = b"" if script.sha in sent and not with_body else script.source
             sent.add(script.sha)
-            part = [b"@eval", script.sha, body, *flags, b"%d" % len(keys), *keys, *args]
-        self.scripts.server.sequencer.step(client.ctx, [(shard, part)], self)
+            part = [b"@eval", script.sha, body, read_only_flag, protocol, numkeys]
+        part += keys
+        part += args
+        # one part on one shard is a step as it stands (Sequencer.step tickets only steps
+        # over several shards): queued as a run, without the step's per-part bookkeeping
+        self.scripts.server.sequencer.append(shard, [client.ctx, part], (self, 0))
 
     def deliver(self, index: int, value: Any) -> None:
         if value.__class__ is bytes:  # the shard failed
