@@ -76,6 +76,11 @@ FAST_KEY: dict[bytes, tuple[int, int, bytes]] = {
     for name, spec in LOOKUP.items()
     if spec.route is Route.KEY and not spec.subcommands
 }
+#: EVAL, EVALSHA, FCALL and their _RO forms as clients usually spell them: while the fast
+#: path is on, none of the checked path's refusals, queueing or watching applies to them.
+FAST_SCRIPT: dict[bytes, CommandSpec] = {
+    name: spec for name, spec in LOOKUP.items() if spec.route is Route.SCRIPT
+}
 _NO_FAST = {}.get  # before AUTH, every command takes the checked path
 _NOAUTH = error("NOAUTH Authentication required.")
 _NOAUTH_HELLO = error(
@@ -295,7 +300,8 @@ class ClientConnection(asyncio.Protocol):
     # -- dispatch ------------------------------------------------------------------------
 
     def _dispatch(self, commands: list[list]) -> None:
-        """Route each command in order. The single-key path, nearly all traffic, is inline.
+        """Route each command in order. The single-key path, nearly all traffic, is inline;
+        scripts go straight to their route while the fast path is on.
 
         A client's consecutive commands for one shard in one turn extend one run (see
         :meth:`enqueue`); the run state lives in locals here and goes back to ``self``
@@ -305,6 +311,7 @@ class ClientConnection(asyncio.Protocol):
         """
         server = self.server
         sequencer = server.sequencer
+        scripts = server.scripts
         fast = self._fast_lookup()
         shard_of_slot = server.shard_of_slot
         single = server.shard_count == 1
@@ -346,6 +353,12 @@ class ClientConnection(asyncio.Protocol):
                 self.reply(_PONG)
                 run_shard = -1
                 continue
+            spec = FAST_SCRIPT.get(argv[0]) if fast is not _NO_FAST else None
+            if spec is not None and not bad_arity(spec.arity, len(argv)):
+                self.run, self.run_shard, self.run_turn = run, run_shard, turn
+                scripts.route(self, spec, argv)
+                run, run_shard = self.run, self.run_shard
+                continue
             spec = LOOKUP.get(argv[0]) or LOOKUP.get(argv[0].lower())
             self.run, self.run_shard, self.run_turn = run, run_shard, turn
             self._dispatch_other(spec, argv)
@@ -364,7 +377,8 @@ class ClientConnection(asyncio.Protocol):
             sequencer.schedule_flush()
 
     def _fast_lookup(self) -> Any:
-        """The single-key fast path's lookup, or the one that finds nothing: off before
+        """The single-key fast path's lookup, or the one that finds nothing (scripts then
+        take the checked path too): off before
         AUTH, in MULTI, in RESP2 subscribed mode, while tracking, paused, monitored or busy
         with a long script (each needs the checked path)."""
         server = self.server

@@ -709,6 +709,47 @@ def test_pipelined_scripts_answer_in_order(clone: ServerProcess) -> None:
         assert got[4 * i + 3] == b":%d\r\n" % (i + 1)
 
 
+def _pipelined_evalsha(server: ServerProcess) -> tuple[list[bytes], list[bytes]]:
+    """A pipeline of EVALSHA, good and refused (the client's dispatch takes scripts straight
+    to their route): the replies, then the script's commandstats and the error counts."""
+    body = "return redis.call('get', KEYS[1])"
+    with RawConnection(server.port) as conn:
+        assert conn.command("FLUSHALL") == b"+OK\r\n"
+        assert conn.command("SCRIPT", "FLUSH") == b"+OK\r\n"
+        assert conn.command("CONFIG", "RESETSTAT") == b"+OK\r\n"
+        sha = conn.command("SCRIPT", "LOAD", body).split(b"\r\n")[1].decode()
+        commands = [
+            ["SET", "k", "v"],
+            ["EVALSHA", sha, "1", "k"],
+            ["evalsha", sha.upper(), "1", "k"],
+            ["EVALSHA", "f" * 40, "0"],
+            ["EVALSHA", sha, "2", "k"],
+            ["EVALSHA", sha, "-1"],
+            ["EVALSHA", sha, "x", "k"],
+            ["EVALSHA", sha],
+            ["EVALSHA_RO", sha, "1", "k"],
+            ["GET", "k"],
+        ]
+        conn.send(b"".join(encode_command(*command) for command in commands))
+        got = [conn.read_reply() for _ in commands]
+        info = conn.command("INFO", "ALL").split(b"\r\n")
+    counts = []
+    for line in info:
+        if line.startswith((b"cmdstat_evalsha", b"errorstat_")):
+            name, _, fields = line.partition(b":")
+            # the times differ; the counts must not
+            kept = [field for field in fields.split(b",") if not field.startswith(b"usec")]
+            counts.append(name + b":" + b",".join(kept))
+    return got, sorted(counts)
+
+
+def test_pipelined_evalsha_errors_match_redis(
+    redis_server: ServerProcess, clone: ServerProcess
+) -> None:
+    """EVALSHA's replies and errors in a pipeline, and how INFO counts them, as Redis's."""
+    assert _pipelined_evalsha(clone) == _pipelined_evalsha(redis_server)
+
+
 def test_a_script_that_reaches_another_shard_runs_again_over_all(clone: ServerProcess) -> None:
     """A script learned on one shard that then reads a key of another shard before it
     writes: it runs again with every shard held, and its reply is the one Redis gives."""

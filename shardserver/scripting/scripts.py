@@ -113,12 +113,25 @@ def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
     return b"--" + body, read_only
 
 
+#: The numkeys nearly every call gives, read without parsing.
+_SMALL_NUMKEYS = {b"%d" % count: count for count in range(10)}
+#: EVAL and its forms: whether it names its script by SHA, and whether it may not write.
+_EVAL_FORMS = {
+    "eval": (False, False),
+    "evalsha": (True, False),
+    "eval_ro": (False, True),
+    "evalsha_ro": (True, True),
+}
+
+
 def _keys_and_args(argv: list[bytes], not_integer: bytes) -> tuple[list, list] | bytes:
     """An EVAL-like line's keys and arguments, by its ``numkeys``; or Redis's error
     (``not_integer`` for one that is no integer: EVAL's and FCALL's differ)."""
-    numkeys = parse_int(argv[2])
+    numkeys = _SMALL_NUMKEYS.get(argv[2])
     if numkeys is None:
-        return not_integer
+        numkeys = parse_int(argv[2])
+        if numkeys is None:
+            return not_integer
     if numkeys > len(argv) - 3:
         return _TOO_MANY
     if numkeys < 0:
@@ -134,6 +147,8 @@ class Scripts:
         #: Which scripts run now, in every shard and acceptor; this acceptor's own row.
         self.board = board if board is not None else ScriptBoard(server.shard_count + 1)
         self.place = server.shard_count + server.index if board is not None else server.shard_count
+        #: One shard owns every key (a script's keys need no hashing for the fast path).
+        self.single = server.shard_count == 1
         #: Whether a script has run past ``busy-reply-threshold``: every command but those
         #: Redis flags ``allow_busy`` gets ``-BUSY`` (read off the board every few ms).
         self.busy = False
@@ -272,41 +287,55 @@ class Scripts:
 
     def route(self, client: Any, spec: Any, argv: list[bytes]) -> None:
         """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
-        LOCAL_CALLS[spec.name] += 1  # INFO commandstats (the shards count the script's calls)
-        prepared = self.prepare(spec.name, argv)
+        name = spec.name
+        LOCAL_CALLS[name] += 1  # INFO commandstats (the shards count the script's calls)
+        prepared = self.prepare(name, argv)
         if prepared.__class__ is bytes:
-            ERRORS.script_replied(spec.name, prepared, None)
+            ERRORS.script_replied(name, prepared, None)
             client.reply(prepared)
             return
-        script, keys, args, read_only = prepared
+        script, keys = prepared[0], prepared[1]
         entry = client.new_entry()
-        server = self.server
-        shards = {server.shard_of_key(key) for key in keys}
-        if script.key in self.local and len(shards) <= 1:
-            fast = _FastReply(self, client, entry, script, (keys, args, read_only), spec.name)
-            fast.send(shards.pop() if shards else 0)
-        else:
-            self.run_held(client, lambda reply: client.fill(entry, reply), prepared, name=spec.name)
+        if script.key in self.local:
+            # the shard of every key, or -1 for keys of several; one shard owns them all
+            # when there is one (no hashing), and none is asked for then
+            if self.single or not keys:
+                shard = 0
+            else:
+                shard_of_key = self.server.shard_of_key
+                shard = shard_of_key(keys[0])
+                for key in keys[1:]:
+                    if shard_of_key(key) != shard:
+                        shard = -1
+                        break
+            if shard >= 0:
+                _FastReply(self, client, entry, prepared, name).send(shard)
+                return
+        self.run_held(client, lambda reply: client.fill(entry, reply), prepared, name=name)
 
     def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
-        if name.startswith("fcall"):
+        form = _EVAL_FORMS.get(name)
+        if form is None:
             return self._prepare_call(name, argv)
         split = _keys_and_args(argv, NOT_INTEGER)
         if split.__class__ is bytes:
             return split
-        if name.startswith("evalsha"):
-            script = self.cache.get(argv[1].lower())
+        by_sha, read_only = form
+        if by_sha:
+            cache = self.cache
+            # SHAs are cached in lower case, as clients nearly always send them
+            script = cache.get(argv[1]) or cache.get(argv[1].lower())
             if script is None:
                 return NOSCRIPT
         else:
             script = self.load(argv[1])
             if script.__class__ is bytes:
                 return script
-        read_only = name.endswith("_ro") or script.read_only
+        read_only = read_only or script.read_only
         if self.server.writes_refused and not read_only and script.body.startswith(b"#!"):
             return NOREPLICAS  # a script with a shebang may write: refused before it runs
-        return script, *split, read_only
+        return script, split[0], split[1], read_only
 
     def _prepare_call(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """FCALL and FCALL_RO: the function, keys, arguments and whether it may not write."""
@@ -358,34 +387,37 @@ class _FastReply:
     """The fast path's part: sent to one shard; its value is the reply, or the news that
     the script must run over every shard, or that the shard lacks it."""
 
-    __slots__ = ("scripts", "client", "entry", "script", "run", "shard", "name")
+    __slots__ = ("scripts", "client", "entry", "prepared", "shard", "name")
 
     def __init__(
-        self, scripts: Scripts, client: Any, entry: list, script: Script, run: tuple, name: str
+        self, scripts: Scripts, client: Any, entry: list, prepared: tuple, name: str
     ) -> None:
         self.scripts = scripts
         self.name = name
         self.client = client
         self.entry = entry
-        self.script = script
-        self.run = run
-        self.shard = 0
+        #: What :meth:`Scripts.prepare` made of the command: (script, keys, args, read_only).
+        self.prepared = prepared
 
     def send(self, shard: int, with_body: bool = False) -> None:
         self.shard = shard
-        script = self.script
-        keys, args, read_only = self.run
+        script, keys, args, read_only = self.prepared
         client = self.client
-        flags = [b"1" if read_only else b"0", b"3" if client.protocol == 3 else b"2"]
+        read_only_flag = b"1" if read_only else b"0"
+        protocol = b"3" if client.protocol == 3 else b"2"
+        numkeys = b"%d" % len(keys)
         if script.source is None:
-            part = [b"@fcall", script.sha, *script.command, *flags, b"%d" % len(keys), *keys]
-            part += args
+            part = [b"@fcall", script.sha, *script.command, read_only_flag, protocol, numkeys]
         else:
             sent = self.scripts.sent[shard]
             body = b"" if script.sha in sent and not with_body else script.source
             sent.add(script.sha)
-            part = [b"@eval", script.sha, body, *flags, b"%d" % len(keys), *keys, *args]
-        self.scripts.server.sequencer.step(client.ctx, [(shard, part)], self)
+            part = [b"@eval", script.sha, body, read_only_flag, protocol, numkeys]
+        part += keys
+        part += args
+        # one part on one shard is a step as it stands (Sequencer.step tickets only steps
+        # over several shards): queued as a run, without the step's per-part bookkeeping
+        self.scripts.server.sequencer.append(shard, [client.ctx, part], (self, 0))
 
     def deliver(self, index: int, value: Any) -> None:
         if value.__class__ is bytes:  # the shard failed
@@ -397,19 +429,21 @@ class _FastReply:
             if self.scripts.busy:
                 self.scripts.look_at_board()
             # its errors count here: (RAN, reply, its errors), or (RAN, reply) for a
-            # reply made before or instead of the script's
-            ERRORS.script_replied(self.name, value[1], value[2] if len(value) > 2 else None)
+            # reply made before or instead of the script's; a script with no error
+            # reply in it has nothing to count
+            errors = value[2] if len(value) > 2 else None
+            if errors is None or errors:
+                ERRORS.script_replied(self.name, value[1], errors)
             self.client.fill(self.entry, value[1])
-        elif outcome == UNKNOWN and self.script.source is None:  # a library not there yet
+        elif outcome == UNKNOWN and self.prepared[0].source is None:  # a library not there yet
             ERRORS.script_replied(self.name, _NO_FUNCTION, None)
             self.client.fill(self.entry, _NO_FUNCTION)
         elif outcome == UNKNOWN:
             self.send(self.shard, with_body=True)
         elif outcome == ESCAPED:
             scripts = self.scripts
-            scripts.local.discard(self.script.key)
+            scripts.local.discard(self.prepared[0].key)
             client, entry = self.client, self.entry
-            prepared = (self.script, *self.run)
             scripts.run_held(
-                client, lambda reply: client.fill(entry, reply), prepared, name=self.name
+                client, lambda reply: client.fill(entry, reply), self.prepared, name=self.name
             )
