@@ -100,6 +100,8 @@ class Acceptor:
             function_load=lambda code: self.scripts.functions.load(code, True, tell=False),
             function_delete=lambda name: self.scripts.functions.delete(name, tell=False),
             function_flush=lambda: self.scripts.functions.flush(tell=False),
+            # answered after every message before it: a change is applied everywhere
+            barrier=lambda: None,
             publish=self.pubsub.deliver,
             spublish=self.pubsub.deliver_shard,
             pubsub_active=self.pubsub.active,

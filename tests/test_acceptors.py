@@ -65,6 +65,29 @@ def test_connections_are_served_by_both_acceptors(server: ServerProcess) -> None
     second.close()
 
 
+def test_script_and_library_changes_hold_everywhere_from_their_reply(
+    server: ServerProcess,
+) -> None:
+    """A change made through one acceptor is applied by the other before its reply: the
+    next command through the other finds it, and cannot be overtaken by it (a DELETE
+    through acceptor 0, then a LOAD through acceptor 1, once left acceptor 1 with none)."""
+    first, second = server.client_on(0), server.client_on(1)
+    library = "#!lua name=everywhere\nredis.register_function('here', function() return 1 end)"
+    for _ in range(20):
+        first.function_load(library, replace=True)
+        assert second.fcall("here", 0) == 1
+        first.function_delete("everywhere")
+        second.function_load(library)
+        assert first.fcall("here", 0) == 1 and second.fcall("here", 0) == 1
+        second.function_delete("everywhere")
+        sha = first.script_load("return 'loaded'")
+        assert second.evalsha(sha, 0) == b"loaded"
+        second.script_flush()
+        assert first.script_exists(sha) == [False]
+    first.close()
+    second.close()
+
+
 def test_what_one_acceptor_writes_the_other_reads(server: ServerProcess) -> None:
     first, second = server.client_on(0), server.client_on(1)
     first.flushall()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardserver.commands.spec import Command, Route, local
+from shardserver.commands.spec import Command, Later, Route, local
 from shardserver.errors import error, subcommand_syntax
 from shardserver.glob import compile_glob
 from shardserver.numbers import parse_int
@@ -38,11 +38,22 @@ _HELP = [
 ]
 
 
-def script_load(session: Any, argv: list[bytes]) -> bytes:
+def applied_everywhere(session: Any, reply: bytes) -> bytes | Later:
+    """A change of the script cache or the libraries (told to the other acceptors as it was
+    made), replied once they all have applied it: a peer answers an ask after every tell
+    before it. So the client's next command, on any acceptor, finds it, and a later change
+    made elsewhere cannot be overtaken by this one (a DELETE, then a LOAD through the other
+    acceptor, once left that acceptor without the library)."""
+    if reply[:1] == b"-" or not len(session.server.peers):
+        return reply
+    return session.server.told_everywhere(reply, "barrier")
+
+
+def script_load(session: Any, argv: list[bytes]) -> bytes | Later:
     script = session.server.scripts.load(argv[2])
     if script.__class__ is bytes:
         return script
-    return session.enc.bulk(script.sha)
+    return applied_everywhere(session, session.enc.bulk(script.sha))
 
 
 def script_exists(session: Any, argv: list[bytes]) -> bytes:
@@ -124,7 +135,7 @@ def function_load(session: Any, argv: list[bytes]) -> bytes:
         if option.lower() != b"replace":
             return error(f"ERR Unknown option given: {option.decode('utf-8', 'replace')}")
         replace = True
-    return session.server.scripts.functions.load(argv[-1], replace)
+    return applied_everywhere(session, session.server.scripts.functions.load(argv[-1], replace))
 
 
 def function_list(session: Any, argv: list[bytes]) -> bytes:
@@ -146,8 +157,8 @@ def function_list(session: Any, argv: list[bytes]) -> bytes:
     return session.server.scripts.functions.listed(session.enc, pattern, with_code)
 
 
-def function_delete(session: Any, argv: list[bytes]) -> bytes:
-    return session.server.scripts.functions.delete(argv[2])
+def function_delete(session: Any, argv: list[bytes]) -> bytes | Later:
+    return applied_everywhere(session, session.server.scripts.functions.delete(argv[2]))
 
 
 def function_flush(session: Any, argv: list[bytes]) -> bytes:
@@ -156,7 +167,7 @@ def function_flush(session: Any, argv: list[bytes]) -> bytes:
     if len(argv) == 3 and argv[2].lower() not in _FLUSH_MODES:
         return error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
     session.server.scripts.functions.flush()
-    return b"+OK\r\n"
+    return applied_everywhere(session, b"+OK\r\n")
 
 
 def function_stats(session: Any, argv: list[bytes]) -> bytes:
@@ -178,7 +189,7 @@ def function_restore(session: Any, argv: list[bytes]) -> bytes:
         return error(
             "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
         )
-    return session.server.scripts.functions.restore(argv[2], policy)
+    return applied_everywhere(session, session.server.scripts.functions.restore(argv[2], policy))
 
 
 def function_help(session: Any, argv: list[bytes]) -> bytes:
