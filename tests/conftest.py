@@ -446,6 +446,10 @@ class ServerPool:
             flags = ["--port", str(port), "--bind", HOST, "--shards", str(shards)]
             if "--acceptors" not in args:
                 flags += ["--acceptors", ACCEPTORS]
+            if "--dir" not in args:  # its own: a SAVE or DEBUG RELOAD never reaches another
+                data = self.log_dir / f"data-{port}"
+                data.mkdir(exist_ok=True)
+                flags += ["--dir", str(data)]
             return [*clone_command(), *flags, "--loglevel", "notice", *args]
 
         return self._start(f"redis-clone-shards{shards}", argv, wait)
