@@ -60,6 +60,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "databases": 16,
     "hz": 10,
     "proto-max-bulk-len": 512 * 1024 * 1024,
+    "min-replicas-to-write": 0,
+    "min-replicas-max-lag": 10,
 }
 
 

@@ -231,17 +231,9 @@ def _write_fragment(shard: Any) -> tuple[str, int, int]:
     directory = shard.settings.get("dir", ".")
     # unique per call: two acceptors' reloads may each be joining their fragments
     path = os.path.join(directory, f"temp-reload-{os.getpid()}-{time.time_ns()}.rdbpart")
-    libraries = list(shard.scripts.library_code.values()) if shard.index == 0 else []
-    databases = [(index, db.data, db.expires.deadline) for index, db in enumerate(shard.dbs)]
     try:
         with open(path, "wb") as out:
-            size, crc, _keys = rdb.write_fragment(
-                out.write,
-                databases,
-                shard.now,
-                list_fill=shard.settings.get("list-max-listpack-size", -2),
-                libraries=libraries,
-            )
+            size, crc = shard.persistence.write_fragment(out.write)
     except OSError:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -270,6 +270,20 @@ class ShardPersistence:
         """The libraries this shard's snapshot fragment and log base start with."""
         return list(self.shard.scripts.library_code.values()) if self.shard.index == 0 else []
 
+    def write_fragment(self, write: Any, libraries: list[bytes] | None = None) -> tuple[int, int]:
+        """This shard's part of a dump, as it is now, through ``write``: its size and CRC.
+        ``libraries``: those taken earlier (a forked child writes what the fork saw)."""
+        shard = self.shard
+        databases = [(index, db.data, db.expires.deadline) for index, db in enumerate(shard.dbs)]
+        size, crc, _keys = rdb.write_fragment(
+            write,
+            databases,
+            shard.now,
+            list_fill=shard.settings.get("list-max-listpack-size", -2),
+            libraries=self._libraries() if libraries is None else libraries,
+        )
+        return size, crc
+
     def _expired(self, db: Any, key: bytes) -> None:
         """A key went past its deadline (looked up or swept): the log drops it there."""
         log_ = self.log
@@ -306,21 +320,11 @@ class ShardPersistence:
         size and CRC in the 16 bytes after the data); the child's pid."""
         if self.save_child is not None:
             return -1
-        shard = self.shard
         libraries = self._libraries()
 
         def write() -> None:
             with open(path, "wb") as out:
-                databases = [
-                    (index, db.data, db.expires.deadline) for index, db in enumerate(shard.dbs)
-                ]
-                size, crc, _keys = rdb.write_fragment(
-                    out.write,
-                    databases,
-                    shard.now,
-                    list_fill=shard.settings.get("list-max-listpack-size", -2),
-                    libraries=libraries,
-                )
+                size, crc = self.write_fragment(out.write, libraries)
                 out.write(size.to_bytes(8, "little") + crc.to_bytes(8, "little"))
                 out.flush()
                 os.fsync(out.fileno())

@@ -19,7 +19,7 @@ import marshal
 import multiprocessing
 from typing import Any
 
-from shardserver.scripting.environment import LRAND48_A, LRAND48_C, LRAND48_MASK, LRAND48_START
+from shardserver.scripting.environment import LRAND48_START, Random48
 
 _STARTED, _WROTE, _KILL, _FUNCTION = 0, 1, 2, 3
 _ROW = 4
@@ -35,9 +35,10 @@ class ScriptBoard:
         self.places = places
         self._words = context.RawArray("q", _ROW * places)
         self._descriptions = context.RawArray("c", DESCRIPTION_SIZE * places)
-        #: math.random's state, one for the whole server (as Redis has one).
-        self._random = context.RawArray("q", 1)
-        self._random[0] = LRAND48_START
+        #: math.random's sequence, one for the whole server (as Redis has one).
+        word = context.RawArray("q", 1)
+        word[0] = LRAND48_START
+        self.random = Random48(word)
 
     def started(
         self, place: int, now_ms: int, function: tuple[bytes, list[bytes]] | None = None
@@ -90,16 +91,6 @@ class ScriptBoard:
                     (place, started, bool(words[row + _WROTE]), bool(words[row + _FUNCTION]))
                 )
         return found
-
-    def lrand48(self) -> int:
-        """The next number of the server's math.random sequence. Two scripts that draw at
-        the same instant in two processes may get the same number: a draw is no lock."""
-        state = (self._random[0] * LRAND48_A + LRAND48_C) & LRAND48_MASK
-        self._random[0] = state
-        return state >> 17
-
-    def srand48(self, seed: int) -> None:
-        self._random[0] = (int(seed) & 0xFFFFFFFF) << 16 | 0x330E
 
     def ask_kill(self, place: int) -> None:
         self._words[place * _ROW + _KILL] = 1

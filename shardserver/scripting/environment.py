@@ -162,18 +162,21 @@ LRAND48_START = 0x1234ABCD330E
 
 
 class Random48:
-    """An lrand48 sequence of one interpreter's own."""
+    """An lrand48 sequence kept in ``word`` (one interpreter's own list, or the script
+    board's shared word, so that every process draws from one sequence). Two processes
+    that draw at the same instant may get the same number: a draw takes no lock."""
 
-    def __init__(self) -> None:
-        self.state = LRAND48_START
+    def __init__(self, word: Any = None) -> None:
+        self.word = word if word is not None else [LRAND48_START]
 
     def lrand48(self) -> int:
-        self.state = (self.state * LRAND48_A + LRAND48_C) & LRAND48_MASK
-        return self.state >> 17
+        state = (self.word[0] * LRAND48_A + LRAND48_C) & LRAND48_MASK
+        self.word[0] = state
+        return state >> 17
 
     def srand48(self, seed: int) -> None:
         """``redisSrand48``: the seed's 32 bits above drand48's fixed low word."""
-        self.state = (int(seed) & 0xFFFFFFFF) << 16 | 0x330E
+        self.word[0] = (int(seed) & 0xFFFFFFFF) << 16 | 0x330E
 
 
 #: The error of a script SCRIPT KILL stopped.

@@ -193,7 +193,7 @@ class HeldScript:
         self.started_us = time.time_ns() // 1000
         board = self.board
         if board is not None:
-            engine.random = board
+            engine.random = board.random
             function = None
             if self.body is None:
                 line = [*self.command, b"%d" % len(self.keys), *self.keys, *self.args]

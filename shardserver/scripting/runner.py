@@ -33,11 +33,11 @@ starts it again.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from shardserver.commands.spec import Route, key_positions
 from shardserver.errors import NOREPLICAS, error
+from shardserver.keyspace import now_ms
 from shardserver.persistence import aof
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.board import ScriptBoard
@@ -83,14 +83,11 @@ class ShardScripts:
         self.library_code: dict[bytes, bytes] = {}
         #: DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call DEBUG.
         self.deny_disabled = False
-        #: When the script running now started, in microseconds (the board's start; expiry
-        #: is decided at the batch's time, which stands still while it runs).
-        self.started_us = 0
 
     def attach(self, board: ScriptBoard) -> None:
         """The server's script board: this shard's row, and math.random's sequence."""
         self.board = board
-        self.engine.random = board
+        self.engine.random = board.random
 
     def run(self, db: Any, argv: list[bytes]) -> tuple:
         """``@eval``: run a script on this shard (see the module's docstring)."""
@@ -134,9 +131,8 @@ class ShardScripts:
         self.wrote = False
         events = len(shard.events)
         board = self.board
-        self.started_us = time.time_ns() // 1000
         if board is not None:
-            board.started(shard.index, self.started_us // 1000, function)
+            board.started(shard.index, now_ms(), function)
         self.running = True
         try:
             reply = runs(name, keys, args, protocol)
