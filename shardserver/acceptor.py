@@ -69,6 +69,8 @@ class Acceptor:
         #: min-replicas-to-write asks for replicas, and none ever connects: writes get
         #: -NOREPLICAS (the client's fast path is off meanwhile).
         self.writes_refused = writes_refused(config)
+        #: maxmemory is set: denyoom commands take the checked path (shardserver/memory.py).
+        self.maxmemory = bool(config["maxmemory"])
         self.commands = COMMANDS
         #: Our number among the acceptors, and the socket we listen on when there are
         #: several (else we open our own).
@@ -331,6 +333,7 @@ class Acceptor:
         acceptor that got the command: ``push``)."""
         name = self.config.set(name, value)
         self.writes_refused = writes_refused(self.config)
+        self.maxmemory = bool(self.config["maxmemory"])
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
         elif name == "client-output-buffer-limit":

@@ -21,7 +21,7 @@ from typing import Any
 
 import uvloop
 
-from shardserver import REDIS_COMPAT_VERSION, __version__
+from shardserver import REDIS_COMPAT_VERSION, __version__, memory
 from shardserver.acceptor import Acceptor
 from shardserver.config import SETTINGS, Config, ConfigError, parse_args
 from shardserver.links import ShardLink, ShardStartError, await_shard, launch_shard
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     acceptors = int(config["acceptors"])
     book = TicketBook(acceptors, context) if acceptors > 1 else None
     words = ServerWords(context)
+    memory.share(shards, context)
     board = ScriptBoard(shards + acceptors, context)
     launched: list[list[ShardLink]] = []
     try:

@@ -37,6 +37,7 @@ from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
 from shardserver.errors import NOREPLICAS, error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.errorstats import ACCEPTOR as ERRORS
+from shardserver.memory import OOM, server_full
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
 from shardserver.slots import slot_for_key
@@ -80,6 +81,11 @@ FAST_KEY: dict[bytes, tuple[int, int, bytes]] = {
 #: path is on, none of the checked path's refusals, queueing or watching applies to them.
 FAST_SCRIPT: dict[bytes, CommandSpec] = {
     name: spec for name, spec in LOOKUP.items() if spec.route is Route.SCRIPT
+}
+#: The fast path while maxmemory is set: the commands flagged denyoom take the checked path,
+#: where they are refused while a shard is out of memory (``_refuse_oom``).
+FAST_KEY_NO_DENYOOM = {
+    name: each for name, each in FAST_KEY.items() if "denyoom" not in LOOKUP[name].flags
 }
 _NO_FAST = {}.get  # before AUTH, every command takes the checked path
 _NOAUTH = error("NOAUTH Authentication required.")
@@ -393,7 +399,7 @@ class ClientConnection(asyncio.Protocol):
             or server.writes_refused
         ):
             return _NO_FAST
-        return FAST_KEY.get
+        return FAST_KEY_NO_DENYOOM.get if server.maxmemory else FAST_KEY.get
 
     def _dispatch_other(self, spec: CommandSpec | None, argv: list) -> None:
         """Everything but an authenticated single-key command outside MULTI."""
@@ -421,6 +427,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
+        if self.server.maxmemory and self._refuse_oom(spec):
+            return
         if self.server.writes_refused and self._refuse_write(spec):
             return
         if self.server.scripts.busy and self._refuse_busy(spec, argv):
@@ -512,6 +520,25 @@ class ClientConnection(asyncio.Protocol):
             return False
         self._refuse(NOREPLICAS, spec.name)
         return True
+
+    def _refuse_oom(self, spec: CommandSpec) -> bool:
+        """Redis's OOM check in processCommand (before -NOREPLICAS and -BUSY): while some
+        shard is out of memory, a command flagged denyoom is refused, an EXEC with one
+        queued is aborted, and after MULTI every command but EXEC, DISCARD, QUIT and RESET
+        is refused (a queue could grow without bound), failing the transaction."""
+        if not server_full():
+            return False
+        if spec.name == "exec" and self.multi is not None:
+            if any("denyoom" in queued.flags for queued, _argv in self.multi):
+                self._abort_exec(OOM)
+                return True
+            return False
+        if "denyoom" in spec.flags or (
+            self.multi is not None and spec.name not in ("exec", "discard", "quit", "reset")
+        ):
+            self._refuse(OOM, spec.name)
+            return True
+        return False
 
     def _abort_exec(self, reply: bytes) -> None:
         """EXEC refused before it runs: the transaction goes, and the reply says why, as

@@ -102,6 +102,29 @@ def _memory_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _maxmemory_policy(text: str) -> str:
+    """``maxmemory-policy``, refused with Redis's own list of the policies."""
+    value = str(text).strip().lower()
+    if value not in MAXMEMORY_POLICIES:
+        raise ConfigError(
+            "argument(s) must be one of the following: " + ", ".join(MAXMEMORY_POLICIES)
+        )
+    return value
+
+
+#: Redis 7.0's eviction policies, in the order its error message lists them.
+MAXMEMORY_POLICIES = (
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+)
+
+
 def _string(text: str) -> str:
     return str(text)
 
@@ -261,6 +284,13 @@ SETTINGS: dict[str, Setting] = {
             "writes need this many replicas (none here: any number but 0 refuses writes)",
         ),
         Setting("min-replicas-max-lag", 10, _int_range(0, 2**31 - 1), True, "seconds"),
+        # maxmemory and eviction (shardserver/memory.py): the budget is split over shards.
+        Setting("maxmemory", 0, _memory_range(0, 2**63 - 1), True, "bytes for keys, 0 = no limit"),
+        Setting("maxmemory-policy", "noeviction", _maxmemory_policy, True, "what goes when full"),
+        Setting("maxmemory-samples", 5, _int_range(1, 64), True, "keys sampled per eviction"),
+        Setting("maxmemory-eviction-tenacity", 10, _int_range(0, 100)),
+        Setting("lfu-log-factor", 10, _int_range(0, 2**31 - 1)),
+        Setting("lfu-decay-time", 1, _int_range(0, 2**31 - 1)),
         Setting(
             "busy-reply-threshold",
             5000,
@@ -286,9 +316,6 @@ PASSIVE: dict[str, str] = {
     "stream-node-max-bytes": "4096",
     "stream-node-max-entries": "100",
     "activerehashing": "yes",
-    "maxmemory": "0",
-    "maxmemory-policy": "noeviction",
-    "maxmemory-samples": "5",
     "lazyfree-lazy-eviction": "no",
     "lazyfree-lazy-expire": "no",
     "lazyfree-lazy-server-del": "no",

@@ -111,6 +111,7 @@ def shard_numbers(shard: Any) -> dict[str, Any]:
         "cpu": (times.user, times.system),
         "persistence": shard.persistence.numbers(),
         "errors": shard.errors.numbers(),
+        "memory": shard.memory.numbers(),
     }
 
 
@@ -120,6 +121,7 @@ def reset_shard(shard: Any) -> None:
     shard.errors.clear()
     shard.commands_processed = 0
     shard.expired_by_sweep = 0
+    shard.memory.evicted_keys = 0
     for db in shard.dbs:
         db.expired_keys = 0
 
@@ -274,21 +276,30 @@ class Report:
         except ConfigError:
             maxmemory = 0
         system = _system_memory()
+        # used_memory is what the shards account for their keys (shardserver/memory.py),
+        # the figure eviction compares with maxmemory; RSS is every process's.
+        used = sum(part["memory"]["used_memory"] for part in self.parts)
+        dataset = sum(part["memory"]["used_memory_dataset"] for part in self.parts)
         return [
-            ("used_memory", rss),
-            ("used_memory_human", human(rss)),
+            ("used_memory", used),
+            ("used_memory_human", human(used)),
             ("used_memory_rss", rss),
             ("used_memory_rss_human", human(rss)),
             ("used_memory_peak", peak),
             ("used_memory_peak_human", human(peak)),
             ("used_memory_peak_perc", f"{100.0 * rss / peak if peak else 100.0:.2f}%"),
+            ("used_memory_overhead", used - dataset),
+            ("used_memory_startup", 0),
+            ("used_memory_dataset", dataset),
+            ("used_memory_dataset_perc", f"{100.0 * dataset / used if used else 100.0:.2f}%"),
             ("total_system_memory", system),
             ("total_system_memory_human", human(system)),
             *self.scripting_memory(),
             ("maxmemory", maxmemory),
             ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", self.settings.get("maxmemory-policy", "noeviction")),
-            ("mem_fragmentation_ratio", "1.00"),
+            ("mem_fragmentation_ratio", f"{rss / used if used else 1.0:.2f}"),
+            ("mem_not_counted_for_evict", 0),
             ("mem_allocator", "libc"),
             ("lazyfree_pending_objects", 0),
         ]
@@ -350,7 +361,7 @@ class Report:
             ("total_net_output_bytes", 0),
             ("rejected_connections", 0),
             ("expired_keys", sum(part["expired"] for part in self.parts)),
-            ("evicted_keys", 0),
+            ("evicted_keys", sum(part["memory"]["evicted_keys"] for part in self.parts)),
             ("keyspace_hits", 0),
             ("keyspace_misses", 0),
             ("pubsub_channels", self.distinct("pubsub_channels")),
@@ -485,7 +496,9 @@ class Report:
                 (
                     f"shard{index}",
                     f"pid={part['pid']},keys={keys},expires={expires},ops={part['ops']},"
-                    f"expired_keys={part['expired']},used_memory_rss={part['rss']},"
+                    f"expired_keys={part['expired']},"
+                    f"evicted_keys={part['memory']['evicted_keys']},"
+                    f"used_memory={part['memory']['used_memory']},used_memory_rss={part['rss']},"
                     f"slots={first}-{last},restarts={links.restarts[index]},"
                     f"last_restart_reason={reason}",
                 )

@@ -31,6 +31,7 @@ from shardserver.errors import error, writes_refused
 from shardserver.errorstats import ErrorStats
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
+from shardserver.memory import ShardMemory
 from shardserver.monitoring import INTERNAL_PARTS as MONITOR_PARTS
 from shardserver.notifications import Notifications
 from shardserver.persistence.journal import ShardPersistence
@@ -84,6 +85,7 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
     shard.writes_refused = writes_refused(shard.settings)
     shard.persistence.configure()
     shard.notifications.configure()
+    shard.memory.configure()
 
 
 HANDLERS = _shard_handlers()
@@ -138,6 +140,8 @@ class Shard:
         self.waiters = Waiters(self)
         self.tracking = Tracking(self)
         self.notifications = Notifications(self)
+        #: maxmemory: what keys take, their access words, eviction (:mod:`shardserver.memory`).
+        self.memory = ShardMemory(self)
         #: The Lua interpreter of the scripts that run here (EVAL's fast path).
         self.scripts = ShardScripts(self)
         #: What this shard tells its acceptors unasked, as ``(stream, event)``: the worker
@@ -147,17 +151,20 @@ class Shard:
         self.persistence = ShardPersistence(self)
         self.persistence.configure(starting=True)
         self.notifications.configure()
+        self.memory.configure()
 
     def refresh_handlers(self) -> None:
         """Point the shard at the handler table and expiry hook that its state needs."""
         watches = self.watches
         notifications = self.notifications
-        handlers = watches.handlers(self.base_handlers) if watches else self.base_handlers
+        memory = self.memory
+        handlers = memory.handlers(self.base_handlers) if memory else self.base_handlers
+        handlers = watches.handlers(handlers) if watches else handlers
         if notifications:
             handlers = notifications.handlers(handlers)
         handlers = self.waiters.handlers(handlers) if self.waiters else handlers
         self.handlers = self.tracking.handlers(handlers) if self.tracking else handlers
-        hooks = [each.expired for each in (watches, notifications) if each]
+        hooks = [each.expired for each in (watches, notifications, memory) if each]
         hook = self.expire_hook
         if hooks:
             if hook is not None:
@@ -266,7 +273,10 @@ class Shard:
         return error(f"ERR internal error in shard {self.index}: {type(exc).__name__}")
 
     def expire_cycle(self, budget_s: float | None = None) -> int:
-        """One active-expiry sweep, with about a quarter of the sweep interval as budget."""
+        """One active-expiry sweep, with about a quarter of the sweep interval as budget;
+        and the eviction a command left unfinished (memory's tick)."""
+        if self.memory:
+            self.memory.tick()
         if not self.active_expire or self.frozen_ms is not None:
             return 0
         if budget_s is None:

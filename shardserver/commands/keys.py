@@ -347,7 +347,7 @@ def object_idletime(shard, db, argv: list[bytes], enc) -> bytes:
         return enc.NULL
     if _lfu(shard):
         return _IS_LFU
-    return enc.ZERO
+    return enc.integer(shard.memory.idle_seconds(db, argv[2]))
 
 
 def object_freq(shard, db, argv: list[bytes], enc) -> bytes:
@@ -356,7 +356,7 @@ def object_freq(shard, db, argv: list[bytes], enc) -> bytes:
         return enc.NULL
     if not _lfu(shard):
         return _NOT_LFU
-    return enc.ZERO
+    return enc.integer(shard.memory.frequency(db, argv[2]))
 
 
 def _lfu(shard) -> bool:
@@ -401,13 +401,13 @@ ROWS = [
         "object|idletime",
         K,
         object_idletime,
-        notes="access times are not tracked yet: 0 (the refusal under an LFU policy is Redis's)",
+        notes="0 while neither maxmemory nor an eviction policy is set (access is not tracked)",
     ),
     Command(
         "object|freq",
         K,
         object_freq,
-        notes="access frequencies are not tracked yet: 0 under an LFU policy, else Redis's error",
+        notes="Redis's LFU counter (shardserver/eviction.py) under an LFU policy",
     ),
     local("object|help", object_help),
     Command(

@@ -36,6 +36,7 @@ from shardserver.commands.spec import COORDINATED, LOCAL_CALLS, Later, Route
 from shardserver.coordination import checked_shards, step_ctx
 from shardserver.errors import NOREPLICAS, error, first_error, is_error
 from shardserver.errorstats import ACCEPTOR as ERRORS
+from shardserver.memory import OOM, server_full
 from shardserver.receivers import DISCARD, Collector, Relay, merged
 from shardserver.resp import Resp2, Resp3
 from shardserver.routing import PLANNERS
@@ -165,6 +166,10 @@ class HeldScript:
         #: The script board and this acceptor's row on it (SCRIPT KILL, -BUSY).
         self.board, self.place = board if board is not None else (None, 0)
         self.wrote = False
+        #: A script without a shebang that starts while a shard is out of memory: its
+        #: denyoom calls fail until it wrote (Redis's scriptVerifyOOM). A body None is a
+        #: function's (they always have flags).
+        self.oom = self.body is not None and not self.body.startswith(b"#!") and server_full()
         #: The error replies in the script's reply, for its error statistics (see
         #: ``Engine.reply_errors``); None when it did not run (it did not compile ...).
         self.reply_errors: list[tuple[bytes, bool]] | None = None
@@ -249,6 +254,8 @@ class HeldScript:
         spec = calls.checked(argv, self.read_only, self.server.words.deny_scripts_disabled)
         if spec.__class__ is not bytes and self.server.writes_refused and "write" in spec.flags:
             spec = NOREPLICAS  # as Redis's scriptVerifyWriteCommandAllow: no replicas here
+        if self.oom and not self.wrote and spec.__class__ is not bytes and "denyoom" in spec.flags:
+            spec = OOM
         if spec.__class__ is bytes:
             ERRORS.rejected_call(calls.refused_name(argv), spec)
             answer.set_result(spec)

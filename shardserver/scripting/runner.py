@@ -38,6 +38,7 @@ from typing import Any
 from shardserver.commands.spec import Route, key_positions
 from shardserver.errors import NOREPLICAS, error
 from shardserver.keyspace import now_ms
+from shardserver.memory import OOM, server_full
 from shardserver.persistence import aof
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.board import ScriptBoard
@@ -83,6 +84,11 @@ class ShardScripts:
         self.library_code: dict[bytes, bytes] = {}
         #: DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call DEBUG.
         self.deny_disabled = False
+        #: The scripts compiled here with a shebang (their flags decide OOM at their start).
+        self.flagged: set[bytes] = set()
+        #: The script running started while out of memory: its denyoom calls fail until it
+        #: wrote (Redis's scriptVerifyOOM; a shebang script was refused at its start).
+        self.oom = False
 
     def attach(self, board: ScriptBoard) -> None:
         """The server's script board: this shard's row, and math.random's sequence."""
@@ -99,6 +105,11 @@ class ShardScripts:
             problem = engine.compile(sha, body)
             if problem is not None:
                 return (RAN, problem)
+            if body.startswith(b"#!"):
+                self.flagged.add(sha)
+        memory = self.shard.memory
+        if memory.budget:  # performEvictions, before the script as before any command
+            self.oom = sha not in self.flagged and (not memory.evict() or server_full())
         numkeys = int(argv[5])
         keys, args = argv[6 : 6 + numkeys], argv[6 + numkeys :]
         return self._execute(db, read_only, engine.run, sha, keys, args, protocol)
@@ -109,6 +120,8 @@ class ShardScripts:
         if name not in self.engine.library_functions:
             return (UNKNOWN,)
         keys, args = argv[7 : 7 + int(argv[6])], argv[7 + int(argv[6]) :]
+        if self.shard.memory.budget:
+            self.shard.memory.evict()
         function = (name, [argv[2], argv[3], argv[6], *keys, *args])
         return self._execute(
             db, read_only, self.engine.call_function, name, keys, args, protocol, function
@@ -143,6 +156,7 @@ class ShardScripts:
             return (ESCAPED, abort.reason)
         finally:
             self.running = False
+            self.oom = False
             if board is not None:
                 board.ended(shard.index)
         return (RAN, reply, self.engine.reply_errors)
@@ -157,6 +171,7 @@ class ShardScripts:
     def forget(self) -> None:
         """``@script-flush``: every script compiled here goes."""
         self.engine.forget()
+        self.flagged.clear()
 
     # -- FUNCTION LOAD's libraries --------------------------------------------------------
 
@@ -191,6 +206,8 @@ class ShardScripts:
         spec = checked(argv, self.read_only, self.deny_disabled)
         if spec.__class__ is not bytes and self.shard.writes_refused and "write" in spec.flags:
             spec = NOREPLICAS  # as Redis's scriptVerifyWriteCommandAllow: no replicas here
+        if self.oom and not self.wrote and spec.__class__ is not bytes and "denyoom" in spec.flags:
+            spec = OOM
         if spec.__class__ is bytes:
             self.shard.errors.rejected_call(refused_name(argv), spec)
             return spec

@@ -28,6 +28,7 @@ from shardserver.commands.spec import LOCAL_CALLS
 from shardserver.errors import BUSY, BUSY_FUNCTION, NOREPLICAS, NOT_INTEGER, error
 from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.keyspace import now_ms
+from shardserver.memory import OOM, server_full
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
 from shardserver.resp import ProtocolError, split_inline_args
@@ -52,8 +53,8 @@ _TOO_MANY = error("ERR Number of keys can't be greater than number of args")
 _BAD_NUMKEYS = error("ERR Bad number of keys provided")
 _NO_FUNCTION = error("ERR Function not found")
 _WRITES_IN_RO = error("ERR Can not execute a script with write flag using *_ro command.")
-#: The shebang flags Redis 7.0 knows; only ``no-writes`` changes anything here (no
-#: cluster, no replicas, no memory limit yet).
+#: The shebang flags Redis 7.0 knows; ``no-writes`` and ``allow-oom`` change something here
+#: (no cluster, no replicas).
 SHEBANG_FLAGS = frozenset(
     {"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"}
 )
@@ -111,6 +112,15 @@ def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
                 return error(f"ERR Unexpected flag in script shebang: {flag}")
             read_only = read_only or flag == "no-writes"
     return b"--" + body, read_only
+
+
+def _refused_oom(body: bytes) -> bool:
+    """Whether a script that may write is refused before it runs while a shard is out of
+    memory: one with a shebang and no ``allow-oom`` is flagged denyoom in Redis 7.0 (one
+    without a shebang runs, and its first denyoom call fails)."""
+    if not body.startswith(b"#!"):
+        return False
+    return b"allow-oom" not in body[: body.find(b"\n")] and server_full()
 
 
 #: The numkeys nearly every call gives, read without parsing.
@@ -333,6 +343,8 @@ class Scripts:
             if script.__class__ is bytes:
                 return script
         read_only = read_only or script.read_only
+        if self.server.maxmemory and not read_only and _refused_oom(script.body):
+            return OOM  # Redis's processCommand refuses it as a denyoom command
         if self.server.writes_refused and not read_only and script.body.startswith(b"#!"):
             return NOREPLICAS  # a script with a shebang may write: refused before it runs
         return script, split[0], split[1], read_only
@@ -350,6 +362,8 @@ class Scripts:
         read_only = b"no-writes" in flags
         if name == "fcall_ro" and not read_only:
             return _WRITES_IN_RO
+        if self.server.maxmemory and not read_only and b"allow-oom" not in flags and server_full():
+            return OOM  # a function without no-writes or allow-oom is denyoom
         if self.server.writes_refused and not read_only:
             return NOREPLICAS  # a function without no-writes may write: refused before it runs
         function = Script(function_name, b"", None, read_only, argv[:2])
