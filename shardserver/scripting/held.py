@@ -169,7 +169,11 @@ class HeldScript:
         #: A script without a shebang that starts while a shard is out of memory: its
         #: denyoom calls fail until it wrote (Redis's scriptVerifyOOM). A body None is a
         #: function's (they always have flags).
-        self.oom = self.body is not None and not self.body.startswith(b"#!") and server_full()
+        self.oom = (
+            self.body is not None
+            and not self.body.startswith((b"#!", b"--#!"))  # a shebang is sent commented
+            and server_full()
+        )
         #: The error replies in the script's reply, for its error statistics (see
         #: ``Engine.reply_errors``); None when it did not run (it did not compile ...).
         self.reply_errors: list[tuple[bytes, bool]] | None = None

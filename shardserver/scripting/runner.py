@@ -105,7 +105,7 @@ class ShardScripts:
             problem = engine.compile(sha, body)
             if problem is not None:
                 return (RAN, problem)
-            if body.startswith(b"#!"):
+            if body.startswith((b"#!", b"--#!")):  # the acceptor sends a shebang commented
                 self.flagged.add(sha)
         memory = self.shard.memory
         if memory.budget:  # performEvictions, before the script as before any command
