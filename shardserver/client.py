@@ -82,8 +82,8 @@ FAST_KEY: dict[bytes, tuple[int, int, bytes]] = {
 FAST_SCRIPT: dict[bytes, CommandSpec] = {
     name: spec for name, spec in LOOKUP.items() if spec.route is Route.SCRIPT
 }
-#: The fast path while maxmemory is set: the commands flagged denyoom take the checked path,
-#: where they are refused while a shard is out of memory (``_refuse_oom``).
+#: The fast path while a shard is out of memory: the commands flagged denyoom take the
+#: checked path, where they are refused (``_refuse_oom``).
 FAST_KEY_NO_DENYOOM = {
     name: each for name, each in FAST_KEY.items() if "denyoom" not in LOOKUP[name].flags
 }
@@ -399,7 +399,11 @@ class ClientConnection(asyncio.Protocol):
             or server.writes_refused
         ):
             return _NO_FAST
-        return FAST_KEY_NO_DENYOOM.get if server.maxmemory else FAST_KEY.get
+        # while a shard is out of memory, denyoom commands take the checked path (its OOM
+        # refusal); the board is read once per dispatch
+        if server.maxmemory and server_full():
+            return FAST_KEY_NO_DENYOOM.get
+        return FAST_KEY.get
 
     def _dispatch_other(self, spec: CommandSpec | None, argv: list) -> None:
         """Everything but an authenticated single-key command outside MULTI."""

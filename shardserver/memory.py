@@ -43,7 +43,6 @@ from typing import Any
 from shardserver import eviction
 from shardserver.commands.spec import key_positions
 from shardserver.commands.table import COMMANDS
-from shardserver.errors import is_error
 from shardserver.eventclasses import EVICTED
 from shardserver.persistence.journal import CLIENT_RULES, PART_RULES
 
@@ -116,6 +115,17 @@ def _write_keys() -> dict[bytes, Callable[[list], list[bytes]]]:
     return keys
 
 
+def _first_key_only() -> frozenset[bytes]:
+    """Commands whose one key is ``argv[1]`` (GET, SET, HSET ...): their wrappers skip the
+    general key lookup."""
+    names = set()
+    for spec in COMMANDS.values():
+        for each in [spec, *spec.subcommands.values()]:
+            if each.keys is None and each.first_key == 1 and each.last_key == 1:
+                names.add(each.name.encode())
+    return frozenset(names)
+
+
 def _read_keys() -> dict[bytes, Callable[[list], list[bytes]]]:
     """Every command that names keys and does not write, by wire name: where its keys are."""
     found: dict[bytes, Callable[[list], list[bytes]]] = {}
@@ -143,8 +153,11 @@ def _denyoom() -> frozenset[bytes]:
 WRITE_KEYS = _write_keys()
 READ_KEYS = _read_keys()
 DENYOOM = _denyoom()
+FIRST_KEY_ONLY = _first_key_only()
 #: Parts that make memory grow (the halves of multi-shard writes): they evict first too.
 _GROWING_PARTS = frozenset({b"@mset", b"@put", b"@set-add"})
+#: Writes between two measures of the dicts' tables (they grow by doubling, now and then).
+_TABLES_EVERY = 256
 
 
 def value_size(value: object) -> int:
@@ -154,53 +167,52 @@ def value_size(value: object) -> int:
     return value.memory_usage()  # type: ignore[attr-defined]
 
 
-class Tracked:
-    """One database's sizes and access words (see the module docstring), and their sum."""
+def entry_size(key: bytes, value_bytes: int, has_deadline: bool) -> int:
+    """What a key costs: its key and value objects, and the entries that hold them."""
+    size = sys.getsizeof(key) + value_bytes + KEY_OVERHEAD
+    return size + DEADLINE_OVERHEAD if has_deadline else size
 
-    __slots__ = ("db", "meta", "keys", "total")
+
+class Tracked:
+    """One database's sizes and access words (see the module docstring)."""
+
+    __slots__ = ("db", "meta", "keys")
 
     def __init__(self, db: Any) -> None:
         self.db = db
         self.meta: dict[bytes, int] = {}
         self.keys: list[bytes] = []
-        self.total = 0
 
-    def put(self, key: bytes, size: int, access: int) -> None:
-        """Set a key's size and access word (adding it if it is new)."""
+    def put(self, key: bytes, size: int, access: int) -> int:
+        """Set a key's size and access word (adding it if it is new); the change in bytes."""
         word = self.meta.get(key)
         if word is None:
-            position = len(self.keys)
+            self.meta[key] = size << _SIZE_SHIFT | len(self.keys) << 24 | access
             self.keys.append(key)
-        else:
-            position = (word & _POSITION) >> 24
-            self.total -= word >> _SIZE_SHIFT
-        self.meta[key] = size << _SIZE_SHIFT | position << 24 | access
-        self.total += size
-
-    def access(self, key: bytes, access: int) -> None:
-        word = self.meta.get(key)
-        if word is not None:
-            self.meta[key] = word & ~_ACCESS | access
+            return size
+        self.meta[key] = size << _SIZE_SHIFT | word & _POSITION | access
+        return size - (word >> _SIZE_SHIFT)
 
     def remove(self, key: bytes) -> int:
         """Forget a key; the bytes it took (0 if it was not here)."""
         word = self.meta.pop(key, None)
         if word is None:
             return 0
-        size = word >> _SIZE_SHIFT
-        self.total -= size
         position = (word & _POSITION) >> 24
         last = self.keys.pop()
         if position < len(self.keys):
             self.keys[position] = last
             moved = self.meta[last]
             self.meta[last] = moved & ~_POSITION | position << 24
-        return size
+        return word >> _SIZE_SHIFT
+
+    def total(self) -> int:
+        """The bytes of every key here (O(keys): for a flush)."""
+        return sum(word >> _SIZE_SHIFT for word in self.meta.values())
 
     def clear(self) -> None:
         self.meta.clear()
         self.keys.clear()
-        self.total = 0
 
     def sample(self, count: int, rand: Callable[[], float]) -> list[bytes]:
         keys = self.keys
@@ -208,14 +220,6 @@ class Tracked:
         if size <= count:
             return list(keys)
         return [keys[int(rand() * size)] for _ in range(count)]
-
-
-def size_of(word: int) -> int:
-    return word >> _SIZE_SHIFT
-
-
-def access_of(word: int) -> int:
-    return word & _ACCESS
 
 
 class ShardMemory:
@@ -233,7 +237,15 @@ class ShardMemory:
         self.log_factor = 10
         self.decay_time = 1
         self.evicted_keys = 0
+        #: Over the budget with nothing to evict (published on the board).
         self.full = False
+        #: Over the budget (the next denyoom command evicts first).
+        self.over = False
+        #: Every key's bytes, and the tables of the dicts that hold them (measured every
+        #: :data:`_TABLES_EVERY` writes and at each tick).
+        self.dataset = 0
+        self.tables = 0
+        self.writes = 0
         self.pool = eviction.EvictionPool()
         #: Per database (by the Database object's id: SWAPDB swaps the objects, and their
         #: accounting goes with them).
@@ -251,9 +263,7 @@ class ShardMemory:
         shards = max(1, int(settings.get("shards", 1) or 1))
         maxmemory = int(settings.get("maxmemory", 0) or 0)
         # The budget is split evenly: slots spread keys evenly over shards.
-        self.budget = maxmemory // shards if maxmemory else 0
-        if maxmemory and not self.budget:
-            self.budget = 1
+        self.budget = max(1, maxmemory // shards) if maxmemory else 0
         self.policy = str(settings.get("maxmemory-policy", "noeviction"))
         self.lfu = self.policy in eviction.LFU_POLICIES
         self.samples = int(settings.get("maxmemory-samples", 5))
@@ -268,6 +278,7 @@ class ShardMemory:
                 self.rebuild()
             else:
                 self.tracked.clear()
+                self.dataset = self.tables = 0
             self.shard.refresh_handlers()
         self.check()
 
@@ -284,6 +295,7 @@ class ShardMemory:
         words of the keys it knew stay."""
         old = self.tracked
         self.tracked = {}
+        self.dataset = 0
         fresh = self.new_access(self.shard.now)
         for db in self.shard.dbs:
             known = old[id(db)].meta if id(db) in old else {}
@@ -292,48 +304,51 @@ class ShardMemory:
             for key, value in db.data.items():
                 word = known.get(key)
                 access = fresh if word is None else word & _ACCESS
-                size = self.entry_size(key, value_size(value), key in deadlines)
-                tracked.put(key, size, access)
+                size = entry_size(key, value_size(value), key in deadlines)
+                self.dataset += tracked.put(key, size, access)
+        self.measure_tables()
 
-    @staticmethod
-    def entry_size(key: bytes, value_bytes: int, has_deadline: bool) -> int:
-        size = sys.getsizeof(key) + value_bytes + KEY_OVERHEAD
-        return size + DEADLINE_OVERHEAD if has_deadline else size
-
-    def used(self) -> int:
-        """This shard's used memory: every key's bytes plus the tables of its dicts."""
+    def measure_tables(self) -> None:
+        """The bytes of the dicts' and lists' own tables (not their entries)."""
         total = 0
         getsizeof = sys.getsizeof
         for tracked in self.tracked.values():
             db = tracked.db
             if db.data:
-                total += tracked.total + getsizeof(db.data)
-                total += getsizeof(tracked.meta) + getsizeof(tracked.keys)
+                total += getsizeof(db.data) + getsizeof(tracked.meta) + getsizeof(tracked.keys)
                 if db.expires:
                     total += getsizeof(db.expires.deadline) + getsizeof(db.expires._slot)
-        return total
+        self.tables = total
 
-    def _dataset(self) -> int:
-        return sum(tracked.total for tracked in self.tracked.values())
+    def used(self) -> int:
+        """This shard's used memory: every key's bytes plus the tables of its dicts."""
+        return self.dataset + self.tables
 
     def update(self, db: Any, key: bytes, before: tuple | None) -> None:
         """After a write that names ``key``: its size and access word now. ``before`` is
-        ``(value, length)`` of a container it held before the write, else None."""
-        tracked = self.state(db)
+        ``(value, length, had a deadline)`` of a container it held before, else None."""
+        tracked = self.tracked.get(id(db)) or self.state(db)
         value = db.data.get(key)
         if value is None:
-            tracked.remove(key)
+            self.dataset -= tracked.remove(key)
             return
         word = tracked.meta.get(key)
-        now = self.shard.now
         if value.__class__ is bytes:
-            value_bytes = sys.getsizeof(value)
+            size = sys.getsizeof(key) + sys.getsizeof(value) + KEY_OVERHEAD
         else:
-            value_bytes = self._container_size(value, word, before, key)
-        has_deadline = bool(db.expires) and key in db.expires.deadline
-        size = self.entry_size(key, value_bytes, has_deadline)
-        access = self.new_access(now) if word is None else self.touched(word & _ACCESS, now)
-        tracked.put(key, size, access)
+            size = entry_size(key, self._container_size(value, word, before, key), False)
+        if db.expires and key in db.expires.deadline:
+            size += DEADLINE_OVERHEAD
+        now = self.shard.now
+        if word is None:
+            access = eviction.lfu_new(now) if self.lfu else (now // 1000) & _ACCESS
+            tracked.meta[key] = size << _SIZE_SHIFT | len(tracked.keys) << 24 | access
+            tracked.keys.append(key)
+            self.dataset += size
+            return
+        access = self._lfu_touch(word & _ACCESS, now) if self.lfu else (now // 1000) & _ACCESS
+        tracked.meta[key] = size << _SIZE_SHIFT | word & _POSITION | access
+        self.dataset += size - (word >> _SIZE_SHIFT)
 
     def _container_size(
         self, value: Any, word: int | None, before: tuple | None, key: bytes
@@ -344,14 +359,13 @@ class ShardMemory:
         old_length = before[1]
         if old_length <= 0 or self.rng.random() * length < EXACT_LENGTH:
             return value_size(value)
-        had_deadline = before[2]
-        old_value = (word >> _SIZE_SHIFT) - self.entry_size(key, 0, had_deadline)
+        old_value = (word >> _SIZE_SHIFT) - entry_size(key, 0, before[2])
         return max(0, old_value) * length // old_length
 
     def forget(self, db: Any, key: bytes) -> None:
         tracked = self.tracked.get(id(db))
         if tracked is not None:
-            tracked.remove(key)
+            self.dataset -= tracked.remove(key)
 
     def expired(self, db: Any, key: bytes) -> None:
         """A key removed for its deadline (the shard's expiry hook while this is on)."""
@@ -362,23 +376,25 @@ class ShardMemory:
     def new_access(self, now: int) -> int:
         return eviction.lfu_new(now) if self.lfu else eviction.lru_clock(now)
 
-    def touched(self, access: int, now: int) -> int:
-        if self.lfu:
-            return eviction.lfu_touch(
-                access, now, self.log_factor, self.decay_time, self.rng.random
-            )
-        return eviction.lru_clock(now)
+    def _lfu_touch(self, access: int, now: int) -> int:
+        return eviction.lfu_touch(access, now, self.log_factor, self.decay_time, self.rng.random)
 
     def touch(self, db: Any, keys: list[bytes]) -> None:
-        tracked = self.state(db)
+        """Keys a command looked up (Redis's lookupKey without LOOKUP_NOTOUCH)."""
+        tracked = self.tracked.get(id(db)) or self.state(db)
         meta = tracked.meta
         now = self.shard.now
         for key in keys:
             word = meta.get(key)
-            if word is not None:
-                meta[key] = word & ~_ACCESS | self.touched(word & _ACCESS, now)
-            elif key in db.data:  # a key some path added without a write we saw
-                self.update(db, key, None)
+            if word is None:
+                if key in db.data:  # a key some path added without a write we saw
+                    self.update(db, key, None)
+            elif self.lfu:
+                meta[key] = word & ~_ACCESS | self._lfu_touch(word & _ACCESS, now)
+            else:
+                clock = (now // 1000) & _ACCESS
+                if word & _ACCESS != clock:
+                    meta[key] = word & ~_ACCESS | clock
 
     def access_word(self, db: Any, key: bytes) -> int | None:
         tracked = self.tracked.get(id(db))
@@ -399,37 +415,33 @@ class ShardMemory:
 
     # -- eviction ----------------------------------------------------------------------------
 
-    def over(self) -> bool:
-        return bool(self.budget) and self.used() > self.budget
-
     def evict(self) -> bool:
         """Redis's performEvictions: evict by the policy until under the budget or out of
         time; False when the shard stays over it with nothing it may evict."""
         if not self.budget:
             return True
-        used = self.used()
-        if used <= self.budget:
-            self._set_full(False)
+        self.measure_tables()
+        if self.used() <= self.budget:
+            self._set_state(False, False)
             return True
         if self.policy == "noeviction":
-            self._set_full(True)
+            self._set_state(True, True)
             return False
         limit_s = eviction.time_limit_us(self.tenacity) / 1e6
         start = time.perf_counter()
         count = 0
-        while used > self.budget:
+        while self.used() > self.budget:
             victim = self._victim()
             if victim is None:
-                self._set_full(True)
+                self._set_state(True, True)
                 return False
-            db, key = victim
-            used -= self._evict(db, key)
+            self._evict(*victim)
             count += 1
-            if count % 16 == 0:
-                used = self.used()
-                if time.perf_counter() - start > limit_s:
-                    break  # the rest at the next command or sweep tick (EVICT_RUNNING)
-        self._set_full(False)
+            if count % 16 == 0 and time.perf_counter() - start > limit_s:
+                # the rest at the next command or sweep tick (Redis's EVICT_RUNNING)
+                self._set_state(True, False)
+                return True
+        self._set_state(False, False)
         return True
 
     def _victim(self) -> tuple[Any, bytes] | None:
@@ -482,11 +494,11 @@ class ShardMemory:
             return 255 - eviction.lfu_counter(word, now, self.decay_time)
         return eviction.idle_ms(word, now)
 
-    def _evict(self, db: Any, key: bytes) -> int:
+    def _evict(self, db: Any, key: bytes) -> None:
         """Delete one key as Redis's eviction does: the log's DEL, WATCH, tracking and the
-        ``evicted`` notification; the bytes it freed."""
+        ``evicted`` notification."""
         shard = self.shard
-        freed = self.state(db).remove(key)
+        self.forget(db, key)
         db.delete(key)
         self.evicted_keys += 1
         index = shard.dbs.index(db)
@@ -498,7 +510,6 @@ class ShardMemory:
             shard.tracking.invalidate([key])
         if shard.notifications:
             shard.notifications.emit(index, EVICTED, b"evicted", key)
-        return freed
 
     def tick(self) -> None:
         """The sweep's tick: measure again any database whose keys changed by a path that
@@ -511,13 +522,24 @@ class ShardMemory:
         self.check()
 
     def check(self) -> None:
-        """After a write or a tick: evict if over the budget, and publish the OOM state."""
+        """Evict if over the budget (measured now), and publish the OOM state."""
         if self.budget:
             self.evict()
         else:
-            self._set_full(False)
+            self._set_state(False, False)
 
-    def _set_full(self, full: bool) -> None:
+    def wrote(self) -> None:
+        """After a write: over the budget now? (The tables are measured now and then.)"""
+        self.writes += 1
+        if not self.writes % _TABLES_EVERY:
+            self.measure_tables()
+        if self.dataset + self.tables > self.budget:
+            self.evict()
+        elif self.over:
+            self._set_state(False, False)
+
+    def _set_state(self, over: bool, full: bool) -> None:
+        self.over = over
         if full != self.full:
             self.full = full
             if BOARD is not None:
@@ -533,62 +555,94 @@ class ShardMemory:
             return table
         table = self._tables[id(base)] = dict(base)
         for name, keys in WRITE_KEYS.items():
-            if name in table:
-                if name[:1] == b"@":
-                    table[name] = self._part_write(table[name], keys, name in _GROWING_PARTS)
-                else:
-                    table[name] = self._client_write(table[name], keys, name in DENYOOM)
+            if name not in table:
+                continue
+            if name[:1] == b"@":
+                table[name] = self._part_write(table[name], keys, name in _GROWING_PARTS)
+            elif name in FIRST_KEY_ONLY:
+                table[name] = self._key_write(table[name], name in DENYOOM)
+            else:
+                table[name] = self._client_write(table[name], keys, name in DENYOOM)
         for name, keys in READ_KEYS.items():
-            if name in table:
-                if name[:1] == b"@":
-                    table[name] = self._part_read(table[name], keys)
-                else:
-                    table[name] = self._client_read(table[name], keys)
+            if name not in table:
+                continue
+            if name[:1] == b"@":
+                table[name] = self._part_read(table[name], keys)
+            elif name in FIRST_KEY_ONLY:
+                table[name] = self._key_read(table[name])
+            else:
+                table[name] = self._client_read(table[name], keys)
         for name, databases in _FLUSHES.items():
             if name in table:
                 table[name] = self._flush(table[name], databases)
         return table
 
-    def _before(self, db: Any, keys: list[bytes]) -> list[tuple]:
-        data = db.data
-        found = []
-        for key in keys:
-            value = data.get(key)
-            if value is None or value.__class__ is bytes:
-                found.append((key, None))
-            else:
-                has_deadline = bool(db.expires) and key in db.expires.deadline
-                found.append((key, (value, len(value), has_deadline)))
-        return found
+    @staticmethod
+    def _was(db: Any, key: bytes) -> tuple | None:
+        """What a write's key held before it, when it was a container (its size is then
+        scaled by its length, see the module docstring)."""
+        value = db.data.get(key)
+        if value is None or value.__class__ is bytes:
+            return None
+        return value, len(value), bool(db.expires) and key in db.expires.deadline
 
-    def _after(self, db: Any, before: list[tuple]) -> None:
-        for key, was in before:
-            self.update(db, key, was)
-        if self.budget:
-            self.check()
+    def _key_write(self, handler: Callable, denyoom: bool) -> Callable:
+        """A write of ``argv[1]`` alone (SET, HSET, LPUSH ...)."""
+        was = self._was
+
+        def accounted(shard: Any, db: Any, argv: list, enc: Any) -> Any:
+            if denyoom and self.over:
+                self.evict()
+            before = was(db, argv[1])
+            reply = handler(shard, db, argv, enc)
+            self.update(db, argv[1], before)
+            if self.budget:
+                self.wrote()
+            return reply
+
+        return accounted
 
     def _client_write(self, handler: Callable, keys: Callable, denyoom: bool) -> Callable:
+        was = self._was
+
         def accounted(shard: Any, db: Any, argv: list, enc: Any) -> Any:
-            if denyoom and self.budget:
+            if denyoom and self.over:
                 self.evict()
-            before = self._before(db, keys(argv))
+            before = [(key, was(db, key)) for key in keys(argv)]
             reply = handler(shard, db, argv, enc)
-            self._after(db, before)
+            for key, held in before:
+                self.update(db, key, held)
+            if self.budget:
+                self.wrote()
             return reply
 
         return accounted
 
     def _part_write(self, handler: Callable, keys: Callable, growing: bool) -> Callable:
+        was = self._was
+
         def accounted(shard: Any, db: Any, argv: list) -> Any:
-            if growing and self.budget:
+            if growing and self.over:
                 self.evict()
-            before = self._before(db, keys(argv))
+            before = [(key, was(db, key)) for key in keys(argv)]
             reply = handler(shard, db, argv)
-            if not is_error(reply):
-                self._after(db, before)
+            for key, held in before:
+                self.update(db, key, held)
+            if self.budget:
+                self.wrote()
             return reply
 
         return accounted
+
+    def _key_read(self, handler: Callable) -> Callable:
+        """A read of ``argv[1]`` alone (GET, HGET, LRANGE ...): it touches the key."""
+
+        def touched(shard: Any, db: Any, argv: list, enc: Any) -> Any:
+            reply = handler(shard, db, argv, enc)
+            self.touch(db, (argv[1],))
+            return reply
+
+        return touched
 
     def _client_read(self, handler: Callable, keys: Callable) -> Callable:
         def touched(shard: Any, db: Any, argv: list, enc: Any) -> Any:
@@ -608,10 +662,13 @@ class ShardMemory:
 
     def _flush(self, handler: Callable, databases: Callable) -> Callable:
         def flushed(shard: Any, db: Any, argv: list) -> Any:
-            reply = handler(shard, db, argv)
             for each in databases(shard, db, argv):
-                self.state(each).clear()
+                tracked = self.state(each)
+                self.dataset -= tracked.total()
+                tracked.clear()
+            reply = handler(shard, db, argv)
             self.pool.clear()
+            self.measure_tables()
             self.check()
             return reply
 
@@ -620,27 +677,29 @@ class ShardMemory:
     # -- INFO ----------------------------------------------------------------------------------
 
     def numbers(self) -> dict[str, int]:
-        """This shard's figures for INFO and MEMORY STATS (summed over shards)."""
-        used = self.used() if self.active else self._estimate()
+        """This shard's figures for INFO (summed over shards)."""
+        if self.active:
+            self.measure_tables()
+            used, dataset = self.used(), self.dataset
+        else:
+            used = dataset = self._estimate()
         return {
             "used_memory": used,
-            "used_memory_dataset": self._dataset() if self.active else used,
+            "used_memory_dataset": dataset,
             "evicted_keys": self.evicted_keys,
-            "keys": self.shard.key_count(),
         }
 
     def _estimate(self) -> int:
-        """used_memory while nothing is accounted: measured over a sample of each database's
-        keys (bounded work), scaled to its size."""
+        """used_memory while nothing is accounted: measured over the first keys of each
+        database (bounded work), scaled to its size."""
         total = 0
         for db in self.shard.dbs:
             count = len(db.data)
             if not count:
                 continue
-            measured = 0
-            seen = 0
+            measured = seen = 0
             for key, value in db.data.items():
-                measured += self.entry_size(key, value_size(value), False)
+                measured += entry_size(key, value_size(value), False)
                 seen += 1
                 if seen >= 64:
                     break

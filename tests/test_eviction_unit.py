@@ -75,16 +75,15 @@ def test_time_limit_follows_tenacity():
 
 def test_tracked_keeps_positions_and_total():
     tracked = Tracked(None)
-    for i in range(5):
-        tracked.put(b"k%d" % i, 100 + i, i)
-    assert tracked.total == sum(100 + i for i in range(5))
+    assert sum(tracked.put(b"k%d" % i, 100 + i, i) for i in range(5)) == 510
+    assert tracked.total() == 510
     assert tracked.remove(b"k1") == 101
     assert tracked.remove(b"missing") == 0
     assert sorted(tracked.keys) == [b"k0", b"k2", b"k3", b"k4"]
     for key in tracked.keys:  # every key's position is where it is in the list
         assert tracked.keys[(tracked.meta[key] >> 24) & 0xFFFFFFFF] == key
-    tracked.put(b"k2", 10, 7)
-    assert tracked.total == 100 + 10 + 103 + 104
+    assert tracked.put(b"k2", 10, 7) == 10 - 102
+    assert tracked.total() == 100 + 10 + 103 + 104
 
 
 def _shard(policy: str, maxmemory: int) -> Shard:
@@ -129,6 +128,8 @@ def test_allkeys_lru_evicts_the_idle_keys_first():
         i += 1
     data = shard.dbs[0].data
     assert all(b"hot:%d" % i in data for i in range(30))
+    while shard.memory.over:  # an eviction cut short by its time limit goes on at ticks
+        shard.memory.check()
     assert shard.memory.used() <= 60_000
 
 
@@ -144,7 +145,8 @@ def test_volatile_ttl_evicts_the_nearest_deadline_and_only_volatile_keys():
     data = shard.dbs[0].data
     assert all(b"plain:%d" % j in data for j in range(i))
     gone = [j for j in range(40) if b"ttl:%d" % j not in data]
-    assert len(gone) >= 10 and max(gone) < 25  # sampled, so nearly the nearest ones
+    # sampled, so nearly the nearest ones (more than ten go when a dict's table doubles)
+    assert len(gone) >= 10 and max(gone) < len(gone) + 10
     for j in range(i, i + 400):
         _run(shard, b"set", b"plain:%d" % j, b"x" * 100)
         if shard.memory.full:
@@ -190,4 +192,4 @@ def test_container_sizes_follow_their_writes():
     exact = shard.dbs[0].data[b"h"].memory_usage()
     assert 0.8 * exact < estimated < 1.3 * exact
     _run(shard, b"del", b"h")
-    assert tracked.total == 0 and not tracked.meta
+    assert tracked.total() == 0 and not tracked.meta and shard.memory.dataset == 0
