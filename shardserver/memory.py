@@ -156,6 +156,14 @@ DENYOOM = _denyoom()
 FIRST_KEY_ONLY = _first_key_only()
 #: Parts that make memory grow (the halves of multi-shard writes): they evict first too.
 _GROWING_PARTS = frozenset({b"@mset", b"@put", b"@set-add"})
+
+
+#: Writes of a key in a database other than the client's: (database index, key).
+_OTHER_DATABASE: dict[bytes, Callable[[list], tuple[int, bytes]]] = {
+    b"move": lambda argv: (int(argv[2]), argv[1]),
+    # on a shard, COPY's argv carries its parsed options: src dst db replace
+    b"copy": lambda argv: (argv[-2], argv[2]),
+}
 #: Writes between two measures of the dicts' tables (they grow by doubling, now and then).
 _TABLES_EVERY = 256
 
@@ -251,6 +259,8 @@ class ShardMemory:
         #: accounting goes with them).
         self.tracked: dict[int, Tracked] = {}
         self._tables: dict[int, dict[bytes, Any]] = {}
+        if BOARD is not None:  # a restarted shard: its dead predecessor may have been full
+            BOARD.set(shard.index, False)
 
     def __bool__(self) -> bool:
         return self.active
@@ -517,9 +527,18 @@ class ShardMemory:
         for db in self.shard.dbs:
             tracked = self.tracked.get(id(db))
             if len(db.data) != (len(tracked.meta) if tracked is not None else 0):
-                self.rebuild()
-                break
+                self.reconcile(db)
         self.check()
+
+    def reconcile(self, db: Any) -> None:
+        """Account for the keys of ``db`` that no write we saw named, and forget those gone
+        without one (set differences, in C; the others keep their words)."""
+        tracked = self.state(db)
+        for key in tracked.meta.keys() - db.data.keys():
+            self.dataset -= tracked.remove(key)
+        for key in db.data.keys() - tracked.meta.keys():
+            self.update(db, key, None)
+        self.measure_tables()
 
     def check(self) -> None:
         """Evict if over the budget (measured now), and publish the OOM state."""
@@ -575,6 +594,9 @@ class ShardMemory:
         for name, databases in _FLUSHES.items():
             if name in table:
                 table[name] = self._flush(table[name], databases)
+        for name, where in _OTHER_DATABASE.items():
+            if name in table:
+                table[name] = self._other_database(table[name], where)
         return table
 
     @staticmethod
@@ -630,6 +652,22 @@ class ShardMemory:
                 self.update(db, key, held)
             if self.budget:
                 self.wrote()
+            return reply
+
+        return accounted
+
+    def _other_database(self, handler: Callable, where: Callable) -> Callable:
+        """MOVE, COPY ... DB: the key they write in another database."""
+
+        def accounted(shard: Any, db: Any, argv: list, enc: Any) -> Any:
+            reply = handler(shard, db, argv, enc)
+            try:
+                index, key = where(argv)
+                target = shard.dbs[index] if 0 <= index < len(shard.dbs) else None
+            except (ValueError, IndexError, TypeError):
+                target = None
+            if target is not None and target is not db:
+                self.update(target, key, None)
             return reply
 
         return accounted

@@ -193,3 +193,27 @@ def test_container_sizes_follow_their_writes():
     assert 0.8 * exact < estimated < 1.3 * exact
     _run(shard, b"del", b"h")
     assert tracked.total() == 0 and not tracked.meta and shard.memory.dataset == 0
+
+
+def test_move_and_copy_account_for_the_other_database():
+    shard = _shard("allkeys-lru", 0)
+    _run(shard, b"set", b"k", b"v" * 100)
+    before = shard.memory.dataset
+    assert _run(shard, b"move", b"k", b"3") == b":1\r\n"
+    assert shard.memory.dataset == before
+    assert b"k" in shard.memory.state(shard.dbs[3]).meta
+    assert not shard.memory.state(shard.dbs[0]).meta
+    # from database 3; the acceptor's check parsed COPY's options into its argv
+    shard.execute_batch([[6, [b"copy", b"k", b"k2", 5, False]]])
+    assert b"k2" in shard.memory.state(shard.dbs[5]).meta
+    assert shard.memory.dataset > before
+
+
+def test_tick_accounts_for_keys_no_write_named():
+    shard = _shard("allkeys-lru", 0)
+    shard.dbs[0].store(b"loaded", b"v" * 100)  # as a load stores it
+    shard.memory.tick()
+    assert b"loaded" in shard.memory.state(shard.dbs[0]).meta
+    shard.dbs[0].delete(b"loaded")
+    shard.memory.tick()
+    assert shard.memory.dataset == 0

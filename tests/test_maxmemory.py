@@ -335,3 +335,53 @@ def _rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def test_eviction_invalidates_tracking_clients(r, clone):
+    r.config_set("maxmemory-policy", "volatile-ttl")
+    r.set("cached", "v", px=1_000_000)
+    with clone.raw() as conn:
+        conn.command("HELLO", "3")
+        assert conn.command("CLIENT", "TRACKING", "ON") == b"+OK\r\n"
+        assert conn.command("GET", "cached") == b"$1\r\nv\r\n"
+        r.config_set("maxmemory", "300kb")
+        fill(r, "other", 4000, ex=100_000)
+        assert not r.exists("cached")
+        pushes = []
+        while b"cached" not in b"".join(pushes):
+            pushes.append(conn.read_reply(timeout=10))
+        assert b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\ncached\r\n" in pushes
+
+
+def test_blocked_clients_are_served_across_eviction(r, clone):
+    r.config_set("maxmemory-policy", "allkeys-random")
+    r.config_set("maxmemory", "300kb")
+    with clone.raw() as conn:
+        conn.send(b"*3\r\n$5\r\nBLPOP\r\n$5\r\nqueue\r\n$2\r\n30\r\n")
+        assert wait_until(lambda: r.info("clients")["blocked_clients"] == 1, 10)
+        fill(r, "fill", 4000)
+        assert r.info()["evicted_keys"] > 0
+        assert r.info("clients")["blocked_clients"] == 1
+        r.lpush("queue", "job")
+        assert conn.read_reply(timeout=10) == b"*2\r\n$5\r\nqueue\r\n$3\r\njob\r\n"
+
+
+def test_the_append_only_log_gets_the_eviction_as_a_del(clone_factory, server_log_dir):
+    data = server_log_dir / f"aof-evict-{time.monotonic_ns()}"
+    data.mkdir()
+    server = clone_factory.start_clone(
+        1,
+        ["--dir", str(data), "--appendonly", "yes", "--appendfsync", "always"]
+        + ["--maxmemory", "300kb", "--maxmemory-policy", "volatile-ttl"],
+    )
+    client = server.client()
+    client.set("doomed", "v", px=1_000_000)
+    fill(client, "other", 4000, ex=100_000)
+    assert not client.exists("doomed")
+    record = b"*2\r\n$3\r\nDEL\r\n$6\r\ndoomed\r\n"
+
+    def logged() -> bool:
+        return any(record in path.read_bytes() for path in data.rglob("*") if path.is_file())
+
+    assert wait_until(logged, 10)
+    client.close()
