@@ -385,3 +385,28 @@ def test_the_append_only_log_gets_the_eviction_as_a_del(clone_factory, server_lo
 
     assert wait_until(logged, 10)
     client.close()
+
+
+def test_memory_stats_has_redis_fields_in_redis_order(r, clone, redis_server):
+    def fields(server) -> tuple[list, dict]:
+        client = server.client()
+        client.flushall()
+        client.set("a", "b")
+        client.set("c", "d", ex=100)
+        with server.raw() as conn:  # redis-py would make a dict of it
+            flat = conn.call("MEMORY", "STATS")
+        client.flushall()
+        return flat[::2], dict(zip(flat[::2], flat[1::2], strict=True))
+
+    expected, _ = fields(redis_server)
+    got, stats = fields(clone)
+    assert got == expected
+    assert stats[b"keys.count"] == 2
+    assert stats[b"total.allocated"] == stats[b"dataset.bytes"] + stats[b"overhead.total"]
+    assert stats[b"db.0"][::2] == [
+        b"overhead.hashtable.main",
+        b"overhead.hashtable.expires",
+        b"overhead.hashtable.slot-to-keys",
+    ]
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        r.execute_command("MEMORY", "STATS", "x")
