@@ -19,10 +19,11 @@ cannot be.
 and its kin, OBJECT, MEMORY USAGE). A new key starts with the LRU clock now or the LFU
 counter 5; a key written again keeps its LFU counter, as ``dbOverwrite`` keeps it.
 
-**Eviction** (``performEvictions``): before a command flagged ``denyoom`` (and before a
-script) runs on a shard over its budget (``maxmemory`` / shards), keys are evicted by the
-policy until the shard is under it, the time spent bounded by ``maxmemory-eviction-tenacity``
-(the rest is done at the next command or the next sweep tick). An eviction is a delete
+**Eviction** (``performEvictions``): after a write leaves a shard over its budget
+(``maxmemory`` / shards), and before a command flagged ``denyoom`` (or a script) runs on a
+shard still over it, keys are evicted by the policy until the shard is under it, the time
+spent bounded by ``maxmemory-eviction-tenacity`` (the rest is done at the next command or
+the next sweep tick). An eviction is a delete
 like any other: the log gets a DEL, WATCH versions move, tracking clients are invalidated
 and the ``evicted`` notification (class ``e``) goes out.
 
