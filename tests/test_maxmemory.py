@@ -410,3 +410,43 @@ def test_memory_stats_has_redis_fields_in_redis_order(r, clone, redis_server):
     ]
     with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
         r.execute_command("MEMORY", "STATS", "x")
+
+
+LIBRARY = (
+    "#!lua name=oomlib\n"
+    "redis.register_function('writes', function() return redis.call('set','x','y') end)\n"
+    "redis.register_function{function_name='reads', callback=function() "
+    "return redis.call('get','x') end, flags={'no-writes'}}\n"
+    "redis.register_function{function_name='anyway', callback=function() "
+    "return redis.call('set','x','z') end, flags={'allow-oom'}}\n"
+)
+
+
+def _oom_functions(server) -> list[bytes]:
+    with server.raw() as conn, server.raw() as other:
+        conn.command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
+        full(other, server)
+        replies = [
+            conn.command("FCALL", "writes", "0"),
+            conn.command("FCALL", "reads", "0"),
+            conn.command("FCALL_RO", "reads", "0"),
+            conn.command("FCALL", "anyway", "0"),
+            conn.command("FUNCTION", "DELETE", "oomlib"),  # not denyoom
+        ]
+    return replies
+
+
+def test_functions_when_out_of_memory_match_redis(r, clone, redis_server):
+    oracle = redis_server.client()
+    try:
+        oracle.flushall()
+        expected = _oom_functions(redis_server)
+    finally:
+        oracle.config_set("maxmemory", "0")
+        oracle.function_flush()
+        oracle.flushall()
+    try:
+        assert _oom_functions(clone) == expected
+    finally:
+        r.config_set("maxmemory", "0")
+        r.function_flush()
