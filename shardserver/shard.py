@@ -276,7 +276,10 @@ class Shard:
         """One active-expiry sweep, with about a quarter of the sweep interval as budget;
         and the eviction a command left unfinished (memory's tick)."""
         if self.memory:
-            self.memory.tick()
+            try:
+                self.memory.tick()
+            except Exception:  # a bug in eviction must not cost the shard its keys
+                log.exception("shard %d: the eviction tick failed", self.index)
         if not self.active_expire or self.frozen_ms is not None:
             return 0
         if budget_s is None:

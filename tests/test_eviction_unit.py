@@ -217,3 +217,14 @@ def test_tick_accounts_for_keys_no_write_named():
     shard.dbs[0].delete(b"loaded")
     shard.memory.tick()
     assert shard.memory.dataset == 0
+
+
+def test_a_failing_eviction_tick_leaves_the_shard_running(monkeypatch):
+    shard = _shard("allkeys-lru", 1000)
+
+    def broken() -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(shard.memory, "tick", broken)
+    shard.expire_cycle()  # logged, not raised: the worker's loop goes on
+    assert _run(shard, b"set", b"k", b"v") == b"+OK\r\n"
