@@ -20,7 +20,7 @@ numbers injected so that unit tests decide both:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 #: Redis's LRU_BITS and LRU_CLOCK_MAX: the access word has 24 bits.
 LRU_CLOCK_MAX = (1 << 24) - 1
@@ -126,23 +126,6 @@ class EvictionPool:
 
     def clear(self) -> None:
         self.entries.clear()
-
-
-def populate(
-    pool: EvictionPool,
-    samples: Iterable[tuple[int, list[bytes]]],
-    score: Callable[[int, bytes], int | None],
-) -> int:
-    """Offer every sampled key of every database, ``(db index, keys)``, to the pool with its
-    ``score(db index, key)`` (None: skip it); how many keys were sampled."""
-    count = 0
-    for db_index, keys in samples:
-        for key in keys:
-            count += 1
-            value = score(db_index, key)
-            if value is not None:
-                pool.offer(value, db_index, key)
-    return count
 
 
 def time_limit_us(tenacity: int) -> float:

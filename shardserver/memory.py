@@ -469,21 +469,22 @@ class ShardMemory:
                 keys = self.state(db).sample(1, self.rng.random)
             return (db, keys[0]) if keys else None
         for _round in range(16):  # a pool that finds only ghosts gives up after a while
-            samples = []
+            sampled = 0
             for index, db in enumerate(dbs):
                 if volatile:
                     if db.expires:
-                        samples.append((index, db.expires.sample(self.samples, self.rng)))
+                        keys = db.expires.sample(self.samples, self.rng)
+                        sampled += len(keys)
+                        self._populate(index, db, keys)
                 elif db.data:
-                    samples.append((index, self.state(db).sample(self.samples, self.rng.random)))
-            if not samples:
+                    keys = self.state(db).sample(self.samples, self.rng.random)
+                    sampled += len(keys)
+                    self._populate(index, db, keys)
+            if not sampled:
                 return None
-            eviction.populate(self.pool, samples, self._score)
             found = self.pool.best(self._exists)
             if found is not None:
                 return dbs[found[0]], found[1]
-            if not any(keys for _, keys in samples):
-                return None
         return None
 
     def _exists(self, index: int, key: bytes) -> bool:
@@ -492,18 +493,31 @@ class ShardMemory:
             return key in db.expires.deadline
         return key in db.data
 
-    def _score(self, index: int, key: bytes) -> int | None:
-        db = self.shard.dbs[index]
+    def _populate(self, index: int, db: Any, keys: list[bytes]) -> None:
+        """Offer sampled keys to the pool with their score (evictionPoolPopulate): the idle
+        time, 255 - the LFU counter, or for volatile-ttl the nearer deadline the higher."""
+        offer = self.pool.offer
         now = self.shard.now
         if self.policy == "volatile-ttl":
-            deadline = db.expires.deadline.get(key)
-            return None if deadline is None else -deadline
-        word = self.access_word(db, key)
-        if word is None:
-            return None if key not in db.data else 1 << 62  # never seen: the best candidate
-        if self.lfu:
-            return 255 - eviction.lfu_counter(word, now, self.decay_time)
-        return eviction.idle_ms(word, now)
+            deadlines = db.expires.deadline
+            for key in keys:
+                deadline = deadlines.get(key)
+                if deadline is not None:
+                    offer(-deadline, index, key)
+            return
+        meta = self.state(db).meta
+        lfu, decay = self.lfu, self.decay_time
+        for key in keys:
+            word = meta.get(key)
+            if word is None:
+                if key in db.data:  # never seen since it was written: the best candidate
+                    offer(1 << 62, index, key)
+                continue
+            access = word & _ACCESS
+            if lfu:
+                offer(255 - eviction.lfu_counter(access, now, decay), index, key)
+            else:
+                offer(eviction.idle_ms(access, now), index, key)
 
     def _evict(self, db: Any, key: bytes) -> None:
         """Delete one key as Redis's eviction does: the log's DEL, WATCH, tracking and the
@@ -542,7 +556,7 @@ class ShardMemory:
         self.measure_tables()
 
     def check(self) -> None:
-        """Evict if over the budget (measured now), and publish the OOM state."""
+        """Evict if over the budget, and publish the OOM state."""
         if self.budget:
             self.evict()
         else:
