@@ -451,3 +451,45 @@ def test_functions_when_out_of_memory_match_redis(r, clone, redis_server):
     finally:
         r.config_set("maxmemory", "0")
         r.function_flush()
+
+
+NOTOUCH_PROBES = [
+    ("TYPE", "k"),
+    ("EXISTS", "k"),
+    ("TTL", "k"),
+    ("PTTL", "k"),
+    ("EXPIRETIME", "k"),
+    ("TOUCH", "k"),
+    ("STRLEN", "k"),
+    ("DUMP", "k"),
+    ("MEMORY", "USAGE", "k"),
+    ("OBJECT", "ENCODING", "k"),
+    ("GET", "k"),
+    ("PERSIST", "k"),
+    ("EXPIRE", "k", "100"),
+    ("APPEND", "k", "x"),
+]
+
+
+def _frequencies(server) -> list[bytes]:
+    """OBJECT FREQ after each probe on a fresh key: a new key's counter is 5 and its first
+    access makes it 6 for sure, so the answer says whether the probe touched it."""
+    found = []
+    with server.raw() as conn:
+        conn.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+        try:
+            for probe in NOTOUCH_PROBES:
+                conn.command("DEL", "k")
+                conn.command("SET", "k", "v")
+                conn.command(*probe)
+                found.append(conn.command("OBJECT", "FREQ", "k"))
+        finally:
+            conn.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            conn.command("DEL", "k")
+    return found
+
+
+def test_which_commands_touch_a_key_as_redis(r, clone, redis_server):
+    expected = _frequencies(redis_server)
+    assert b":5\r\n" in expected and b":6\r\n" in expected
+    assert _frequencies(clone) == expected
