@@ -493,3 +493,20 @@ def test_which_commands_touch_a_key_as_redis(r, clone, redis_server):
     expected = _frequencies(redis_server)
     assert b":5\r\n" in expected and b":6\r\n" in expected
     assert _frequencies(clone) == expected
+
+
+def test_two_acceptors_share_the_budget_and_the_refusal(clone_factory):
+    server = clone_factory.start_clone(4, ["--acceptors", "2"])
+    first, second = server.client_on(0), server.client_on(1)
+    first.config_set("maxmemory", "400kb")  # told to both acceptors and every shard
+    assert second.config_get("maxmemory") == {"maxmemory": str(400 * 1024)}
+    assert fill(second, "fill", 6000) > 0
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        first.set("more", "v")
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        first.mset({"a{1}": "1", "b{2}": "2"})
+    assert first.mget(["a{1}", "b{2}"]) == [None, None]
+    second.config_set("maxmemory", "0")
+    assert first.set("more", "v")
+    first.close()
+    second.close()
