@@ -176,6 +176,14 @@ def value_size(value: object) -> int:
     return value.memory_usage()  # type: ignore[attr-defined]
 
 
+def _length(value: object) -> int | None:
+    """A container's length, or None for a type without one (it is measured each time)."""
+    try:
+        return len(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
 def entry_size(key: bytes, value_bytes: int, has_deadline: bool) -> int:
     """What a key costs: its key and value objects, and the entries that hold them."""
     size = sys.getsizeof(key) + value_bytes + KEY_OVERHEAD
@@ -364,11 +372,17 @@ class ShardMemory:
     def _container_size(
         self, value: Any, word: int | None, before: tuple | None, key: bytes
     ) -> int:
-        length = len(value)
-        if word is None or length <= EXACT_LENGTH or before is None or before[0] is not value:
+        length = _length(value)
+        if (
+            word is None
+            or length is None
+            or length <= EXACT_LENGTH
+            or before is None
+            or before[0] is not value
+        ):
             return value_size(value)
         old_length = before[1]
-        if old_length <= 0 or self.rng.random() * length < EXACT_LENGTH:
+        if not old_length or self.rng.random() * length < EXACT_LENGTH:
             return value_size(value)
         old_value = (word >> _SIZE_SHIFT) - entry_size(key, 0, before[2])
         return max(0, old_value) * length // old_length
@@ -621,7 +635,7 @@ class ShardMemory:
         value = db.data.get(key)
         if value is None or value.__class__ is bytes:
             return None
-        return value, len(value), bool(db.expires) and key in db.expires.deadline
+        return value, _length(value), bool(db.expires) and key in db.expires.deadline
 
     def _key_write(self, handler: Callable, denyoom: bool) -> Callable:
         """A write of ``argv[1]`` alone (SET, HSET, LPUSH ...)."""

@@ -5,9 +5,10 @@ numbers injected."""
 from __future__ import annotations
 
 import random
+import sys
 
 from shardserver import eviction
-from shardserver.memory import OOM, Tracked
+from shardserver.memory import KEY_OVERHEAD, OOM, Tracked
 from shardserver.resp import Resp2
 from shardserver.shard import Shard
 
@@ -228,3 +229,21 @@ def test_a_failing_eviction_tick_leaves_the_shard_running(monkeypatch):
     monkeypatch.setattr(shard.memory, "tick", broken)
     shard.expire_cycle()  # logged, not raised: the worker's loop goes on
     assert _run(shard, b"set", b"k", b"v") == b"+OK\r\n"
+
+
+class _Opaque:
+    """A value type without a length (as a family's class may be): measured each write."""
+
+    redis_type = "opaque"
+
+    def memory_usage(self) -> int:
+        return 1000
+
+
+def test_a_value_without_a_length_is_measured_each_write():
+    shard = _shard("allkeys-lru", 0)
+    db = shard.dbs[0]
+    db.store(b"o", _Opaque())
+    shard.memory.update(db, b"o", shard.memory._was(db, b"o"))
+    expected = 1000 + sys.getsizeof(b"o") + KEY_OVERHEAD
+    assert shard.memory.state(db).meta[b"o"] >> 56 == expected
