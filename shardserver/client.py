@@ -104,6 +104,8 @@ class ClientConnection(asyncio.Protocol):
 
     #: A client's own commands are no script's (a script's session says True).
     in_script = False
+    #: SCRIPT DEBUG's mode for the next EVAL: "yes", "sync", or None (no debugging).
+    script_debug: str | None = None
 
     def __init__(self, server: Any) -> None:
         self.server = server

@@ -32,6 +32,7 @@ from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
 from shardserver.resp import ProtocolError, split_inline_args
+from shardserver.scripting import debugging
 from shardserver.scripting.board import ScriptBoard
 from shardserver.scripting.functions import Functions
 from shardserver.scripting.held import HeldScript, ScriptThread
@@ -297,6 +298,8 @@ class Scripts:
         """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
         name = spec.name
         LOCAL_CALLS[name] += 1  # INFO commandstats (the shards count the script's calls)
+        if client.script_debug is not None and debugging.route(self, client, spec, argv):
+            return
         prepared = self.prepare(name, argv)
         if prepared.__class__ is bytes:
             ERRORS.script_replied(name, prepared, None)
