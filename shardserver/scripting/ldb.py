@@ -238,10 +238,10 @@ local setfenv, getfenv, loadstring, pcall, tostring, type = setfenv, getfenv, lo
 local USER = '@user_script'
 local line_event = py.line_event
 
-local function hook(event, line)
+local function hook()
   local info = getinfo(2, 'Sl')
   if info.source ~= USER then return end
-  local problem = line_event(event == 'count', info.currentline)
+  local problem = line_event(info.currentline)
   if problem then error(problem, 0) end
 end
 
@@ -326,7 +326,7 @@ class LuaSide:
     """The debugger's Lua helpers in one interpreter (made once, kept with the engine)."""
 
     def __init__(self, engine: Any) -> None:
-        self.hook_target: Callable[[bool, int], bytes | None] = lambda _count, _line: None
+        self.hook_target: Callable[[int], bytes | None] = lambda _line: None
         py = engine.runtime.table_from({b"line_event": self._line_event})
         (
             self.install,
@@ -339,8 +339,8 @@ class LuaSide:
             self.getfenv,
         ) = engine.runtime.execute(_LUA, py)
 
-    def _line_event(self, count: bool, line: int) -> bytes | None:
-        return self.hook_target(count, int(line))
+    def _line_event(self, line: int) -> bytes | None:
+        return self.hook_target(int(line))
 
 
 _SIDES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -496,22 +496,23 @@ class Debugger:
 
     # -- the line hook ---------------------------------------------------------------------
 
-    def line_event(self, count: bool, line: int) -> bytes | None:
+    def line_event(self, line: int) -> bytes | None:
         """``luaLdbLineHook``: stop here when stepping, at a breakpoint, after
         ``redis.breakpoint()``, or when the script ran past the time limit since the last
         stop; an error text stops the script instead (abort, protocol error ...)."""
         self.currentline = line
         bp = self.is_breakpoint(line) or self.luabp
         timeout = False
-        if count and not self.step and not bp:
+        # Redis looks at the time on count events only; here the hook is Lua, and the
+        # instructions it runs itself use up Lua's count, so a loop's line events are
+        # where the time is looked at too
+        if not self.step and not bp:
             elapsed_ms = (time.monotonic() - self.started) * 1000
             limit = self.time_limit_ms() or 5000
             if elapsed_ms < limit:
                 return None
             timeout = True
             self.step = True
-        if not (self.step or bp):
-            return None
         if bp:
             reason = b"redis.breakpoint() called" if self.luabp else b"break point"
         elif timeout:
