@@ -230,7 +230,12 @@ ROWS = [
     local("script|exists", script_exists),
     local("script|flush", script_flush),
     local("script|kill", script_kill),
-    local("script|debug", script_debug),
+    local(
+        "script|debug",
+        script_debug,
+        notes="the next EVAL is a Lua debugger session over every shard held; YES undoes "
+        "its writes at the end (Redis forks); EVAL inside MULTI is not debugged",
+    ),
     local("script|help", script_help),
     Command("fcall", Route.SCRIPT, keys=script_keys),
     Command("fcall_ro", Route.SCRIPT, keys=script_keys),
