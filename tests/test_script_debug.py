@@ -128,6 +128,40 @@ def test_script_end_lines(clone: ServerProcess, redis_server: ServerProcess) -> 
         same_session(clone, redis_server, steps)
 
 
+def test_breakpoints_and_values(clone: ServerProcess, redis_server: ServerProcess) -> None:
+    """Breakpoint bookkeeping as Redis's (its removal moves bytes where it means ints, which
+    leaves a duplicate behind), the 64 limit, strict numbers; values of every Lua kind."""
+    body = "\n".join(f"local x{i} = {i}" for i in range(1, 70)) + "\nreturn 1"
+    c = cmd
+    commands = [
+        c("b", "2", "3", "4", "5"), c("b", "-2"), c("b"), c("b", "0"),
+        c("b", *[str(i) for i in range(1, 67)]), c("b", "-10"), c("b", "68"), c("b"),
+        c("b", "+3", "03", "3x", " 3"), c("c"), c("p"),
+        c("e", "{a={b={c={d={e={f={g={h={i={j={k={}}}}}}}}}}}"), c("e", "{1,2,3,x=1}"),
+        c("e", "1/0"), c("e", "0.1"), c("e", "'\\0\\255\\t'"), c("e", "2^53"),
+        c("e", "{[1.5]=1}"), c("e", "redis.error_reply('x')"), c("e", "error(5)"),
+    ]  # fmt: skip
+    steps = [SYNC, (cmd("eval", body, "0"), 1)] + [(each, 1) for each in commands]
+    same_session(clone, redis_server, [*steps, (cmd("a"), 2)])
+
+
+def test_resp3_replies_and_trace(clone: ServerProcess, redis_server: ServerProcess) -> None:
+    body = (
+        "redis.setresp(3)\nlocal a = redis.call('hgetall','h')\n"
+        "local b = redis.call('smembers','s')\nlocal c = redis.call('get','nope')\nreturn 1"
+    )
+    steps = [SYNC, (cmd("eval", body, "0"), 1), (cmd("r", "hset", "h", "a", "1"), 1)]
+    steps += [(cmd("r", "sadd", "s", "m"), 1)] + [(cmd("s"), 1)] * 4 + [(cmd("s"), 2)]
+    same_session(clone, redis_server, steps)
+    body = (
+        "local function g() return redis.call('ping') end\n"
+        "local function f() return g() end\nreturn f()"
+    )
+    steps = [SYNC, (cmd("eval", body, "0"), 1)]
+    steps += [(cmd(word), 1) for word in ("s", "s", "s", "t", "s", "t")] + [(cmd("s"), 2)]
+    same_session(clone, redis_server, steps)
+
+
 def test_protocol_parsing(clone: ServerProcess, redis_server: ServerProcess) -> None:
     """scripting.tcl's "Test scripting debug protocol parsing", and input split anyhow."""
     start = [SYNC, (cmd("eval", "return 'hello'", "0"), 1)]
@@ -218,6 +252,9 @@ def test_yes_rolls_back_sync_keeps(clone: ServerProcess, redis_server: ServerPro
         got, closed = converse(server, [YES, (eval_line, 1), (cmd("c"), 2)])
         assert closed and got[-1][1] == b"$7\r\nchanged\r\n"
         with server.client() as client:
+            assert [client.dump(key) for key in keys] + [client.ttl("user:1")] == before
+        converse(server, [YES, (eval_line, 1), (cmd("s"), 1), (cmd("a"), 2)])
+        with server.client() as client:  # aborted after a write: undone too
             assert [client.dump(key) for key in keys] + [client.ttl("user:1")] == before
         converse(server, [SYNC, (eval_line, 1), (cmd("c"), 2)])
         with server.client() as client:
