@@ -162,6 +162,19 @@ def test_resp3_replies_and_trace(clone: ServerProcess, redis_server: ServerProce
     same_session(clone, redis_server, steps)
 
 
+def test_eval_of_failing_commands(clone: ServerProcess) -> None:
+    """``eval`` of code whose error is no string: Redis 7.0 crashes there (NULL in its log
+    line); here the error's text is shown and the session goes on."""
+    steps = [SYNC, (cmd("eval", "local c = redis.call\nreturn 1", "0"), 1)]
+    steps += [(cmd("e", "redis.call('nosuch')"), 1), (cmd("e", "error({err='boom'})"), 1)]
+    steps += [(cmd("s"), 1), (cmd("p"), 1), (cmd("c"), 2)]
+    got, closed = converse(clone, steps)
+    assert got[2] == [b"*1\r\n+<error> ERR Unknown Redis command called from script\r\n"]
+    assert got[3] == [b"*1\r\n+<error> boom\r\n"]
+    assert got[5][0].startswith(b'*1\r\n+<value> c = "function@0x')
+    assert closed and got[-1][1] == b":1\r\n"
+
+
 def test_protocol_parsing(clone: ServerProcess, redis_server: ServerProcess) -> None:
     """scripting.tcl's "Test scripting debug protocol parsing", and input split anyhow."""
     start = [SYNC, (cmd("eval", "return 'hello'", "0"), 1)]

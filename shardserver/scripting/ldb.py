@@ -491,8 +491,9 @@ class Debugger:
             return b"{" + b"; ".join(as_array if is_array else as_map) + b"}"
         if lua_kind in ("function", "userdata", "thread"):
             return b'"%s@%s"' % (lua_kind.encode(), self.side.address(value))
-        # a Python object the sandbox gave Lua: userdata to a script
-        return b'"userdata@0x%x"' % id(value)
+        # a Python object the sandbox gave Lua (redis.call ...): a function to a script
+        kind_name = b"function" if callable(value) else b"userdata"
+        return b'"%s@0x%x"' % (kind_name, id(value))
 
     # -- the line hook ---------------------------------------------------------------------
 
@@ -744,11 +745,16 @@ def _strict_long(text: bytes) -> int | None:
 
 
 def _lua_text(value: Any) -> bytes:
-    """``lua_tostring`` of an error value (a number as Lua writes it)."""
+    """``lua_tostring`` of an error value (a number as Lua writes it). Redis 7.0 crashes on
+    an error that is no string (``redis.call``'s error table, ``error({err=...})``): here
+    it is shown by its text."""
     if value.__class__ is bytes:
         return value
     if value.__class__ in (int, float):
         return b"%.14g" % value
+    text = getattr(value, "text", None)  # a command's error (CallError) raised in Python
+    if text.__class__ is bytes:
+        return text
     if lua.lua_type(value) == "table" and value[b"err"] is not None:
         return value[b"err"]
     return b"(null)"
