@@ -224,6 +224,9 @@ def test_errors_around_a_session(clone: ServerProcess, redis_server: ServerProce
     assert got[4] == [b"-ERR Please use EVAL instead of EVALSHA for debugging\r\n"]
     compile_error = [SYNC, (cmd("eval", "return +", "0"), 2)]
     same_session(clone, redis_server, compile_error)
+    behind = cmd("eval", "return 'a'", "0") + cmd("ping")
+    got = same_session(clone, redis_server, [SYNC, (behind, 1), (cmd("c"), 2)])
+    assert got[2][1] == b"$1\r\na\r\n"  # and no PONG: the connection closed
 
 
 def test_resp3_and_eval_ro(clone: ServerProcess, redis_server: ServerProcess) -> None:

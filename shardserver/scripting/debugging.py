@@ -78,7 +78,11 @@ class Session:
         self.name = name
         self.rolls_back = client.script_debug == "yes"
         self.loop = client.server.loop
-        client.new_entry()  # the EVAL's: what was pipelined behind it waits, unanswered
+        #: The EVAL's reply: the session's last lines and the script's reply. The lines
+        #: before go straight to the socket: nothing before the EVAL is unwritten by then
+        #: (SCRIPT DEBUG refuses to follow unwritten replies, and the hold waited for every
+        #: command before it).
+        self.entry = client.new_entry()
         self.input: list[bytes] = []
         self.arrived = threading.Condition()
         self.debugger: Debugger | None = None
@@ -126,12 +130,12 @@ class Session:
         ERRORS.script_replied(self.name, reply, held.reply_errors if held is not None else None)
         client = self.client
         client.script_debug = None
-        # nothing before the EVAL is unwritten (SCRIPT DEBUG refuses to follow unwritten
-        # replies, and the hold waited for every earlier command); what the client sent
-        # behind it in the same packet is dropped, as Redis, which closes the connection
-        # before reading it, never answers it
-        client.pending.clear()
-        self._write(encode_logs([*logs, b"<endsession>"]) + reply)
+        # what the client sent behind the EVAL in the same packet is never answered, as
+        # in Redis, which closes the connection before reading it
+        pending = client.pending
+        while pending and pending[-1] is not self.entry:
+            pending.pop()
+        client.fill(self.entry, encode_logs([*logs, b"<endsession>"]) + reply)
         client.close_after_reply()
 
     # -- the script's side (script thread) ---------------------------------------------------
