@@ -162,14 +162,16 @@ class Session:
         if problem is not None:
             return problem
         side = lua_side(engine)
-        debugger.side = side
-        debugger.env = side.getfenv(engine.functions[held.sha])
         inner = held.call_from_thread
         read_only = held.read_only
         words = held.server.words
-        debugger.checked = lambda argv: calls.checked(argv, read_only, words.deny_scripts_disabled)
-        debugger.inner_call = self._saving(inner) if self.rolls_back else inner
-        debugger.resp = lambda: engine.resp
+        debugger.attach(
+            side,
+            side.getfenv(engine.functions[held.sha]),
+            self._saving(inner) if self.rolls_back else inner,
+            lambda argv: calls.checked(argv, read_only, words.deny_scripts_disabled),
+            lambda: engine.resp,
+        )
         side.hook_target = debugger.line_event
         slots = engine.debugging
         slots[b"breakpoint"] = debugger.breakpoint

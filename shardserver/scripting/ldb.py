@@ -27,8 +27,6 @@ from typing import Any
 
 import lupa.lua51 as lua
 
-from shardserver.scripting import calls
-
 #: Redis's limits: breakpoints, the default length of logged replies and values, how deep
 #: a value is shown (LUA_MINSTACK / 2), the arguments a command line may have.
 BREAKPOINTS_MAX = 64
@@ -387,8 +385,27 @@ class Debugger:
         self.maxlen = MAXLEN_DEFAULT
         self.maxlen_hint_sent = False
         self.started = time.monotonic()
-        self.side: LuaSide | None = None
+        #: Given by :meth:`attach` when the script starts.
+        self.side: Any = None
         self.env: Any = None
+        self.inner_call: Callable[[list[bytes], int], bytes] = _no_call
+        self.checked: Callable[[list[bytes]], Any] = _no_call
+        self.resp: Callable[[], int] = lambda: 2
+
+    def attach(
+        self,
+        side: LuaSide,
+        env: Any,
+        inner_call: Callable[[list[bytes], int], bytes],
+        checked: Callable[[list[bytes]], Any],
+        resp: Callable[[], int],
+    ) -> None:
+        """The script is about to run: the interpreter's helpers, the script's globals,
+        the ``redis.call`` below the log, what refuses a command before it runs, and the
+        RESP version the script asks replies in."""
+        self.side, self.env = side, env
+        self.inner_call, self.checked, self.resp = inner_call, checked, resp
+        self.started = time.monotonic()
 
     # -- the log ---------------------------------------------------------------------------
 
@@ -703,12 +720,6 @@ class Debugger:
         finally:
             self.step = saved
 
-    #: Set by the owner: the script's ``redis.call`` below the log, what checks it, and the
-    #: RESP version the script asks replies in.
-    inner_call: Callable[[list[bytes], int], bytes]
-    checked: Callable[[list[bytes]], Any]
-    resp: Callable[[], int]
-
     def call(self, argv: list[bytes], resp: int) -> bytes:
         """The script's ``redis.call`` while it is debugged: while it steps, the command,
         its refusal or its reply go to the log."""
@@ -731,6 +742,10 @@ class Debugger:
             self.log(b"<error> " + reply[: reply.index(b"\r\n")])
         self.log_with_maxlen(b"<reply> " + reply_to_human(reply)[0])
         return reply
+
+
+def _no_call(*_args: Any) -> Any:
+    raise RuntimeError("the debugger ran before its script started")
 
 
 def _strict_long(text: bytes) -> int | None:
@@ -758,8 +773,3 @@ def _lua_text(value: Any) -> bytes:
     if lua.lua_type(value) == "table" and value[b"err"] is not None:
         return value[b"err"]
     return b"(null)"
-
-
-def refusal_check(read_only: bool, deny_disabled: Callable[[], bool]) -> Callable:
-    """What refuses a script's command before it runs (its text goes to the log)."""
-    return lambda argv: calls.checked(argv, read_only, deny_disabled())
