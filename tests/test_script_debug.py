@@ -64,12 +64,13 @@ return z"""
 
 
 def test_sync_eval_first_stop_and_end(clone: ServerProcess, redis_server: ServerProcess) -> None:
-    got = same_session(
-        clone, redis_server, [SYNC, (cmd("eval", "return 'hello'", "0"), 1), (cmd("c"), 2)]
-    )
+    """scripting.tcl's "SCRIPT DEBUG sync + eval": the second EVAL is the debugger's eval."""
+    hello = (cmd("eval", "return 'hello'", "0"), 1)
+    got = same_session(clone, redis_server, [SYNC, hello, hello, (cmd("c"), 2)])
     first = b"*2\r\n+* Stopped at 1, stop reason = step over\r\n+-> 1   return 'hello'\r\n"
     assert got[1] == [first]
-    assert got[2] == [b"*1\r\n+<endsession>\r\n", b"$5\r\nhello\r\n"]
+    assert got[2][0].startswith(b"*1\r\n+<error> ldb_eval:1: ")
+    assert got[3] == [b"*1\r\n+<endsession>\r\n", b"$5\r\nhello\r\n"]
 
 
 def test_every_command(clone: ServerProcess, redis_server: ServerProcess) -> None:
