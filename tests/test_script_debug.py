@@ -194,6 +194,9 @@ def test_protocol_parsing(clone: ServerProcess, redis_server: ServerProcess) -> 
     for bad in refused:
         got = same_session(clone, redis_server, [*start, (bad, 2)])
         assert got[-1][1].startswith(b"-ERR protocol error script: ")
+    # past 1 MB of input that is no command yet, the script stops
+    got = same_session(clone, redis_server, [*start, (b"*1" + b" " * (1 << 20) + b"  ", 2)])
+    assert got[-1][1].startswith(b"-ERR max client buffer reached script: ")
 
 
 def test_lua_stack_overflow(clone: ServerProcess, redis_server: ServerProcess) -> None:
