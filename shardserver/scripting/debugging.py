@@ -109,6 +109,11 @@ class Session:
         )
         self.held = DebuggedScript(self, self.scripts.thread, client, self.finish, run)
         self.held.start()
+        # as Redis logs them (a YES session: in words of its own, there is no child here)
+        if self.rolls_back:
+            log.warning("Lua debugging session started (changes are rolled back at its end)")
+        else:
+            log.warning("Redis synchronous debugging eval session started")
 
     def read(self, data: bytes) -> list:
         """The connection's reader while the session runs: the bytes go to the debugger,
@@ -137,6 +142,12 @@ class Session:
             pending.pop()
         client.fill(self.entry, encode_logs([*logs, b"<endsession>"]) + reply)
         client.close_after_reply()
+        if held is not None:
+            log.warning(
+                "Lua debugging session ended, its changes rolled back"
+                if self.rolls_back
+                else "Redis synchronous debugging eval session ended"
+            )
 
     # -- the script's side (script thread) ---------------------------------------------------
 
