@@ -245,6 +245,21 @@ def test_resp3_and_eval_ro(clone: ServerProcess, redis_server: ServerProcess) ->
     assert got[-1][1] == b"*2\r\n:1\r\n:2\r\n"
 
 
+def test_eval_inside_exec(clone: ServerProcess, redis_server: ServerProcess) -> None:
+    """An EVAL that EXEC runs is a session too: its reply is the EXEC's item."""
+    steps = [SYNC, (cmd("multi"), 1), (cmd("set", "a", "1"), 1)]
+    steps += [(cmd("eval", "return redis.call('get','a')", "0"), 1), (cmd("exec"), 1)]
+    got = same_session(clone, redis_server, [*steps, (cmd("s"), 2)])
+    assert got[-1][1] == b"*2\r\n+OK\r\n$1\r\n1\r\n"
+    sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"  # return 1
+    steps = [YES, (cmd("script", "load", "return 1"), 1), (cmd("multi"), 1)]
+    steps += [(cmd("evalsha", sha, "0"), 1), (cmd("eval", "redis.call('set','a','2')", "0"), 1)]
+    got = same_session(clone, redis_server, [*steps, (cmd("exec"), 1), (cmd("c"), 2)])
+    assert b"Please use EVAL instead of EVALSHA" in got[-1][1]
+    with clone.client() as client:
+        assert client.get("a") is None  # the YES session's write is undone
+
+
 def test_debug_functions_do_nothing_outside(
     clone: ServerProcess, redis_server: ServerProcess
 ) -> None:

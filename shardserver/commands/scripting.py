@@ -234,7 +234,7 @@ ROWS = [
         "script|debug",
         script_debug,
         notes="the next EVAL is a Lua debugger session over every shard held; YES undoes "
-        "its writes at the end (Redis forks); EVAL inside MULTI is not debugged",
+        "its writes at the end (Redis forks)",
     ),
     local("script|help", script_help),
     Command("fcall", Route.SCRIPT, keys=script_keys),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shardserver.commands.spec import key_positions
@@ -64,7 +65,28 @@ def route(scripts: Any, client: Any, spec: Any, argv: list[bytes]) -> bool:
         ERRORS.script_replied(name, refused, None)
         client.reply(refused)
         return True
-    Session(scripts, client, name).start(argv)
+    session = Session(scripts, client, name)
+    prepared = scripts.prepare(name, argv)
+    if prepared.__class__ is bytes:  # Redis starts the session, then fails the EVAL
+        session.finish(prepared)
+    else:
+        session.start(prepared)
+    return True
+
+
+def run_in_exec(
+    scripts: Any, client: Any, done: Callable[[bytes], None], prepared: tuple, owner: Any, name: str
+) -> bool:
+    """A script EXEC runs for a client in debug mode: EVAL and EVAL_RO are a session at
+    the EXEC's hold point (its reply is the EXEC's item, the connection closes after the
+    EXEC's reply), EVALSHA Redis's refusal; False for FCALL, which runs as always."""
+    if name.startswith("fcall"):
+        return False
+    if name.startswith("evalsha"):
+        ERRORS.script_replied(name, _USE_EVAL, None)
+        done(_USE_EVAL)
+        return True
+    Session(scripts, client, name, done).start(prepared, owner)
     return True
 
 
@@ -72,17 +94,22 @@ class Session:
     """One debugging session: the client's input in, the debugger's output out, and the
     script's run (in the script thread) between them."""
 
-    def __init__(self, scripts: Any, client: Any, name: str) -> None:
+    def __init__(
+        self, scripts: Any, client: Any, name: str, in_exec: Callable[[bytes], None] | None = None
+    ) -> None:
         self.scripts = scripts
         self.client = client
         self.name = name
         self.rolls_back = client.script_debug == "yes"
         self.loop = client.server.loop
-        #: The EVAL's reply: the session's last lines and the script's reply. The lines
-        #: before go straight to the socket: nothing before the EVAL is unwritten by then
-        #: (SCRIPT DEBUG refuses to follow unwritten replies, and the hold waited for every
-        #: command before it).
-        self.entry = client.new_entry()
+        #: Inside EXEC: where the script's reply goes (the EXEC's item); else None, and
+        #: ``entry`` is the EVAL's reply: the session's last lines and the script's reply.
+        #: The lines before go straight to the socket: nothing before the EVAL is unwritten
+        #: by then (SCRIPT DEBUG refuses to follow unwritten replies, and the hold waited
+        #: for every command before it).
+        self.in_exec = in_exec
+        self.entry = client.new_entry() if in_exec is None else None
+        client.reader = self  # from now on the client's bytes are the debugger's
         self.input: list[bytes] = []
         self.arrived = threading.Condition()
         self.debugger: Debugger | None = None
@@ -92,13 +119,9 @@ class Session:
 
     # -- the client's side (event loop) ------------------------------------------------------
 
-    def start(self, argv: list[bytes]) -> None:
+    def start(self, prepared: tuple, owner: Any = None) -> None:
+        """Run the prepared script (at ``owner``'s hold point: an EXEC's) as a session."""
         client = self.client
-        client.reader = self  # from now on the client's bytes are the debugger's
-        prepared = self.scripts.prepare(self.name, argv)
-        if prepared.__class__ is bytes:  # Redis starts the session, then fails the EVAL
-            self.finish(prepared)
-            return
         script, keys, args, read_only = prepared
         run = (script.sha, script.source, keys, args, read_only, None)
         self.debugger = Debugger(
@@ -107,7 +130,7 @@ class Session:
             self._write_threadsafe,
             lambda: int(client.server.config["busy-reply-threshold"]),
         )
-        self.held = DebuggedScript(self, self.scripts.thread, client, self.finish, run)
+        self.held = DebuggedScript(self, self.scripts.thread, client, self.finish, run, owner)
         self.held.start()
         # as Redis logs them (a YES session: in words of its own, there is no child here)
         if self.rolls_back:
@@ -135,13 +158,19 @@ class Session:
         ERRORS.script_replied(self.name, reply, held.reply_errors if held is not None else None)
         client = self.client
         client.script_debug = None
-        # what the client sent behind the EVAL in the same packet is never answered, as
-        # in Redis, which closes the connection before reading it
-        pending = client.pending
-        while pending and pending[-1] is not self.entry:
-            pending.pop()
-        client.fill(self.entry, encode_logs([*logs, b"<endsession>"]) + reply)
-        client.close_after_reply()
+        lines = encode_logs([*logs, b"<endsession>"])
+        if self.in_exec is not None:  # the EXEC's reply follows, then the connection closes
+            self._write(lines)
+            self.in_exec(reply)
+            client.close_after_reply()
+        else:
+            # what the client sent behind the EVAL in the same packet is never answered,
+            # as in Redis, which closes the connection before reading it
+            pending = client.pending
+            while pending and pending[-1] is not self.entry:
+                pending.pop()
+            client.fill(self.entry, lines + reply)
+            client.close_after_reply()
         if held is not None:
             log.warning(
                 "Lua debugging session ended, its changes rolled back"
@@ -242,8 +271,10 @@ class DebuggedScript(HeldScript):
     clients wait for it as Redis's do, rather than get -BUSY, and SCRIPT KILL does not
     reach it)."""
 
-    def __init__(self, session: Session, thread: Any, client: Any, done: Any, run: tuple) -> None:
-        super().__init__(thread, client, done, run)
+    def __init__(
+        self, session: Session, thread: Any, client: Any, done: Any, run: tuple, owner: Any
+    ) -> None:
+        super().__init__(thread, client, done, run, owner)
         self.debug_session = session
 
     def call_from_thread(self, argv: list[bytes], resp: int) -> bytes:

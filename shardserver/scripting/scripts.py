@@ -394,6 +394,12 @@ class Scripts:
         """Run a script over every shard held (by ``owner``, an EXEC that holds them, or by
         the script itself); learn whether it kept to its keys' shard. ``name``: the
         command (EVAL ...) whose reply's errors count here."""
+        if (
+            owner is not None
+            and client.script_debug is not None
+            and debugging.run_in_exec(self, client, done, prepared, owner, name)
+        ):
+            return
         script, keys, args, read_only = prepared
         declared = {self.server.shard_of_key(key) for key in keys}
 
