@@ -231,8 +231,8 @@ _LUA = r"""
 local py = ...
 local getinfo, getlocal, sethook, gethook = debug.getinfo, debug.getlocal, debug.sethook,
   debug.gethook
-local setfenv, getfenv, loadstring, pcall, tostring, type = setfenv, getfenv, loadstring, pcall,
-  tostring, type
+local setfenv, getfenv, loadstring, pcall, tostring, ipairs = setfenv, getfenv, loadstring, pcall,
+  tostring, ipairs
 local USER = '@user_script'
 local line_event = py.line_event
 
