@@ -497,10 +497,8 @@ class Debugger:
             as_array: list[bytes] = []
             as_map: list[bytes] = []
             for key, item in value.items():
-                if is_array and (
-                    key.__class__ not in (int, float) or key.__class__ is bool or key != expected
-                ):
-                    is_array = False
+                if is_array and (key.__class__ not in (int, float) or key != expected):
+                    is_array = False  # (a boolean key's class is bool: no number)
                 shown = self.value_repr(item, level)
                 as_array.append(shown)
                 as_map.append(b"[" + self.value_repr(key, level) + b"]=" + shown)
