@@ -530,7 +530,8 @@ ROWS = [
     local(
         "client|list",
         client_list,
-        notes="buffer and memory fields read 0; other clients' cmd is their last command's name",
+        notes="buffer figures are what the acceptor holds (no fixed reply buffer: rbs, rbp, "
+        "obl read 0); other clients' cmd is their last command's name",
     ),
     local("client|info", client_info, notes="as CLIENT LIST"),
     local(
