@@ -260,8 +260,8 @@ class Report:
             ("connected_clients", self.total("clients")),
             ("cluster_connections", 0),
             ("maxclients", self.settings.get("maxclients", "10000")),
-            ("client_recent_max_input_buffer", 0),
-            ("client_recent_max_output_buffer", 0),
+            ("client_recent_max_input_buffer", max(n["buffer_peaks"][0] for n in self.acceptors)),
+            ("client_recent_max_output_buffer", max(n["buffer_peaks"][1] for n in self.acceptors)),
             ("blocked_clients", self.total("blocked")),
             ("tracking_clients", self.total("tracking")),
             ("clients_in_timeout_table", 0),
@@ -529,6 +529,7 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "rejected_connections": server.limits.rejected,
         "evicted_clients": server.limits.evicted,
         "client_memory": server.limits.memory_total,
+        "buffer_peaks": server.limits.peaks(),
     }
 
 

@@ -17,7 +17,7 @@ One :class:`ClientLimits` belongs to each acceptor (``acceptor.limits``) and own
   evictable clients are closed (``CLIENT NO-EVICT on`` exempts one; INFO's
   ``evicted_clients``), as Redis's ``evictClients``;
 - the count of every client's memory (:mod:`shardserver.clientmemory`), INFO's
-  ``mem_clients_normal``.
+  ``mem_clients_normal`` and ``client_recent_max_input_buffer``/``_output_buffer``.
 
 Nothing here runs per command. A client's output is measured where it can grow past a limit:
 the socket's write-buffer high-water mark is set at or below the smallest output limit, so
@@ -91,6 +91,10 @@ class ClientLimits:
         #: When the cron last saw each client blocked, subscribed or monitoring: Redis counts
         #: the writes such a client gets as interaction, so its idle time starts after them.
         self.exempt_at: dict[Any, float] = {}
+        #: The largest input and output buffers of the last round of visits (INFO's
+        #: client_recent_max_input_buffer and _output_buffer), and of this one so far.
+        self.recent_peaks = (0, 0)
+        self._peaks = (0, 0)
         self._round: list = []
         self._next = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -146,6 +150,10 @@ class ClientLimits:
         client.closing = True
         client.transport.write(MAX_CLIENTS_REACHED)
         client.transport.close()
+
+    def peaks(self) -> tuple[int, int]:
+        """The largest input and output buffer seen in about the last second."""
+        return max(self.recent_peaks[0], self._peaks[0]), max(self.recent_peaks[1], self._peaks[1])
 
     def client_gone(self, client: Any) -> None:
         self.memory_total -= self.memory.pop(client, 0)
@@ -224,6 +232,7 @@ class ClientLimits:
         if self._next >= len(self._round):
             self._round = list(self.server.clients.values())
             self._next = 0
+            self.recent_peaks, self._peaks = self._peaks, (0, 0)
         start = self._next
         self._next += max(CRON_MIN_CLIENTS, len(self._round) // hz)
         now = time.monotonic()
@@ -236,9 +245,10 @@ class ClientLimits:
                 self.check_output(client)
                 if client.closing:
                     continue
-            size = client_memory(client).tot_mem
-            self.memory_total += size - self.memory.get(client, 0)
-            self.memory[client] = size
+            memory = client_memory(client)
+            self.memory_total += memory.tot_mem - self.memory.get(client, 0)
+            self.memory[client] = memory.tot_mem
+            self._peaks = (max(self._peaks[0], memory.qbuf), max(self._peaks[1], memory.omem))
         words = self.server.words
         words.set_client_memory(self.server.index, self.memory_total)
         limit = self.eviction_limit()

@@ -560,6 +560,9 @@ def test_client_list_buffer_fields(server: ServerProcess, redis_server: ServerPr
             assert wait_until(lambda: (listed(control, partial) or {}).get("qbuf") == len(data), 5)
             entry = listed(control, partial)
             assert entry["tot-mem"] >= entry["qbuf"] and entry["omem"] == 0
+            assert wait_until(
+                lambda: control.info("clients")["client_recent_max_input_buffer"] >= len(data), 5
+            )
             multi = listed(control, queued)
             assert multi["multi"] == 1 and multi["multi-mem"] >= 3 + 6 + 1000
             assert multi["qbuf"] == 0
