@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from typing import Any
 
@@ -46,6 +47,9 @@ MAX_CLIENTS_REACHED = b"-ERR max number of clients reached\r\n"
 #: Redis's floor for ``maxmemory-clients`` (``getClientEvictionLimit``): below 128 KB no client
 #: could talk to the server at all.
 EVICTION_FLOOR = 128 * 1024
+#: Descriptors kept beyond one per client (Redis's CONFIG_MIN_RESERVED_FDS), to which the
+#: acceptor adds its two pipes per shard.
+RESERVED_FDS = 32
 #: Redis's clientsCron visits at least this many clients a tick.
 CRON_MIN_CLIENTS = 5
 #: Below loglevel notice and above debug, as Redis's verbose.
@@ -72,11 +76,39 @@ def _repr(data: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
+def open_files_for(maxclients: int, reserved: int) -> int:
+    """Raise this process's limit of open files towards ``maxclients`` and ``reserved``
+    more (as far as the hard limit allows), as Redis's ``adjustOpenFilesLimit`` does; the
+    limit now. Short of it, a warning as Redis's is logged: connections past the limit
+    fail to be accepted."""
+    wanted = maxclients + reserved
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    except (ValueError, OSError):
+        pass
+    if soft < wanted:
+        log.warning(
+            "You requested maxclients of %d requiring at least %d max file descriptors; "
+            "the current maximum open files is %d: increase 'ulimit -n'.",
+            maxclients,
+            wanted,
+            soft,
+        )
+    return soft
+
+
 class ClientLimits:
     """One acceptor's enforcement of the client limits (see the module docstring)."""
 
     #: The settings it reads: CONFIG SET of one of them calls :meth:`configure`.
-    SETTINGS = frozenset({"client-output-buffer-limit", "timeout", "client-query-buffer-limit"})
+    SETTINGS = frozenset(
+        {"client-output-buffer-limit", "timeout", "client-query-buffer-limit", "maxclients"}
+    )
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -115,6 +147,7 @@ class ClientLimits:
         self.pubsub = pubsub if pubsub[0] or pubsub[1] else None
         self.timeout = config["timeout"]
         self.query_limit = config["client-query-buffer-limit"]
+        open_files_for(config["maxclients"], RESERVED_FDS + 2 * config["shards"])
         smallest = min([WRITE_HIGH, *(size for size in (*normal[:2], *pubsub[:2]) if size)])
         if smallest != self.write_high:
             self.write_high, self.write_low = smallest, min(WRITE_LOW, smallest // 4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import resource
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ import redis
 from conftest import ServerPool, ServerProcess, encode_command, wait_until
 
 from shardserver.config import ConfigError, parse_args
-from shardserver.limits import EVICTION_FLOOR, ClientLimits
+from shardserver.limits import EVICTION_FLOOR, ClientLimits, open_files_for
 
 CONFIGS = {
     "shards1": (1, ()),
@@ -217,6 +218,19 @@ def test_eviction_limit(maxmemory: str, setting: str, limit: int) -> None:
 
 
 # -- maxclients --------------------------------------------------------------------------------
+
+
+def test_open_files_follow_maxclients() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 200:
+        pytest.skip("the hard limit of open files is too low to raise one")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (100, hard))
+    try:
+        assert open_files_for(150, 10) == 160
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 160
+        assert open_files_for(50, 10) == 160  # never lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def refusals(server: ServerProcess, tries: int) -> list[bytes | None]:
