@@ -363,6 +363,7 @@ class Acceptor:
         """CONFIG RESETSTAT in this acceptor: its counters start again."""
         self.connections_received = 0
         self.commands_received = 0
+        self.limits.reset_stats()
         info.STATS.reset(0)
 
     def everywhere(

@@ -184,6 +184,10 @@ class ClientLimits:
         client.transport.write(MAX_CLIENTS_REACHED)
         client.transport.close()
 
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: Redis's resetServerStats zeroes both counters."""
+        self.rejected = self.evicted = 0
+
     def peaks(self) -> tuple[int, int]:
         """The largest input and output buffer seen in about the last second."""
         return max(self.recent_peaks[0], self._peaks[0]), max(self.recent_peaks[1], self._peaks[1])
