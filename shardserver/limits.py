@@ -207,15 +207,16 @@ class ClientLimits:
 
     # -- output buffers --------------------------------------------------------------------
 
-    def check_output(self, client: Any) -> None:
+    def check_output(self, client: Any, arriving: int = 0) -> None:
         """Redis's ``checkClientOutputBufferLimits`` for the client's class (pubsub while it
         subscribes to anything, else normal; a MONITOR is normal): past ``hard`` bytes
-        unsent, or past ``soft`` for more than ``soft_seconds``, it is closed."""
+        unsent (with ``arriving``, a large reply's pieces come so far), or past ``soft`` for
+        more than ``soft_seconds``, it is closed."""
         limits = self.pubsub if _subscribed(client) else self.normal
         if limits is None or client.closing or client.transport is None:
             return
         hard, soft, soft_seconds = limits
-        size = client.transport.get_write_buffer_size() + client.messages_queued
+        size = client.transport.get_write_buffer_size() + client.messages_queued + arriving
         if not (hard and size >= hard or soft and size >= soft):
             client.over_soft_limit_since = None
             return
@@ -223,7 +224,7 @@ class ClientLimits:
             client.messages_queued = sum(
                 len(entry[0]) for entry in client.pending if len(entry) == 2
             )
-            size = client.transport.get_write_buffer_size() + client.messages_queued
+            size = client.transport.get_write_buffer_size() + client.messages_queued + arriving
         over_hard = hard and size >= hard
         over_soft = False
         if soft and size >= soft:
@@ -240,6 +241,18 @@ class ClientLimits:
                 client_line(client),
             )
             self.close_async(client)
+
+    def chunk_arrived(self, client: Any, held: list, piece: Any) -> bool:
+        """A piece of a large reply for ``client`` came from its shard (``held``: the
+        pieces of that reply so far); whether to keep it. Redis adds each reply to the
+        output buffer as it is made and checks the limit then; here a run's replies come
+        whole, so a burst of GETs of a large value would be held entire before the check:
+        the pieces count as they come, and a client closed meanwhile keeps none."""
+        if client.closing or client.closed:
+            return False
+        if self.normal is not None or self.pubsub is not None:
+            self.check_output(client, sum(map(len, held)) + len(piece))
+        return not client.closing
 
     # -- query buffers ---------------------------------------------------------------------
 

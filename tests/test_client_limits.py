@@ -63,6 +63,14 @@ def connect(port: int, rcvbuf: int | None = None) -> socket.socket:
     return sock
 
 
+def connect_seen(control: redis.Redis, port: int, rcvbuf: int | None = None) -> socket.socket:
+    """A connection the server has accepted: CLIENT LIST shows it (a test that waits for
+    it to leave CLIENT LIST must not start before it is there)."""
+    sock = connect(port, rcvbuf)
+    assert wait_until(lambda: listed(control, sock) is not None, 5)
+    return sock
+
+
 def ping(sock: socket.socket) -> None:
     sock.sendall(b"PING\r\n")
     assert sock.recv(100) == b"+PONG\r\n"
@@ -393,7 +401,7 @@ def test_output_hard_limit_drops_a_pipeliner_that_never_reads(
         pids = acceptor_pids(server)
         baseline = sum(rss_kb(pid) for pid in pids)
         peak = baseline
-        greedy = [connect(server.port, rcvbuf=64 * 1024) for _ in range(3)]
+        greedy = [connect_seen(control, server.port, rcvbuf=64 * 1024) for _ in range(3)]
         stop = threading.Event()
         senders = [
             threading.Thread(target=pipeline_gets, args=(sock, "obuf:big", stop)) for sock in greedy
@@ -427,7 +435,7 @@ def test_output_hard_limit_drops_a_pipeliner_that_never_reads(
         )
     # redis-server drops such a client the same way
     with settings(redis_server, client_output_buffer_limit="normal 4mb 0 0") as control:
-        greedy = [connect(redis_server.port, rcvbuf=64 * 1024)]
+        greedy = [connect_seen(control, redis_server.port, rcvbuf=64 * 1024)]
         stop = threading.Event()
         sender = threading.Thread(target=pipeline_gets, args=(greedy[0], "obuf:big", stop))
         sender.start()
@@ -437,6 +445,32 @@ def test_output_hard_limit_drops_a_pipeliner_that_never_reads(
             stop.set()
             sender.join(10)
             greedy[0].close()
+
+
+def test_output_limit_counts_a_large_reply_as_it_arrives(server: ServerProcess) -> None:
+    """20 pipelined GETs of a 5 MB value are one run, whose reply comes from its shard in
+    pieces: past the hard limit the client is dropped while they come, and the acceptor
+    never holds the 100 MB."""
+    with server.client() as control:
+        control.set("obuf:huge", b"h" * (5 << 20))
+    with settings(server, client_output_buffer_limit="normal 8mb 0 0") as control:
+        pids = acceptor_pids(server)
+        baseline = sum(rss_kb(pid) for pid in pids)
+        greedy = connect_seen(control, server.port, rcvbuf=64 * 1024)
+        try:
+            greedy.sendall(encode_command("GET", "obuf:huge") * 20)
+            peak = baseline
+
+            def dropped() -> bool:
+                nonlocal peak
+                peak = max(peak, sum(rss_kb(pid) for pid in pids))
+                return listed(control, greedy) is None
+
+            assert wait_until(dropped, 20, interval=0.02)
+            assert (peak - baseline) / 1024 < 60, f"grew by {(peak - baseline) // 1024} MB"
+            assert control.strlen("obuf:huge") == 5 << 20
+        finally:
+            greedy.close()
 
 
 def test_output_soft_limit_drops_after_its_seconds(server: ServerProcess) -> None:
@@ -554,6 +588,7 @@ def evicts_the_largest_but_not_no_evict(target: ServerProcess) -> None:
             kept.sendall(big_partial_set("evict:a", 3 << 20, 1_500_000))
             assert wait_until(lambda: (listed(control, kept) or {}).get("qbuf", 0) > 1_400_000, 5)
             assert "e" in listed(control, kept)["flags"]
+            assert listed(control, big) is not None
             time.sleep(1.2)  # the count has seen it: nothing to evict yet (1.5 MB < 4 MB)
             assert listed(control, small) is not None
             with contextlib.suppress(ConnectionResetError, BrokenPipeError):
