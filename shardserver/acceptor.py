@@ -239,6 +239,7 @@ class Acceptor:
 
     def _peer_lost(self, index: int) -> None:
         self.monitors.elsewhere.pop(index, None)
+        self.words.acceptor_gone(index)  # its clients no longer count for maxclients
         if index == 0:
             self._stop("the end of acceptor 0")
         elif self.stopping is not None and not self.stopping.done():
@@ -313,7 +314,7 @@ class Acceptor:
     def register(self, client: ClientConnection) -> int:
         """A new connection's client ID; 0 when it is past maxclients (every acceptor's
         clients counted), and then not counted as received, as in Redis."""
-        client_id = self.words.admit_client(self.config["maxclients"])
+        client_id = self.words.admit_client(self.index, self.config["maxclients"])
         if client_id:
             self.clients[client_id] = client
             self.connections_received += 1
@@ -321,7 +322,7 @@ class Acceptor:
 
     def unregister(self, client: ClientConnection) -> None:
         if client.id and self.clients.pop(client.id, None) is not None:
-            self.words.client_gone()
+            self.words.client_gone(self.index)
             self.limits.client_gone(client)
 
     def shard_of_key(self, key: bytes) -> int:

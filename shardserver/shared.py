@@ -9,7 +9,8 @@ whichever acceptor got it. So do the client limits (:mod:`shardserver.limits`): 
 counts every acceptor's clients, and ``maxmemory-clients`` their memory.
 
 One small shared array (``multiprocessing.RawArray``, inherited by the forked acceptors) and
-a lock; with one acceptor it costs a lock per connection and per save, nothing per command.
+a lock; with one acceptor it costs a lock per connection (and its end) and per save, nothing
+per command.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from typing import Any
     _LAST_OK,
     _LAST_DURATION,
     _DENY_OFF,
-    _CLIENTS,
-    _CLIENT_MEMORY,
-) = range(9)
-#: The most acceptors there may be (``acceptors``' range): one word each of client memory.
+) = range(7)
+#: The most acceptors there may be (``acceptors``' range). Each has a word of its clients'
+#: count and one of their memory: an acceptor that dies takes its own away.
 MAX_ACCEPTORS = 64
+_CLIENTS = _DENY_OFF + 1
+_CLIENT_MEMORY = _CLIENTS + MAX_ACCEPTORS
 
 
 class ServerWords:
@@ -43,20 +45,26 @@ class ServerWords:
         self._words[_LAST_DURATION] = -1
         self._lock = context.Lock()
 
-    def admit_client(self, limit: int) -> int:
+    def admit_client(self, acceptor: int, limit: int) -> int:
         """A new connection's client ID, or 0 when ``limit`` clients (every acceptor's) are
         connected already: Redis refuses the one past ``maxclients``."""
         with self._lock:
-            if self._words[_CLIENTS] >= limit:
+            if sum(self._words[_CLIENTS:_CLIENT_MEMORY]) >= limit:
                 return 0
-            self._words[_CLIENTS] += 1
+            self._words[_CLIENTS + acceptor] += 1
             self._words[_CLIENT_ID] += 1
             return self._words[_CLIENT_ID]
 
-    def client_gone(self) -> None:
-        """An admitted client disconnected."""
+    def client_gone(self, acceptor: int) -> None:
+        """An admitted client of ``acceptor`` disconnected."""
         with self._lock:
-            self._words[_CLIENTS] -= 1
+            self._words[_CLIENTS + acceptor] -= 1
+
+    def acceptor_gone(self, acceptor: int) -> None:
+        """An acceptor died: its clients are gone with it."""
+        with self._lock:
+            self._words[_CLIENTS + acceptor] = 0
+            self._words[_CLIENT_MEMORY + acceptor] = 0
 
     def set_client_memory(self, acceptor: int, size: int) -> None:
         """What acceptor ``acceptor``'s clients hold now, in bytes (one word: no lock)."""

@@ -9,8 +9,10 @@ are compared with redis-server's where Redis's behaviour is the reference.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import resource
+import signal
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import ServerPool, ServerProcess, encode_command, wait_until
+from conftest import ServerPool, ServerProcess, encode_command, pid_alive, wait_until
 
 from shardserver.config import ConfigError, parse_args
 from shardserver.limits import EVICTION_FLOOR, ClientLimits, open_files_for
@@ -314,6 +316,22 @@ def test_maxclients_refuses_the_one_past_it(
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_dead_acceptors_clients_no_longer_count(clone_factory: ServerPool) -> None:
+    server = clone_factory.start_clone(1, ["--acceptors", "2"])
+    held = [server.client_on(1) for _ in range(4)]
+    with server.client_on(0) as control:
+        pid = int(control.info("shards")["acceptor1"]["pid"])
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: not pid_alive(pid), 5)
+        for client in held:
+            client.close()
+        assert wait_until(lambda: control.info("clients")["connected_clients"] == 1, 5)
+        control.config_set("maxclients", "2")  # this connection, and one more
+        extra = connect_seen(control, server.port)
+        ping(extra)
+        extra.close()
 
 
 # -- timeout -----------------------------------------------------------------------------------
