@@ -47,8 +47,9 @@ MAX_CLIENTS_REACHED = b"-ERR max number of clients reached\r\n"
 #: Redis's floor for ``maxmemory-clients`` (``getClientEvictionLimit``): below 128 KB no client
 #: could talk to the server at all.
 EVICTION_FLOOR = 128 * 1024
-#: Descriptors kept beyond one per client (Redis's CONFIG_MIN_RESERVED_FDS), to which the
-#: acceptor adds its two pipes per shard.
+#: Descriptors kept beyond one per client (Redis's CONFIG_MIN_RESERVED_FDS, for its own
+#: files). An acceptor's own are its two pipes per shard and a few more: they fit in it up
+#: to 8 shards, and the reserve grows past that.
 RESERVED_FDS = 32
 #: Redis's clientsCron visits at least this many clients a tick.
 CRON_MIN_CLIENTS = 5
@@ -78,28 +79,19 @@ def _repr(data: bytes) -> str:
 
 def open_files_for(maxclients: int, reserved: int) -> int:
     """Raise this process's limit of open files towards ``maxclients`` and ``reserved``
-    more (as far as the hard limit allows), as Redis's ``adjustOpenFilesLimit`` does; the
-    limit now. Short of it, a warning as Redis's is logged: connections past the limit
-    fail to be accepted."""
+    more, as far as the hard limit allows, as Redis's ``adjustOpenFilesLimit`` does; how
+    many clients the limit allows now."""
     wanted = maxclients + reserved
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return soft
+        return maxclients
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     except (ValueError, OSError):
         pass
-    if soft < wanted:
-        log.warning(
-            "You requested maxclients of %d requiring at least %d max file descriptors; "
-            "the current maximum open files is %d: increase 'ulimit -n'.",
-            maxclients,
-            wanted,
-            soft,
-        )
-    return soft
+    return min(maxclients, soft - reserved)
 
 
 class ClientLimits:
@@ -134,6 +126,8 @@ class ClientLimits:
         self.pubsub: tuple[int, int, int] | None = None
         self.write_high = WRITE_HIGH
         self.write_low = WRITE_LOW
+        #: maxclients as last accepted (None until the start's check).
+        self._maxclients: int | None = None
         self.configure()
 
     # -- settings --------------------------------------------------------------------------
@@ -141,19 +135,49 @@ class ClientLimits:
     def configure(self) -> None:
         """Read the settings again (at start and after CONFIG SET)."""
         config = self.server.config
+        self._check_maxclients()
         classes = buffer_limits(config["client-output-buffer-limit"])
         normal, pubsub = classes["normal"], classes["pubsub"]
         self.normal = normal if normal[0] or normal[1] else None
         self.pubsub = pubsub if pubsub[0] or pubsub[1] else None
         self.timeout = config["timeout"]
         self.query_limit = config["client-query-buffer-limit"]
-        open_files_for(config["maxclients"], RESERVED_FDS + 2 * config["shards"])
         smallest = min([WRITE_HIGH, *(size for size in (*normal[:2], *pubsub[:2]) if size)])
         if smallest != self.write_high:
             self.write_high, self.write_low = smallest, min(WRITE_LOW, smallest // 4)
             for client in list(self.server.clients.values()):
                 if client.transport is not None and not client.closed:
                     self.set_write_limits(client.transport)
+
+    def _check_maxclients(self) -> None:
+        """As Redis: at start a maxclients the open-files limit cannot serve is reduced,
+        with Redis's warnings; CONFIG SET of one is refused with Redis's error (and the
+        setting keeps its value)."""
+        config = self.server.config
+        wanted = config["maxclients"]
+        reserved = max(RESERVED_FDS, 16 + 2 * config["shards"])
+        allowed = open_files_for(wanted, reserved)
+        if allowed < wanted and self._maxclients is not None:
+            config.values["maxclients"] = self._maxclients
+            raise ConfigError(
+                "The operating system is not able to handle the specified number of "
+                f"clients, try with {allowed}"
+            )
+        if allowed < wanted:
+            log.warning(
+                "You requested maxclients of %d requiring at least %d max file descriptors.",
+                wanted,
+                wanted + reserved,
+            )
+            log.warning(
+                "Current maximum open files is %d. maxclients has been reduced to %d to "
+                "compensate for low ulimit. If you need higher maxclients increase "
+                "'ulimit -n'.",
+                allowed + reserved,
+                max(allowed, 1),
+            )
+            config.values["maxclients"] = max(allowed, 1)
+        self._maxclients = config["maxclients"]
 
     def set_write_limits(self, transport: asyncio.Transport) -> None:
         transport.set_write_buffer_limits(high=self.write_high, low=self.write_low)

@@ -236,11 +236,34 @@ def test_open_files_follow_maxclients() -> None:
         pytest.skip("the hard limit of open files is too low to raise one")
     resource.setrlimit(resource.RLIMIT_NOFILE, (100, hard))
     try:
-        assert open_files_for(150, 10) == 160
+        assert open_files_for(150, 10) == 150
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 160
-        assert open_files_for(50, 10) == 160  # never lowered
+        assert open_files_for(50, 10) == 50  # never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 160
+        if hard != resource.RLIM_INFINITY:
+            assert open_files_for(hard + 100, 10) == hard - 10
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_maxclients_past_the_open_files_limit(
+    redis_server: ServerProcess, server: ServerProcess
+) -> None:
+    """Both servers inherit this process's limit of open files (redis-server 7.0 computes
+    maxclients + 32 in 32 bits: 2**32 - 1 would pass it)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard > 1_000_000:
+        pytest.skip("the hard limit of open files is too high to pass")
+    replies = []
+    for target in (server, redis_server):
+        with target.raw() as conn:
+            replies.append(conn.command("CONFIG", "SET", "maxclients", "2000000"))
+            assert conn.call("CONFIG", "GET", "maxclients") == [b"maxclients", b"10000"]
+    assert replies[0] == replies[1]
+    assert replies[0].startswith(
+        b"-ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating "
+        b"system is not able to handle the specified number of clients, try with "
+    )
 
 
 def settled_clients(control: redis.Redis) -> int:
