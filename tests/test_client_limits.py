@@ -360,9 +360,9 @@ def test_a_dead_acceptors_clients_no_longer_count(clone_factory: ServerPool) -> 
 # -- timeout -----------------------------------------------------------------------------------
 
 
-def test_timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitors(
-    server: ServerProcess,
-) -> None:
+def timeout_spares_blocked_subscribed_and_monitors(server: ServerProcess) -> None:
+    """With timeout 1 an idle client is closed; a blocked one, a subscriber and a MONITOR
+    idle as long stay."""
     key = "timeout:list"
     idle, blocked, subscriber, monitor = (connect(server.port) for _ in range(4))
     try:
@@ -391,6 +391,16 @@ def test_timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitors(
     finally:
         for sock in (idle, blocked, subscriber, monitor):
             sock.close()
+
+
+def test_timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitors(
+    server: ServerProcess,
+) -> None:
+    timeout_spares_blocked_subscribed_and_monitors(server)
+
+
+def test_timeout_as_redis_server(redis_server: ServerProcess) -> None:
+    timeout_spares_blocked_subscribed_and_monitors(redis_server)
 
 
 def test_an_unblocked_client_is_not_timed_out_at_once(server: ServerProcess) -> None:
@@ -514,7 +524,8 @@ def test_output_limit_counts_a_large_reply_as_it_arrives(server: ServerProcess) 
             greedy.close()
 
 
-def test_output_soft_limit_drops_after_its_seconds(server: ServerProcess) -> None:
+def soft_limit_drops_after_its_seconds(server: ServerProcess) -> None:
+    """Past ``normal 0 2mb 2`` a client that does not read is dropped, after 2 s."""
     with server.client() as control:
         control.set("obuf:soft", b"y" * BIG)
     with settings(server, client_output_buffer_limit="normal 0 2mb 2") as control:
@@ -538,7 +549,17 @@ def test_output_soft_limit_drops_after_its_seconds(server: ServerProcess) -> Non
             slow.close()
 
 
-def test_pubsub_limit_drops_a_slow_subscriber(server: ServerProcess) -> None:
+def test_output_soft_limit_drops_after_its_seconds(server: ServerProcess) -> None:
+    soft_limit_drops_after_its_seconds(server)
+
+
+def test_output_soft_limit_as_redis_server(redis_server: ServerProcess) -> None:
+    soft_limit_drops_after_its_seconds(redis_server)
+
+
+def pubsub_limit_drops_a_slow_subscriber(server: ServerProcess) -> None:
+    """Past ``pubsub 1mb 512kb 60`` a subscriber that does not read is dropped; the one
+    that reads gets every message."""
     channel = "limits:pubsub"
     with settings(server, client_output_buffer_limit="pubsub 1mb 512kb 60") as control:
         slow = connect(server.port, rcvbuf=64 * 1024)
@@ -562,6 +583,14 @@ def test_pubsub_limit_drops_a_slow_subscriber(server: ServerProcess) -> None:
             pubsub.close()
             fast.close()
             slow.close()
+
+
+def test_pubsub_limit_drops_a_slow_subscriber(server: ServerProcess) -> None:
+    pubsub_limit_drops_a_slow_subscriber(server)
+
+
+def test_pubsub_limit_as_redis_server(redis_server: ServerProcess) -> None:
+    pubsub_limit_drops_a_slow_subscriber(redis_server)
 
 
 # -- query buffers -----------------------------------------------------------------------------
