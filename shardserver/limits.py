@@ -121,7 +121,6 @@ class ClientLimits:
         self._peaks = (0, 0)
         self._round: list = []
         self._next = 0
-        self._timer: asyncio.TimerHandle | None = None
         self.normal: tuple[int, int, int] | None = None
         self.pubsub: tuple[int, int, int] | None = None
         self.write_high = WRITE_HIGH
@@ -297,12 +296,13 @@ class ClientLimits:
     # -- the cron --------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = loop.call_later(1 / self.server.config["hz"], self._tick)
+        """Start the cron (it runs until the loop ends)."""
+        loop.call_later(1 / self.server.config["hz"], self._tick)
 
     def _tick(self) -> None:
         """One visit of a slice of the clients: each is seen about once a second."""
         hz = self.server.config["hz"]
-        self._timer = self.server.loop.call_later(1 / hz, self._tick)
+        self.server.loop.call_later(1 / hz, self._tick)
         if self._next >= len(self._round):
             self._round = list(self.server.clients.values())
             self._next = 0
