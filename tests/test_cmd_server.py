@@ -633,6 +633,7 @@ def test_shard_numbers_and_report() -> None:
         clients={1: None, 2: None},
         started_at=time.time() - 90_000,
         connections_received=5,
+        connections_rejected=0,
         commands_received=7,
         index=0,
         blocking=[],
