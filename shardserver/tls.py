@@ -13,11 +13,11 @@ cache's mode, size and timeout: those go to OpenSSL directly, through
 ``ctypes``, on the ``SSL_CTX`` the context wraps.
 
 Every acceptor listens on ``tls-port`` with a socket of its own (SO_REUSEPORT, as the plain
-port's sockets are shared). The context of a listening server cannot change, so CONFIG SET of
-a ``tls-*`` setting builds a new context (Redis's ``applyTlsCfg``: refused, with every setting
-of the command as it was, when it cannot be built) and serves the same socket anew with it;
-connections already made keep theirs, as in Redis. CONFIG SET ``tls-port`` listens on the new
-port (0: on none) and closes the old one.
+port's sockets are shared). Each connection's handshake starts with the context of the moment
+it is accepted, so CONFIG SET of a ``tls-*`` setting builds a new context (Redis's
+``applyTlsCfg``: refused, with every setting of the command as it was, when it cannot be
+built) that every later connection gets; connections already made keep theirs, as in Redis.
+CONFIG SET ``tls-port`` listens on the new port (0: on none) and closes the old one.
 """
 
 from __future__ import annotations
@@ -208,7 +208,12 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
 
 
 class TlsPort:
-    """One acceptor's TLS listener: its socket, the context it serves with, its server."""
+    """One acceptor's TLS listener: its socket, the context of now, its server.
+
+    A connection's handshake starts as it is accepted (``loop.start_tls``) with the context
+    of that moment, so a CONFIG SET holds for every connection accepted after its reply; the
+    client's protocol gets the secure transport once the handshake is done, as a plain
+    port's gets its transport (Redis too serves a client only after its handshake)."""
 
     def __init__(self, config: Config, factory: Callable[[], asyncio.Protocol]) -> None:
         self.config = config
@@ -217,8 +222,6 @@ class TlsPort:
         self.sock: socket.socket | None = None
         self.context: ssl.SSLContext | None = None
         self.server: Any = None
-        #: Swaps of the server not yet done, in order (CONFIG SET answers before them).
-        self.swaps: asyncio.Task | None = None
 
     async def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen on ``tls-port`` (nothing when it is 0); raises TlsError or OSError."""
@@ -228,19 +231,30 @@ class TlsPort:
         port = self.config["tls-port"]
         if port:
             self.sock = listening_socket(self.config["bind"], port, self.config["tcp-backlog"])
-            await self._serve()
+            await self._serve(self.sock)
 
-    async def _serve(self) -> None:
-        """Serve the socket with the current context; the old server stops accepting (its
-        connections go on). The socket is the server's own copy: ours stays open."""
+    async def _serve(self, sock: socket.socket) -> None:
+        """Accept on ``sock`` (the server gets a copy of it: ours stays open) in place of the
+        socket served before. The socket listens already: connections made meanwhile wait
+        in its backlog."""
         old = self.server
-        self.server = None
-        if self.sock is not None:
-            self.server = await self.loop.create_server(
-                self.factory, sock=self.sock.dup(), ssl=self.context
-            )
+        self.server = await self.loop.create_server(
+            lambda: _Handshake(self), sock=sock.dup(), backlog=self.config["tcp-backlog"]
+        )
         if old is not None:
             old.close()
+
+    async def secure(self, transport: asyncio.Transport) -> None:
+        """A connection's handshake; then it is a client like any other."""
+        client = self.factory()
+        try:
+            secure = await self.loop.start_tls(transport, client, self.context, server_side=True)
+        except Exception as problem:  # a refused certificate, a reset, a timeout ...
+            # one connection's failure, never the acceptor's; Redis logs it at verbose level
+            log.log(logging.INFO - 5, "Error accepting a client connection: %s", problem)
+            transport.abort()
+            return
+        client.connection_made(secure)
 
     def set(self, pairs: list[tuple[str, str]]) -> None:
         """CONFIG SET of ``tls-*`` settings, applied together (a new certificate and its key
@@ -266,7 +280,6 @@ class TlsPort:
                 names[0],
             )
             raise _failed(names[0], UNABLE_TO_CONFIGURE) from None
-        sock = self.sock
         port = self.config["tls-port"]
         if port != previous["tls-port"]:
             try:
@@ -279,18 +292,19 @@ class TlsPort:
                 values.update(previous)
                 log.warning("Could not create server TLS listening socket *:%s: %s", port, problem)
                 raise _failed("tls-port", UNABLE_TO_LISTEN) from None
+            self._move(sock)
         self.context = context
-        if sock is not self.sock:
-            if self.sock is not None:
-                self.sock.close()
-            self.sock = sock
-        if self.loop is not None:
-            self.swaps = self.loop.create_task(self._swap(self.swaps))
 
-    async def _swap(self, before: asyncio.Task | None) -> None:
-        if before is not None:
-            await before
-        await self._serve()
+    def _move(self, sock: socket.socket | None) -> None:
+        """Listen on ``sock`` instead (None: on no TLS port)."""
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = sock
+        if sock is not None:
+            self.loop.create_task(self._serve(sock))
+        elif self.server is not None:
+            self.server.close()
+            self.server = None
 
     def close(self) -> None:
         """Stop listening (at shutdown)."""
@@ -299,6 +313,17 @@ class TlsPort:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+class _Handshake(asyncio.Protocol):
+    """A TLS port's connection until its handshake starts (the next turn: reading waits)."""
+
+    def __init__(self, port: TlsPort) -> None:
+        self.port = port
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+        self.port.loop.create_task(self.port.secure(transport))  # type: ignore[arg-type]
 
 
 def _failed(name: str, why: str) -> ConfigError:
