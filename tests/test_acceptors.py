@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import (
+    DEBUG_ENABLED,
     RawConnection,
     ServerPool,
     ServerProcess,
@@ -38,7 +39,7 @@ SHARDS = 4
 
 @pytest.fixture(scope="module")
 def server(module_servers: ServerPool) -> ServerProcess:
-    return module_servers.clone(SHARDS, ["--acceptors", "2"])
+    return module_servers.clone(SHARDS, ["--acceptors", "2", *DEBUG_ENABLED])
 
 
 def one_key_per_shard(prefix: str) -> list[str]:
