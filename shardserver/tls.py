@@ -13,11 +13,15 @@ cache's mode, size and timeout: those go to OpenSSL directly, through
 ``ctypes``, on the ``SSL_CTX`` the context wraps.
 
 Every acceptor listens on ``tls-port`` with a socket of its own (SO_REUSEPORT, as the plain
-port's sockets are shared). Each connection's handshake starts with the context of the moment
-it is accepted, so CONFIG SET of a ``tls-*`` setting builds a new context (Redis's
-``applyTlsCfg``: refused, with every setting of the command as it was, when it cannot be
-built) that every later connection gets; connections already made keep theirs, as in Redis.
-CONFIG SET ``tls-port`` listens on the new port (0: on none) and closes the old one.
+port's sockets are shared). The context of a listening server cannot change, so CONFIG SET of
+a ``tls-*`` setting builds a new context (Redis's ``applyTlsCfg``: refused, with every setting
+of the command as it was, when it cannot be built) and serves the same socket anew with it;
+connections already made keep theirs, as in Redis. The new server is made in the loop turn
+after the command's (a task queued before its reply is written), so a connection made after
+the reply is accepted by it. (Handing each accepted connection to ``loop.start_tls`` with the
+context of the moment would need no new server, but uvloop's ``start_tls`` reset
+redis-benchmark's connections.) CONFIG SET ``tls-port`` listens on the new port (0: on none)
+and closes the old one.
 """
 
 from __future__ import annotations
@@ -208,12 +212,7 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
 
 
 class TlsPort:
-    """One acceptor's TLS listener: its socket, the context of now, its server.
-
-    A connection's handshake starts as it is accepted (``loop.start_tls``) with the context
-    of that moment, so a CONFIG SET holds for every connection accepted after its reply; the
-    client's protocol gets the secure transport once the handshake is done, as a plain
-    port's gets its transport (Redis too serves a client only after its handshake)."""
+    """One acceptor's TLS listener: its socket, the context it serves with, its server."""
 
     def __init__(self, config: Config, factory: Callable[[], asyncio.Protocol]) -> None:
         self.config = config
@@ -222,6 +221,8 @@ class TlsPort:
         self.sock: socket.socket | None = None
         self.context: ssl.SSLContext | None = None
         self.server: Any = None
+        #: Swaps of the server not yet done, in order (CONFIG SET answers before them).
+        self.swaps: asyncio.Task | None = None
 
     async def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen on ``tls-port`` (nothing when it is 0); raises TlsError or OSError."""
@@ -231,30 +232,19 @@ class TlsPort:
         port = self.config["tls-port"]
         if port:
             self.sock = listening_socket(self.config["bind"], port, self.config["tcp-backlog"])
-            await self._serve(self.sock)
+            await self._serve()
 
-    async def _serve(self, sock: socket.socket) -> None:
-        """Accept on ``sock`` (the server gets a copy of it: ours stays open) in place of the
-        socket served before. The socket listens already: connections made meanwhile wait
-        in its backlog."""
+    async def _serve(self) -> None:
+        """Serve the socket with the current context; the old server stops accepting (its
+        connections go on). The socket is the server's own copy: ours stays open."""
         old = self.server
-        self.server = await self.loop.create_server(
-            lambda: _Handshake(self), sock=sock.dup(), backlog=self.config["tcp-backlog"]
-        )
+        self.server = None
+        if self.sock is not None:
+            self.server = await self.loop.create_server(
+                self.factory, sock=self.sock.dup(), ssl=self.context
+            )
         if old is not None:
             old.close()
-
-    async def secure(self, transport: asyncio.Transport) -> None:
-        """A connection's handshake; then it is a client like any other."""
-        client = self.factory()
-        try:
-            secure = await self.loop.start_tls(transport, client, self.context, server_side=True)
-        except Exception as problem:  # a refused certificate, a reset, a timeout ...
-            # one connection's failure, never the acceptor's; Redis logs it at verbose level
-            log.log(logging.INFO - 5, "Error accepting a client connection: %s", problem)
-            transport.abort()
-            return
-        client.connection_made(secure)
 
     def set(self, pairs: list[tuple[str, str]]) -> None:
         """CONFIG SET of ``tls-*`` settings, applied together (a new certificate and its key
@@ -280,6 +270,7 @@ class TlsPort:
                 names[0],
             )
             raise _failed(names[0], UNABLE_TO_CONFIGURE) from None
+        sock = self.sock
         port = self.config["tls-port"]
         if port != previous["tls-port"]:
             try:
@@ -292,19 +283,18 @@ class TlsPort:
                 values.update(previous)
                 log.warning("Could not create server TLS listening socket *:%s: %s", port, problem)
                 raise _failed("tls-port", UNABLE_TO_LISTEN) from None
-            self._move(sock)
         self.context = context
+        if sock is not self.sock:
+            if self.sock is not None:
+                self.sock.close()
+            self.sock = sock
+        if self.loop is not None:
+            self.swaps = self.loop.create_task(self._swap(self.swaps))
 
-    def _move(self, sock: socket.socket | None) -> None:
-        """Listen on ``sock`` instead (None: on no TLS port)."""
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = sock
-        if sock is not None:
-            self.loop.create_task(self._serve(sock))
-        elif self.server is not None:
-            self.server.close()
-            self.server = None
+    async def _swap(self, before: asyncio.Task | None) -> None:
+        if before is not None:
+            await before
+        await self._serve()
 
     def close(self) -> None:
         """Stop listening (at shutdown)."""
@@ -313,17 +303,6 @@ class TlsPort:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-
-
-class _Handshake(asyncio.Protocol):
-    """A TLS port's connection until its handshake starts (the next turn: reading waits)."""
-
-    def __init__(self, port: TlsPort) -> None:
-        self.port = port
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.pause_reading()  # type: ignore[attr-defined]
-        self.port.loop.create_task(self.port.secure(transport))  # type: ignore[arg-type]
 
 
 def _failed(name: str, why: str) -> ConfigError:
