@@ -241,7 +241,10 @@ class TlsPort:
         self.server = None
         if self.sock is not None:
             self.server = await self.loop.create_server(
-                self.factory, sock=self.sock.dup(), ssl=self.context
+                self.factory,
+                sock=self.sock.dup(),
+                ssl=self.context,
+                backlog=self.config["tcp-backlog"],
             )
         if old is not None:
             old.close()

@@ -30,6 +30,8 @@ from conftest import (
     reply_end,
     wait_until,
 )
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from shardserver.config import parse_args
 from shardserver.protection import DENIED, allowed, config_set_refusal, denies_connection, is_local
@@ -111,7 +113,8 @@ def tls_client(
         ssl_ca_certs=str(certs / f"{ca}.crt"),
         ssl_certfile=str(certs / f"{cert}.crt") if cert else None,
         ssl_keyfile=str(certs / f"{cert}.key") if cert else None,
-        **{"socket_timeout": 10, **kwargs},
+        # no retries: a refused handshake is the answer, at once
+        **{"socket_timeout": 10, "retry": Retry(NoBackoff(), 0), **kwargs},
     )
 
 
