@@ -411,8 +411,8 @@ class ClientConnection(asyncio.Protocol):
         if bad_arity(spec.arity, len(argv)):
             self._refuse(wrong_arity(spec.name), spec.name)
             return
-        if spec.name in protection.GUARDED_COMMANDS:  # before NOAUTH, as processCommand
-            refused = protection.command_refusal(self.server.config, spec.name, self.host)
+        if spec.name in protection.GUARDED:  # before NOAUTH, as processCommand
+            refused = protection.command_refusal(self.server.config, spec, argv, self.host)
             if refused is not None:
                 self._refuse(refused, spec.name)
                 return

@@ -8,9 +8,10 @@ Redis 7.0 guards three things by where a client comes from (``networking.c``, ``
   closed (``clientAcceptHandler``; counted in INFO's ``rejected_connections``). Redis 7.0 asks
   only where the client is, whatever ``bind`` says: redis-server bound to 127.0.0.1 denies a
   client from 127.0.0.2 too;
-- **DEBUG and MODULE** (``enable-debug-command``, ``enable-module-command``: ``no``, the
-  default, ``yes`` or ``local``): refused with Redis's text in ``processCommand``'s place,
-  after the arity check and before NOAUTH (so a client's DEBUG, not a script's);
+- **DEBUG and MODULE LOAD, LOADEX, UNLOAD** (the commands Redis flags ``protected``;
+  ``enable-debug-command``, ``enable-module-command``: ``no``, the default, ``yes`` or
+  ``local``): refused with Redis's text in ``processCommand``'s place, after the arity check
+  and before NOAUTH (so a client's DEBUG, not a script's);
 - **protected configs** (``enable-protected-configs``): CONFIG SET of ``dir`` and
   ``dbfilename`` (the configs redis-server 7.0 flags ``PROTECTED_CONFIG``) is refused.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shardserver.commands.spec import bad_arity
 from shardserver.config import ALIASES, PASSIVE, SETTINGS
 from shardserver.errors import error
 
@@ -46,11 +48,16 @@ DENIED = error(
     "accepting connections from the outside."
 )
 
-#: Commands guarded by a setting: the setting, and the name Redis's refusal uses.
+#: Commands (or subcommands) Redis flags ``protected``: the setting that guards each, and the
+#: name Redis's refusal uses (MODULE LIST and HELP are not protected).
 GUARDED_COMMANDS = {
     "debug": ("enable-debug-command", "DEBUG"),
-    "module": ("enable-module-command", "MODULE"),
+    "module|load": ("enable-module-command", "MODULE"),
+    "module|loadex": ("enable-module-command", "MODULE"),
+    "module|unload": ("enable-module-command", "MODULE"),
 }
+#: The commands whose name (or a subcommand's) is guarded: the client asks only for these.
+GUARDED = frozenset(name.partition("|")[0] for name in GUARDED_COMMANDS)
 
 #: The configs redis-server 7.0 flags PROTECTED_CONFIG (every other visible config is
 #: either mutable or immutable for everyone: checked by setting each to its own value).
@@ -88,11 +95,20 @@ def denies_connection(config: Any, host: str) -> bool:
     )
 
 
-def command_refusal(config: Any, name: str, host: str) -> bytes | None:
-    """DEBUG's or MODULE's refusal for a client at ``host``, or None when it may run."""
-    setting, shown = GUARDED_COMMANDS[name]
-    if allowed(config[setting], host):
+def command_refusal(config: Any, spec: Any, argv: list[bytes], host: str) -> bytes | None:
+    """DEBUG's or MODULE's refusal for a client at ``host``, or None when it may run (or when
+    its subcommand is unknown or has the wrong arity: that error comes first in Redis, and
+    the dispatch gives it)."""
+    name = spec.name
+    if spec.subcommands:
+        sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
+        if sub is None or bad_arity(sub.arity, len(argv)):
+            return None
+        name = sub.name
+    guard = GUARDED_COMMANDS.get(name)
+    if guard is None or allowed(config[guard[0]], host):
         return None
+    setting, shown = guard
     return error(
         f'ERR {shown} command not allowed. If the {setting} option is set to "local", you can '
         "run it from a local connection, otherwise you need to set this option in the "

@@ -576,6 +576,7 @@ def test_debug_and_protected_configs_by_mode(
     flags = [
         *("--bind", "0.0.0.0", "--protected-mode", "no"),
         *("--enable-debug-command", mode, "--enable-protected-configs", mode),
+        *("--enable-module-command", mode),
     ]
     servers = [clone_factory.start_redis(flags), clone_factory.start_clone(2, flags)]
     commands = [
@@ -585,6 +586,13 @@ def test_debug_and_protected_configs_by_mode(
         ("MULTI",),
         ("DEBUG", "SLEEP", "0"),
         ("EXEC",),
+        ("MODULE", "LIST"),
+        ("MODULE", "HELP"),
+        ("MODULE", "LOAD", "/nonexistent/module.so"),
+        ("MODULE", "LOADEX", "/nonexistent/module.so", "ARGS", "x"),
+        ("MODULE", "UNLOAD", "nosuch"),
+        ("MODULE", "NOSUCH"),
+        ("MODULE", "LIST", "x"),
         ("CONFIG", "SET", "requirepass", "pw"),
         ("DEBUG", "SLEEP", "0"),
         ("PING",),
@@ -599,6 +607,18 @@ def test_debug_and_protected_configs_by_mode(
     assert local[1] == local[0] and remote[1] == remote[0]
     assert (local[0][0] == DEBUG_REFUSED) == (mode == "no")
     assert (remote[0][0] == DEBUG_REFUSED) == (mode != "yes")
+    # a connection that has not authenticated yet: DEBUG's refusal comes before NOAUTH
+    password = ("CONFIG", "SET", "requirepass", "pw")
+    unauthenticated = []
+    for server in servers:
+        with server.raw() as admin, server.raw() as newcomer:
+            assert admin.command(*password) == b"+OK\r\n"
+            unauthenticated.append(
+                [newcomer.command(*command) for command in [("DEBUG", "SLEEP", "0"), ("PING",)]]
+            )
+            newcomer.command("AUTH", "pw")
+            assert newcomer.command("CONFIG", "SET", "requirepass", "") == b"+OK\r\n"
+    assert unauthenticated[0] == unauthenticated[1]
 
 
 def test_scripts_are_not_asked_about_enable_debug_command(
