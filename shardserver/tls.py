@@ -101,6 +101,8 @@ def server_context(config: Config) -> ssl.SSLContext:
         )
     versions = parse_protocols(config["tls-protocols"])
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # from the lowest version named to the highest ("TLSv1.1 TLSv1.3" allows TLSv1.2 too,
+    # where Redis would switch it off: ssl offers a range only)
     context.minimum_version, context.maximum_version = versions[0], versions[-1]
     if config["tls-prefer-server-ciphers"] == "yes":
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
