@@ -242,12 +242,17 @@ class TlsPort:
         old = self.server
         self.server = None
         if self.sock is not None:
-            self.server = await self.loop.create_server(
-                self.factory,
-                sock=self.sock.dup(),
-                ssl=self.context,
-                backlog=self.config["tcp-backlog"],
-            )
+            try:
+                self.server = await self.loop.create_server(
+                    self.factory,
+                    sock=self.sock.dup(),
+                    ssl=self.context,
+                    backlog=self.config["tcp-backlog"],
+                )
+            except OSError as problem:  # out of descriptors: the old server goes on
+                log.warning("Could not serve the TLS port anew: %s", problem)
+                self.server = old
+                return
         if old is not None:
             old.close()
 
