@@ -235,6 +235,8 @@ class TlsPort:
         if port:
             self.sock = listening_socket(self.config["bind"], port, self.config["tcp-backlog"])
             await self._serve()
+            if self.server is None:
+                raise OSError(f"cannot serve the TLS port {port}")
 
     async def _serve(self) -> None:
         """Serve the socket with the current context; the old server stops accepting (its
