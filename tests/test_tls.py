@@ -11,6 +11,7 @@ reaches a server on 127.0.0.1 (or 0.0.0.0) from an address Redis calls remote.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
@@ -28,6 +29,7 @@ from conftest import (
     encode_command,
     free_port,
     reply_end,
+    require_redis_server,
     wait_until,
 )
 from redis.backoff import NoBackoff
@@ -142,6 +144,7 @@ def read_all(sock: socket.socket) -> bytes:
 
 def cli(certs: Path, port: int, *args: str, cert: str | None = "client") -> str:
     """redis-cli over TLS; its output, errors included."""
+    tool("redis-cli")
     flags = ["--tls", "--cacert", str(certs / "ca.crt")]
     if cert:
         flags += ["--cert", str(certs / f"{cert}.crt"), "--key", str(certs / f"{cert}.key")]
@@ -152,6 +155,14 @@ def cli(certs: Path, port: int, *args: str, cert: str | None = "client") -> str:
         timeout=30,
     )
     return done.stdout + done.stderr
+
+
+def tool(name: str) -> None:
+    """Skip without one of redis-tools' binaries (under CI, which installs them: fail)."""
+    if shutil.which(name) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI installs it")
+        pytest.skip(f"{name} is not installed")
 
 
 def answers_ping(certs: Path, port: int) -> bool:
@@ -243,6 +254,7 @@ def test_a_slow_reader_over_tls_gets_every_reply_in_order(
 
 def test_redis_benchmark_over_tls(tls_server: tuple[ServerProcess, int], certs: Path) -> None:
     _server, port = tls_server
+    tool("redis-benchmark")
     done = subprocess.run(
         [
             *("redis-benchmark", "-h", HOST, "-p", str(port), "--tls"),
@@ -465,6 +477,7 @@ CONFIG_SET_CASES = [
 
 
 def test_config_set_answers_as_redis(clone_factory: ServerPool) -> None:
+    require_redis_server()
     oracle = clone_factory.start_redis()
     ours = clone_factory.start_clone(2)
 
@@ -491,6 +504,7 @@ def _from_remote(port: int, request: bytes = b"") -> bytes:
 @pytest.fixture(scope="module")
 def open_servers(module_servers: ServerPool) -> list[ServerProcess]:
     """redis-server and redis-clone listening on every address, protected mode on."""
+    require_redis_server()
     return [
         module_servers.start_redis(["--bind", "0.0.0.0"]),
         module_servers.start_clone(2, ["--bind", "0.0.0.0"]),
@@ -578,6 +592,7 @@ def test_debug_and_protected_configs_by_mode(
         *("--enable-debug-command", mode, "--enable-protected-configs", mode),
         *("--enable-module-command", mode),
     ]
+    require_redis_server()
     servers = [clone_factory.start_redis(flags), clone_factory.start_clone(2, flags)]
     commands = [
         ("DEBUG", "SLEEP", "0"),
