@@ -9,8 +9,9 @@ is required), ``optional`` (checked when given) or ``no``; the session cache is 
 side cache of OpenSSL, with Redis's size and timeout.
 
 The standard library's ``ssl`` has no call for TLSv1.3 cipher suites nor for the session
-cache's mode, size and timeout: those go to OpenSSL directly, through
-``ctypes``, on the ``SSL_CTX`` the context wraps.
+cache's mode, size and timeout, and sets protocol versions as a range only (a version between
+two named ones is switched off with an option it deprecates): those go to OpenSSL directly,
+through ``ctypes``, on the ``SSL_CTX`` the context wraps.
 
 Every acceptor listens on ``tls-port`` with a socket of its own (SO_REUSEPORT, as the plain
 port's sockets are shared). The context of a listening server cannot change, so CONFIG SET of
@@ -47,6 +48,11 @@ _PROTOCOLS = {
     "tlsv1.3": ssl.TLSVersion.TLSv1_3,
 }
 _DEFAULT_PROTOCOLS = (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
+#: The versions that can lie between two named ones, and OpenSSL's option that disables each.
+_NO_VERSION = {
+    ssl.TLSVersion.TLSv1_1: int(ssl.OP_NO_TLSv1_1),
+    ssl.TLSVersion.TLSv1_2: int(ssl.OP_NO_TLSv1_2),
+}
 _VERIFY = {"yes": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "no": ssl.CERT_NONE}
 #: CONFIG SET's answers when a TLS change cannot take effect (Redis's texts).
 UNABLE_TO_CONFIGURE = "Unable to update TLS configuration. Check server logs."
@@ -101,8 +107,6 @@ def server_context(config: Config) -> ssl.SSLContext:
         )
     versions = parse_protocols(config["tls-protocols"])
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # from the lowest version named to the highest ("TLSv1.1 TLSv1.3" allows TLSv1.2 too,
-    # where Redis would switch it off: ssl offers a range only)
     context.minimum_version, context.maximum_version = versions[0], versions[-1]
     if config["tls-prefer-server-ciphers"] == "yes":
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
@@ -128,6 +132,15 @@ def server_context(config: Config) -> ssl.SSLContext:
     except ssl.SSLError:
         raise TlsError(f"Failed to configure ciphers: {config['tls-ciphers']}") from None
     openssl = _OpenSSL(context)
+    # a version between two named ones is off too, as Redis sets SSL_OP_NO_TLSv1_2 for
+    # "TLSv1.1 TLSv1.3" (ssl's own options for that are deprecated: a range is all it sets)
+    off = sum(
+        flag
+        for version, flag in _NO_VERSION.items()
+        if versions[0] < version < versions[-1] and version not in versions
+    )
+    if off:
+        openssl.switch_off(off)
     if config["tls-ciphersuites"] and not openssl.set_ciphersuites(config["tls-ciphersuites"]):
         raise TlsError(f"Failed to configure ciphersuites: {config['tls-ciphersuites']}")
     if config["tls-session-caching"] == "yes":
@@ -160,6 +173,10 @@ class _OpenSSL:
         if lib.SSL_CTX_get_options(self.ctx) != int(context.options):
             raise TlsError("cannot reach OpenSSL's context for TLS settings")
 
+    def switch_off(self, options: int) -> None:
+        """Set OpenSSL options (``SSL_CTX_set_options``) that ``ssl`` has deprecated."""
+        self.lib.SSL_CTX_set_options(self.ctx, options)
+
     def set_ciphersuites(self, suites: str) -> bool:
         return bool(self.lib.SSL_CTX_set_ciphersuites(self.ctx, suites.encode()))
 
@@ -184,6 +201,7 @@ def _library() -> ctypes.CDLL:
         pointer, uint = ctypes.c_void_p, ctypes.c_uint
         for name, restype, argtypes in [
             ("SSL_CTX_get_options", ctypes.c_uint64, [pointer]),
+            ("SSL_CTX_set_options", ctypes.c_uint64, [pointer, ctypes.c_uint64]),
             ("SSL_CTX_set_ciphersuites", ctypes.c_int, [pointer, ctypes.c_char_p]),
             ("SSL_CTX_ctrl", ctypes.c_long, [pointer, ctypes.c_int, ctypes.c_long, pointer]),
             ("SSL_CTX_set_timeout", ctypes.c_long, [pointer, ctypes.c_long]),

@@ -704,3 +704,21 @@ def test_server_context_needs_what_redis_needs(certs: Path) -> None:
     config.set("tls-auth-clients", "optional")
     config.set("tls-ca-cert-dir", str(certs))
     assert server_context(config).verify_mode == ssl.CERT_OPTIONAL
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1.* is deprecated:DeprecationWarning")
+def test_a_version_between_two_named_is_off(certs: Path) -> None:
+    """As Redis sets SSL_OP_NO_TLSv1_2 for "TLSv1.1 TLSv1.3" (through OpenSSL itself: ssl
+    sets a range)."""
+    args = ["--tls-port", "1", "--tls-auth-clients", "no"]
+    args += ["--tls-cert-file", str(certs / "server.crt")]
+    config, _ = parse_args([*args, "--tls-key-file", str(certs / "server.key")])
+    gaps = ssl.OP_NO_TLSv1_1 | ssl.OP_NO_TLSv1_2
+    for protocols, off in [
+        ("TLSv1 TLSv1.3", gaps),
+        ("TLSv1.1 TLSv1.3", ssl.OP_NO_TLSv1_2),
+        ("TLSv1.2 TLSv1.3", 0),
+        ("TLSv1.2", 0),
+    ]:
+        config.set("tls-protocols", protocols)
+        assert server_context(config).options & gaps == off, protocols
