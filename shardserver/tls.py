@@ -146,7 +146,11 @@ def server_context(config: Config) -> ssl.SSLContext:
     if config["tls-session-caching"] == "yes":
         openssl.cache(config["tls-session-cache-size"], config["tls-session-cache-timeout"])
     else:
+        # No resumption at all: no cache, and no tickets either (redis-server 7.0 leaves
+        # tickets on and then fails a resuming client's handshake with an internal error;
+        # here that client gets a full handshake).
         openssl.no_cache()
+        context.options |= ssl.OP_NO_TICKET
     context.verify_mode = _VERIFY[config["tls-auth-clients"]]
     return context
 

@@ -403,6 +403,32 @@ def test_tls_protocols_and_ciphersuites_take_effect(
     assert wait_until(lambda: negotiated() == ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"), 10)
 
 
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_session_caching_lets_a_client_resume(
+    tls_server: tuple[ServerProcess, int], certs: Path, restore: redis.Redis, version: str
+) -> None:
+    """tls-session-caching yes (the default): a client offering its last session resumes
+    it; no: a full handshake."""
+    _server, port = tls_server
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context.load_cert_chain(str(certs / "client.crt"), str(certs / "client.key"))
+    context.maximum_version = ssl.TLSVersion[version]
+
+    def resumed() -> bool:
+        session = None
+        for _ in range(2):
+            plain = socket.create_connection((HOST, port), timeout=10)
+            with context.wrap_socket(plain, server_hostname="localhost", session=session) as sock:
+                sock.sendall(encode_command("PING"))
+                assert sock.recv(100) == b"+PONG\r\n"  # TLSv1.3's ticket came before it
+                session, reused = sock.session, sock.session_reused
+        return reused
+
+    assert resumed()
+    restore.config_set("tls-session-caching", "no")
+    assert wait_until(lambda: not resumed(), 10)
+
+
 def test_tls_port_alone(clone_factory: ServerPool, certs: Path) -> None:
     """--port 0 beside a TLS port: no plain port (as Redis); INFO's tcp_port is the TLS one."""
     port = free_port()
