@@ -24,6 +24,7 @@ from collections import Counter
 import pytest
 import redis
 from conftest import (
+    DEBUG_ENABLED,
     ServerPool,
     ServerProcess,
     encode_command,
@@ -37,6 +38,8 @@ from shardserver.keyspace import now_ms
 from shardserver.shard import HANDLERS, Shard
 
 Message = tuple[bytes, bytes]
+#: DEBUG SET-ACTIVE-EXPIRE turns the sweep off for the lazy expiry test.
+CLONE_ARGS = DEBUG_ENABLED
 
 SEQUENCES: dict[str, list[str]] = {
     "strings": [

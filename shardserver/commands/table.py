@@ -25,6 +25,7 @@ from shardserver.commands import (
     hashes,
     keys,
     lists,
+    modules,
     multikey,
     persistence,
     pubsub,
@@ -89,6 +90,7 @@ FAMILIES = [
     tracking,
     server,
     debug,
+    modules,
     persistence,
 ]
 
