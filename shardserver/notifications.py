@@ -459,6 +459,7 @@ def _put(w: Write) -> None:
 _REPLACING = frozenset((b"rename_to", b"copy_to", b"restore"))
 _PUT_CLASSES = {
     b"set": STRING,
+    b"pfadd": STRING,
     b"sortstore": LIST,
     b"sinterstore": SET,
     b"sunionstore": SET,
@@ -514,6 +515,9 @@ RULES: dict[bytes, Rule] = {
         "setbit": Rule(_setbit, _length),
         "bitfield": Rule(_bitfield, _value),
         "bitop": _store(STRING, b"set"),
+        # HyperLogLog: PFMERGE names its change "pfadd" too, as Redis does
+        "pfadd": _unless_zero(STRING, b"pfadd"),
+        "pfmerge": _always(STRING, b"pfadd"),
         # generic
         "del": _del,
         "unlink": _del,
