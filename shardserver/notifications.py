@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver import eventclasses, events, values
+from shardserver.commands import geo
 from shardserver.commands.spec import Route, key_positions
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import is_error
@@ -437,6 +438,27 @@ def _zadd(w: Write) -> None:
         w.event(ZSET, b"zincr" if incr else b"zadd", w.keys[0])
 
 
+def _geoadd_pre(shard: Any, db: Any, argv: list) -> list | None:
+    db.lookup(argv[1], shard.now)
+    return _scores(db, argv[1], geo.geoadd_members(argv))
+
+
+def _geoadd(w: Write) -> None:
+    """GEOADD is ZADD to Redis (it runs zaddCommand): ``zadd`` when a score changed."""
+    if _scores(w.db, w.keys[0], geo.geoadd_members(w.argv)) != w.pre:
+        w.event(ZSET, b"zadd", w.keys[0])
+
+
+def _georadius(w: Write) -> None:
+    """GEORADIUS[BYMEMBER] ... STORE: a STORE command's events, on the key after STORE."""
+    if len(w.keys) > 1:
+        destination = w.keys[-1]
+        if w.exists(destination):
+            w.event(ZSET, b"georadiusstore", destination)
+        elif w.existed(destination):
+            w.event(GENERIC, b"del", destination)
+
+
 def _zincrby_pre(shard: Any, db: Any, argv: list) -> list | None:
     db.lookup(argv[1], shard.now)
     return _scores(db, argv[1], [argv[3]])
@@ -468,6 +490,8 @@ _PUT_CLASSES = {
     b"zinterstore": ZSET,
     b"zdiffstore": ZSET,
     b"zrangestore": ZSET,
+    b"geosearchstore": ZSET,
+    b"georadiusstore": ZSET,
 }
 
 
@@ -583,6 +607,11 @@ RULES: dict[bytes, Rule] = {
         "zinterstore": _store(ZSET, b"zinterstore"),
         "zdiffstore": _store(ZSET, b"zdiffstore"),
         "zrangestore": _store(ZSET, b"zrangestore"),
+        # geo: sorted sets
+        "geoadd": Rule(_geoadd, _geoadd_pre),
+        "geosearchstore": _store(ZSET, b"geosearchstore"),
+        "georadius": _georadius,
+        "georadiusbymember": _georadius,
         # the parts of multi-shard writes
         "@mset": _mset_part,
         "@del": _del,
