@@ -371,14 +371,101 @@ def run_search(zset: zsets.SortedSet | None, search: Search) -> list[Point]:
     if search.count and not search.sort and not search.any:
         search.sort = 1  # COUNT without an order means the nearest ones
     found = points_in_cells(zset, search.shape, search.count if search.any else 0)
-    if search.sort:
-        # Redis sorts with glibc's qsort, a stable merge sort here, on the distance only
+    returned = min(search.count, len(found)) if search.count else len(found)
+    if search.sort and returned == len(found):
+        # Redis sorts with glibc's qsort (a stable merge sort) on the distance only
         found.sort(key=_distance_key, reverse=search.sort < 0)
-    return found[: search.count] if search.count else found
+    elif search.sort:
+        # and its own partial quicksort when COUNT cuts the result: members at the same
+        # distance then come in that algorithm's order, which only it reproduces
+        partial_sort(found, returned - 1, _ascending if search.sort > 0 else _descending)
+    return found[:returned]
 
 
 def _distance_key(point: Point) -> float:
     return point[1]
+
+
+def _ascending(a: Point, b: Point) -> int:
+    """``sort_gp_asc``."""
+    return 0 if a[1] == b[1] else (1 if a[1] > b[1] else -1)
+
+
+def _descending(a: Point, b: Point) -> int:
+    return -_ascending(a, b)
+
+
+def partial_sort(items: list, last: int, cmp: Callable[[Any, Any], int]) -> None:
+    """Redis's ``pqsort(items, n, size, cmp, 0, last)`` (``pqsort.c``, NetBSD's qsort that
+    skips the partitions outside ``[0, last]``), step for step: the first ``last + 1``
+    items end in order, ties as Redis leaves them."""
+    _pqsort(items, 0, len(items), cmp, 0, last)
+
+
+def _pqsort(x: list, a: int, n: int, cmp: Callable[[Any, Any], int], low: int, high: int) -> None:
+    def med3(i: int, j: int, k: int) -> int:
+        if cmp(x[i], x[j]) < 0:
+            return j if cmp(x[j], x[k]) < 0 else (k if cmp(x[i], x[k]) < 0 else i)
+        return j if cmp(x[j], x[k]) > 0 else (i if cmp(x[i], x[k]) < 0 else k)
+
+    while True:
+        if n < 7:  # insertion sort
+            for m in range(a + 1, a + n):
+                i = m
+                while i > a and cmp(x[i - 1], x[i]) > 0:
+                    x[i], x[i - 1] = x[i - 1], x[i]
+                    i -= 1
+            return
+        m = a + n // 2
+        if n > 7:
+            first, end = a, a + n - 1
+            if n > 40:
+                d = n // 8
+                first = med3(first, first + d, first + 2 * d)
+                m = med3(m - d, m, m + d)
+                end = med3(end - 2 * d, end - d, end)
+            m = med3(first, m, end)
+        x[a], x[m] = x[m], x[a]
+        pa = pb = a + 1
+        pc = pd = a + n - 1
+        while True:
+            while pb <= pc:
+                order = cmp(x[pb], x[a])
+                if order > 0:
+                    break
+                if order == 0:
+                    x[pa], x[pb] = x[pb], x[pa]
+                    pa += 1
+                pb += 1
+            while pb <= pc:
+                order = cmp(x[pc], x[a])
+                if order < 0:
+                    break
+                if order == 0:
+                    x[pc], x[pd] = x[pd], x[pc]
+                    pd -= 1
+                pc -= 1
+            if pb > pc:
+                break
+            x[pb], x[pc] = x[pc], x[pb]
+            pb += 1
+            pc -= 1
+        pn = a + n
+        r = min(pa - a, pb - pa)
+        for i in range(r):
+            x[a + i], x[pb - r + i] = x[pb - r + i], x[a + i]
+        r = min(pd - pc, pn - pd - 1)
+        for i in range(r):
+            x[pb + i], x[pn - r + i] = x[pn - r + i], x[pb + i]
+        r = pb - pa
+        if r > 1 and not (low < a and high < a or low > a + r - 1 and high > a + r - 1):
+            _pqsort(x, a, r, cmp, low, high)
+        r = pd - pc
+        if r <= 1:
+            return
+        a, n = pn - r, r
+        if low < a and high < a or low > a + r - 1 and high > a + r - 1:
+            return
 
 
 def search_reply(enc, search: Search, found: list[Point]) -> bytes:
