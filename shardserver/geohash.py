@@ -111,8 +111,13 @@ def decode(bits: int, step: int) -> Area:
 
 
 def score_bits(score: float) -> int:
-    """C's ``(uint64_t)score`` as x86-64 computes it (negative scores wrap)."""
-    if math.isfinite(score) and -(2.0**63) < score < 2.0**64:
+    """C's ``(uint64_t)score`` as gcc computes it on x86-64: a signed conversion below
+    2**63 (negative scores wrap; out of range, NaN included, gives 2**63), else one of
+    ``score - 2**63`` with the top bit flipped (so 2**64 and more, infinity too, give 0)."""
+    if score >= 2.0**63:
+        score -= 2.0**63
+        return (int(score) | 1 << 63) if score < 2.0**63 else 0
+    if score > -(2.0**63):
         return int(score) & _MASK64
     return 1 << 63
 

@@ -583,7 +583,7 @@ def propagate_radius(shard, db, argv: list[bytes], reply: bytes) -> list[list[by
 
 def _plan_store(source_at: int, destination_at: Callable[[list[bytes]], int | None]) -> Callable:
     def plan(session, argv: list[bytes]) -> Plan:
-        name = argv[0]
+        name = argv[0].lower()  # as the client spelled it
         destination = argv[destination_at(argv)]  # type: ignore[index]
         event = b"geosearchstore" if name == b"geosearchstore" else b"georadiusstore"
 
