@@ -112,6 +112,11 @@ def cached_count(value: bytes) -> int | None:
     return int.from_bytes(value[8:16], "little")
 
 
+def _stale(value: bytes) -> bytes:
+    """The value with its cached count marked stale."""
+    return value[:15] + bytes((value[15] | 0x80,)) + value[16:]
+
+
 def with_cached_count(value: bytes, count: int) -> bytes:
     return value[:8] + count.to_bytes(8, "little") + value[16:]
 
@@ -526,12 +531,12 @@ def pfadd(shard, db, argv: list[bytes], enc) -> bytes:
             return refused
     result, updated = add(value, argv[2:], sparse_max_bytes(shard.settings))
     if created:
-        db.store(key, result)
+        # a new key counts as an update: its cache is marked stale, and the reply is 1
+        db.store(key, result if updated else _stale(result))
     elif result is not value:
         db.store_keep_deadline(key, result)
     if updated < 0:
         return INVALID
-    # a new key counts as an update, as in Redis (PFADD key with no element answers 1)
     return enc.ONE if updated or created else enc.ZERO
 
 
