@@ -609,17 +609,19 @@ def _plan_store(source_at: int, destination_at: Callable[[list[bytes]], int | No
 
 
 K, C = Route.KEY, Route.COORD
+_NAMED = "an error that names the command spells it in capitals (Redis: as the client did)"
 ROWS = [
     Command("geoadd", K, geoadd),
     Command("geodist", K, geodist),
     Command("geohash", K, geohash_),
     Command("geopos", K, geopos),
-    Command("geosearch", K, _searcher(1, SEARCH)),
+    Command("geosearch", K, _searcher(1, SEARCH), notes=_NAMED),
     Command(
         "geosearchstore",
         C,
         _searcher(2, SEARCH | SEARCHSTORE),
         plan=_plan_store(2, lambda argv: 1),
+        notes=_NAMED,
     ),
     Command(
         "georadius",

@@ -759,7 +759,14 @@ def pfselftest(session, argv: list[bytes]) -> bytes:
 K, KS, C = Route.KEY, Route.KEYS, Route.COORD
 ROWS = [
     Command("pfadd", K, pfadd),
-    Command("pfcount", KS, pfcount, part=union_part, merge=merge_pfcount),
+    Command(
+        "pfcount",
+        KS,
+        pfcount,
+        part=union_part,
+        merge=merge_pfcount,
+        notes="the count it caches in an HLL is not logged in the AOF, nor seen by WATCH",
+    ),
     Command("pfmerge", C, pfmerge, plan=plan_pfmerge),
     Command(
         "pfdebug",
