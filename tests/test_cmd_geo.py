@@ -301,3 +301,22 @@ def test_rdb_round_trip(clone_factory: ServerPool, tmp_path: Path) -> None:
     with back.client() as theirs:
         assert theirs.execute_command(*query) == expected[1]
         assert theirs.geopos("a", "added") == added
+
+
+def test_append_only_log_replays_every_write(clone_factory: ServerPool, tmp_path: Path) -> None:
+    """GEOADD and the STORE forms across shards replay to the same sorted sets."""
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    server = clone_factory.start_clone(4, args)
+    with server.client() as client:
+        client.execute_command(*PLACES)
+        client.execute_command("GEORADIUS", "a", "15", "37", "3000", "km", "STORE", "b")
+        client.execute_command("GEORADIUS", "a", "15", "37", "3000", "km")
+        client.execute_command("GEORADIUSBYMEMBER", "a", "Rome", "900", "km", "STOREDIST", "c")
+        client.execute_command(
+            "GEOSEARCHSTORE", "d", "a", "FROMLONLAT", "0", "50", "BYBOX", "900", "900", "km"
+        )
+        written = {key: client.zrange(key, 0, -1, withscores=True) for key in "abcd"}
+    server.stop()
+    server = clone_factory.start_clone(4, args)
+    with server.client() as client:
+        assert {key: client.zrange(key, 0, -1, withscores=True) for key in "abcd"} == written

@@ -286,3 +286,23 @@ def test_command_info_like_redis(
     name: str, clone: ServerProcess, redis_server: ServerProcess
 ) -> None:
     assert_like_redis(clone, redis_server, [["COMMAND", "INFO", name]])
+
+
+def test_append_only_log_replays_every_write(clone_factory: ServerPool, tmp_path: Path) -> None:
+    """PFADD, PFMERGE across shards and PFDEBUG's conversion replay to the same bytes."""
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    server = clone_factory.start_clone(4, args)
+    with server.client() as client:
+        client.pfadd("a", *_elements("a", 100))
+        client.pfadd("b", *_elements("b", 5000))
+        client.pfadd("c", "x")
+        client.expire("c", 1000)
+        client.pfmerge("c", "a", "b")
+        client.pfmerge("d", "a")
+        client.execute_command("PFDEBUG", "TODENSE", "a")
+        written = {key: client.get(key) for key in KEYS}
+    server.stop()
+    server = clone_factory.start_clone(4, args)
+    with server.client() as client:
+        assert {key: client.get(key) for key in KEYS} == written
+        assert 0 < client.ttl("c") <= 1000
