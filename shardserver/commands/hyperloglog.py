@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import math
 import random
+import re
+from bisect import bisect_right
+from itertools import accumulate
 from typing import Any
 
 from shardserver.commands.multikey import Plan, Step
@@ -276,41 +279,88 @@ def to_dense(data: bytes | bytearray) -> bytearray | None:
 PROMOTE = 2
 
 
+_SPANS = bytes(
+    ((b & 0x3F) + 1) if not b & 0xC0 else ((b & 3) + 1) if b & _VAL_BIT else 0 for b in range(256)
+)
+_XZERO_FIRST = re.compile(rb"[\x40-\x7f]")
+
+
+def locate(data: bytes | bytearray, index: int) -> tuple[int, int, int] | None:
+    """The opcode of a sparse HLL that covers register ``index``: ``(its offset, the first
+    register it covers, the offset of the opcode before it or -1)``, or None if none does.
+
+    The same answer as Redis's opcode-by-opcode walk, without a Python loop per opcode:
+    every byte's span comes from one ``translate`` (XZERO's two bytes are fixed up: they are
+    found among the bytes 0x40-0x7f, a byte right after an XZERO's first one being its
+    second), and the opcode is a bisection of the running totals."""
+    body = bytes(data[HEADER:])
+    size = len(body)
+    spans = list(body.translate(_SPANS))
+    second = -1
+    for match in _XZERO_FIRST.finditer(body):
+        at = match.start()
+        if at == second:
+            continue
+        second = at + 1
+        low = body[second] if second < size else 0  # past the end: C's terminating NUL
+        spans[at] = (((body[at] & 0x3F) << 8) | low) + 1
+        if second < size:
+            spans[second] = 0
+    totals = list(accumulate(spans))
+    at = bisect_right(totals, index)
+    if at >= size:
+        return None
+    before = -1 if at == 0 else (at - 2 if spans[at - 1] == 0 else at - 1)
+    return HEADER + at, totals[at] - spans[at], -1 if before < 0 else HEADER + before
+
+
 def sparse_set(
     data: bytearray, index: int, value: int, max_bytes: int, walked: list | None = None
 ) -> int:
     """Redis's ``hllSparseSet``: raise register ``index`` to ``value`` in place.
 
     Returns 1 (changed, the cached count marked stale), 0 (it was already as high), -1 (the
-    HLL is corrupt) or :data:`PROMOTE`. ``walked`` lists ``(offset, first register)`` of the
-    opcodes a scan passed: a change never moves bytes before the opcode just before the one
-    it changes (the last entry), so PFMERGE, which sets registers in ascending order, passes
-    the same list to every call and each scan resumes there instead of at the start, with
-    the same result."""
+    HLL is corrupt) or :data:`PROMOTE`. Without ``walked`` the opcode is found by
+    :func:`locate`. PFMERGE, which sets registers in ascending order, passes ``walked``, the
+    ``(offset, first register)`` of the opcodes its scans passed: a change never moves bytes
+    before the opcode just before the one it changes (the last entry), so each scan resumes
+    there instead of at the start, with the same result."""
     if value > SPARSE_VAL_MAX:
         return PROMOTE
-    if walked is None:
-        walked = []
-    p, first = walked.pop() if walked else (HEADER, 0)
     end = len(data)
-    span = oplen = op = 0
-    while p < end:
+    if walked is None:
+        found = locate(data, index)
+        if found is None:
+            return -1
+        p, first, prev = found
         op = data[p]
-        oplen = 1
         if not op & 0xC0:
-            span = (op & 0x3F) + 1
+            span, oplen = (op & 0x3F) + 1, 1
         elif op & _VAL_BIT:
-            span = (op & 3) + 1
+            span, oplen = (op & 3) + 1, 1
         else:
-            span = (((op & 0x3F) << 8) | (data[p + 1] if p + 1 < end else 0)) + 1
-            oplen = 2
-        if index <= first + span - 1:
-            break
-        walked.append((p, first))
-        p += oplen
-        first += span
-    if span == 0 or p >= end:
-        return -1
+            span, oplen = (((op & 0x3F) << 8) | (data[p + 1] if p + 1 < end else 0)) + 1, 2
+    else:
+        p, first = walked.pop() if walked else (HEADER, 0)
+        span = oplen = op = 0
+        while p < end:
+            op = data[p]
+            oplen = 1
+            if not op & 0xC0:
+                span = (op & 0x3F) + 1
+            elif op & _VAL_BIT:
+                span = (op & 3) + 1
+            else:
+                span = (((op & 0x3F) << 8) | (data[p + 1] if p + 1 < end else 0)) + 1
+                oplen = 2
+            if index <= first + span - 1:
+                break
+            walked.append((p, first))
+            p += oplen
+            first += span
+        if span == 0 or p >= end:
+            return -1
+        prev = walked[-1][0] if walked else -1
     is_val = op & _VAL_BIT
     is_xzero = not is_val and op & _XZERO_BIT
     current = ((op >> 2) & 0x1F) + 1
@@ -340,7 +390,7 @@ def sparse_set(
         end += delta
     # Merge adjacent VAL opcodes of one value, scanning up to five opcodes from the one
     # before the change.
-    q = walked[-1][0] if walked else HEADER
+    q = prev if prev >= 0 else HEADER
     scan = 5
     while q < end and scan:
         scan -= 1
@@ -407,10 +457,8 @@ def estimate(histogram: list[int]) -> int:
 
 
 def raw_histogram(raw: bytes) -> list[int]:
-    histogram = [0] * 64
-    for value in set(raw):
-        histogram[value] = raw.count(value)
-    return histogram
+    """The histogram of register values (below 64) of a raw register array."""
+    return [raw.count(value) for value in range(64)]
 
 
 def count(value: bytes | bytearray) -> int | None:
