@@ -148,3 +148,45 @@ def test_decode_text_and_selftest() -> None:
     value, _ = hll.add(hll.EMPTY_SPARSE, [b"a", b"b", b"c"], 3000)
     assert hll.decode_sparse(value) == b"Z:8436 v:1,1 Z:4274 v:2,1 Z:3068 v:1,1 Z:603"
     assert hll.selftest() == b"+OK\r\n"
+
+
+def _walk(data: bytes, index: int) -> tuple[int, int, int] | None:
+    """Redis's opcode-by-opcode walk: the reference for :func:`hll.locate`."""
+    p, first, prev = hll.HEADER, 0, -1
+    while p < len(data):
+        op = data[p]
+        if not op & 0xC0:
+            span, size = (op & 0x3F) + 1, 1
+        elif op & 0x80:
+            span, size = (op & 3) + 1, 1
+        else:
+            low = data[p + 1] if p + 1 < len(data) else 0
+            span, size = (((op & 0x3F) << 8) | low) + 1, 2
+        if index < first + span:
+            return p, first, prev
+        prev, p, first = p, p + size, first + span
+    return None
+
+
+def test_locate_agrees_with_the_walk() -> None:
+    # XZERO opcodes whose second byte looks like an XZERO (0x40-0x7f) or a VAL, and one
+    # cut off at the end (C reads the string's terminating NUL there)
+    crafted = b"HYLL\x01" + bytes(11) + b"\x41\x41\x88\x40\x90\x00\x7f\x42\xc4\x40"
+    rng = random.Random(2)
+    values = [crafted, hll.EMPTY_SPARSE]
+    values += [_build([b"%d" % rng.randrange(10**6) for _ in range(n)]) for n in (5, 200, 900)]
+    for value in values:
+        for index in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            320,
+            321,
+            16383,
+            16384,
+            40000,
+            *rng.sample(range(16384), 50),
+        ]:
+            assert hll.locate(value, index) == _walk(value, index), (value[:30], index)
