@@ -451,8 +451,9 @@ def _geoadd(w: Write) -> None:
 
 def _georadius(w: Write) -> None:
     """GEORADIUS[BYMEMBER] ... STORE: a STORE command's events, on the key after STORE."""
-    if len(w.keys) > 1:
-        destination = w.keys[-1]
+    at = geo.store_key_at(w.argv)
+    if at is not None:
+        destination = w.argv[at]
         if w.exists(destination):
             w.event(ZSET, b"georadiusstore", destination)
         elif w.existed(destination):

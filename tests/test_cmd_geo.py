@@ -320,3 +320,22 @@ def test_append_only_log_replays_every_write(clone_factory: ServerPool, tmp_path
     server = clone_factory.start_clone(4, args)
     with server.client() as client:
         assert {key: client.zrange(key, 0, -1, withscores=True) for key in "abcd"} == written
+
+
+def test_command_getkeys_like_redis(clone: ServerProcess, redis_server: ServerProcess) -> None:
+    """The key specs' answers (Redis 7.0 lists the key after the first STORE and the first
+    STOREDIST, from the sixth argument on, the fifth for GEORADIUSBYMEMBER)."""
+    getkeys = ["COMMAND", "GETKEYS"]
+    commands: list[list] = [
+        [*getkeys, "GEORADIUS", "k", "1", "2", "3", "km", "STORE", "x", "STOREDIST", "y"],
+        [*getkeys, "GEORADIUS", "k", "1", "2", "3", "km", "storedist", "y", "store", "x"],
+        [*getkeys, "GEORADIUS", "k", "1", "2", "3", "km"],
+        [*getkeys, "GEORADIUSBYMEMBER", "k", "m", "3", "km", "STORE", "x"],
+        [*getkeys, "GEORADIUSBYMEMBER", "k", "m", "3", "STORE", "km", "x"],
+        [*getkeys, "GEOSEARCHSTORE", "d", "s", "FROMLONLAT", "1", "1", "BYRADIUS", "1", "km"],
+        [*getkeys, "GEORADIUS_RO", "k", "1", "2", "3", "km"],
+        [*getkeys, "PFCOUNT", "a", "b", "c"],
+        [*getkeys, "PFMERGE", "a", "b", "c"],
+        [*getkeys, "PFDEBUG", "GETREG", "a"],
+    ]
+    assert_like_redis(clone, redis_server, commands)

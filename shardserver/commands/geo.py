@@ -571,9 +571,26 @@ def store_key_at(argv: list[bytes]) -> int | None:
     return found
 
 
-def radius_keys(argv: list[bytes]) -> list[int]:
-    at = store_key_at(argv)
-    return [1] if at is None else [1, at]
+def _radius_keys(search_from: int) -> Callable[[list[bytes]], list[int]]:
+    """GEORADIUS[BYMEMBER]'s keys as Redis 7.0's key specs give them (COMMAND GETKEYS):
+    the source, then the key after the first STORE and after the first STOREDIST from
+    ``search_from`` on; and the destination itself (the last of those), for routing."""
+
+    def keys(argv: list[bytes]) -> list[int]:
+        found = [1]
+        for keyword in (b"store", b"storedist"):
+            at = next(
+                (i + 1 for i in range(search_from, len(argv) - 1) if _word(argv[i]) == keyword),
+                None,
+            )
+            if at is not None and at not in found:
+                found.append(at)
+        destination = store_key_at(argv)
+        if destination is not None and destination not in found:
+            found.append(destination)
+        return found
+
+    return keys
 
 
 def propagate_radius(shard, db, argv: list[bytes], reply: bytes) -> list[list[bytes]]:
@@ -628,7 +645,7 @@ ROWS = [
         C,
         _searcher(1, RADIUS_COORDS),
         plan=_plan_store(1, store_key_at),
-        keys=radius_keys,
+        keys=_radius_keys(6),
         propagate=propagate_radius,
     ),
     Command("georadius_ro", K, _searcher(1, RADIUS_COORDS | NOSTORE)),
@@ -637,7 +654,7 @@ ROWS = [
         C,
         _searcher(1, RADIUS_MEMBER),
         plan=_plan_store(1, store_key_at),
-        keys=radius_keys,
+        keys=_radius_keys(5),
         propagate=propagate_radius,
     ),
     Command("georadiusbymember_ro", K, _searcher(1, RADIUS_MEMBER | NOSTORE)),
