@@ -158,7 +158,6 @@ _HIGH4 = _table(lambda b: b >> 4)
 _LOW2_UP4 = _table(lambda b: (b & 3) << 4)
 _HIGH6 = _table(lambda b: b >> 2)
 _LOW2_UP6 = _table(lambda b: (b & 3) << 6)
-_DOWN2 = _table(lambda b: b >> 2)
 _LOW4_UP4 = _table(lambda b: (b & 15) << 4)
 _UP2 = _table(lambda b: b << 2)
 
@@ -186,7 +185,7 @@ def raw_to_dense_body(raw: bytes) -> bytes:
     r0, r1, r2, r3 = raw[0::4], raw[1::4], raw[2::4], raw[3::4]
     body = bytearray(REGISTERS * 6 // 8)
     body[0::3] = _or(r0, r1.translate(_LOW2_UP6))
-    body[1::3] = _or(r1.translate(_DOWN2), r2.translate(_LOW4_UP4))
+    body[1::3] = _or(r1.translate(_HIGH6), r2.translate(_LOW4_UP4))
     body[2::3] = _or(r2.translate(_HIGH4), r3.translate(_UP2))
     return bytes(body)
 
