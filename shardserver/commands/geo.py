@@ -231,15 +231,16 @@ def parse_search(zset: zsets.SortedSet | None, argv: list[bytes], flags: int) ->
     search = Search()
     if flags & RADIUS_COORDS:
         base = 6
-        center = _position(argv[2], argv[3])
-        if center.__class__ is bytes:
-            return center  # type: ignore[return-value]
+        origin = _position(argv[2], argv[3])
+        if origin.__class__ is bytes:
+            return origin  # type: ignore[return-value]
         radius = _radius(argv[4], argv[5])
         if radius.__class__ is bytes:
             return radius  # type: ignore[return-value]
-        search.shape = geohash.Shape(*center, radius[1], radius=radius[0])  # type: ignore[misc]
+        search.shape = geohash.Shape(*origin, radius[1], radius=radius[0])  # type: ignore[misc]
     elif flags & RADIUS_MEMBER:
         base = 5
+        # with no source Redis parses on, only to choose its reply (0 or an empty array)
         if zset is not None:
             score = zset.get(argv[2])
             if score is None:
@@ -247,13 +248,13 @@ def parse_search(zset: zsets.SortedSet | None, argv: list[bytes], flags: int) ->
             radius = _radius(argv[3], argv[4])
             if radius.__class__ is bytes:
                 return radius  # type: ignore[return-value]
-            center = geohash.position(score)
-            search.shape = geohash.Shape(*center, radius[1], radius=radius[0])  # type: ignore[misc]
+            origin = geohash.position(score)
+            search.shape = geohash.Shape(*origin, radius[1], radius=radius[0])  # type: ignore[misc]
     else:
         base = 3 if flags & SEARCHSTORE else 2
         if flags & SEARCHSTORE:
             search.store = argv[1]
-    center: Any = None
+    center: Any = None  # GEOSEARCH's FROMMEMBER or FROMLONLAT position
     by: Any = None  # (radius, conversion) or (width, height, conversion)
     frommember = fromlonlat = False
     remaining = len(argv) - base
