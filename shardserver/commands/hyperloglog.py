@@ -456,8 +456,10 @@ def estimate(histogram: list[int]) -> int:
 
 
 def raw_histogram(raw: bytes) -> list[int]:
-    """The histogram of register values (below 64) of a raw register array."""
-    return [raw.count(value) for value in range(64)]
+    """The histogram of register values (below 64) of a raw register array: one C scan
+    per value up to the largest present (rarely above 20)."""
+    top = max(raw)
+    return [raw.count(value) for value in range(top + 1)] + [0] * (63 - top)
 
 
 def count(value: bytes | bytearray) -> int | None:
