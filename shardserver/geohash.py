@@ -153,6 +153,26 @@ def hash_string(score: float) -> bytes:
 # -- distances ----------------------------------------------------------------------------
 
 
+# C's math answers NaN where Python's raises (an infinite radius, rounding past 1 for
+# antipodes): these keep C's answers, which Redis's replies follow.
+
+
+def _sin(x: float) -> float:
+    return math.sin(x) if math.isfinite(x) else math.nan
+
+
+def _cos(x: float) -> float:
+    return math.cos(x) if math.isfinite(x) else math.nan
+
+
+def _asin(x: float) -> float:
+    return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
+
+
+def _sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0 or x != x else math.nan
+
+
 def _rad(degrees: float) -> float:
     return degrees * D_R
 
@@ -171,14 +191,14 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     meridian shortcut when the longitudes' sine difference is exactly 0)."""
     lon1r = _rad(lon1)
     lon2r = _rad(lon2)
-    v = math.sin((lon2r - lon1r) / 2)
+    v = _sin((lon2r - lon1r) / 2)
     if v == 0.0:
         return lat_distance(lat1, lat2)
     lat1r = _rad(lat1)
     lat2r = _rad(lat2)
-    u = math.sin((lat2r - lat1r) / 2)
-    a = u * u + math.cos(lat1r) * math.cos(lat2r) * v * v
-    return 2.0 * EARTH_RADIUS * math.asin(math.sqrt(a))
+    u = _sin((lat2r - lat1r) / 2)
+    a = u * u + _cos(lat1r) * _cos(lat2r) * v * v
+    return 2.0 * EARTH_RADIUS * _asin(_sqrt(a))
 
 
 # -- shapes and the cells that cover them -------------------------------------------------
@@ -206,8 +226,8 @@ class Shape:
         else:
             height = width = self.conversion * self.radius
         lat_delta = _deg(height / EARTH_RADIUS)
-        long_delta_top = _deg(width / EARTH_RADIUS / math.cos(_rad(self.latitude + lat_delta)))
-        long_delta_bottom = _deg(width / EARTH_RADIUS / math.cos(_rad(self.latitude - lat_delta)))
+        long_delta_top = _deg(width / EARTH_RADIUS / _cos(_rad(self.latitude + lat_delta)))
+        long_delta_bottom = _deg(width / EARTH_RADIUS / _cos(_rad(self.latitude - lat_delta)))
         delta = long_delta_bottom if self.latitude < 0 else long_delta_top
         return (
             self.longitude - delta,
@@ -279,7 +299,7 @@ def covering_cells(shape: Shape) -> list[tuple[int, int] | None]:
     Redis's order, None for a neighbour left out."""
     min_lon, min_lat, max_lon, max_lat = shape.bounds()
     if shape.box:
-        radius = math.sqrt(
+        radius = _sqrt(
             (shape.width / 2) * (shape.width / 2) + (shape.height / 2) * (shape.height / 2)
         )
     else:

@@ -339,3 +339,26 @@ def test_command_getkeys_like_redis(clone: ServerProcess, redis_server: ServerPr
         [*getkeys, "PFDEBUG", "GETREG", "a"],
     ]
     assert_like_redis(clone, redis_server, commands)
+
+
+def test_infinite_and_huge_shapes_like_redis(
+    clone: ServerProcess, redis_server: ServerProcess
+) -> None:
+    """Where C's math gives NaN (an infinite radius, a box of 1e308 miles) Python's raises:
+    the answers must still be Redis's, antipodes included."""
+    antipodes = ["0", "0", "a", "180", "0", "b", "-180", "0", "c", "90", "45", "d"]
+    antipodes += ["-90", "-45", "e", "0", "85", "n", "180", "-85", "s"]
+    commands: list[list] = [
+        ["GEOADD", "a", *antipodes],
+        ["GEORADIUS", "a", "15", "37", "inf", "km", "WITHDIST"],
+        ["GEOSEARCH", "a", "FROMLONLAT", "0", "0", "BYBOX", "inf", "inf", "km"],
+        ["GEOSEARCH", "a", "FROMLONLAT", "0", "0", "BYRADIUS", "1e308", "mi", "COUNT", "2"],
+        ["GEOSEARCH", "a", "FROMLONLAT", "0", "0", "BYBOX", "1e308", "0", "mi", "WITHDIST"],
+        ["GEOSEARCH", "a", "FROMLONLAT", "0", "0", "BYBOX", "0", "1e308", "mi", "WITHDIST"],
+        ["GEOSEARCH", "a", "FROMLONLAT", "0", "0", "BYRADIUS", "1e300", "km", "WITHDIST"],
+        ["GEOSEARCH", "a", "FROMMEMBER", "d", "BYRADIUS", "0", "m", "WITHDIST", "WITHCOORD"],
+        ["GEODIST", "a", "a", "b"],
+        ["GEODIST", "a", "d", "e"],
+        ["GEODIST", "a", "n", "s", "mi"],
+    ]
+    assert_like_redis(clone, redis_server, commands)
