@@ -54,7 +54,7 @@ def hll_command(draw: st.DrawFn) -> list[bytes]:
         )
     )  # fmt: skip
     if kind == "pfadd":
-        elements = draw(st.lists(st.binary(max_size=6), max_size=6))
+        elements = draw(st.lists(st.binary(max_size=20), max_size=6))  # every hash tail
         return [b"PFADD", draw(key), *elements]
     if kind == "bulk":
         start = draw(st.integers(0, 10**6))
@@ -120,7 +120,7 @@ def geo_command(draw: st.DrawFn, members: list[bytes]) -> list[bytes]:
     key = st.sampled_from(KEYS[:4])
     member = st.sampled_from(members)
     unit = st.sampled_from(UNITS)
-    radius = st.sampled_from([b"0", b"1", b"50", b"400", b"3000", b"9000"])
+    radius = st.sampled_from([b"0", b"1", b"50", b"400", b"3000", b"9000", b"inf", b"1e308"])
     kind = draw(
         st.sampled_from(
             ["geoadd"] * 3 + ["georadius", "bymember", "search", "searchbox", "store"] * 2
