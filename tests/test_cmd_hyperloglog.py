@@ -150,6 +150,13 @@ def test_wrong_types_and_corrupt_hlls_like_redis(
         ["PFCOUNT", "d"],
         ["SET", "d", b"HYLL"],
         ["PFCOUNT", "d"],
+        # every register 63, the cache stale: C divides by zero and answers -2**63
+        ["SET", "c", b"HYLL\x00" + bytes(10) + b"\x80" + b"\xff" * 12288],
+        ["PFCOUNT", "c", "a"],
+        ["PFCOUNT", "c"],
+        ["GET", "c"],
+        ["PFCOUNT", "c"],
+        ["PFMERGE", "b", "c"],
         ["PING"],
     ]
     assert_like_redis(clone, redis_server, commands)

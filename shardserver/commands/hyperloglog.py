@@ -450,9 +450,18 @@ def estimate(histogram: list[int]) -> int:
         z += histogram[j]
         z *= 0.5
     z += m * _sigma(histogram[0] / m)
+    if z == 0:
+        # only registers above Q + 1 (a crafted dense string): C divides by zero, and its
+        # llroundl(inf) through a double to uint64_t gives 2**63
+        return 1 << 63
     estimate = ALPHA_INF * m * m / z
     whole = math.floor(estimate)  # llroundl: half away from zero (the value is >= 0)
     return int(whole) + (1 if estimate - whole >= 0.5 else 0)
+
+
+def count_reply(enc: Any, count: int) -> bytes:
+    """A count as Redis replies it: the uint64_t as a long long."""
+    return enc.integer(count - (1 << 64) if count >> 63 else count)
 
 
 def raw_histogram(raw: bytes) -> list[int]:
@@ -605,7 +614,7 @@ def _count_one(shard, db, key: bytes, enc) -> bytes:
     if fresh is None:
         return INVALID
     db.store_keep_deadline(key, with_cached_count(value, fresh))
-    return enc.integer(fresh)
+    return count_reply(enc, fresh)
 
 
 def union_part(shard, db, argv: list[bytes]) -> tuple[int, bytes | None, bytes | None]:
@@ -640,7 +649,7 @@ def pfcount(shard, db, argv: list[bytes], enc) -> bytes:
     position, refused, raw = union_part(shard, db, argv)
     if refused is not None:
         return refused
-    return enc.integer(_union_count([raw]))
+    return count_reply(enc, _union_count([raw]))
 
 
 def merge_pfcount(session, argv: list[bytes], parts: list, layout: list[list[int]]) -> bytes:
@@ -653,7 +662,7 @@ def merge_pfcount(session, argv: list[bytes], parts: list, layout: list[list[int
     ]
     if errors:
         return min(errors)[1]
-    return session.enc.integer(_union_count([raw for _, _, raw in parts]))
+    return count_reply(session.enc, _union_count([raw for _, _, raw in parts]))
 
 
 def pfmerge(shard, db, argv: list[bytes], enc) -> bytes:
