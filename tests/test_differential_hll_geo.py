@@ -248,3 +248,40 @@ def test_geo_sequences_like_redis(
     clone: ServerProcess, redis_server: ServerProcess, resp: int, sequence: list
 ) -> None:
     _compare(clone, redis_server, [], sequence, resp)
+
+
+# -- any arguments ------------------------------------------------------------------------
+
+WORDS = [b"m", b"km", b"ft", b"mi", b"x", b"inf", b"nan", b"0", b"1", b"-1", b"180", b"-180"]
+WORDS += [b"85.05112878", b"200", b"1e308", b"STORE", b"STOREDIST", b"WITHDIST", b"WITHHASH"]
+WORDS += [b"WITHCOORD", b"COUNT", b"ANY", b"ASC", b"DESC", b"FROMMEMBER", b"FROMLONLAT"]
+WORDS += [b"BYRADIUS", b"BYBOX", b"NX", b"XX", b"CH", b"GETREG", b"DECODE", b"ENCODING"]
+WORDS += [b"TODENSE", b"3.5", b"", b"\x00", *KEYS[:4], b"m1", b"m2"]
+NAMES = [b"GEOADD", b"GEODIST", b"GEOHASH", b"GEOPOS", b"GEOSEARCH", b"GEOSEARCHSTORE"]
+NAMES += [b"GEORADIUS", b"GEORADIUS_RO", b"GEORADIUSBYMEMBER", b"GEORADIUSBYMEMBER_RO"]
+NAMES += [b"PFADD", b"PFCOUNT", b"PFMERGE", b"PFDEBUG"]
+#: A geo index, an HLL, a string and a list, on four shards.
+TYPED = [
+    [b"GEOADD", b"a", b"0", b"0", b"m1", b"10", b"10", b"m2", b"179", b"85", b"m3"],
+    [b"PFADD", b"b", b"x"],
+    [b"SET", b"c", b"plain"],
+    [b"RPUSH", b"d", b"1"],
+]
+
+
+@SETTINGS
+@given(
+    sequence=st.lists(
+        st.tuples(st.sampled_from(NAMES), st.lists(st.sampled_from(WORDS), max_size=10)).map(
+            lambda drawn: [drawn[0], *drawn[1]]
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_any_arguments_like_redis(
+    clone: ServerProcess, redis_server: ServerProcess, sequence: list
+) -> None:
+    """Commands of both families with arguments drawn from their own words, in any order
+    and number: errors in Redis's order, and no shard ever answers an internal error."""
+    _compare(clone, redis_server, TYPED, sequence, 2)
