@@ -190,3 +190,36 @@ def test_locate_agrees_with_the_walk() -> None:
             *rng.sample(range(16384), 50),
         ]:
             assert hll.locate(value, index) == _walk(value, index), (value[:30], index)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.binary(max_size=10), max_size=60),
+    st.lists(st.binary(max_size=10), max_size=300),
+    st.sampled_from([3000, 150, 20000]),
+)
+def test_many_elements_at_once_equal_one_at_a_time(
+    first: list[bytes], rest: list[bytes], max_bytes: int
+) -> None:
+    """One PFADD of many elements keeps its register index up to date across them: the
+    bytes must be those of a PFADD per element (each with a fresh index)."""
+    start = _build(first, max_bytes)
+    together, updated = hll.add(start, rest, max_bytes)
+    one_by_one, total = start, 0
+    for element in rest:
+        one_by_one, changed = hll.add(one_by_one, [element], max_bytes)
+        total += changed
+    assert together == one_by_one and updated == total
+
+
+def test_index_survives_splits_merges_and_xzero_ends() -> None:
+    rng = random.Random(13)
+    for _ in range(30):
+        data = bytearray(hll.EMPTY_SPARSE)
+        where = hll.SparseIndex(data)
+        for _ in range(rng.randrange(1, 400)):
+            index, run = rng.randrange(hll.REGISTERS), rng.randint(1, 32)
+            result = hll.sparse_set(data, index, run, 10**6, where=where)
+            assert result in (0, 1)
+            fresh = hll.SparseIndex(data)
+            assert (where.spans, where.totals) == (fresh.spans, fresh.totals)

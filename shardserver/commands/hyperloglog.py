@@ -284,43 +284,97 @@ _SPANS = bytes(
 _XZERO_FIRST = re.compile(rb"[\x40-\x7f]")
 
 
-def locate(data: bytes | bytearray, index: int) -> tuple[int, int, int] | None:
-    """The opcode of a sparse HLL that covers register ``index``: ``(its offset, the first
-    register it covers, the offset of the opcode before it or -1)``, or None if none does.
+def _op_size(data: bytes | bytearray, p: int) -> tuple[int, int]:
+    """(registers, bytes) of the opcode at ``p`` (an XZERO cut off at the end reads C's
+    terminating NUL as its second byte)."""
+    op = data[p]
+    if not op & 0xC0:
+        return (op & 0x3F) + 1, 1
+    if op & _VAL_BIT:
+        return (op & 3) + 1, 1
+    low = data[p + 1] if p + 1 < len(data) else 0
+    return (((op & 0x3F) << 8) | low) + 1, 2
 
-    The same answer as Redis's opcode-by-opcode walk, without a Python loop per opcode:
-    every byte's span comes from one ``translate`` (XZERO's two bytes are fixed up: they are
-    found among the bytes 0x40-0x7f, a byte right after an XZERO's first one being its
-    second), and the opcode is a bisection of the running totals."""
-    body = bytes(data[HEADER:])
-    size = len(body)
-    spans = list(body.translate(_SPANS))
-    second = -1
-    for match in _XZERO_FIRST.finditer(body):
-        at = match.start()
-        if at == second:
-            continue
-        second = at + 1
-        low = body[second] if second < size else 0  # past the end: C's terminating NUL
-        spans[at] = (((body[at] & 0x3F) << 8) | low) + 1
-        if second < size:
-            spans[second] = 0
-    totals = list(accumulate(spans))
-    at = bisect_right(totals, index)
-    if at >= size:
-        return None
-    before = -1 if at == 0 else (at - 2 if spans[at - 1] == 0 else at - 1)
-    return HEADER + at, totals[at] - spans[at], -1 if before < 0 else HEADER + before
+
+class SparseIndex:
+    """Which opcode of a sparse HLL covers each register: per byte of the opcodes, the
+    registers it opens (0 for an XZERO's second byte) and their running total, so that
+    finding a register's opcode is a bisection, not Redis's opcode-by-opcode walk.
+
+    Built with one ``translate`` (XZERO's two bytes fixed up: XZERO's first bytes are among
+    the bytes 0x40-0x7f, a byte right after one being its second) and kept up to date by
+    :func:`sparse_set` through PFADD's elements: a change rewrites a few opcodes after the
+    one before the register's and keeps the registers they cover, so only those bytes'
+    entries are recomputed and the totals after them stay as they are."""
+
+    __slots__ = ("spans", "totals")
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        body = bytes(data[HEADER:])
+        size = len(body)
+        spans = list(body.translate(_SPANS))
+        second = -1
+        for match in _XZERO_FIRST.finditer(body):
+            at = match.start()
+            if at == second:
+                continue
+            second = at + 1
+            low = body[second] if second < size else 0
+            spans[at] = (((body[at] & 0x3F) << 8) | low) + 1
+            if second < size:
+                spans[second] = 0
+        self.spans = spans
+        self.totals = list(accumulate(spans))
+
+    def locate(self, index: int) -> tuple[int, int, int] | None:
+        """``(offset of the opcode covering register index, the first register it covers,
+        offset of the opcode before it or -1)``, or None if no opcode covers it."""
+        spans = self.spans
+        at = bisect_right(self.totals, index)
+        if at >= len(spans):
+            return None
+        before = -1 if at == 0 else (at - 2 if spans[at - 1] == 0 else at - 1)
+        return HEADER + at, self.totals[at] - spans[at], -1 if before < 0 else HEADER + before
+
+    def changed(self, data: bytearray, start: int, old_stop: int) -> None:
+        """The opcodes from offset ``start`` up to what was ``old_stop`` before the change
+        (both opcode boundaries) were rewritten: recompute their entries."""
+        stop = old_stop - (HEADER + len(self.spans) - len(data))
+        region: list[int] = []
+        p = start
+        while p < stop:
+            span, size = _op_size(data, p)
+            region.append(span)
+            if size == 2:
+                region.append(0)
+            p += size
+        del region[stop - start :]  # an XZERO cut off at the end has no second byte
+        first, last = start - HEADER, old_stop - HEADER
+        base = self.totals[first - 1] if first else 0
+        self.spans[first:last] = region
+        self.totals[first:last] = list(accumulate(region, initial=base))[1:]
+
+
+def locate(data: bytes | bytearray, index: int) -> tuple[int, int, int] | None:
+    """The opcode of a sparse HLL that covers register ``index`` (see :class:`SparseIndex`):
+    the same answer as Redis's walk."""
+    return SparseIndex(data).locate(index)
 
 
 def sparse_set(
-    data: bytearray, index: int, value: int, max_bytes: int, walked: list | None = None
+    data: bytearray,
+    index: int,
+    value: int,
+    max_bytes: int,
+    walked: list | None = None,
+    where: SparseIndex | None = None,
 ) -> int:
     """Redis's ``hllSparseSet``: raise register ``index`` to ``value`` in place.
 
     Returns 1 (changed, the cached count marked stale), 0 (it was already as high), -1 (the
-    HLL is corrupt) or :data:`PROMOTE`. Without ``walked`` the opcode is found by
-    :func:`locate`. PFMERGE, which sets registers in ascending order, passes ``walked``, the
+    HLL is corrupt) or :data:`PROMOTE`. Without ``walked`` the opcode is found by ``where``
+    (a :class:`SparseIndex` of ``data``, kept up to date here; a fresh one if None).
+    PFMERGE, which sets registers in ascending order, passes ``walked`` instead, the
     ``(offset, first register)`` of the opcodes its scans passed: a change never moves bytes
     before the opcode just before the one it changes (the last entry), so each scan resumes
     there instead of at the start, with the same result."""
@@ -328,17 +382,14 @@ def sparse_set(
         return PROMOTE
     end = len(data)
     if walked is None:
-        found = locate(data, index)
+        if where is None:
+            where = SparseIndex(data)
+        found = where.locate(index)
         if found is None:
             return -1
         p, first, prev = found
         op = data[p]
-        if not op & 0xC0:
-            span, oplen = (op & 0x3F) + 1, 1
-        elif op & _VAL_BIT:
-            span, oplen = (op & 3) + 1, 1
-        else:
-            span, oplen = (((op & 0x3F) << 8) | (data[p + 1] if p + 1 < end else 0)) + 1, 2
+        span, oplen = _op_size(data, p)
     else:
         p, first = walked.pop() if walked else (HEADER, 0)
         span = oplen = op = 0
@@ -365,6 +416,14 @@ def sparse_set(
     current = ((op >> 2) & 0x1F) + 1
     if is_val and current >= value:
         return 0
+    if where is not None:
+        # the change and its merges stay within the opcode before, this one and five after
+        old_stop = p
+        for _ in range(6):
+            if old_stop >= end:
+                break
+            old_stop += _op_size(data, old_stop)[1]
+        old_stop = min(old_stop, end)
     if span == 1 and not is_xzero:
         # a VAL or ZERO of one register: rewrite the opcode
         data[p] = _val(value, 1)
@@ -408,6 +467,8 @@ def sparse_set(
                     continue
         q += 1
     data[15] |= 0x80
+    if where is not None:
+        where.changed(data, prev if prev >= 0 else HEADER, old_stop)
     return 1
 
 
@@ -498,6 +559,7 @@ def add(value: bytes, elements: list[bytes], max_bytes: int) -> tuple[bytes, int
     the sparse form is found corrupt. A dense HLL is copied only when a register grows."""
     data: bytes | bytearray = value
     updated = 0
+    where: SparseIndex | None = None
     for element in elements:
         index, run = pattern(element)
         if data[4] == DENSE:
@@ -510,7 +572,9 @@ def add(value: bytes, elements: list[bytes], max_bytes: int) -> tuple[bytes, int
             continue
         if data.__class__ is bytes:
             data = bytearray(data)
-        result = sparse_set(data, index, run, max_bytes)  # type: ignore[arg-type]
+        if where is None:
+            where = SparseIndex(data)
+        result = sparse_set(data, index, run, max_bytes, where=where)  # type: ignore[arg-type]
         if result == PROMOTE:
             dense = to_dense(data)
             if dense is None:
