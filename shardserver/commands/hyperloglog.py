@@ -23,7 +23,9 @@ reads and writes single registers (a ``bytearray`` copy of the string only when 
 grows); the histogram, dense <-> one-byte-per-register conversions and the register-wise
 maximum of PFCOUNT/PFMERGE over several keys use ``bytes.translate``, slicing and big-integer
 arithmetic. Sparse updates follow Redis's ``hllSparseSet`` step for step (the split of an
-opcode, the merge of up to five neighbours), because the bytes that result depend on it.
+opcode, the merge of up to five neighbours), because the bytes that result depend on it;
+only the search for a register's opcode differs: a bisection over the opcodes' running
+register counts (:class:`SparseIndex`), kept up to date across one PFADD's elements.
 
 PFCOUNT over several keys and PFMERGE may name keys on several shards: PFCOUNT is a KEYS
 command (each shard reduces its keys to one register array, or its first error, in one step
