@@ -317,6 +317,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("set-max-intset-entries", 512, _int_range(0, 2**63 - 1)),
         Setting("list-max-listpack-size", -2, _int_range(-(2**31), 2**31 - 1)),
         Setting("list-compress-depth", 0, _int_range(0, 2**31 - 1)),
+        Setting("hll-sparse-max-bytes", 3000, _memory_range(0, 2**63 - 1)),
         # No replica ever connects here: with both set, every write is refused (NOREPLICAS),
         # as Redis refuses writes while it has fewer good replicas than asked for.
         Setting(

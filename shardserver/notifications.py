@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver import eventclasses, events, values
+from shardserver.commands import geo
 from shardserver.commands.spec import Route, key_positions
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import is_error
@@ -437,6 +438,28 @@ def _zadd(w: Write) -> None:
         w.event(ZSET, b"zincr" if incr else b"zadd", w.keys[0])
 
 
+def _geoadd_pre(shard: Any, db: Any, argv: list) -> list | None:
+    db.lookup(argv[1], shard.now)
+    return _scores(db, argv[1], geo.geoadd_members(argv))
+
+
+def _geoadd(w: Write) -> None:
+    """GEOADD is ZADD to Redis (it runs zaddCommand): ``zadd`` when a score changed."""
+    if _scores(w.db, w.keys[0], geo.geoadd_members(w.argv)) != w.pre:
+        w.event(ZSET, b"zadd", w.keys[0])
+
+
+def _georadius(w: Write) -> None:
+    """GEORADIUS[BYMEMBER] ... STORE: a STORE command's events, on the key after STORE."""
+    at = geo.store_key_at(w.argv)
+    if at is not None:
+        destination = w.argv[at]
+        if w.exists(destination):
+            w.event(ZSET, b"georadiusstore", destination)
+        elif w.existed(destination):
+            w.event(GENERIC, b"del", destination)
+
+
 def _zincrby_pre(shard: Any, db: Any, argv: list) -> list | None:
     db.lookup(argv[1], shard.now)
     return _scores(db, argv[1], [argv[3]])
@@ -459,6 +482,7 @@ def _put(w: Write) -> None:
 _REPLACING = frozenset((b"rename_to", b"copy_to", b"restore"))
 _PUT_CLASSES = {
     b"set": STRING,
+    b"pfadd": STRING,
     b"sortstore": LIST,
     b"sinterstore": SET,
     b"sunionstore": SET,
@@ -467,6 +491,8 @@ _PUT_CLASSES = {
     b"zinterstore": ZSET,
     b"zdiffstore": ZSET,
     b"zrangestore": ZSET,
+    b"geosearchstore": ZSET,
+    b"georadiusstore": ZSET,
 }
 
 
@@ -514,6 +540,9 @@ RULES: dict[bytes, Rule] = {
         "setbit": Rule(_setbit, _length),
         "bitfield": Rule(_bitfield, _value),
         "bitop": _store(STRING, b"set"),
+        # HyperLogLog: PFMERGE names its change "pfadd" too, as Redis does
+        "pfadd": _unless_zero(STRING, b"pfadd"),
+        "pfmerge": _always(STRING, b"pfadd"),
         # generic
         "del": _del,
         "unlink": _del,
@@ -579,6 +608,11 @@ RULES: dict[bytes, Rule] = {
         "zinterstore": _store(ZSET, b"zinterstore"),
         "zdiffstore": _store(ZSET, b"zdiffstore"),
         "zrangestore": _store(ZSET, b"zrangestore"),
+        # geo: sorted sets
+        "geoadd": Rule(_geoadd, _geoadd_pre),
+        "geosearchstore": _store(ZSET, b"geosearchstore"),
+        "georadius": _georadius,
+        "georadiusbymember": _georadius,
         # the parts of multi-shard writes
         "@mset": _mset_part,
         "@del": _del,
