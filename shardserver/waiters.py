@@ -246,6 +246,7 @@ def block_part(shard: Any, db: Any, argv: list) -> list[bytes] | None:
     if reply != shape.nothing(enc):
         return [reply]
     index = shard.dbs.index(db)
+    command = shape.to_wait(shard, db, command)
     shard.waiters.add(Waiter((stream, wait_id), index, shape.keys(command), command, ctx))
     return None
 
