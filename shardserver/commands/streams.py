@@ -17,6 +17,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
+import hiredis
+
 from shardserver.commands.multikey import Plan, Step
 from shardserver.commands.spec import Command, Route, local
 from shardserver.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, error, error_bytes, wrong_arity
@@ -544,11 +546,10 @@ def parse_read(argv: list[bytes]) -> ReadArgs | bytes:
             args.streams_at = i + 1
             rest = argc - args.streams_at
             if rest % 2:
-                name = "xreadgroup" if group_form else "xread"
-                symbol = ">" if group_form else "$"
+                # XREADGROUP's text too, in Redis 7.0
                 return error(
-                    f"ERR Unbalanced {name.upper()} list of streams: for each stream key an ID "
-                    f"or '{symbol}' must be specified."
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' "
+                    "must be specified."
                 )
             half = rest // 2
             args.keys = argv[args.streams_at : args.streams_at + half]
@@ -781,12 +782,6 @@ def _setid(key: bytes, group: Group) -> list[bytes]:
 # -- across shards: the twins as plans -------------------------------------------------------
 
 
-def read_part(shard, db, argv: list) -> list | bytes:
-    """Internal (``@xread command...``): the twin on this shard's keys of the command,
-    its served keys as plain data."""
-    return read_streams(shard, db, list(argv[1:]))
-
-
 def narrowed(argv: list[bytes], keys: list[bytes]) -> list[bytes]:
     """The command narrowed to some of its keys (with their IDs)."""
     args = parse_read(argv)
@@ -811,47 +806,66 @@ def resolved(shard, db, argv: list[bytes]) -> list[bytes]:
 
 
 def plan_read(session, argv: list[bytes]) -> Plan:
-    """XREAD/XREADGROUP with keys on several shards: each shard's keys in one read part
-    (all under the holds, so the reads are one point of the order); the reply merges them
-    in the command's key order. XREADGROUP's deliveries are made by its reads; its errors
-    (a missing group) are every key's first, found by a look before any part writes."""
+    """XREAD/XREADGROUP with keys on several shards, the shards held: first a look on each
+    shard for the errors its keys give (so a missing group anywhere fails the command
+    before any delivery, as Redis checks every key first), then each shard runs the
+    command narrowed to its keys (a plain command there: logged, watched and notified as
+    any), and the reply merges theirs in the command's key order."""
     args = parse_read(argv)
     server = session.server
     by_shard: dict[int, list[bytes]] = {}
     for key in args.keys:  # type: ignore[union-attr]
         by_shard.setdefault(server.shard_of_key(key), []).append(key)
-    shards = list(by_shard.values())
-    checks = [Step(keys[0], [b"@xcheck", *narrowed(argv, keys)]) for keys in shards]
+    command = [argv[0].lower(), *argv[1:]]
+    shards = [narrowed(command, keys) for keys in by_shard.values()]
+    checks = [Step(part[args.streams_at], [b"@xcheck", *part]) for part in shards]  # type: ignore[union-attr]
     enc = session.enc
     order = {key: i for i, key in enumerate(args.keys)}  # type: ignore[union-attr]
 
-    def merged(results: list) -> tuple[bytes, list]:
+    def merged(replies: list[bytes]) -> tuple[bytes, list]:
         served = []
-        for result in results:
-            if result.__class__ is bytes:
-                return result, []
-            served += [(key, [tuple(e) for e in entries]) for key, entries in result]
+        for reply in replies:
+            reader = hiredis.Reader()
+            reader.feed(reply)
+            parsed = reader.gets()
+            if isinstance(parsed, dict):
+                parsed = list(parsed.items())
+            for key, entries in parsed or ():
+                served.append((key, [(parse_id(e[0])[0], e[1]) for e in entries]))  # type: ignore[index]
         served.sort(key=lambda pair: order[pair[0]])
         return _read_reply(enc, served), []
 
     def decide(found: list) -> tuple[bytes, list] | Plan:
-        for problem in found:
+        for problem, _ids in found:
             if problem is not None:
                 return problem, []
-        reads = [Step(keys[0], [b"@xread", *narrowed(argv, keys)]) for keys in shards]
-        return Plan(reads, merged)
+        # a "$" stands for the last ID now: the command keeps what it read (a blocked one
+        # waits for what comes after; ``argv`` is the wait's own command line)
+        ids = {
+            key: arg
+            for part, (_problem, got) in zip(shards, found, strict=True)
+            for key, arg in zip(part[args.streams_at :], got, strict=False)
+        }  # type: ignore[union-attr]
+        at = args.streams_at + len(args.keys)  # type: ignore[union-attr]
+        for i, key in enumerate(args.keys):  # type: ignore[union-attr]
+            argv[at + i] = ids[key]
+        parts = [narrowed([argv[0].lower(), *argv[1:]], keys) for keys in by_shard.values()]
+        return Plan([Step(part[args.streams_at], part) for part in parts], merged)  # type: ignore[union-attr]
 
     return Plan(checks, decide)
 
 
-def check_part(shard, db, argv: list) -> bytes | None:
-    """Internal (``@xcheck command...``): the error the command's keys here give, if any."""
+def check_part(shard, db, argv: list) -> list:
+    """Internal (``@xcheck command...``): the error the command's keys here give (or
+    None), and their IDs with each ``$`` made the last ID it stands for now."""
     command = list(argv[1:])
     args = parse_read(command)
     if args.__class__ is bytes:
-        return args  # type: ignore[return-value]
-    resolved = _resolve_ids(shard, db, args)  # type: ignore[arg-type]
-    return resolved if resolved.__class__ is bytes else None  # type: ignore[return-value]
+        return [args, []]
+    found = _resolve_ids(shard, db, args)  # type: ignore[arg-type]
+    if found.__class__ is bytes:
+        return [found, []]
+    return [None, parse_read(resolved(shard, db, command)).ids]  # type: ignore[union-attr]
 
 
 # -- consumer groups ------------------------------------------------------------------------
@@ -1581,4 +1595,4 @@ ROWS = [
     local("xinfo|help", xinfo_help),
 ]
 
-INTERNAL_PARTS = {b"@xread": read_part, b"@xcheck": check_part}
+INTERNAL_PARTS = {b"@xcheck": check_part}
