@@ -174,6 +174,8 @@ class Wait:
             if isinstance(decision, Plan):
                 return self._wrapped(decision, first)
             reply, writes = decision
+            if not first:
+                reply = self.shape.served(reply)
             if reply != self.shape.nothing(self.enc):
                 self.state = "popped"
                 return reply, writes + self._cancels()

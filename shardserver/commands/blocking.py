@@ -25,6 +25,8 @@ from shardserver.numbers import parse_int
 
 TIMEOUT_NOT_FLOAT = error("ERR timeout is not a float or out of range")
 TIMEOUT_NEGATIVE = error("ERR timeout is negative")
+STREAM_GONE = error("UNBLOCKED the stream key no longer exists")
+GROUP_GONE = error("NOGROUP the consumer group this client was blocked on no longer exists")
 
 #: What a waiting client gets when its timeout passes: the null array for every kind, as
 #: Redis's ``replyToBlockedClientTimedOut`` answers (BLMOVE's too, though it answers a
@@ -97,6 +99,14 @@ class Shape:
         """The twin's reply when there is nothing to pop."""
         return enc.NULL if self.empty_is_null_bulk else enc.NULL_ARRAY
 
+    def gone(self, enc: Any) -> bytes | None:
+        """The reply of a waiter whose key no longer holds its type (None: it waits on)."""
+        return None
+
+    def served(self, reply: bytes) -> bytes:
+        """The reply of a waiter served after it waited (the twin's, as a rule)."""
+        return reply
+
 
 class _Move(Shape):
     def keys(self, argv: list[bytes]) -> list[bytes]:
@@ -139,6 +149,15 @@ class _StreamRead(Shape):
 
     def to_wait(self, shard: Any, db: Any, argv: list[bytes]) -> list[bytes]:
         return streams.resolved(shard, db, argv)
+
+    def gone(self, enc: Any) -> bytes | None:
+        """Redis 7.0 unblocks XREADGROUP whose stream is deleted, renamed or replaced
+        (XREAD waits on)."""
+        return STREAM_GONE if self.name == "xreadgroup" else None
+
+    def served(self, reply: bytes) -> bytes:
+        """A group destroyed while XREADGROUP waited has Redis's own words."""
+        return GROUP_GONE if reply.startswith(b"-NOGROUP ") else reply
 
 
 SHAPES: dict[bytes, Shape] = {
