@@ -22,6 +22,7 @@ import hiredis
 from shardserver.commands.multikey import Plan, Step
 from shardserver.commands.spec import Command, Route, local
 from shardserver.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, error, error_bytes, wrong_arity
+from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.streams import (
     INVALID_ENTRIES_READ,
@@ -231,6 +232,13 @@ def _no_group(key: bytes, group: bytes) -> bytes:
     return error_bytes(b"NOGROUP No such key '%b' or consumer group '%b'" % (key, group))
 
 
+def clock(shard) -> int:
+    """The command's time in Unix ms. A replay of the log runs with the shard's clock
+    stopped at 0 (so nothing expires meanwhile); consumer and delivery times then take the
+    wall clock, as Redis's load does."""
+    return shard.now or now_ms()
+
+
 def _settings(shard) -> tuple[int, int]:
     settings = shard.settings
     return settings.get("stream-node-max-bytes", 4096), settings.get("stream-node-max-entries", 100)
@@ -371,7 +379,7 @@ def _next_id(shard, stream: Stream, args: TrimArgs) -> int | None:
     """The new entry's ID (``streamAppendItem``'s choice), None if not above the last."""
     last = stream.last_id
     if args.id is None:
-        ms = shard.now
+        ms = clock(shard)
         if ms > last >> SEQ_BITS:
             return make_id(ms, 0)
         return last + 1 if last < MAX_ID else None
@@ -640,7 +648,7 @@ def read_streams(shard, db, argv: list[bytes]) -> list[tuple[bytes, list]] | byt
     resolved = _resolve_ids(shard, db, args)  # type: ignore[arg-type]
     if resolved.__class__ is bytes:
         return resolved  # type: ignore[return-value]
-    now = shard.now
+    now = clock(shard)
     served = []
     for key, (stream, group, after) in zip(args.keys, resolved, strict=True):  # type: ignore[union-attr]
         if stream is None:
@@ -747,7 +755,9 @@ def propagate_xreadgroup(shard, db, argv: list[bytes], reply: bytes) -> list[lis
             continue
         out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, args.consumer])  # type: ignore[union-attr]
         consumer = group.consumers[args.consumer]  # type: ignore[union-attr]
-        out += _claims(key, group, consumer.pending.ids, consumer.pending.by_id, only_now=shard.now)
+        out += _claims(
+            key, group, consumer.pending.ids, consumer.pending.by_id, only_now=clock(shard)
+        )
         out.append(_setid(key, group))
     return out
 
@@ -997,7 +1007,7 @@ def xgroup_createconsumer(shard, db, argv: list[bytes], enc) -> bytes:
     found = _existing_group(shard, db, argv)
     if found.__class__ is bytes:
         return found  # type: ignore[return-value]
-    _made = found[1].consumer(argv[4], shard.now)[1]  # type: ignore[index]
+    _made = found[1].consumer(argv[4], clock(shard))[1]  # type: ignore[index]
     return enc.ONE if _made else enc.ZERO
 
 
@@ -1014,6 +1024,11 @@ def xgroup_delconsumer(shard, db, argv: list[bytes], enc) -> bytes:
     for entry_id in consumer.pending.ids:
         group.pending.remove(entry_id)
     return enc.integer(len(consumer.pending))
+
+
+def propagate_xgroup(shard, db, argv: list[bytes], reply: bytes) -> list[list[bytes]]:
+    """An XGROUP subcommand as executed, under its container's name as Redis logs it."""
+    return [[b"XGROUP", *argv[1:]]]
 
 
 def xgroup_help(session, argv: list[bytes]) -> bytes:
@@ -1091,7 +1106,7 @@ def xpending(shard, db, argv: list[bytes], enc) -> bytes:
         if consumer is None:
             return EMPTY_ARRAY
         pel = consumer.pending
-    now = shard.now
+    now = clock(shard)
     start, end = bounds  # type: ignore[misc]
     rows = []
     for entry_id in pel.between(start, end):
@@ -1151,7 +1166,7 @@ def xclaim(shard, db, argv: list[bytes], enc) -> bytes:
             break
         ids.append(entry_id)
         j += 1
-    now = shard.now
+    now = clock(shard)
     delivery = -1
     retry = -1
     force = justid = False
@@ -1235,27 +1250,25 @@ def propagate_xclaim(shard, db, argv: list[bytes], reply: bytes) -> list[list[by
     consumer = group.consumers.get(argv[3])
     if consumer is not None:
         out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, consumer.name])
-    claimed, dropped = _claimed_ids(argv, reply)
-    present = [i for i in claimed if i in group.pending.by_id]
+    named = _claimed_ids(argv, reply)
+    present = [i for i in named if i in group.pending.by_id]
     out += _claims(key, group, present, group.pending.by_id)
+    dropped = [i for i in named if i not in group.pending.by_id]
     if dropped:
         out.append([b"XACK", key, group.name, *[format_id(i) for i in dropped]])
     out.append(_setid(key, group))
     return out
 
 
-def _claimed_ids(argv: list[bytes], reply: bytes) -> tuple[list[int], list[int]]:
-    """The IDs the command may have claimed and dropped (a superset is harmless: absent
-    ones are skipped; dropped ones are acknowledged again to no effect)."""
+def _claimed_ids(argv: list[bytes], reply: bytes) -> list[int]:
+    """The IDs the command named or answered (a superset of what it changed: those still
+    pending are logged as claims, the others as acknowledged, both harmless when
+    unchanged)."""
     if argv[0].lower() == b"xautoclaim":
-        ids = [
-            parse_id(part)[0]  # type: ignore[index]
-            for part in reply.split(b"\r\n")
-            if part[:1].isdigit() and parse_id(part) is not None and b"-" in part
-        ]
-        return ids, ids
+        parsed = [parse_id(part) for part in reply.split(b"\r\n") if b"-" in part[1:]]
+        return [found[0] for found in parsed if found is not None]
     ids = [_strict_id(arg) for arg in argv[5:]]
-    return [i for i in ids if i is not None], [i for i in ids if i is not None]
+    return [i for i in ids if i is not None]
 
 
 def xautoclaim(shard, db, argv: list[bytes], enc) -> bytes:
@@ -1297,7 +1310,7 @@ def xautoclaim(shard, db, argv: list[bytes], enc) -> bytes:
     if group is None:
         return _no_group(argv[1], argv[2])
     attempts = count * 10
-    now = shard.now
+    now = clock(shard)
     consumer = None
     claimed = []
     deleted = []
@@ -1364,7 +1377,7 @@ def xinfo_consumers(shard, db, argv: list[bytes], enc) -> bytes:
     group = stream.groups.get(argv[3])  # type: ignore[union-attr]
     if group is None:
         return _nogroup_named(argv[2], argv[3])
-    now = shard.now
+    now = clock(shard)
     return enc.array(
         [
             _flat_map(
@@ -1583,11 +1596,11 @@ ROWS = [
     Command("xclaim", K, xclaim, propagate=propagate_xclaim),
     Command("xautoclaim", K, xautoclaim, propagate=propagate_xclaim),
     Command("xsetid", K, xsetid),
-    Command("xgroup|create", K, xgroup_create),
-    Command("xgroup|setid", K, xgroup_setid),
-    Command("xgroup|destroy", K, xgroup_destroy),
-    Command("xgroup|createconsumer", K, xgroup_createconsumer),
-    Command("xgroup|delconsumer", K, xgroup_delconsumer),
+    Command("xgroup|create", K, xgroup_create, propagate=propagate_xgroup),
+    Command("xgroup|setid", K, xgroup_setid, propagate=propagate_xgroup),
+    Command("xgroup|destroy", K, xgroup_destroy, propagate=propagate_xgroup),
+    Command("xgroup|createconsumer", K, xgroup_createconsumer, propagate=propagate_xgroup),
+    Command("xgroup|delconsumer", K, xgroup_delconsumer, propagate=propagate_xgroup),
     local("xgroup|help", xgroup_help),
     Command("xinfo|stream", K, xinfo_stream),
     Command("xinfo|groups", K, xinfo_groups),
