@@ -418,18 +418,15 @@ def _trim_effect(key: bytes, stream: Stream, args: TrimArgs) -> list[list[bytes]
 
 
 def xtrim(shard, db, argv: list[bytes], enc) -> bytes:
-    """XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]: the key is looked up before
-    the options are read, as ``xtrimCommand`` does."""
+    """XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]: the options, then the key."""
+    args = _parse_trim(shard, argv, False)
+    if args.__class__ is bytes:
+        return args  # type: ignore[return-value]
     stream = _for_read(shard, db, argv[1])
     if stream is None:
         return enc.ZERO
     if stream.__class__ is bytes:
         return stream  # type: ignore[return-value]
-    args = _parse_trim(shard, argv, False)
-    if args.__class__ is bytes:
-        return args  # type: ignore[return-value]
-    if args.at < len(argv):  # type: ignore[union-attr]
-        return SYNTAX
     return enc.integer(_trim(stream, args))  # type: ignore[arg-type]
 
 
@@ -846,14 +843,14 @@ def plan_read(session, argv: list[bytes]) -> Plan:
         return _read_reply(enc, served), []
 
     def decide(found: list) -> tuple[bytes, list] | Plan:
-        for problem, _ids in found:
-            if problem is not None:
-                return problem, []
+        failed = [(order.get(key, -1), e) for e, _ids, key in found if e is not None]
+        if failed:
+            return min(failed)[1], []
         # a "$" stands for the last ID now: the command keeps what it read (a blocked one
         # waits for what comes after; ``argv`` is the wait's own command line)
         ids = {
             key: arg
-            for part, (_problem, got) in zip(shards, found, strict=True)
+            for part, (_problem, got, _key) in zip(shards, found, strict=True)
             for key, arg in zip(part[args.streams_at :], got, strict=False)
         }  # type: ignore[union-attr]
         at = args.streams_at + len(args.keys)  # type: ignore[union-attr]
@@ -866,16 +863,18 @@ def plan_read(session, argv: list[bytes]) -> Plan:
 
 
 def check_part(shard, db, argv: list) -> list:
-    """Internal (``@xcheck command...``): the error the command's keys here give (or
-    None), and their IDs with each ``$`` made the last ID it stands for now."""
+    """Internal (``@xcheck command...``): the first of the command's keys here that gives
+    an error (with the error; Redis reports the first in key order), or None and the IDs
+    with each ``$`` made the last ID it stands for now."""
     command = list(argv[1:])
     args = parse_read(command)
     if args.__class__ is bytes:
-        return [args, []]
-    found = _resolve_ids(shard, db, args)  # type: ignore[arg-type]
-    if found.__class__ is bytes:
-        return [found, []]
-    return [None, parse_read(resolved(shard, db, command)).ids]  # type: ignore[union-attr]
+        return [args, [], None]
+    for key in args.keys:  # type: ignore[union-attr]
+        found = _resolve_ids(shard, db, parse_read(narrowed(command, [key])))  # type: ignore[arg-type]
+        if found.__class__ is bytes:
+            return [found, [], key]
+    return [None, parse_read(resolved(shard, db, command)).ids, None]  # type: ignore[union-attr]
 
 
 # -- consumer groups ------------------------------------------------------------------------
