@@ -207,6 +207,9 @@ class Group:
         found = self.consumers[name] = Consumer(name, now)
         return found, True
 
+    def pending_items(self) -> Iterator[tuple[int, Pending]]:
+        return iter(self.pending.by_id.items())
+
     def sorted_consumers(self) -> list[Consumer]:
         return [self.consumers[name] for name in sorted(self.consumers)]
 
@@ -240,9 +243,8 @@ class Stream:
         node = self.nodes[-1] if self.nodes else None
         if node is not None:
             limit = max_bytes if 0 < max_bytes <= LISTPACK_MAX_SIZE else LISTPACK_MAX_SIZE
-            if node.size + sum(map(len, items)) >= limit:
-                node = None
-            elif max_entries and len(node.ids) >= max_entries:
+            full = bool(max_entries) and len(node.ids) >= max_entries
+            if full or node.size + sum(map(len, items)) >= limit:
                 node = None
         if node is None:
             node = Node(entry_id, tuple(items[0::2]))
@@ -320,8 +322,9 @@ class Stream:
             return
         firsts = self.firsts
         if not reverse:
-            index = max(bisect_right(firsts, start) - 1, 0)
-            for node in self.nodes[index:]:
+            nodes = self.nodes
+            for node_index in range(max(bisect_right(firsts, start) - 1, 0), len(nodes)):
+                node = nodes[node_index]
                 if node.master > end:
                     return
                 ids, dead = node.ids, node.dead
@@ -461,12 +464,14 @@ class Stream:
         ]
         groups = [
             (
-                g.name, g.last_id, g.entries_read,
-                [(i, p.delivery_time, p.delivery_count, p.consumer) for i, p in g.pending.by_id.items()],
+                g.name,
+                g.last_id,
+                g.entries_read,
+                [(i, n.delivery_time, n.delivery_count, n.consumer) for i, n in g.pending_items()],
                 [(c.name, c.seen_time) for c in g.consumers.values()],
             )
             for g in self.groups.values()
-        ]  # fmt: skip
+        ]
         return (
             nodes,
             self.length,

@@ -14,7 +14,8 @@ Redis converts on load, so OBJECT ENCODING answers the same after a load or a RE
 Values are built with ``values.TYPES[name].from_plain`` from the plain forms of
 :mod:`shardserver.values`. Streams are ``STREAM_LISTPACKS_2`` both ways (and
 ``STREAM_LISTPACKS`` read), see :mod:`shardserver.persistence.streamrdb`; 7.2's
-``STREAM_LISTPACKS_3`` and module values are refused with a message that names them. :func:`encode_value` and :func:`decode_value` are the whole API for one value;
+``STREAM_LISTPACKS_3`` and module values are refused with a message that names them.
+:func:`encode_value` and :func:`decode_value` are the whole API for one value;
 :func:`dump_payload`, :func:`payload_intact` and :func:`load_payload` add DUMP's footer (RDB
 version, CRC-64).
 
