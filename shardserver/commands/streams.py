@@ -579,6 +579,20 @@ def parse_read(argv: list[bytes]) -> ReadArgs | bytes:
     return args
 
 
+def script_refusal(argv: list[bytes]) -> bytes | None:
+    """A script's XREAD/XREADGROUP with BLOCK (an option before STREAMS): Redis refuses
+    it, whatever the timeout."""
+    for i in range(1, len(argv) - 1):
+        word = argv[i].lower()
+        if word == b"streams":
+            return None
+        if word == b"block":
+            return error_bytes(
+                b"ERR %b command is not allowed with BLOCK option from scripts" % argv[0]
+            )
+    return None
+
+
 def read_keys(argv: list[bytes]) -> list[int]:
     """Where XREAD/XREADGROUP's keys are: the first half of what follows STREAMS."""
     for i in range(1, len(argv)):
