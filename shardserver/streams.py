@@ -220,7 +220,7 @@ class Stream:
 
     __slots__ = (
         "nodes", "firsts", "length", "last_id", "first_id", "max_deleted_id",
-        "entries_added", "groups",
+        "entries_added", "groups", "_rax",
     )  # fmt: skip
     redis_type = "stream"
 
@@ -234,6 +234,8 @@ class Stream:
         self.max_deleted_id = 0
         self.entries_added = 0
         self.groups: dict[bytes, Group] = {}
+        #: The radix-tree node count while the node list is unchanged (None: to count).
+        self._rax: int | None = None
 
     # -- entries -------------------------------------------------------------------
 
@@ -250,6 +252,7 @@ class Stream:
             node = Node(entry_id, tuple(items[0::2]))
             self.nodes.append(node)
             self.firsts.append(entry_id)
+            self._rax = None
         node.append(entry_id, items)
         if self.length == 0:
             self.first_id = entry_id
@@ -284,6 +287,7 @@ class Stream:
         if node.live == 1:
             del self.nodes[index]
             del self.firsts[index]
+            self._rax = None
         else:
             node.mark_deleted(position)
         self.length -= 1
@@ -353,10 +357,12 @@ class Stream:
         then (unless ``approx``) flag entries deleted in the next node; ``limit`` (0: none)
         bounds the entries removed, node by node. How many entries went."""
         deleted = 0
-        while self.nodes:
+        nodes = self.nodes
+        dropped = 0  # whole nodes gone from the head, removed in one slice at the end
+        while dropped < len(nodes):
             if maxlen is not None and self.length <= maxlen:
                 break
-            node = self.nodes[0]
+            node = nodes[dropped]
             entries = node.live
             if limit and deleted + entries > limit:
                 break
@@ -365,8 +371,7 @@ class Stream:
             else:
                 remove_node = node.last_id() < minid  # type: ignore[operator]
             if remove_node:
-                del self.nodes[0]
-                del self.firsts[0]
+                dropped += 1
                 self.length -= entries
                 deleted += entries
                 continue
@@ -383,6 +388,10 @@ class Stream:
                     self.length -= 1
                     deleted += 1
             break
+        if dropped:
+            del nodes[:dropped]
+            del self.firsts[:dropped]
+            self._rax = None
         self.first_id = self._edge(False) if self.length else 0
         return deleted
 
@@ -440,8 +449,10 @@ class Stream:
         """The nodes Redis's radix tree has for these node keys (128-bit big-endian IDs):
         a compressed node for each run of single-child positions, one per branch, one per
         key end."""
-        keys = [first.to_bytes(16, "big") for first in self.firsts]
-        return _rax_count(keys, 0) if keys else 1
+        if self._rax is None:
+            keys = [first.to_bytes(16, "big") for first in self.firsts]
+            self._rax = _rax_count(keys, 0) if keys else 1
+        return self._rax
 
     # -- the value protocol ----------------------------------------------------------
 
@@ -452,7 +463,7 @@ class Stream:
         twin = Stream()
         twin.nodes = [node.copy() for node in self.nodes]
         twin.firsts = list(self.firsts)
-        for name in self.__slots__[2:-1]:
+        for name in self.__slots__[2:-2]:
             setattr(twin, name, getattr(self, name))
         twin.groups = _copy_groups(self.groups)
         return twin
