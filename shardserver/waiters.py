@@ -182,7 +182,7 @@ class Waiters:
         argv = shape.narrowed(waiter.argv, key)
         marked = len(self.ready)
         try:
-            reply = self.shard.handlers[argv[0]](self.shard, db, argv, enc)
+            reply = shape.serve(self.shard.handlers[argv[0]], self.shard, db, argv, enc)
         except Exception as problem:  # a bug costs this client's reply, never the shard
             log.exception("shard %d: serving a waiter failed", self.shard.index)
             name = type(problem).__name__

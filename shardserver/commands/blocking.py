@@ -107,6 +107,10 @@ class Shape:
         """The reply of a waiter served after it waited (the twin's, as a rule)."""
         return reply
 
+    def serve(self, handler: Any, shard: Any, db: Any, argv: list[bytes], enc: Any) -> bytes:
+        """Run the narrowed command for a waiter whose key became ready."""
+        return handler(shard, db, argv, enc)
+
 
 class _Move(Shape):
     def keys(self, argv: list[bytes]) -> list[bytes]:
@@ -158,6 +162,9 @@ class _StreamRead(Shape):
     def served(self, reply: bytes) -> bytes:
         """A group destroyed while XREADGROUP waited has Redis's own words."""
         return GROUP_GONE if reply.startswith(b"-NOGROUP ") else reply
+
+    def serve(self, handler: Any, shard: Any, db: Any, argv: list[bytes], enc: Any) -> bytes:
+        return streams.serve_waiter(handler, shard, db, argv, enc)
 
 
 SHAPES: dict[bytes, Shape] = {

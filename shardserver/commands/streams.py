@@ -650,6 +650,24 @@ def _resolve_ids(
     return resolved
 
 
+#: Whether the read running is a blocked client's, served because its key became ready
+#: (a shard runs one command at a time).
+_serving_waiter = False
+
+
+def serve_waiter(handler: Any, shard, db, argv: list[bytes], enc) -> bytes:
+    """Run a blocked XREAD/XREADGROUP whose key became ready. Redis serves it when the
+    stream's last ID passed the one it waits after, even if that entry is trimmed away
+    already (it answers the key with no entries), where a read that does not wait looks
+    at the last entry still there."""
+    global _serving_waiter
+    _serving_waiter = True
+    try:
+        return handler(shard, db, argv, enc)
+    finally:
+        _serving_waiter = False
+
+
 def read_streams(shard, db, argv: list[bytes]) -> list[tuple[bytes, list]] | bytes:
     """The twin of XREAD/XREADGROUP: ``[(key, entries)]`` of the keys served now (an
     entry's items None for a pending entry since deleted), or an error reply."""
@@ -665,16 +683,24 @@ def read_streams(shard, db, argv: list[bytes]) -> list[tuple[bytes, list]] | byt
         if stream is None:
             continue
         if group is None:
-            if stream.length and stream.last_entry()[0] > after:
+            if _newer(stream, after):
                 served.append((key, _after(stream, after, args.count)))  # type: ignore[union-attr]
             continue
         consumer, _made = group.consumer(args.consumer, now)  # type: ignore[union-attr,arg-type]
         consumer.seen_time = now
         if after != _NEW:
             served.append((key, _history(stream, consumer, after, args.count, now)))  # type: ignore[union-attr]
-        elif stream.length and stream.last_entry()[0] > group.last_id:
+        elif _newer(stream, group.last_id):
             served.append((key, _deliver(stream, group, consumer, args, now)))  # type: ignore[arg-type]
     return served
+
+
+def _newer(stream: Stream, after: int) -> bool:
+    """Whether the stream has something after ``after`` for this read (see
+    :func:`serve_waiter`)."""
+    if _serving_waiter:
+        return stream.last_id > after
+    return bool(stream.length) and stream.last_entry()[0] > after  # type: ignore[index]
 
 
 def _after(stream: Stream, after: int, count: int) -> list:
