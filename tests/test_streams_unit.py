@@ -130,3 +130,34 @@ def test_rdb_and_plain_round_trips(seed: int) -> None:
     for twin in (_roundtrip(stream), Stream.from_plain(stream.to_plain()), stream.copy()):
         assert twin.to_plain() == stream.to_plain()
         assert [n.size for n in twin.nodes] == [n.size for n in stream.nodes]
+
+
+def test_redis_6_streams_are_read() -> None:
+    """STREAM_LISTPACKS (type 15) lacks the first ID, the greatest deleted ID, the entries
+    added and the groups' read counters: they are derived as Redis derives them on load."""
+    stream = _filled([[b"f", b"v"]] * 5)
+    stream.delete(make_id(1, 1))
+    stream.groups[b"g"] = Group(b"g", make_id(2, 2), 1)
+    node_parts = [rdb.encode_length(len(stream.nodes))]
+    for node in stream.nodes:
+        node_parts.append(rdb.encode_string(node.master.to_bytes(16, "big")))
+        node_parts.append(rdb.encode_string(streamrdb.node_listpack(node)))
+    last = stream.last_id
+    body = b"".join(
+        [
+            *node_parts,
+            rdb.encode_length(stream.length),
+            rdb.encode_length(last >> 64),
+            rdb.encode_length(last & (2**64 - 1)),
+            rdb.encode_length(1),  # one group: name, last ID, no PEL, no consumers
+            rdb.encode_string(b"g"),
+            rdb.encode_length(2),
+            rdb.encode_length(2),
+            rdb.encode_length(0),
+            rdb.encode_length(0),
+        ]
+    )
+    loaded = rdb.decode_value(rdb.TYPE_STREAM_LISTPACKS, body)
+    assert loaded.length == 4 and loaded.entries_added == 4  # type: ignore[union-attr]
+    assert loaded.first_id == make_id(2, 2) and loaded.max_deleted_id == 0  # type: ignore[union-attr]
+    assert loaded.groups[b"g"].entries_read == 1  # type: ignore[union-attr]
