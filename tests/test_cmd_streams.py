@@ -158,8 +158,13 @@ SCRIPT: list[list[str]] = [
     ["TYPE", "s"],
     ["OBJECT", "ENCODING", "s"],
     ["EVAL", "return redis.call('XREAD', 'BLOCK', '0', 'STREAMS', KEYS[1], '$')", "1", "s"],
-    ["EVAL", "return redis.pcall('xreadgroup', 'GROUP', 'g', 'c', 'BLOCK', '5', 'STREAMS', KEYS[1],"
-     " '>')", "1", "s"],  # fmt: skip
+    [
+        "EVAL",
+        "return redis.pcall('xreadgroup', 'GROUP', 'g', 'c', 'BLOCK', '5', 'STREAMS', KEYS[1],"
+        " '>')",
+        "1",
+        "s",
+    ],  # fmt: skip
     ["EVAL", "return redis.call('XREAD', 'COUNT', '1', 'STREAMS', KEYS[1], '0')", "1", "s"],
     ["EVAL", "return redis.call('XADD', KEYS[1], '100-1', 'f', 'v')", "1", "s"],
 ]
