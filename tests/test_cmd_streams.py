@@ -164,7 +164,7 @@ SCRIPT: list[list[str]] = [
         " '>')",
         "1",
         "s",
-    ],  # fmt: skip
+    ],
     ["EVAL", "return redis.call('XREAD', 'COUNT', '1', 'STREAMS', KEYS[1], '0')", "1", "s"],
     ["EVAL", "return redis.call('XADD', KEYS[1], '100-1', 'f', 'v')", "1", "s"],
 ]
