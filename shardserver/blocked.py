@@ -162,7 +162,7 @@ class Wait:
     def _look(self, first: bool) -> None:
         server = self.blocking.server
         self.state = "trying"
-        plan = self._wrapped(self.spec.plan(self.client, self.argv), first)
+        plan = self._wrapped(self.shape.plan(self.spec, self.client, self.argv, first), first)
         held = sorted({server.shard_of_key(step.key) for step in plan.reads})
         Coordination(server, self, "look", plan, held).start()
 
@@ -174,8 +174,6 @@ class Wait:
             if isinstance(decision, Plan):
                 return self._wrapped(decision, first)
             reply, writes = decision
-            if not first:
-                reply = self.shape.served(reply)
             if reply != self.shape.nothing(self.enc):
                 self.state = "popped"
                 return reply, writes + self._cancels()

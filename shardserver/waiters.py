@@ -161,7 +161,14 @@ class Waiters:
                 waiter = queue[0]
                 value = db.lookup(key, shard.now)
                 if value is None or (waiter.direct and value.__class__ is not waiter.shape.value):
-                    if not waiter.direct or waiter.shape.gone(enc_of(waiter)) is None:
+                    if not waiter.direct:
+                        # its key is gone: its acceptor looks again (a blocked XREADGROUP
+                        # ends then, any other wait goes on)
+                        if not waiter.signaled:
+                            waiter.signaled = True
+                            shard.events.append((waiter.token[0], (events.READY, waiter.token[1])))
+                        break
+                    if waiter.shape.gone(enc_of(waiter)) is None:
                         break
                     # XREADGROUP: its stream is gone (deleted, renamed, replaced)
                     self.cancel(waiter.token)

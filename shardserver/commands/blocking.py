@@ -25,8 +25,6 @@ from shardserver.numbers import parse_int
 
 TIMEOUT_NOT_FLOAT = error("ERR timeout is not a float or out of range")
 TIMEOUT_NEGATIVE = error("ERR timeout is negative")
-STREAM_GONE = error("UNBLOCKED the stream key no longer exists")
-GROUP_GONE = error("NOGROUP the consumer group this client was blocked on no longer exists")
 
 #: What a waiting client gets when its timeout passes: the null array for every kind, as
 #: Redis's ``replyToBlockedClientTimedOut`` answers (BLMOVE's too, though it answers a
@@ -111,6 +109,11 @@ class Shape:
         """Run the narrowed command for a waiter whose key became ready."""
         return handler(shard, db, argv, enc)
 
+    def plan(self, spec: Any, session: Any, argv: list[bytes], first: bool) -> Plan:
+        """The twin's plan for a look of a wait over several shards (``first``: the look
+        before it waits)."""
+        return spec.plan(session, argv)
+
 
 class _Move(Shape):
     def keys(self, argv: list[bytes]) -> list[bytes]:
@@ -157,14 +160,17 @@ class _StreamRead(Shape):
     def gone(self, enc: Any) -> bytes | None:
         """Redis 7.0 unblocks XREADGROUP whose stream is deleted, renamed or replaced
         (XREAD waits on)."""
-        return STREAM_GONE if self.name == "xreadgroup" else None
+        return streams.STREAM_GONE if self.name == "xreadgroup" else None
 
     def served(self, reply: bytes) -> bytes:
         """A group destroyed while XREADGROUP waited has Redis's own words."""
-        return GROUP_GONE if reply.startswith(b"-NOGROUP ") else reply
+        return streams.GROUP_GONE if reply.startswith(b"-NOGROUP ") else reply
 
     def serve(self, handler: Any, shard: Any, db: Any, argv: list[bytes], enc: Any) -> bytes:
         return streams.serve_waiter(handler, shard, db, argv, enc)
+
+    def plan(self, spec: Any, session: Any, argv: list[bytes], first: bool) -> Plan:
+        return streams.plan_read(session, argv, waited=not first)
 
 
 SHAPES: dict[bytes, Shape] = {

@@ -80,6 +80,9 @@ NOACK_IN_XREAD = error(
 AUTOCLAIM_COUNT = error("ERR COUNT must be > 0")
 TIMEOUT_NOT_INTEGER = error("ERR timeout is not an integer or out of range")
 TIMEOUT_NEGATIVE = error("ERR timeout is negative")
+#: How Redis 7.0 ends a blocked XREADGROUP whose stream, or group, went meanwhile.
+STREAM_GONE = error("UNBLOCKED the stream key no longer exists")
+GROUP_GONE = error("NOGROUP the consumer group this client was blocked on no longer exists")
 EMPTY_ARRAY = b"*0\r\n"
 
 #: XAUTOCLAIM's COUNT bound: LONG_MAX / max(sizeof(streamID), attempts factor 10).
@@ -852,7 +855,7 @@ def resolved(shard, db, argv: list[bytes]) -> list[bytes]:
     return [*argv[: args.streams_at], *args.keys, *ids]  # type: ignore[union-attr]
 
 
-def plan_read(session, argv: list[bytes]) -> Plan:
+def plan_read(session, argv: list[bytes], waited: bool = False) -> Plan:
     """XREAD/XREADGROUP with keys on several shards, the shards held: first a look on each
     shard for the errors its keys give (so a missing group anywhere fails the command
     before any delivery, as Redis checks every key first), then each shard runs the
@@ -883,14 +886,19 @@ def plan_read(session, argv: list[bytes]) -> Plan:
         return _read_reply(enc, served), []
 
     def decide(found: list) -> tuple[bytes, list] | Plan:
-        failed = [(order.get(key, -1), e) for e, _ids, key in found if e is not None]
+        failed = [(order.get(key, -1), e, gone) for e, _ids, key, gone in found if e is not None]
         if failed:
-            return min(failed)[1], []
+            _at, problem, gone = min(failed)
+            if waited and gone:  # a blocked XREADGROUP's stream went
+                return STREAM_GONE, []
+            if waited and problem.startswith(b"-NOGROUP "):  # its group did
+                return GROUP_GONE, []
+            return problem, []
         # a "$" stands for the last ID now: the command keeps what it read (a blocked one
         # waits for what comes after; ``argv`` is the wait's own command line)
         ids = {
             key: arg
-            for part, (_problem, got, _key) in zip(shards, found, strict=True)
+            for part, (_problem, got, _key, _gone) in zip(shards, found, strict=True)
             for key, arg in zip(part[args.streams_at :], got, strict=False)
         }  # type: ignore[union-attr]
         at = args.streams_at + len(args.keys)  # type: ignore[union-attr]
@@ -904,17 +912,19 @@ def plan_read(session, argv: list[bytes]) -> Plan:
 
 def check_part(shard, db, argv: list) -> list:
     """Internal (``@xcheck command...``): the first of the command's keys here that gives
-    an error (with the error; Redis reports the first in key order), or None and the IDs
-    with each ``$`` made the last ID it stands for now."""
+    an error (Redis reports the first in key order) with the error and whether its stream
+    is missing or of another type; or None and the IDs with each ``$`` made the last ID it
+    stands for now."""
     command = list(argv[1:])
     args = parse_read(command)
     if args.__class__ is bytes:
-        return [args, [], None]
+        return [args, [], None, False]
     for key in args.keys:  # type: ignore[union-attr]
         found = _resolve_ids(shard, db, parse_read(narrowed(command, [key])))  # type: ignore[arg-type]
         if found.__class__ is bytes:
-            return [found, [], key]
-    return [None, parse_read(resolved(shard, db, command)).ids, None]  # type: ignore[union-attr]
+            gone = db.lookup(key, shard.now).__class__ is not Stream
+            return [found, [], key, gone]
+    return [None, parse_read(resolved(shard, db, command)).ids, None, False]  # type: ignore[union-attr]
 
 
 # -- consumer groups ------------------------------------------------------------------------
