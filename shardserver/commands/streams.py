@@ -682,6 +682,7 @@ def read_streams(shard, db, argv: list[bytes]) -> list[tuple[bytes, list]] | byt
         return resolved  # type: ignore[return-value]
     now = clock(shard)
     served = []
+    _GROUP_READ.clear()
     for key, (stream, group, after) in zip(args.keys, resolved, strict=True):  # type: ignore[union-attr]
         if stream is None:
             continue
@@ -689,13 +690,25 @@ def read_streams(shard, db, argv: list[bytes]) -> list[tuple[bytes, list]] | byt
             if _newer(stream, after):
                 served.append((key, _after(stream, after, args.count)))  # type: ignore[union-attr]
             continue
-        consumer, _made = group.consumer(args.consumer, now)  # type: ignore[union-attr,arg-type]
+        consumer, made = group.consumer(args.consumer, now)  # type: ignore[union-attr,arg-type]
         consumer.seen_time = now
         if after != _NEW:
-            served.append((key, _history(stream, consumer, after, args.count, now)))  # type: ignore[union-attr]
+            entries = _history(stream, consumer, after, args.count, now)  # type: ignore[union-attr]
+            served.append((key, entries))
+            changed = [entry_id for entry_id, items in entries if items is not None]
         elif _newer(stream, group.last_id):
-            served.append((key, _deliver(stream, group, consumer, args, now)))  # type: ignore[arg-type]
+            entries = _deliver(stream, group, consumer, args, now)  # type: ignore[arg-type]
+            served.append((key, entries))
+            changed = [] if args.noack else [entry_id for entry_id, _items in entries]  # type: ignore[union-attr]
+        else:
+            changed = []
+        _GROUP_READ.append((key, made, changed))
     return served
+
+
+#: What the last group read changed, per key: (key, consumer made, IDs delivered), for its
+#: propagation right after it (a shard runs one command at a time).
+_GROUP_READ: list[tuple[bytes, bool, list[int]]] = []
 
 
 def _newer(stream: Stream, after: int) -> bool:
@@ -779,39 +792,28 @@ def xreadgroup(shard, db, argv: list[bytes], enc) -> bytes:
 
 
 def propagate_xreadgroup(shard, db, argv: list[bytes], reply: bytes) -> list[list[bytes]]:
-    """What a group read changed, as Redis propagates it: each key's consumer (XGROUP
-    CREATECONSUMER, harmless when it exists), each delivered entry as XCLAIM ... FORCE
-    JUSTID with its time and count, then the group's last ID and read counter."""
+    """What a group read changed, as Redis propagates it: a consumer it made (XGROUP
+    CREATECONSUMER), each entry it delivered as XCLAIM ... FORCE JUSTID with its time and
+    count, then, when it delivered new entries, the group's last ID and read counter."""
     if reply[:1] == b"-":
         return []
     args = parse_read(argv)
     out = []
-    for key in args.keys:  # type: ignore[union-attr]
-        stream = db.lookup(key, shard.now)
-        if stream is None or stream.__class__ is not Stream:
-            continue
-        group = stream.groups.get(args.group)  # type: ignore[union-attr]
-        if group is None:
-            continue
-        out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, args.consumer])  # type: ignore[union-attr]
-        consumer = group.consumers[args.consumer]  # type: ignore[union-attr]
-        out += _claims(
-            key, group, consumer.pending.ids, consumer.pending.by_id, only_now=clock(shard)
-        )
-        out.append(_setid(key, group))
+    for key, made, delivered in _GROUP_READ:
+        group = db.lookup(key, shard.now).groups[args.group]  # type: ignore[union-attr]
+        if made:
+            out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, args.consumer])  # type: ignore[union-attr]
+        out += _claims(key, group, delivered, group.pending.by_id)
+        if delivered or reply != b"*-1\r\n" and reply != b"_\r\n":
+            out.append(_setid(key, group))
     return out
 
 
-def _claims(
-    key: bytes, group: Group, ids: list[int], nacks: dict, only_now: int | None = None
-) -> list:
-    """XCLAIM ... FORCE JUSTID commands that recreate these pending entries (those
-    delivered at ``only_now`` when given)."""
+def _claims(key: bytes, group: Group, ids: list[int], nacks: dict) -> list:
+    """XCLAIM ... FORCE JUSTID commands that recreate these pending entries."""
     out = []
     for entry_id in ids:
         nack = nacks[entry_id]
-        if only_now is not None and nack.delivery_time != only_now:
-            continue
         out.append(
             [
                 b"XCLAIM", key, group.name, nack.consumer, b"0", format_id(entry_id),
