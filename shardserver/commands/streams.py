@@ -1255,12 +1255,15 @@ def xclaim(shard, db, argv: list[bytes], enc) -> bytes:
         delivery = now
     consumer = None
     out = []
+    _CLAIMED.clear()
+    _DROPPED.clear()
     for entry_id in ids:
         nack = group.pending.by_id.get(entry_id)
         items = stream.get(entry_id)  # type: ignore[union-attr]
         if items is None:
             if nack is not None:
                 _drop_pending(group, entry_id)
+                _DROPPED.append(entry_id)
             continue
         fresh = False
         if force and nack is None:
@@ -1284,42 +1287,34 @@ def xclaim(shard, db, argv: list[bytes], enc) -> bytes:
             nack.delivery_count = retry
         elif not justid:
             nack.delivery_count += 1
+        _CLAIMED.append(entry_id)
         out.append(enc.bulk(format_id(entry_id)) if justid else _entry(enc, entry_id, items))
     return enc.array(out)
 
 
+#: What the last XCLAIM or XAUTOCLAIM did: the IDs it claimed and those it dropped from the
+#: pending list (deleted entries), for its propagation right after it.
+_CLAIMED: list[int] = []
+_DROPPED: list[int] = []
+
+
 def propagate_xclaim(shard, db, argv: list[bytes], reply: bytes) -> list[list[bytes]]:
-    """XCLAIM and XAUTOCLAIM as what they left: the consumer, each claimed entry as an
+    """XCLAIM and XAUTOCLAIM as what they did: the consumer, each claimed entry as an
     XCLAIM ... FORCE JUSTID of its time and count, entries dropped as XACK, and the
-    group's last ID."""
+    group's last ID (LASTID may move it)."""
     if reply[:1] == b"-":
         return []
     key = argv[1]
-    stream = db.lookup(key, shard.now)
-    group = stream.groups[argv[2]]
+    group = db.lookup(key, shard.now).groups[argv[2]]
     out = []
-    consumer = group.consumers.get(argv[3])
-    if consumer is not None:
-        out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, consumer.name])
-    named = _claimed_ids(argv, reply)
-    present = [i for i in named if i in group.pending.by_id]
-    out += _claims(key, group, present, group.pending.by_id)
-    dropped = [i for i in named if i not in group.pending.by_id]
-    if dropped:
-        out.append([b"XACK", key, group.name, *[format_id(i) for i in dropped]])
-    out.append(_setid(key, group))
+    if _CLAIMED:
+        out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, argv[3]])
+        out += _claims(key, group, _CLAIMED, group.pending.by_id)
+    if _DROPPED:
+        out.append([b"XACK", key, group.name, *[format_id(i) for i in _DROPPED]])
+    if argv[0].lower() == b"xclaim":
+        out.append(_setid(key, group))
     return out
-
-
-def _claimed_ids(argv: list[bytes], reply: bytes) -> list[int]:
-    """The IDs the command named or answered (a superset of what it changed: those still
-    pending are logged as claims, the others as acknowledged, both harmless when
-    unchanged)."""
-    if argv[0].lower() == b"xautoclaim":
-        parsed = [parse_id(part) for part in reply.split(b"\r\n") if b"-" in part[1:]]
-        return [found[0] for found in parsed if found is not None]
-    ids = [_strict_id(arg) for arg in argv[5:]]
-    return [i for i in ids if i is not None]
 
 
 def xautoclaim(shard, db, argv: list[bytes], enc) -> bytes:
@@ -1361,6 +1356,8 @@ def xautoclaim(shard, db, argv: list[bytes], enc) -> bytes:
     if group is None:
         return _no_group(argv[1], argv[2])
     attempts = count * 10
+    _CLAIMED.clear()
+    _DROPPED.clear()
     now = clock(shard)
     consumer = None
     claimed = []
@@ -1383,6 +1380,7 @@ def xautoclaim(shard, db, argv: list[bytes], enc) -> bytes:
         if items is None:
             _drop_pending(group, entry_id)
             deleted.append(entry_id)
+            _DROPPED.append(entry_id)
             count -= 1
             continue
         nack = group.pending.by_id[entry_id]
@@ -1395,6 +1393,7 @@ def xautoclaim(shard, db, argv: list[bytes], enc) -> bytes:
         nack.delivery_time = now
         if not justid:
             nack.delivery_count += 1
+        _CLAIMED.append(entry_id)
         claimed.append(enc.bulk(format_id(entry_id)) if justid else _entry(enc, entry_id, items))
         count -= 1
     return (
