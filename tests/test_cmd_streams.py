@@ -499,8 +499,18 @@ def test_append_only_log_restores_groups(clone_factory: ServerPool, tmp_path: Pa
     args = ["--dir", str(tmp_path), "--appendonly", "yes"]
     server = clone_factory.start_clone(2, args)
     _fill(server.client())
-    server.client().xtrim("s", maxlen=300, approximate=True)
-    server.client().xack("s", "g", "1-1")
+    client = server.client()
+    client.xtrim("s", maxlen=300, approximate=True)
+    client.xack("s", "g", "1-1")
+    got: list = []  # a blocked read, served by an XADD: its delivery is logged too
+    reader = threading.Thread(
+        target=lambda: got.append(server.client().xreadgroup("g", "dan", {"empty": ">"}, block=0))
+    )
+    reader.start()
+    assert _blocked(client, 1)
+    client.xadd("empty", {"f": "v"}, id="7-7")
+    reader.join(5)
+    assert got == [[[b"empty", [(b"7-7", {b"f": b"v"})]]]]
     before = _state(server, seen_times=False)
     server.stop()
     again = clone_factory.start_clone(2, args)
