@@ -124,11 +124,22 @@ _XINFO_HELP = [
 
 
 def _u64(text: bytes) -> int | None:
-    """``string2ull``: a decimal unsigned 64-bit number."""
-    if not text.isdigit() or not text.isascii():
+    """``string2ull``: ``string2ll``'s strict form (a negative refused), else what
+    ``strtoull`` reads whole: leading spaces, a sign (a minus wraps around, as in C),
+    decimal digits, nothing after, at most 2^64 - 1."""
+    number = parse_int(text)
+    if number is not None:
+        return number if number >= 0 else None
+    digits = text.lstrip(b" \t\n\v\f\r")
+    negative = digits[:1] == b"-"
+    if digits[:1] in (b"+", b"-"):
+        digits = digits[1:]
+    if not digits.isdigit():
         return None
-    number = int(text)
-    return number if number <= SEQ_MASK else None
+    number = int(digits)
+    if number > SEQ_MASK:
+        return None
+    return -number & SEQ_MASK if negative else number
 
 
 def parse_id(arg: bytes, missing_seq: int = 0, strict: bool = True) -> tuple[int, bool] | None:
