@@ -168,11 +168,11 @@ class Waiters:
                             waiter.signaled = True
                             shard.events.append((waiter.token[0], (events.READY, waiter.token[1])))
                         break
-                    if waiter.shape.gone(enc_of(waiter)) is None:
+                    gone = waiter.shape.gone(enc_of(waiter))
+                    if gone is None:
                         break
                     # XREADGROUP: its stream is gone (deleted, renamed, replaced)
                     self.cancel(waiter.token)
-                    gone = waiter.shape.gone(enc_of(waiter))
                     shard.events.append((waiter.token[0], (events.SERVED, waiter.token[1], gone)))
                     continue
                 if not waiter.direct:
@@ -212,7 +212,7 @@ class Waiters:
 
     def _part(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
         if name in (b"@swapdb", b"@flushdb", b"@flushall"):
-            return self._swapdb(handler, name)
+            return self._whole_db(handler, name)
         return self._part_write(handler, keys)
 
     def _mark(self, db: Any, keys: list[bytes]) -> None:
@@ -245,7 +245,7 @@ class Waiters:
 
         return marking
 
-    def _swapdb(self, handler: Callable, name: bytes) -> Callable:
+    def _whole_db(self, handler: Callable, name: bytes) -> Callable:
         """SWAPDB (every waited key of the two databases may have something now), FLUSHDB
         and FLUSHALL (their waited keys are gone, which XREADGROUP hears of)."""
 
