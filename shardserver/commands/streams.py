@@ -349,6 +349,11 @@ def _parse_trim(shard, argv: list[bytes], xadd: bool) -> TrimArgs | bytes:
     return args
 
 
+#: The options of ``XADD key * ...`` (none).
+_PLAIN_ADD = TrimArgs()
+_PLAIN_ADD.at = 2
+
+
 def _trim(stream: Stream, args: TrimArgs) -> int:
     if args.maxlen is None and args.minid is None:
         return 0
@@ -357,9 +362,12 @@ def _trim(stream: Stream, args: TrimArgs) -> int:
 
 def xadd(shard, db, argv: list[bytes], enc) -> bytes:
     """XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ..."""
-    args = _parse_trim(shard, argv, True)
-    if args.__class__ is bytes:
-        return args  # type: ignore[return-value]
+    if argv[2] == b"*":  # the usual form: no option to read
+        args: TrimArgs | bytes = _PLAIN_ADD
+    else:
+        args = _parse_trim(shard, argv, True)
+        if args.__class__ is bytes:
+            return args  # type: ignore[return-value]
     at = args.at  # type: ignore[union-attr]
     if len(argv) - at < 3 or (len(argv) - at - 1) % 2:
         return wrong_arity("xadd")
