@@ -318,6 +318,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("list-max-listpack-size", -2, _int_range(-(2**31), 2**31 - 1)),
         Setting("list-compress-depth", 0, _int_range(0, 2**31 - 1)),
         Setting("hll-sparse-max-bytes", 3000, _memory_range(0, 2**63 - 1)),
+        # A stream's listpack nodes are cut where Redis cuts them (XTRIM ~ counts follow).
+        Setting("stream-node-max-bytes", 4096, _int_range(0, 2**63 - 1)),
+        Setting("stream-node-max-entries", 100, _int_range(0, 2**63 - 1)),
         # No replica ever connects here: with both set, every write is refused (NOREPLICAS),
         # as Redis refuses writes while it has fewer good replicas than asked for.
         Setting(
@@ -350,8 +353,6 @@ ALIASES: dict[str, str] = {
 
 #: Redis 7.0 settings with no effect here, kept and returned by CONFIG GET as Redis would.
 PASSIVE: dict[str, str] = {
-    "stream-node-max-bytes": "4096",
-    "stream-node-max-entries": "100",
     "activerehashing": "yes",
     "maxmemory": "0",
     "maxmemory-policy": "noeviction",
