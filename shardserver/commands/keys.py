@@ -404,12 +404,7 @@ ROWS = [
         object_idletime,
         notes="0 while neither maxmemory nor an eviction policy is set (access is not tracked)",
     ),
-    Command(
-        "object|freq",
-        K,
-        object_freq,
-        notes="Redis's LFU counter (shardserver/eviction.py) under an LFU policy",
-    ),
+    Command("object|freq", K, object_freq),
     local("object|help", object_help),
     Command(
         "memory|usage",
