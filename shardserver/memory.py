@@ -259,7 +259,7 @@ class ShardMemory:
         #: Over the budget (the next denyoom command evicts first).
         self.over = False
         #: Every key's bytes, and the tables of the dicts that hold them (measured every
-        #: :data:`_TABLES_EVERY` writes and at each tick).
+        #: :data:`_TABLES_EVERY` writes and by each eviction run).
         self.dataset = 0
         self.tables = 0
         self.writes = 0
@@ -310,21 +310,16 @@ class ShardMemory:
         return tracked
 
     def rebuild(self) -> None:
-        """Measure every key again (when the layer turns on, or after a load); the access
-        words of the keys it knew stay."""
-        old = self.tracked
+        """Measure every key (when the layer turns on): each starts as if just written."""
         self.tracked = {}
         self.dataset = 0
         fresh = self.new_access(self.shard.now)
         for db in self.shard.dbs:
-            known = old[id(db)].meta if id(db) in old else {}
             tracked = self.state(db)
             deadlines = db.expires.deadline
             for key, value in db.data.items():
-                word = known.get(key)
-                access = fresh if word is None else word & _ACCESS
                 size = entry_size(key, value_size(value), key in deadlines)
-                self.dataset += tracked.put(key, size, access)
+                self.dataset += tracked.put(key, size, fresh)
         self.measure_tables()
 
     def measure_tables(self) -> None:
