@@ -354,6 +354,7 @@ class ShardMemory:
         if db.expires and key in db.expires.deadline:
             size += DEADLINE_OVERHEAD
         now = self.shard.now
+        # (now // 1000) & _ACCESS is eviction.lru_clock, inlined: this runs on every write
         if word is None:
             access = eviction.lfu_new(now) if self.lfu else (now // 1000) & _ACCESS
             tracked.meta[key] = size << _SIZE_SHIFT | len(tracked.keys) << 24 | access
