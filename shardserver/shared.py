@@ -5,7 +5,7 @@ from whichever acceptor got SAVE or BGSAVE (its own stream to each shard then or
 exactly after that client's earlier commands), so whether one is running, and the last one's
 time, outcome and duration, live here too: "Background save already in progress" and
 LASTSAVE mean the whole server. So does DEBUG SET-DISABLE-DENY-SCRIPTS: a held script runs in
-whichever acceptor got it.
+whichever acceptor got it. SLOWLOG's entry ids are server-wide too.
 
 One small shared array (``multiprocessing.RawArray``, inherited by the forked acceptors) and
 a lock; with one acceptor it costs a lock per connection and per save, nothing per command.
@@ -17,14 +17,23 @@ import multiprocessing
 import time
 from typing import Any
 
-_CLIENT_ID, _SAVING, _SAVE_STARTED, _LAST_SAVE, _LAST_OK, _LAST_DURATION, _DENY_OFF = range(7)
+(
+    _CLIENT_ID,
+    _SAVING,
+    _SAVE_STARTED,
+    _LAST_SAVE,
+    _LAST_OK,
+    _LAST_DURATION,
+    _DENY_OFF,
+    _SLOWLOG_ID,
+) = range(8)
 
 
 class ServerWords:
     """Server-wide counters and the state of the snapshot."""
 
     def __init__(self, context: Any = multiprocessing) -> None:
-        self._words = context.RawArray("q", 7)
+        self._words = context.RawArray("q", 8)
         self._words[_LAST_SAVE] = int(time.time())
         self._words[_LAST_OK] = 1
         self._words[_LAST_DURATION] = -1
@@ -34,6 +43,12 @@ class ServerWords:
         with self._lock:
             self._words[_CLIENT_ID] += 1
             return self._words[_CLIENT_ID]
+
+    def next_slowlog_id(self) -> int:
+        """SLOWLOG's ids, server-wide (from 0, as Redis's ``slowlog_entry_id``)."""
+        with self._lock:
+            self._words[_SLOWLOG_ID] += 1
+            return self._words[_SLOWLOG_ID] - 1
 
     def start_save(self) -> bool:
         """Claim the one snapshot the server may run at a time; False when one runs."""

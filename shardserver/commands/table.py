@@ -23,6 +23,7 @@ from shardserver.commands import (
     debug,
     dump,
     hashes,
+    introspection,
     keys,
     lists,
     multikey,
@@ -90,6 +91,7 @@ FAMILIES = [
     server,
     debug,
     persistence,
+    introspection,
 ]
 
 
