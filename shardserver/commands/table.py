@@ -29,6 +29,7 @@ from shardserver.commands import (
     multikey,
     persistence,
     pubsub,
+    replymode,
     scripting,
     server,
     sets,
@@ -92,6 +93,7 @@ FAMILIES = [
     debug,
     persistence,
     introspection,
+    replymode,
 ]
 
 
