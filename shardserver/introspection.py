@@ -87,9 +87,10 @@ class Introspection:
 
     # -- what is answered ------------------------------------------------------------------
 
-    def slowlog_entries(self, others: list[list[list[Any]]]) -> list[list[Any]]:
-        """Every acceptor's entries, newest first, at most ``slowlog-max-len``."""
-        entries = [entry for each in [self.slowlog.numbers(), *others] for entry in each]
+    def slowlog_entries(self, every: list[list[list[Any]]]) -> list[list[Any]]:
+        """Every acceptor's entries (``every``: each one's), newest first, at most
+        ``slowlog-max-len``."""
+        entries = [entry for each in every for entry in each]
         entries.sort(key=lambda entry: entry[0], reverse=True)
         return entries[: self.slowlog.max_len]
 

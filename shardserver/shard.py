@@ -38,7 +38,7 @@ from shardserver.errorstats import ErrorStats
 from shardserver.events import LATENCY
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
-from shardserver.latency import CommandTimes
+from shardserver.latency import NEVER, CommandTimes
 from shardserver.monitoring import INTERNAL_PARTS as MONITOR_PARTS
 from shardserver.notifications import Notifications
 from shardserver.persistence.journal import ShardPersistence
@@ -112,6 +112,9 @@ def _fast_names() -> frozenset[bytes]:
 
 FAST = _fast_names()
 HANDLERS = _shard_handlers()
+#: What SLOWLOG may show: clients' commands and commands' parts, not the internal parts of
+#: plans, scripts, settings ... (their time still counts for the latency monitor).
+LOGGED = frozenset(HANDLERS)
 HANDLERS.update(INTERNAL_PARTS)
 HANDLERS.update(WATCH_PARTS)
 HANDLERS.update(WAIT_PARTS)
@@ -186,7 +189,7 @@ class Shard:
         times = self.times
         watch, slower, monitor = times.watch_ns, times.slower_ns, times.monitor_ns
         return [
-            note(argv, ns, argv[0] in FAST, slower, monitor)
+            note(argv, ns, argv[0] in FAST, slower if argv[0] in LOGGED else NEVER, monitor)
             for argv, ns in zip(commands, took, strict=True)
             if ns >= watch
         ]

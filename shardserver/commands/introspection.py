@@ -17,7 +17,7 @@ from typing import Any
 from shardserver import REDIS_COMPAT_VERSION, info, latency
 from shardserver.commands import lolwut
 from shardserver.commands.spec import Later, local
-from shardserver.errors import SYNTAX, error, error_bytes
+from shardserver.errors import error, error_bytes
 from shardserver.numbers import parse_int
 
 # -- helps ----------------------------------------------------------------------------------
@@ -83,17 +83,21 @@ def slowlog_get(session, argv: list[bytes]) -> bytes | Later:
         count = parse_int(argv[2])
         if count is None or count < -1:
             return _BAD_COUNT
-    if len(argv) > 3:
-        return SYNTAX
+    if len(argv) > 3:  # addReplySubcommandSyntaxError
+        return error_bytes(
+            b"ERR unknown subcommand or wrong number of arguments for '%b'. Try SLOWLOG HELP."
+            % argv[1][:128]
+        )
     service = session.server.introspection
     enc = session.enc
 
     def finish(answers: list) -> bytes:
-        entries = service.slowlog_entries(answers[1:])
+        entries = service.slowlog_entries(answers)
         chosen = entries if count == -1 else entries[:count]
         return enc.array([_entry(enc, entry) for entry in chosen])
 
-    return session.server.everywhere(None, finish, "slowlog")
+    # ours as they are now: this command's own entry comes after its reply, as in Redis
+    return session.server.everywhere(service.slowlog.numbers(), finish, "slowlog")
 
 
 def _entry(enc: Any, entry: list[Any]) -> bytes:
@@ -113,8 +117,8 @@ def _entry(enc: Any, entry: list[Any]) -> bytes:
 def slowlog_len(session, argv: list[bytes]) -> bytes | Later:
     service = session.server.introspection
     return session.server.everywhere(
-        None,
-        lambda answers: session.enc.integer(len(service.slowlog_entries(answers[1:]))),
+        service.slowlog.numbers(),
+        lambda answers: session.enc.integer(len(service.slowlog_entries(answers))),
         "slowlog",
     )
 
@@ -366,11 +370,11 @@ _EMPTY = (
     "Hi Sam, this instance is empty or is using very little memory, my issues detector can't "
     "be used in these conditions. Please, leave for your mission on Earth and fill it with "
     "some data. The new Sam and I will be back to our programming as soon as I finished "
-    "rebooting."
+    "rebooting.\n"
 )
 _FINE = (
     "Hi Sam, I can't find any memory issue in your instance. I can only account for what "
-    "occurs on this base."
+    "occurs on this base.\n"
 )
 
 
