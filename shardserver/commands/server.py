@@ -269,7 +269,8 @@ ROWS = [
         part=info_part,
         notes=(
             "adds a `shards` section (in the default set) and `redis_clone_version`; memory "
-            "figures are the resident memory of all processes; commandstats usec are 0, and a "
+            "figures are the resident memory of all processes; commandstats usec are each "
+            "shard's execution time (scripts' are 0), and a "
             "multi-key command split over shards counts once per shard; "
             "keyspace_hits/misses and net bytes are not measured (0); "
             "instantaneous_ops_per_sec is measured between INFO calls"
