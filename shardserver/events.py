@@ -23,5 +23,6 @@ NOTIFIED = 4
 #: them (:mod:`shardserver.monitoring`; only with several acceptors). Sent to every acceptor.
 MONITORED = 5
 #: ``(LATENCY, event, unix time, ms)``: a latency monitor sample of this shard's own work
-#: (the expiry sweep's ``expire-cycle``; :mod:`shardserver.latency`). Sent to acceptor 0.
+#: (the expiry sweep's ``expire-cycle``, the log's ``aof-fsync-always``;
+#: :mod:`shardserver.latency`). Sent to acceptor 0.
 LATENCY = 6

@@ -8,7 +8,8 @@ execute_batch`, one clock reading per command), an acceptor each command it answ
 run's reply (:data:`SLOW` wrapper); the acceptor's link unwraps it and this acceptor's
 :class:`SlowLog` adds the client's address and name and a server-wide id. A command over
 several shards (KEYS, DEBUG SLEEP, an MSET across shards) is one entry, with its slowest
-shard's time: the parts' notes of one command are joined by the command's receiver.
+shard's time and arguments: the parts' notes of one command are joined by the command's
+receiver.
 
 Each acceptor keeps the entries of its own clients (at most ``slowlog-max-len``); SLOWLOG
 GET and LEN through any acceptor ask the others and merge by id, RESET clears them all.
@@ -87,7 +88,8 @@ class SlowLog:
             known = self._by_receiver.get(id(receiver))
             if known is not None and known[0] is receiver:
                 entry = known[1]
-                entry[2] = max(entry[2], usec)
+                if usec > entry[2]:  # the slowest part's time and arguments
+                    entry[2], entry[3] = usec, argv
                 return
         # a script's session has no address or name of its own, an internal step no client
         addr = getattr(client, "addr", "")

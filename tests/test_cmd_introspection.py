@@ -14,7 +14,8 @@ import time
 import pytest
 from conftest import RawConnection, ServerPool, ServerProcess, encode_command
 
-from shardserver import latency, slowlog
+from shardserver import events, latency, slowlog
+from shardserver.shard import Shard
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -418,7 +419,8 @@ def test_role_lolwut_memory_texts_match_redis(
     oracle_conn: RawConnection, clone_conn: RawConnection
 ) -> None:
     """ROLE, LOLWUT's default and its deterministic drawings (no random rows), MEMORY's
-    help, errors, PURGE and the doctor of an empty instance, byte for byte."""
+    help, errors, PURGE and the doctor of an empty instance, OBJECT's help and refusals,
+    byte for byte."""
     for conn in (oracle_conn, clone_conn):
         conn.command("FLUSHALL")
     for command in [
@@ -435,6 +437,15 @@ def test_role_lolwut_memory_texts_match_redis(
         ("MEMORY", "NOSUCH"),
         ("MEMORY", "PURGE"),
         ("MEMORY", "DOCTOR"),
+        ("SET", "obj", "v"),
+        ("OBJECT", "HELP"),
+        ("OBJECT", "FREQ", "obj"),
+        ("OBJECT", "NOSUCH"),
+        ("OBJECT", "ENCODING"),
+        ("MEMORY", "USAGE"),
+        ("MEMORY", "USAGE", "obj", "SAMPLES"),
+        ("MEMORY", "USAGE", "nosuchkey"),
+        ("DEL", "obj"),
     ]:
         assert clone_conn.command(*command) == oracle_conn.command(*command), command
     assert clone_conn.command("ROLE") == b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
@@ -549,13 +560,26 @@ def test_slowlog_joins_a_fanouts_parts() -> None:
         addr, name = "1.2.3.4:5", b"c"
 
     gather = object()
-    log.add(1, 10, [b"keys", b"*"], Client, gather)
-    log.add(1, 30, [b"keys", b"*"], Client, gather)
+    log.add(1, 10, [b"del", b"a"], Client, gather)
+    log.add(1, 30, [b"del", b"b"], Client, gather)
+    log.add(1, 20, [b"del", b"c"], Client, gather)
     log.add(1, 5, [b"get", b"k"], Client)
     assert [entry[:4] for entry in log.entries] == [
         [1, 1, 5, [b"get", b"k"]],
-        [0, 1, 30, [b"keys", b"*"]],
+        [0, 1, 30, [b"del", b"b"]],
     ]
     log.max_len = 1
     log.add(2, 1, [b"ping"], Client)
     assert len(log.entries) == 1
+
+
+def test_shard_samples_its_own_work_past_the_threshold() -> None:
+    """The sweep's and the log's samples go to acceptor 0 (stream 0) as LATENCY events, in
+    whole milliseconds, only from latency-monitor-threshold on."""
+    shard = Shard(0, {"latency-monitor-threshold": 2})
+    shard.latency_sample("aof-fsync-always", 1_999_999)
+    assert shard.events == []
+    shard.latency_sample("aof-fsync-always", 2_500_000)
+    (stream, (kind, event, when, ms)), *_ = shard.events
+    assert (stream, kind, event, ms) == (0, events.LATENCY, "aof-fsync-always", 2)
+    assert abs(when - time.time()) < 60
