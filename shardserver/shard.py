@@ -184,15 +184,18 @@ class Shard:
         """The thresholds and tracking of :attr:`times`, from the settings."""
         self.times.configure(self.settings)
 
-    def slow_notes(self, commands: list[list], took: list[int]) -> list[tuple]:
-        """The notes of a run's calls that reached a threshold (see slowlog.py)."""
+    def slow_notes(self, commands: list[list], took: list[int], reply: Any) -> Any:
+        """A run's reply with the notes of its calls past a threshold (see slowlog.py):
+        ``(SLOW, reply, notes)``, or the reply alone when none is worth a note (an internal
+        part is never logged, only heard by the latency monitor)."""
         times = self.times
-        watch, slower, monitor = times.watch_ns, times.slower_ns, times.monitor_ns
-        return [
-            note(argv, ns, argv[0] in FAST, slower if argv[0] in LOGGED else NEVER, monitor)
-            for argv, ns in zip(commands, took, strict=True)
-            if ns >= watch
-        ]
+        slower, monitor = times.slower_ns, times.monitor_ns
+        notes = []
+        for argv, ns in zip(commands, took, strict=True):
+            logged = slower if argv[0] in LOGGED else NEVER
+            if ns >= logged or ns >= monitor:
+                notes.append(note(argv, ns, argv[0] in FAST, logged, monitor))
+        return (SLOW, reply, notes) if notes else reply
 
     def refresh_handlers(self) -> None:
         """Point the shard at the handler table and expiry hook that its state needs."""
@@ -255,7 +258,7 @@ class Shard:
                         took = clock() - start
                         times.record(argv[0], took)
                         if took >= watch:
-                            value = (SLOW, value, self.slow_notes([argv], [took]))
+                            value = self.slow_notes([argv], [took], value)
                         replies.append(value)
                         handlers = self.handlers  # a first WATCH or last UNWATCH switches them
                         continue
@@ -268,9 +271,7 @@ class Shard:
                     reply = self._mend([argv], [reply])[0]
                 if reply[:1] == b"-":  # an error reply, counted where it is made
                     self.errors.failed_call(argv[0], reply)
-                replies.append(
-                    reply if took < watch else (SLOW, reply, self.slow_notes([argv], [took]))
-                )
+                replies.append(reply if took < watch else self.slow_notes([argv], [took], reply))
                 continue
             out = []
             commands = run[1:]
@@ -298,7 +299,7 @@ class Shard:
             size = sum(map(len, out))
             reply = b"".join(out) if size <= CHUNK_SIZE else Pieces(out)
             if max(spent) >= watch:
-                reply = (SLOW, reply, self.slow_notes(commands, spent))
+                reply = self.slow_notes(commands, spent, reply)
             replies.append(reply)
         if ready:
             self.waiters.serve()
