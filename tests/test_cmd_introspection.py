@@ -137,15 +137,17 @@ def test_slowlog_len_max_len_count_and_reset_match_redis(
 
 
 def test_slowlog_threshold_skips_fast_commands(clone_conn: RawConnection) -> None:
-    """At the default 10 ms a GET is not logged; a DEBUG SLEEP past it is, once however
-    many shards ran its part, with its real duration."""
-    _fresh_slowlog(clone_conn, slower_than=10000)
+    """Past a threshold of 25 ms only what took that long is logged (a GET on a quiet
+    machine is not); a DEBUG SLEEP past it is, once however many shards ran its part,
+    with its real duration."""
+    _fresh_slowlog(clone_conn, slower_than=25000)
     clone_conn.command("SET", "a", "1")
     clone_conn.command("GET", "a")
-    clone_conn.command("DEBUG", "SLEEP", "0.03")
+    clone_conn.command("DEBUG", "SLEEP", "0.05")
     entries = _entries(clone_conn)
-    assert [entry[3] for entry in entries] == [[b"debug", b"SLEEP", b"0.03"]]
-    assert 30_000 <= entries[0][2] < 2_000_000
+    assert all(entry[2] >= 25000 for entry in entries)
+    sleeps = [entry for entry in entries if entry[3] == [b"debug", b"SLEEP", b"0.05"]]
+    assert len(sleeps) == 1 and 50_000 <= sleeps[0][2] < 5_000_000
     clone_conn.command("DEL", "a")
 
 
@@ -219,21 +221,21 @@ def test_latency_events_from_debug_sleep(clone_conn: RawConnection) -> None:
     clone_conn.command("LATENCY", "RESET")
     assert clone_conn.command("CONFIG", "SET", "latency-monitor-threshold", 20) == b"+OK\r\n"
     clone_conn.command("DEBUG", "SLEEP", "0.05")
-    latest = clone_conn.call("LATENCY", "LATEST")
-    assert len(latest) == 1
-    event, when, last, worst = latest[0]
-    assert event == b"command" and abs(when - time.time()) < 60 and 50 <= last == worst < 2000
+    # (on a loaded machine another command may pass 20 ms too: only the sleep is sure)
+    latest = {row[0]: row[1:] for row in clone_conn.call("LATENCY", "LATEST")}
+    when, last, worst = latest[b"command"]
+    assert abs(when - time.time()) < 60 and 50 <= last <= worst < 5000
     history = clone_conn.call("LATENCY", "HISTORY", "command")
-    assert history == [[when, last]]
+    assert history[-1] == [when, last] and len(history) <= 2
     assert clone_conn.call("LATENCY", "HISTORY", "nosuch") == []
     graph = clone_conn.call("LATENCY", "GRAPH", "command")
-    assert graph.startswith(f"command - high {last} ms, low {last} ms".encode())
+    assert graph.startswith(f"command - high {last} ms, low ".encode())
     assert graph.split(b"\n")[1] == b"-" * 80
     doctor = clone_conn.call("LATENCY", "DOCTOR")
     assert doctor.startswith(b"Dave, I have observed latency spikes")
-    assert b"1. command: 1 latency spikes" in doctor
+    assert re.search(rb"\d\. command: [12] latency spikes", doctor)
     assert clone_conn.call("LATENCY", "RESET", "COMMAND", "nosuch") == 1
-    assert clone_conn.call("LATENCY", "LATEST") == []
+    assert b"command" not in {row[0] for row in clone_conn.call("LATENCY", "LATEST")}
     clone_conn.command("CONFIG", "SET", "latency-monitor-threshold", 0)
     assert clone_conn.call("LATENCY", "DOCTOR").startswith(b"I'm sorry, Dave, I can't do that.")
 
@@ -270,6 +272,10 @@ def _histogram(conn: RawConnection, *names: str) -> list[tuple[bytes, dict]]:
     ]
 
 
+#: LATENCY HISTOGRAM's bucket labels: hdr's highest equivalent of 1024 ns doubled, in µs.
+_LABELS = {latency.highest(latency.index(1024 << k)) // 1000 for k in range(21)}
+
+
 def test_latency_histogram_shape_matches_redis(
     oracle_conn: RawConnection, clone_conn: RawConnection
 ) -> None:
@@ -288,8 +294,7 @@ def test_latency_histogram_shape_matches_redis(
             pairs = list(zip(buckets[::2], buckets[1::2], strict=True))
             counts = [count for _usec, count in pairs]
             assert counts == sorted(counts) and counts[-1] == entry[b"calls"]
-            labels = {1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113, 4227, 8454, 16909}
-            assert {usec for usec, _count in pairs} <= labels
+            assert {usec for usec, _count in pairs} <= _LABELS
         conn.command("DEL", *[f"h{i}" for i in range(20)])
     assert shapes[0] == shapes[1]
     assert shapes[1] == [(b"config|get", 1), (b"config|resetstat", 1), (b"set", 20), (b"set", 20)]
@@ -506,6 +511,7 @@ def test_histogram_slots_are_hdr_buckets() -> None:
     assert latency.percentile(counts, 50) == latency.highest(latency.index(1000)) == 1003
     assert latency.percentile(counts, 99) == latency.highest(latency.index(40_000))
     assert latency.cumulative_usec(counts) == [(1, 98), (66, 100)]
+    assert {1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056, 2113} < _LABELS
     assert latency.percentile_name(99.9) == "99.9" and latency.percentile_name(50.0) == "50"
 
 
