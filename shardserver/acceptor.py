@@ -28,12 +28,13 @@ from shardserver.client import ClientConnection
 from shardserver.commands import connection
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
-from shardserver.config import Config, buffer_limits
+from shardserver.config import Config
 from shardserver.errors import writes_refused
 from shardserver.eventclasses import KEYEVENT, KEYSPACE
 from shardserver.introspection import SETTINGS as INTROSPECTION_SETTINGS
 from shardserver.introspection import Introspection
 from shardserver.invalidations import Invalidations
+from shardserver.limits import ClientLimits
 from shardserver.links import ShardLink, ShardLinks
 from shardserver.monitoring import Monitors
 from shardserver.pausing import Pause
@@ -83,7 +84,6 @@ class Acceptor:
         self.peers = peers if peers is not None else Peers({})
         #: This acceptor's clients' subscriptions (docs/architecture.md, "Pub/sub").
         self.pubsub = PubSub()
-        self._update_buffer_limits()
         self.peers.handlers.update(
             client_lines=lambda ids, kind=None: connection.listed_here(self, ids, None, kind),
             client_kill=lambda filters: connection.killed_here(self, tuple(filters)),
@@ -133,6 +133,8 @@ class Acceptor:
         #: that says which scripts run now, in any shard or acceptor.
         self.scripts = Scripts(self, board)
         self.clients: dict[int, ClientConnection] = {}
+        #: maxclients, timeout, output and query buffer limits, maxmemory-clients.
+        self.limits = ClientLimits(self)
         #: Server-wide words (client IDs, the snapshot's state), shared by the acceptors.
         self.words = words if words is not None else ServerWords()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -205,6 +207,7 @@ class Acceptor:
         if self.index == 0:
             log.info("Ready to accept connections tcp")
         cron = loop.create_task(self.snapshots.cron()) if self.index == 0 else None
+        self.limits.start(loop)
         while True:
             await self.stopping
             # Acceptor 0 decides the final snapshot (SHUTDOWN SAVE/NOSAVE, the save rules);
@@ -241,6 +244,7 @@ class Acceptor:
 
     def _peer_lost(self, index: int) -> None:
         self.monitors.elsewhere.pop(index, None)
+        self.words.acceptor_gone(index)  # its clients no longer count for maxclients
         if index == 0:
             self._stop("the end of acceptor 0")
         elif self.stopping is not None and not self.stopping.done():
@@ -315,13 +319,18 @@ class Acceptor:
     # -- clients -------------------------------------------------------------------------
 
     def register(self, client: ClientConnection) -> int:
-        client_id = self.words.next_client_id()
-        self.clients[client_id] = client
-        self.connections_received += 1
+        """A new connection's client ID; 0 when it is past maxclients (every acceptor's
+        clients counted), and then not counted as received, as in Redis."""
+        client_id = self.words.admit_client(self.index, self.config["maxclients"])
+        if client_id:
+            self.clients[client_id] = client
+            self.connections_received += 1
         return client_id
 
     def unregister(self, client: ClientConnection) -> None:
-        self.clients.pop(client.id, None)
+        if client.id and self.clients.pop(client.id, None) is not None:
+            self.words.client_gone(self.index)
+            self.limits.client_gone(client)
 
     def shard_of_key(self, key: bytes) -> int:
         slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
@@ -340,8 +349,8 @@ class Acceptor:
         self.writes_refused = writes_refused(self.config)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
-        elif name == "client-output-buffer-limit":
-            self._update_buffer_limits()
+        elif name in ClientLimits.SETTINGS:
+            self.limits.configure()
         elif name in INTROSPECTION_SETTINGS:
             self.introspection.configure()
         if not push:
@@ -349,12 +358,6 @@ class Acceptor:
         if name == "appendonly" and self.config[name] == "yes":
             aof.commit_layout(self.config["dir"], self.config["appendfilename"], self.shard_count)
         self.push_settings({name: self.config[name]})
-
-    def _update_buffer_limits(self) -> None:
-        """The pubsub class of ``client-output-buffer-limit``, which subscribers are held to
-        (None: no limit)."""
-        limits = buffer_limits(self.config["client-output-buffer-limit"])["pubsub"]
-        self.pubsub.limits = limits if limits[0] or limits[1] else None
 
     def _set_configs(self, pairs: list[tuple[str, str]]) -> None:
         """Another acceptor's CONFIG SET (it validated the values and told the shards)."""
@@ -370,6 +373,7 @@ class Acceptor:
         """CONFIG RESETSTAT in this acceptor: its counters start again."""
         self.connections_received = 0
         self.commands_received = 0
+        self.limits.reset_stats()
         info.STATS.reset(0)
         self.introspection.reset_times()
 

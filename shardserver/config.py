@@ -102,6 +102,27 @@ def _memory_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _memory_or_percent(text: str) -> int:
+    """``maxmemory-clients``: bytes, or ``N%`` of ``maxmemory`` kept as -N, as Redis keeps a
+    percent setting (its error texts)."""
+    raw = str(text).strip()
+    if len(raw) > 1 and raw.endswith("%") and raw[:-1].isdigit():
+        if int(raw[:-1]) > 100:
+            raise ConfigError("percentage argument must be less or equal to 100")
+        return -int(raw[:-1])
+    try:
+        value = parse_memory(raw)
+    except ConfigError:
+        value = -1
+    if value < 0:
+        raise ConfigError("argument must be a memory or percent value")
+    return value
+
+
+def _show_memory_or_percent(value: int) -> str:
+    return f"{-value}%" if value < 0 else str(value)
+
+
 def _string(text: str) -> str:
     return str(text)
 
@@ -231,15 +252,31 @@ SETTINGS: dict[str, Setting] = {
         Setting("logfile", "", _string, False, "log file; empty logs to standard error"),
         Setting("databases", 16, _int_range(1, 1024), False, "number of logical databases"),
         Setting("proto-max-bulk-len", 512 * 1024 * 1024, _memory_range(1024 * 1024, 2**40)),
-        Setting("maxclients", 10000, _int_range(1, 1_000_000), True, "most clients at once"),
+        # Client limits, enforced by shardserver/limits.py as Redis 7.0 enforces them.
+        Setting("maxclients", 10000, _int_range(1, 2**32 - 1), True, "most clients at once"),
         Setting("timeout", 0, _int_range(0, 2**31 - 1), True, "idle client timeout, 0 = never"),
+        Setting(
+            "client-query-buffer-limit",
+            1024**3,
+            _memory_range(1024**2, 2**63 - 1),
+            True,
+            "unparsed input a client may hold",
+        ),
+        Setting(
+            "maxmemory-clients",
+            0,
+            _memory_or_percent,
+            True,
+            "clients' memory before the largest are evicted (bytes, or N% of maxmemory)",
+            show=_show_memory_or_percent,
+        ),
         Setting("client-output-buffer-pause", 64 * 1024 * 1024, _memory_range(0, 2**40)),
         Setting(
             "client-output-buffer-limit",
             DEFAULT_BUFFER_LIMITS,
             lambda text: _update_buffer_limits(text, DEFAULT_BUFFER_LIMITS),
             True,
-            "class hard soft seconds ...; the pubsub class is enforced",
+            "class hard soft seconds ...; normal and pubsub are enforced (no replicas here)",
             update=_update_buffer_limits,
         ),
         Setting(
@@ -330,7 +367,6 @@ PASSIVE: dict[str, str] = {
     "lazyfree-lazy-user-flush": "no",
     "active-expire-effort": "1",
     "dynamic-hz": "yes",
-    "client-query-buffer-limit": "1073741824",
     "stop-writes-on-bgsave-error": "yes",
     "rdbcompression": "yes",
     "rdbchecksum": "yes",

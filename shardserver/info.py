@@ -265,8 +265,8 @@ class Report:
             ("connected_clients", self.total("clients")),
             ("cluster_connections", 0),
             ("maxclients", self.settings.get("maxclients", "10000")),
-            ("client_recent_max_input_buffer", 0),
-            ("client_recent_max_output_buffer", 0),
+            ("client_recent_max_input_buffer", max(n["buffer_peaks"][0] for n in self.acceptors)),
+            ("client_recent_max_output_buffer", max(n["buffer_peaks"][1] for n in self.acceptors)),
             ("blocked_clients", self.total("blocked")),
             ("tracking_clients", self.total("tracking")),
             ("clients_in_timeout_table", 0),
@@ -294,6 +294,8 @@ class Report:
             ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", self.settings.get("maxmemory-policy", "noeviction")),
             ("mem_fragmentation_ratio", "1.00"),
+            ("mem_clients_slaves", 0),
+            ("mem_clients_normal", self.total("client_memory")),  # shardserver/limits.py
             ("mem_allocator", "libc"),
             ("lazyfree_pending_objects", 0),
         ]
@@ -353,9 +355,10 @@ class Report:
             ("instantaneous_ops_per_sec", STATS.ops_per_sec(total)),
             ("total_net_input_bytes", 0),
             ("total_net_output_bytes", 0),
-            ("rejected_connections", 0),
+            ("rejected_connections", self.total("rejected_connections")),
             ("expired_keys", sum(part["expired"] for part in self.parts)),
             ("evicted_keys", 0),
+            ("evicted_clients", self.total("evicted_clients")),
             ("keyspace_hits", 0),
             ("keyspace_misses", 0),
             ("pubsub_channels", self.distinct("pubsub_channels")),
@@ -593,6 +596,10 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "pubsub_channels": server.pubsub.active(False, None),
         "pubsub_patterns": server.pubsub.pattern_names(),
         "pubsub_shard_channels": server.pubsub.active(True, None),
+        "rejected_connections": server.limits.rejected,
+        "evicted_clients": server.limits.evicted,
+        "client_memory": server.limits.memory_total,
+        "buffer_peaks": server.limits.peaks(),
     }
 
 

@@ -251,7 +251,13 @@ class ShardLinks:
                 return
             for payload in link.decoder.feed(data):
                 if payload.__class__ is Chunk:
-                    link.chunks.setdefault(payload.run, []).append(payload.data)
+                    held = link.chunks.setdefault(payload.run, [])
+                    client, entry = link.inflight[0][payload.run]
+                    # a client's output limit counts a large reply as it arrives
+                    if entry.__class__ is not list or client.server.limits.chunk_arrived(
+                        client, held, payload.data
+                    ):
+                        held.append(payload.data)
                     continue
                 if payload.__class__ is Event:
                     self.on_events(link.index, loads(payload.data))

@@ -227,6 +227,12 @@ class Shard:
         self.frozen_ms = ms
         self.now = now_ms() if ms is None else ms
 
+    def clock(self) -> int:
+        """Now, for the deadlines and TTLs commands compute: the batch's time, or the real
+        time while a held script has stopped the clock (Redis 7.0 freezes a script's expiry
+        decisions only; SET EX, PTTL and RESTORE still read mstime())."""
+        return self.now if self.frozen_ms is None else now_ms()
+
     def execute_batch(self, batch: list[list]) -> list:
         """Run every command of a batch in order; one reply per run."""
         frozen = self.frozen_ms

@@ -589,3 +589,18 @@ def test_shard_samples_its_own_work_past_the_threshold() -> None:
     (stream, (kind, event, when, ms)), *_ = shard.events
     assert (stream, kind, event, ms) == (0, events.LATENCY, "aof-fsync-always", 2)
     assert abs(when - time.time()) < 60
+
+
+def test_slow_reply_larger_than_a_chunk_arrives_whole_and_is_logged(
+    clone_conn: RawConnection,
+) -> None:
+    """A slow run whose reply goes ahead in chunks keeps its notes: the reply arrives whole
+    and the command is in SLOWLOG."""
+    value = b"x" * (3 << 20)
+    _fresh_slowlog(clone_conn)
+    assert clone_conn.command("SET", "big", value) == b"+OK\r\n"
+    assert clone_conn.command("GET", "big") == b"$%d\r\n%b\r\n" % (len(value), value)
+    logged = [entry[3] for entry in _entries(clone_conn)]
+    assert [b"get", b"big"] in logged
+    assert [b"set", b"big", b"x" * 128 + b"... (%d more bytes)" % (len(value) - 128)] in logged
+    clone_conn.command("DEL", "big")

@@ -640,6 +640,7 @@ def test_shard_numbers_and_report() -> None:
         links=SimpleNamespace(restarts=[0, 2], last_restart_reason=["", "killed by SIGKILL"]),
         pubsub=PubSub(),
         tracking=(),
+        limits=SimpleNamespace(rejected=0, evicted=0, memory_total=0, peaks=lambda: (0, 0)),
     )
     text = info.render(fake, [b"keyspace", b"shards", b"server"], [part, part])
     assert text.startswith("# Server\r\nredis_version:7.0.15\r\n")

@@ -429,8 +429,18 @@ globals.type = function(...)
   return kind
 end
 redis.replicate_commands = function() return true end
-redis.breakpoint = function() return false end
-redis.debug = function() end
+-- Outside a debugging session (SCRIPT DEBUG) these do nothing, as in Redis; a session puts
+-- its own in ``debugging`` while it runs (shardserver/scripting/ldb.py).
+local debugging = {}
+redis.breakpoint = function()
+  local f = debugging.breakpoint
+  if f then return f() end
+  return false
+end
+redis.debug = function(...)
+  local f = debugging.debug
+  if f then f(...) end
+end
 redis.acl_check_cmd = py.acl_check_cmd
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_ALL = 0, 1, 3
 redis.REPL_SLAVE, redis.REPL_REPLICA = 2, 2
@@ -671,7 +681,7 @@ end
 local function array(...) return {...} end
 
 return compile, run, shape, status, failure, wrap, verbatim, as_set, as_map, array,
-  load_library, call_function
+  load_library, call_function, debugging
 """
 
 
@@ -728,6 +738,7 @@ class Engine:
             self._array,
             self._load_library,
             self._call_function,
+            self.debugging,
         ) = setup
         #: FUNCTION's functions, by name: their Lua callbacks.
         self.library_functions: dict[bytes, Any] = {}
