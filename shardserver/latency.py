@@ -205,17 +205,13 @@ class LatencyMonitor:
         if len(samples) > SERIES_LEN:
             del samples[min(samples)]
 
-    def reset(self, names: list[str] | None) -> int:
-        """Forget the named events (case-insensitive), or all; how many were forgotten."""
-        if names is None:
-            count = len(self.events)
-            self.events.clear()
-            return count
-        wanted = {name.lower() for name in names}
-        gone = [event for event in self.events if event.lower() in wanted]
+    def reset(self, names: list[str] | None) -> list[str]:
+        """Forget the named events (case-insensitive), or all; the events forgotten."""
+        wanted = None if names is None else {name.lower() for name in names}
+        gone = [event for event in self.events if wanted is None or event.lower() in wanted]
         for event in gone:
             del self.events[event]
-        return len(gone)
+        return gone
 
     def numbers(self) -> dict[str, tuple[dict[int, int], int]]:
         """Every event as plain data (what another acceptor sends for LATENCY)."""

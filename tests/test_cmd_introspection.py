@@ -183,9 +183,10 @@ def _config(conn: RawConnection, pattern: str) -> list[bytes]:
     return sorted(zip(reply[::2], reply[1::2], strict=True))
 
 
-def test_slowlog_through_either_acceptor_shows_all(clone_factory: ServerPool) -> None:
+def test_slowlog_and_latency_through_either_acceptor(clone_factory: ServerPool) -> None:
     """With two acceptors, each client's entries are in SLOWLOG GET through either, merged
-    newest first with server-wide ids; RESET through one clears both."""
+    newest first with server-wide ids; RESET through one clears both; a latency spike seen
+    by one acceptor's client is in LATENCY through the other, and reset everywhere."""
     server = clone_factory.start_clone(2, ["--acceptors", "2"])
     first, second = server.client_on(0), server.client_on(1)
     first.config_set("slowlog-log-slower-than", 0)
@@ -208,6 +209,12 @@ def test_slowlog_through_either_acceptor_shows_all(clone_factory: ServerPool) ->
         b"SLOWLOG",
         b"RESET",
     ]
+    first.config_set("latency-monitor-threshold", 20)
+    second.execute_command("DEBUG", "SLEEP", "0.05")
+    assert b"command" in {row[0] for row in first.execute_command("LATENCY", "LATEST")}
+    assert first.execute_command("LATENCY", "RESET") >= 1
+    assert b"command" not in {row[0] for row in second.execute_command("LATENCY", "LATEST")}
+    first.config_set("latency-monitor-threshold", 0)
     first.close()
     second.close()
 
