@@ -6,8 +6,9 @@ and its own commands, and merged with the other acceptors' for SLOWLOG and LATEN
   the client (a client's own run, or the client of a fan-out's gather).
 - The commands this acceptor answers are timed by the ``local`` row wrapper
   (:mod:`shardserver.commands.spec`), which calls :meth:`Introspection.local_was_slow`.
-- The expiry sweep's ``expire-cycle`` samples come as shard events (:data:`shardserver.
-  events.LATENCY`) to acceptor 0.
+- A shard's samples of its own work (the expiry sweep's ``expire-cycle``, the log's
+  ``aof-fsync-always``) come as shard events (:data:`shardserver.events.LATENCY`) to
+  acceptor 0.
 - SLOWLOG GET/LEN and LATENCY ask every other acceptor (``slowlog``, ``latency`` peer
   messages) and merge: entries by id, newest first; latency samples second by second.
 """

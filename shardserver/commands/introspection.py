@@ -335,8 +335,8 @@ def memory_stats(session, argv: list[bytes]) -> Later:
                 f"db.{index}",
                 enc.map(
                     [
-                        (enc.bulk(b"overhead.hashtable.main"), enc.integer(count * 32)),
-                        (enc.bulk(b"overhead.hashtable.expires"), enc.integer(expires * 32)),
+                        (enc.bulk(b"overhead.hashtable.main"), enc.integer(count * _ENTRY)),
+                        (enc.bulk(b"overhead.hashtable.expires"), enc.integer(expires * _ENTRY)),
                         (enc.bulk(b"overhead.hashtable.slot-to-keys"), enc.integer(0)),
                     ]
                 ),
@@ -357,6 +357,10 @@ def memory_stats(session, argv: list[bytes]) -> Later:
         return enc.map(pairs)
 
     return _with_numbers(session, finish)
+
+
+#: A key's dict entry and its share of the table: the estimate MEMORY USAGE makes too.
+_ENTRY = 32
 
 
 def _databases(report: info.Report) -> list[tuple[int, int, int]]:
@@ -440,14 +444,25 @@ def lolwut_(session, argv: list[bytes]) -> bytes:
 
 
 ROWS = [
-    local("slowlog|get", slowlog_get),
+    local(
+        "slowlog|get",
+        slowlog_get,
+        notes=(
+            "a shard's entries name the command in lower case; a command split over shards "
+            "is one entry, with its slowest part's time and arguments"
+        ),
+    ),
     local("slowlog|len", slowlog_len),
     local("slowlog|reset", slowlog_reset),
     local("slowlog|help", slowlog_help),
     local("latency|latest", latency_latest),
     local("latency|history", latency_history),
     local("latency|graph", latency_graph),
-    local("latency|doctor", latency_doctor),
+    local(
+        "latency|doctor",
+        latency_doctor,
+        notes="events: command, fast-command, expire-cycle, aof-fsync-always",
+    ),
     local("latency|reset", latency_reset),
     local(
         "latency|histogram",
