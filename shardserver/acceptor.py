@@ -48,6 +48,7 @@ from shardserver.scripting.scripts import Scripts
 from shardserver.sequencer import Sequencer
 from shardserver.shared import ServerWords
 from shardserver.slots import shard_table, slot_for_key
+from shardserver.tls import TlsError, TlsPort, plain_port_wanted
 
 log = logging.getLogger("shardserver.acceptor")
 _TRACKING_EVENTS = frozenset({events.INVALIDATED, events.WRITTEN})
@@ -145,6 +146,8 @@ class Acceptor:
         #: Counters for INFO: connections accepted, commands parsed (all routes).
         self.connections_received = 0
         self.commands_received = 0
+        #: This acceptor's TLS port (tls-port; none while it is 0).
+        self.tls = TlsPort(config, lambda: ClientConnection(self))
         #: Snapshots (SAVE, BGSAVE, save rules); whether SHUTDOWN asked to save (None: by
         #: the save rules).
         self.snapshots = Snapshots(self)
@@ -175,7 +178,7 @@ class Acceptor:
                 self.server = await loop.create_server(
                     lambda: ClientConnection(self), sock=self.listener
                 )
-            else:
+            elif plain_port_wanted(self.config):
                 self.server = await loop.create_server(
                     lambda: ClientConnection(self),
                     host=self.config["bind"],
@@ -192,16 +195,23 @@ class Acceptor:
             )
             self.links.close()
             return 1
-        port = self.server.sockets[0].getsockname()[1]
+        try:
+            await self.tls.start(loop)
+        except (TlsError, OSError) as problem:
+            log.warning("Could not listen on the TLS port %s: %s", self.config["tls-port"], problem)
+            self.links.close()
+            return 1
+        port = self.server.sockets[0].getsockname()[1] if self.server is not None else 0
         self.config.values["port"] = port
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         log.info(
-            "acceptor %d pid %d listening on %s:%d with %d shards",
+            "acceptor %d pid %d listening on %s:%d (TLS: %d) with %d shards",
             self.index,
             os.getpid(),
             self.config["bind"],
             port,
+            self.config["tls-port"],
             self.shard_count,
         )
         if self.index == 0:
@@ -253,6 +263,7 @@ class Acceptor:
     def _shutdown(self) -> None:
         if self.server is not None:
             self.server.close()
+        self.tls.close()
         for client in list(self.clients.values()):
             client.transport.abort()
         self.peers.close()  # the other acceptors see end of file and stop
@@ -345,6 +356,9 @@ class Acceptor:
     def set_config(self, name: str, value: str, push: bool = True) -> None:
         """CONFIG SET one setting; raises ConfigError. Shards learn the new value (from the
         acceptor that got the command: ``push``)."""
+        if name.startswith("tls-"):  # the acceptors' own: the shards need none
+            self.tls.set([(name, value)])
+            return
         name = self.config.set(name, value)
         self.writes_refused = writes_refused(self.config)
         if name == "proto-max-bulk-len":
@@ -361,8 +375,12 @@ class Acceptor:
 
     def _set_configs(self, pairs: list[tuple[str, str]]) -> None:
         """Another acceptor's CONFIG SET (it validated the values and told the shards)."""
+        tls = [(name, value) for name, value in pairs if name.startswith("tls-")]
+        if tls:
+            self.tls.set(tls)  # together, as that acceptor set them
         for name, value in pairs:
-            self.set_config(name, value, push=False)
+            if not name.startswith("tls-"):
+                self.set_config(name, value, push=False)
 
     def told_everywhere(self, reply: bytes, op: str, *args: Any) -> bytes | Later:
         """Tell every other acceptor ``op``; ``reply`` once they all have done it (at once

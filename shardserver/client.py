@@ -33,7 +33,7 @@ from collections import deque
 from time import perf_counter_ns
 from typing import Any
 
-from shardserver import monitoring
+from shardserver import monitoring, protection
 from shardserver.commands import replymode, transactions
 from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_subscribed
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
@@ -152,6 +152,8 @@ class ClientConnection(asyncio.Protocol):
         self.last_command = b"NULL"
         self.addr = ""
         self.laddr = ""
+        #: The peer's address alone (protection.py: is it local?).
+        self.host = ""
         self.no_evict = False
         self.authenticated = not server.config["requirepass"]
         #: After MULTI: the commands queued for EXEC, and whether one was refused.
@@ -198,6 +200,12 @@ class ClientConnection(asyncio.Protocol):
             return
         self.addr = _address(transport.get_extra_info("peername"))
         self.laddr = _address(transport.get_extra_info("sockname"))
+        self.host = protection.peer_host(transport)
+        if protection.denies_connection(self.server.config, self.host):
+            self.server.limits.rejected += 1  # INFO rejected_connections, as maxclients
+            self.closing = True
+            transport.write(protection.DENIED)
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -427,6 +435,11 @@ class ClientConnection(asyncio.Protocol):
         if bad_arity(spec.arity, len(argv)):
             self._refuse(wrong_arity(spec.name), spec.name)
             return
+        if spec.name in protection.GUARDED:  # before NOAUTH, as processCommand
+            refused = protection.command_refusal(self.server.config, spec, argv, self.host)
+            if refused is not None:
+                self._refuse(refused, spec.name)
+                return
         if not self.authenticated and self._refuse_unauthenticated(spec, argv):
             return
         if spec.subcommands:

@@ -86,7 +86,7 @@ def _enum(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = str(text).strip().lower()
         if value not in choices:
-            raise ConfigError(f"argument must be one of: {', '.join(choices)}")
+            raise ConfigError(f"argument(s) must be one of the following: {', '.join(choices)}")
         return value
 
     return parse
@@ -125,6 +125,10 @@ def _show_memory_or_percent(value: int) -> str:
 
 def _string(text: str) -> str:
     return str(text)
+
+
+#: Redis 7.0's values of the settings that guard a protected action (protection.py).
+_protected_action = _enum("no", "yes", "local")
 
 
 def _keyspace_events(text: str) -> int:
@@ -298,7 +302,32 @@ SETTINGS: dict[str, Setting] = {
         Setting("tcp-backlog", 511, _int_range(0, 65535), False, "listen backlog"),
         Setting("tcp-keepalive", 300, _int_range(0, 2**31 - 1), True, "keepalive seconds"),
         Setting("daemonize", "no", _yes_no, False, "accepted for compatibility; always 'no'"),
-        Setting("protected-mode", "no", _yes_no, True, "accepted for compatibility"),
+        # -- protected mode, TLS and hardening (shardserver/protection.py, shardserver/tls.py)
+        Setting("protected-mode", "yes", _yes_no, True, "only local clients while no password"),
+        Setting("enable-protected-configs", "no", _protected_action, False, "CONFIG SET dir ..."),
+        Setting("enable-debug-command", "no", _protected_action, False, "DEBUG: no, yes, local"),
+        Setting("enable-module-command", "no", _protected_action, False, "MODULE: no, yes, local"),
+        Setting("tls-port", 0, _int_range(0, 65535), True, "TLS port (0: none)"),
+        Setting("tls-cert-file", "", _string, True, "the server's certificate (PEM)"),
+        Setting("tls-key-file", "", _string, True, "its private key (PEM)"),
+        Setting("tls-key-file-pass", "", _string, True, "the key's passphrase"),
+        Setting("tls-client-cert-file", "", _string),
+        Setting("tls-client-key-file", "", _string),
+        Setting("tls-client-key-file-pass", "", _string),
+        Setting("tls-dh-params-file", "", _string, True, "DH parameters (PEM)"),
+        Setting("tls-ca-cert-file", "", _string, True, "CA bundle that client certificates need"),
+        Setting("tls-ca-cert-dir", "", _string, True, "CA directory (c_rehash'ed)"),
+        Setting("tls-auth-clients", "yes", _enum("no", "yes", "optional"), True, "client certs"),
+        Setting("tls-protocols", "", _string, True, 'e.g. "TLSv1.2 TLSv1.3" (empty: those)'),
+        Setting("tls-ciphers", "", _string, True, "TLSv1.2 cipher list (OpenSSL syntax)"),
+        Setting("tls-ciphersuites", "", _string, True, "TLSv1.3 cipher suites"),
+        Setting("tls-prefer-server-ciphers", "no", _yes_no),
+        Setting("tls-session-caching", "yes", _yes_no),
+        Setting("tls-session-cache-size", 20480, _int_range(0, 2**31 - 1)),
+        Setting("tls-session-cache-timeout", 300, _int_range(0, 2**31 - 1), True, "seconds"),
+        Setting("tls-cluster", "no", _yes_no, True, "accepted (no cluster bus here)"),
+        Setting("tls-replication", "no", _yes_no, True, "accepted (no replication here)"),
+        # -- end of protected mode, TLS and hardening
         # Encoding thresholds: OBJECT ENCODING reports what Redis would pick by them, and
         # dumps use the compact encodings they allow. Defaults are redis-server 7.0's
         # built-in ones (its sample redis.conf sets hash-max-listpack-entries to 128).
@@ -309,6 +338,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("set-max-intset-entries", 512, _int_range(0, 2**63 - 1)),
         Setting("list-max-listpack-size", -2, _int_range(-(2**31), 2**31 - 1)),
         Setting("list-compress-depth", 0, _int_range(0, 2**31 - 1)),
+        Setting("hll-sparse-max-bytes", 3000, _memory_range(0, 2**63 - 1)),
+        # A stream's listpack nodes are cut where Redis cuts them (XTRIM ~ counts follow).
+        Setting("stream-node-max-bytes", 4096, _int_range(0, 2**63 - 1)),
+        Setting("stream-node-max-entries", 100, _int_range(0, 2**63 - 1)),
         # No replica ever connects here: with both set, every write is refused (NOREPLICAS),
         # as Redis refuses writes while it has fewer good replicas than asked for.
         Setting(
@@ -354,8 +387,6 @@ ALIASES: dict[str, str] = {
 
 #: Redis 7.0 settings with no effect here, kept and returned by CONFIG GET as Redis would.
 PASSIVE: dict[str, str] = {
-    "stream-node-max-bytes": "4096",
-    "stream-node-max-entries": "100",
     "activerehashing": "yes",
     "maxmemory": "0",
     "maxmemory-policy": "noeviction",
@@ -377,7 +408,6 @@ PASSIVE: dict[str, str] = {
     "replica-read-only": "yes",
     "cluster-enabled": "no",
     "io-threads": "1",
-    "enable-debug-command": "local",
 }
 
 

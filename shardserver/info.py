@@ -248,7 +248,8 @@ class Report:
             ("process_id", server.main_pid),
             ("process_supervised", "no"),
             ("run_id", _RUN_ID),
-            ("tcp_port", self.settings.get("port", "0")),
+            # the TLS port when there is no plain one, as Redis shows it
+            ("tcp_port", int(self.settings["port"]) or int(self.settings.get("tls-port", 0))),
             ("server_time_usec", time.time_ns() // 1000),
             ("uptime_in_seconds", uptime),
             ("uptime_in_days", uptime // 86400),

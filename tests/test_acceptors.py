@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import (
+    DEBUG_ENABLED,
     RawConnection,
     ServerPool,
     ServerProcess,
@@ -39,7 +40,7 @@ SHARDS = 4
 
 @pytest.fixture(scope="module")
 def server(module_servers: ServerPool) -> ServerProcess:
-    return module_servers.clone(SHARDS, ["--acceptors", "2"])
+    return module_servers.clone(SHARDS, ["--acceptors", "2", *DEBUG_ENABLED])
 
 
 def one_key_per_shard(prefix: str) -> list[str]:

@@ -12,10 +12,13 @@ import re
 import time
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command
+from conftest import DEBUG_ENABLED, RawConnection, ServerPool, ServerProcess, encode_command
 
 from shardserver import events, latency, slowlog
 from shardserver.shard import Shard
+
+#: DEBUG SLEEP makes the slow commands and latency spikes here.
+CLONE_ARGS = DEBUG_ENABLED
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ def test_slowlog_and_latency_through_either_acceptor(clone_factory: ServerPool) 
     """With two acceptors, each client's entries are in SLOWLOG GET through either, merged
     newest first with server-wide ids; RESET through one clears both; a latency spike seen
     by one acceptor's client is in LATENCY through the other, and reset everywhere."""
-    server = clone_factory.start_clone(2, ["--acceptors", "2"])
+    server = clone_factory.start_clone(2, ["--acceptors", "2", *DEBUG_ENABLED])
     first, second = server.client_on(0), server.client_on(1)
     first.config_set("slowlog-log-slower-than", 0)
     first.client_setname("on0")

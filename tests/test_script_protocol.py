@@ -14,7 +14,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command, parse_reply
+from conftest import (
+    DEBUG_ENABLED,
+    RawConnection,
+    ServerPool,
+    ServerProcess,
+    encode_command,
+    parse_reply,
+)
 
 from shardserver.keyspace import now_ms
 from shardserver.shard import Shard
@@ -118,7 +125,7 @@ TIME_SEQUENCE = [
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
 def server(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
-    return module_servers.clone(request.param)
+    return module_servers.clone(request.param, DEBUG_ENABLED)
 
 
 def _replies(server: ServerProcess, commands: list[list[str]], protocol: int) -> list[bytes]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from shardserver import info
+from shardserver import info, protection
 from shardserver.commands import metadata
 from shardserver.commands.spec import (
     NO_REPLY,
@@ -129,11 +129,20 @@ def config_set(session, argv: list[bytes]) -> bytes | Later:
                 f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                 "duplicate parameter"
             )
+    refused = protection.config_set_refusal(session.server.config, names, session.host)
+    if refused is not None:
+        return refused
+    texts = [(name, value.decode("utf-8", "replace")) for name, value in pairs]
+    tls = [(name, text) for name, text in texts if name.startswith("tls-")]
     done = []
     try:
-        for name, value in pairs:
-            session.server.set_config(name, value.decode("utf-8", "replace"))
-            done.append((name, value.decode("utf-8", "replace")))
+        if tls:  # together: a new certificate and its key make one context
+            session.server.tls.set(tls)
+            done.extend(tls)
+        for name, text in texts:
+            if not name.startswith("tls-"):
+                session.server.set_config(name, text)
+                done.append((name, text))
     except ConfigError as problem:
         if done:
             session.server.told_everywhere(b"", "config", done)

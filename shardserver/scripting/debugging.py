@@ -146,6 +146,16 @@ class Session:
             self.arrived.notify()
         return []
 
+    def buffered(self) -> int:
+        """What the client sent that the debugger has not taken yet (the query buffer that
+        CLIENT LIST shows and client-query-buffer-limit bounds; the debugger's own limit,
+        1 MB a command as Redis's, comes first)."""
+        return sum(map(len, self.input))
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes of what :meth:`buffered` counts (for a log line)."""
+        return b"".join(self.input)[:size]
+
     def _write(self, data: bytes) -> None:
         if not self.client.closed:
             self.client.transport.write(data)
