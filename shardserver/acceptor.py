@@ -31,6 +31,8 @@ from shardserver.commands.table import COMMANDS
 from shardserver.config import Config
 from shardserver.errors import writes_refused
 from shardserver.eventclasses import KEYEVENT, KEYSPACE
+from shardserver.introspection import SETTINGS as INTROSPECTION_SETTINGS
+from shardserver.introspection import Introspection
 from shardserver.invalidations import Invalidations
 from shardserver.limits import ClientLimits
 from shardserver.links import ShardLink, ShardLinks
@@ -152,6 +154,9 @@ class Acceptor:
         #: the save rules).
         self.snapshots = Snapshots(self)
         self.shutdown_save: bool | None = None
+        #: SLOWLOG and the latency monitor (shardserver/introspection.py).
+        self.introspection = Introspection(self)
+        self.links.on_slow = self.introspection.heard_slow
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -308,6 +313,8 @@ class Acceptor:
                 self.tracking.heard(event)
             elif kind == events.MONITORED:
                 self.monitors.heard(event[1])
+            elif kind == events.LATENCY:
+                self.introspection.heard_sample(*event[1:])
             else:
                 waits.append(event)
         if waits:
@@ -361,6 +368,8 @@ class Acceptor:
             self.max_bulk_len = self.config[name]
         elif name in ClientLimits.SETTINGS:
             self.limits.configure()
+        elif name in INTROSPECTION_SETTINGS:
+            self.introspection.configure()
         if not push:
             return
         if name == "appendonly" and self.config[name] == "yes":
@@ -387,6 +396,7 @@ class Acceptor:
         self.commands_received = 0
         self.limits.reset_stats()
         info.STATS.reset(0)
+        self.introspection.reset_times()
 
     def everywhere(
         self, mine: Any, finish: Callable[[list[Any]], bytes], op: str, *args: Any

@@ -30,16 +30,18 @@ import logging
 import time
 from binascii import crc_hqx
 from collections import deque
+from time import perf_counter_ns
 from typing import Any
 
 from shardserver import monitoring, protection
-from shardserver.commands import transactions
+from shardserver.commands import replymode, transactions
 from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_subscribed
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
 from shardserver.errors import NOREPLICAS, error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.errorstats import ACCEPTOR as ERRORS
+from shardserver.latency import ACCEPTOR as TIMES
 from shardserver.memory import OOM, server_full
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
@@ -188,6 +190,10 @@ class ClientConnection(asyncio.Protocol):
         #: ClientTracking`): its commands then take the checked path (no fast path), where
         #: each run is wrapped for its shard to remember what it reads.
         self.tracking: Any = None
+        #: CLIENT REPLY's flags (:mod:`shardserver.commands.replymode`; the checked path
+        #: while any is set) and how many silent entries wait in ``pending``.
+        self.reply_flags = 0
+        self.silenced = 0
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -376,7 +382,9 @@ class ClientConnection(asyncio.Protocol):
                 continue
             if argv[0] in _PING and len(argv) == 1 and fast is not _NO_FAST:
                 LOCAL_CALLS["ping"] += 1  # PING alone, as benchmarks send it: inline too
+                start = perf_counter_ns()
                 self.reply(_PONG)
+                TIMES.record("ping", perf_counter_ns() - start)
                 run_shard = -1
                 continue
             spec = FAST_SCRIPT.get(argv[0]) if fast is not _NO_FAST else None
@@ -387,7 +395,10 @@ class ClientConnection(asyncio.Protocol):
                 continue
             spec = LOOKUP.get(argv[0]) or LOOKUP.get(argv[0].lower())
             self.run, self.run_shard, self.run_turn = run, run_shard, turn
-            self._dispatch_other(spec, argv)
+            if self.reply_flags:  # CLIENT REPLY OFF or SKIP
+                replymode.quietly(self, self._dispatch_other, spec, argv)
+            else:
+                self._dispatch_other(spec, argv)
             if self.closing:
                 break
             if self.blocked is not None or self.postponed:
@@ -405,8 +416,8 @@ class ClientConnection(asyncio.Protocol):
     def _fast_lookup(self) -> Any:
         """The single-key fast path's lookup, or the one that finds nothing (scripts then
         take the checked path too): off before
-        AUTH, in MULTI, in RESP2 subscribed mode, while tracking, paused, monitored or busy
-        with a long script (each needs the checked path)."""
+        AUTH, in MULTI, in RESP2 subscribed mode, while tracking, paused, monitored, busy
+        with a long script or with replies switched off (each needs the checked path)."""
         server = self.server
         if (
             not self.authenticated
@@ -417,6 +428,7 @@ class ClientConnection(asyncio.Protocol):
             or self.tracking is not None
             or server.scripts.busy
             or server.writes_refused
+            or self.reply_flags
         ):
             return _NO_FAST
         # while a shard is out of memory, denyoom commands take the checked path (its OOM
@@ -669,8 +681,13 @@ class ClientConnection(asyncio.Protocol):
         pending = self.pending
         ready = []
         size = 0
+        silenced = self.silenced
         while pending and pending[0][0] is not None:
-            reply = pending.popleft()[0]
+            entry = pending.popleft()
+            if silenced and len(entry) == 3:  # CLIENT REPLY OFF/SKIP dropped it
+                self.silenced -= 1
+                continue
+            reply = entry[0]
             if reply.__class__ is list:  # it came in chunks
                 ready.extend(reply)
                 size += JOIN_LIMIT

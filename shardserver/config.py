@@ -162,6 +162,27 @@ def _keyspace_events(text: str) -> int:
         raise ConfigError(str(problem)) from None
 
 
+def _percentiles(text: str) -> tuple[float, ...]:
+    """``latency-tracking-info-percentiles``: numbers from 0 to 100, as Redis checks them."""
+    values = []
+    for word in str(text).split():
+        try:
+            value = float(word)
+        except ValueError:
+            raise ConfigError("Invalid latency-tracking-info-percentiles parameters") from None
+        if not 0.0 <= value <= 100.0:
+            raise ConfigError(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+            )
+        values.append(value)
+    return tuple(values)
+
+
+def _show_percentiles(values: tuple[float, ...]) -> str:
+    """As CONFIG GET shows them: each ``%f`` with its trailing zeros trimmed."""
+    return " ".join(f"{value:f}".rstrip("0").rstrip(".") for value in values)
+
+
 def _save_rules(text: str) -> str:
     """``save``: pairs of positive seconds and change counts, or empty (no snapshots)."""
     words = str(text).split()
@@ -368,6 +389,19 @@ SETTINGS: dict[str, Setting] = {
             True,
             "ms a script runs before other clients get -BUSY (alias lua-time-limit)",
         ),
+        # Introspection (shardserver/slowlog.py, shardserver/latency.py): Redis 7.0's ranges.
+        Setting("slowlog-log-slower-than", 10000, _int_range(-1, 2**63 - 1), True, "µs"),
+        Setting("slowlog-max-len", 128, _int_range(0, 2**63 - 1), True, "entries kept"),
+        Setting("latency-monitor-threshold", 0, _int_range(0, 2**63 - 1), True, "ms, 0 = off"),
+        Setting("latency-tracking", "yes", _yes_no, True, "per-command latency histograms"),
+        Setting(
+            "latency-tracking-info-percentiles",
+            (50.0, 99.0, 99.9),
+            _percentiles,
+            True,
+            "INFO latencystats' percentiles",
+            show=_show_percentiles,
+        ),
     ]
 }
 
@@ -389,9 +423,6 @@ PASSIVE: dict[str, str] = {
     "lazyfree-lazy-server-del": "no",
     "lazyfree-lazy-user-del": "no",
     "lazyfree-lazy-user-flush": "no",
-    "slowlog-log-slower-than": "10000",
-    "slowlog-max-len": "128",
-    "latency-monitor-threshold": "0",
     "active-expire-effort": "1",
     "dynamic-hz": "yes",
     "stop-writes-on-bgsave-error": "yes",

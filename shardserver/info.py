@@ -10,7 +10,8 @@ each shard's share.
 
 Figures with no counterpart here are reported honestly rather than invented: memory is the
 resident set of all our processes (Python has no allocator total to report), command times are
-not measured (``usec=0``), and counters we do not keep are 0 (docs/commands.md lists them).
+measured where they run (a shard's execution of each command, an acceptor's of its own:
+:mod:`shardserver.latency`), and counters we do not keep are 0 (docs/commands.md lists them).
 
 The acceptor-side counters live in :data:`STATS` (the memory peak, the previous sample for
 ``instantaneous_ops_per_sec``) and in :data:`shardserver.commands.spec.LOCAL_CALLS` (calls of
@@ -35,6 +36,8 @@ from shardserver.commands.spec import LOCAL_CALLS, Route
 from shardserver.config import ConfigError, parse_memory
 from shardserver.errorstats import ACCEPTOR as ACCEPTOR_ERRORS
 from shardserver.keyspace import now_ms
+from shardserver.latency import ACCEPTOR as ACCEPTOR_TIMES
+from shardserver.latency import merge, percentile, percentile_name
 from shardserver.slots import slot_ranges
 
 #: Sections in the order Redis 7.0 writes them, whatever order they were asked for in.
@@ -112,6 +115,7 @@ def shard_numbers(shard: Any) -> dict[str, Any]:
         "persistence": shard.persistence.numbers(),
         "errors": shard.errors.numbers(),
         "memory": shard.memory.numbers(),
+        "times": shard.times.numbers(),
     }
 
 
@@ -119,6 +123,7 @@ def reset_shard(shard: Any) -> None:
     """CONFIG RESETSTAT in a shard: forget its counters (not its data)."""
     shard.calls.clear()
     shard.errors.clear()
+    shard.times.clear()
     shard.commands_processed = 0
     shard.expired_by_sweep = 0
     shard.memory.evicted_keys = 0
@@ -430,15 +435,42 @@ class Report:
                     calls[name[1:]] += count
         calls.update(fanned)
         rejected, failed = self.errors("rejected"), self.errors("failed")
-        return [
-            (
-                f"cmdstat_{name}",
-                f"calls={calls[name]},usec=0,usec_per_call=0.00,"
-                f"rejected_calls={rejected[name]},failed_calls={failed[name]}",
+        times = self.command_times()
+        lines = []
+        for name in sorted({*calls, *rejected, *failed}):
+            if not (calls[name] or rejected[name] or failed[name]):
+                continue
+            usec = times[name][0] // 1000 if name in times else 0
+            per_call = usec / calls[name] if calls[name] else 0
+            lines.append(
+                (
+                    f"cmdstat_{name}",
+                    f"calls={calls[name]},usec={usec},usec_per_call={per_call:.2f},"
+                    f"rejected_calls={rejected[name]},failed_calls={failed[name]}",
+                )
             )
-            for name in sorted({*calls, *rejected, *failed})
-            if calls[name] or rejected[name] or failed[name]
-        ]
+        return lines
+
+    def command_times(self) -> dict[str, tuple[int, dict[int, int]]]:
+        return command_times(
+            self.server, self.parts, [numbers["times"] for numbers in self.acceptors]
+        )
+
+    def latencystats_section(self) -> list[tuple[str, object]]:
+        """Redis's ``latency_percentiles_usec_<command>`` lines while latency-tracking is on:
+        each percentile of ``latency-tracking-info-percentiles``, in µs with 3 decimals."""
+        if self.server.config["latency-tracking"] != "yes":
+            return []
+        wanted = self.server.config["latency-tracking-info-percentiles"]
+        lines = []
+        for name, (_total, counts) in sorted(self.command_times().items()):
+            if not counts:
+                continue
+            shown = ",".join(
+                f"p{percentile_name(each)}={percentile(counts, each) / 1000:.3f}" for each in wanted
+            )
+            lines.append((f"latency_percentiles_usec_{name}", shown))
+        return lines
 
     def errorstats_section(self) -> list[tuple[str, object]]:
         """Per error code, in Redis's order (its rax: by code, bytewise)."""
@@ -449,11 +481,7 @@ class Report:
 
     def route(self, name: str) -> Route | None:
         """The route of a served command by name (``@name`` parts count as its calls)."""
-        parent, _, sub = name.partition("|")
-        spec = self.server.commands.get(parent)
-        if spec is not None and sub:
-            spec = spec.subcommands.get(sub)
-        return None if spec is None else spec.route
+        return _route(self.server, name)
 
     def cluster_section(self) -> list[tuple[str, object]]:
         return [("cluster_enabled", 0)]
@@ -522,6 +550,47 @@ class Report:
         return "\r\n".join(blocks)
 
 
+def command_times(
+    server: Any, parts: list[dict[str, Any]], acceptors: list[dict[str, Any]]
+) -> dict[str, tuple[int, dict[int, int]]]:
+    """Per command name: (total ns, sparse histogram) over every shard and acceptor. A
+    shard's ``@part`` counts as its command's; a command every shard runs (route ALL) takes
+    its slowest shard's figures, once, as commandstats counts its calls once."""
+    out: dict[str, list[Any]] = {}
+    fanned: dict[str, tuple[int, dict[int, int]]] = {}
+
+    def add(name: str, total: int, counts: dict[int, int]) -> None:
+        entry = out.setdefault(name, [0, {}])
+        entry[0] += total
+        merge(entry[1], counts)
+
+    for numbers in acceptors:
+        for name, (total, counts) in numbers.items():
+            add(name, total, counts)
+    for part in parts:
+        for name, (total, counts) in part["times"].items():
+            if not name.startswith("@"):
+                add(name, total, counts)
+                continue
+            route = _route(server, name[1:])
+            if route is Route.ALL:
+                if total >= fanned.get(name[1:], (-1, {}))[0]:
+                    fanned[name[1:]] = (total, counts)
+            elif route is not None and route is not Route.LOCAL and route is not Route.SCRIPT:
+                add(name[1:], total, counts)
+    for name, (total, counts) in fanned.items():
+        add(name, total, counts)
+    return {name: (total, counts) for name, (total, counts) in out.items()}
+
+
+def _route(server: Any, name: str) -> Route | None:
+    parent, _, sub = name.partition("|")
+    spec = server.commands.get(parent)
+    if spec is not None and sub:
+        spec = spec.subcommands.get(sub)
+    return None if spec is None else spec.route
+
+
 def acceptor_numbers(server: Any) -> dict[str, Any]:
     """An acceptor's own part of INFO (the others send theirs over the control channel)."""
     times = os.times()
@@ -535,6 +604,7 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "commands": server.commands_received,
         "local_calls": dict(LOCAL_CALLS),
         "errors": ACCEPTOR_ERRORS.numbers(),
+        "times": ACCEPTOR_TIMES.numbers(),
         "rss": process_rss(),
         "cpu": (times.user, times.system),
         "pubsub_channels": server.pubsub.active(False, None),

@@ -6,7 +6,8 @@ exactly after that client's earlier commands), so whether one is running, and th
 time, outcome and duration, live here too: "Background save already in progress" and
 LASTSAVE mean the whole server. So does DEBUG SET-DISABLE-DENY-SCRIPTS: a held script runs in
 whichever acceptor got it. So do the client limits (:mod:`shardserver.limits`): ``maxclients``
-counts every acceptor's clients, and ``maxmemory-clients`` their memory.
+counts every acceptor's clients, and ``maxmemory-clients`` their memory. SLOWLOG's
+entry ids are server-wide too.
 
 One small shared array (``multiprocessing.RawArray``, inherited by the forked acceptors) and
 a lock; with one acceptor it costs a lock per connection (and its end) and per save, nothing
@@ -27,11 +28,12 @@ from typing import Any
     _LAST_OK,
     _LAST_DURATION,
     _DENY_OFF,
-) = range(7)
+    _SLOWLOG_ID,
+) = range(8)
 #: The most acceptors there may be (``acceptors``' range). Each has a word of its clients'
 #: count and one of their memory: an acceptor that dies takes its own away.
 MAX_ACCEPTORS = 64
-_CLIENTS = _DENY_OFF + 1
+_CLIENTS = _SLOWLOG_ID + 1
 _CLIENT_MEMORY = _CLIENTS + MAX_ACCEPTORS
 
 
@@ -54,6 +56,12 @@ class ServerWords:
             self._words[_CLIENTS + acceptor] += 1
             self._words[_CLIENT_ID] += 1
             return self._words[_CLIENT_ID]
+
+    def next_slowlog_id(self) -> int:
+        """SLOWLOG's ids, server-wide (from 0, as Redis's ``slowlog_entry_id``)."""
+        with self._lock:
+            self._words[_SLOWLOG_ID] += 1
+            return self._words[_SLOWLOG_ID] - 1
 
     def client_gone(self, acceptor: int) -> None:
         """An admitted client of ``acceptor`` disconnected."""

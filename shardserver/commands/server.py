@@ -8,8 +8,6 @@ encoded reply. INFO, CONFIG RESETSTAT and DEBUG SLEEP need every shard, so they 
 
 from __future__ import annotations
 
-import struct
-import sys
 import time
 
 from shardserver import info, protection
@@ -216,111 +214,6 @@ def info_(session, argv: list[bytes]) -> Later:
     return Later(server.loop.create_task(report()))
 
 
-# -- MEMORY STATS --------------------------------------------------------------------------
-
-
-def memory_stats_part(shard, db, argv: list[bytes]) -> dict:
-    """A shard's figures for MEMORY STATS: its accounting (shardserver/memory.py), its RSS,
-    and each database's keys and dict tables."""
-    databases = [
-        (index, len(each.data), sys.getsizeof(each.data), sys.getsizeof(each.expires.deadline))
-        for index, each in enumerate(shard.dbs)
-        if each.data
-    ]
-    return {**shard.memory.numbers(), "rss": info.process_rss(), "databases": databases}
-
-
-def _float32(value: float) -> bytes:
-    """A ratio as Redis 7.0 replies it: computed in a C float, written with %.17g."""
-    return b"%.17g" % struct.unpack("f", struct.pack("f", value))[0]
-
-
-def memory_stats(session, argv: list[bytes]) -> Later:
-    """MEMORY STATS in Redis 7.0's fields and order, over every shard: the allocated figures
-    are what the shards account for their keys (``used_memory``), the resident ones every
-    shard's RSS; replication, client buffers and AOF buffers are not counted (0)."""
-    server = session.server
-    parts = server.call_shards([[b"@memory|stats"]] * server.shard_count)
-    enc = session.enc
-
-    async def report() -> bytes:
-        shard_parts = await parts
-        failed = [p for p in shard_parts if p.__class__ is bytes]
-        if failed:
-            return failed[0]
-        total = sum(part["used_memory"] for part in shard_parts)
-        dataset = sum(part["used_memory_dataset"] for part in shard_parts)
-        rss = sum(part["rss"] for part in shard_parts)
-        scripts = server.scripts.memory()
-        keys = sum(entry[1] for part in shard_parts for entry in part["databases"])
-        peak = max(total, info.STATS.peak_memory)
-        tables: dict[int, list[int]] = {}
-        for part in shard_parts:
-            for index, _count, main, expires in part["databases"]:
-                sums = tables.setdefault(index, [0, 0])
-                sums[0] += main
-                sums[1] += expires
-        pairs = [
-            (enc.bulk(b"peak.allocated"), enc.integer(peak)),
-            (enc.bulk(b"total.allocated"), enc.integer(total)),
-            (enc.bulk(b"startup.allocated"), enc.integer(0)),
-            *[(enc.bulk(name), enc.integer(0)) for name in _NOT_COUNTED],
-            (enc.bulk(b"lua.caches"), enc.integer(scripts["scripts_eval"])),
-            (enc.bulk(b"functions.caches"), enc.integer(scripts["functions_memory"])),
-        ]
-        for index in sorted(tables):
-            main, expires = tables[index]
-            pairs.append(
-                (
-                    enc.bulk(b"db.%d" % index),
-                    enc.map(
-                        [
-                            (enc.bulk(b"overhead.hashtable.main"), enc.integer(main)),
-                            (enc.bulk(b"overhead.hashtable.expires"), enc.integer(expires)),
-                            (enc.bulk(b"overhead.hashtable.slot-to-keys"), enc.integer(0)),
-                        ]
-                    ),
-                )
-            )
-        frag = rss / total if total else 1.0
-        pairs += [
-            (enc.bulk(b"overhead.total"), enc.integer(total - dataset)),
-            (enc.bulk(b"keys.count"), enc.integer(keys)),
-            (enc.bulk(b"keys.bytes-per-key"), enc.integer(total // keys if keys else 0)),
-            (enc.bulk(b"dataset.bytes"), enc.integer(dataset)),
-            (enc.bulk(b"dataset.percentage"), enc.double(_float32(_percent(dataset, total)))),
-            (enc.bulk(b"peak.percentage"), enc.double(_float32(_percent(total, peak)))),
-            (enc.bulk(b"allocator.allocated"), enc.integer(total)),
-            (enc.bulk(b"allocator.active"), enc.integer(total)),
-            (enc.bulk(b"allocator.resident"), enc.integer(rss)),
-            (enc.bulk(b"allocator-fragmentation.ratio"), enc.double(_float32(1.0))),
-            (enc.bulk(b"allocator-fragmentation.bytes"), enc.integer(0)),
-            (enc.bulk(b"allocator-rss.ratio"), enc.double(_float32(frag))),
-            (enc.bulk(b"allocator-rss.bytes"), enc.integer(rss - total)),
-            (enc.bulk(b"rss-overhead.ratio"), enc.double(_float32(1.0))),
-            (enc.bulk(b"rss-overhead.bytes"), enc.integer(0)),
-            (enc.bulk(b"fragmentation"), enc.double(_float32(frag))),
-            (enc.bulk(b"fragmentation.bytes"), enc.integer(rss - total)),
-        ]
-        return enc.map(pairs)
-
-    return Later(server.loop.create_task(report()))
-
-
-#: MEMORY STATS's figures for what is not kept here (replication, client buffers ...).
-_NOT_COUNTED = (
-    b"replication.backlog",
-    b"clients.slaves",
-    b"clients.normal",
-    b"cluster.links",
-    b"aof.buffer",
-)
-
-
-def _percent(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else 0.0
-
-
 # -- TIME, SHUTDOWN ------------------------------------------------------------------------
 
 
@@ -386,18 +279,12 @@ ROWS = [
         notes=(
             "adds a `shards` section (in the default set) and `redis_clone_version`; "
             "used_memory is what the shards account for their keys, used_memory_rss every "
-            "process's resident memory; commandstats usec are 0, and a "
+            "process's resident memory; commandstats usec are each shard's execution time "
+            "(scripts' are 0), and a "
             "multi-key command split over shards counts once per shard; "
             "keyspace_hits/misses and net bytes are not measured (0); "
             "instantaneous_ops_per_sec is measured between INFO calls"
         ),
-    ),
-    local(
-        "memory|stats",
-        memory_stats,
-        part=memory_stats_part,
-        notes="allocated figures are the shards' accounting of their keys, resident ones "
-        "their RSS; buffers and replication read 0",
     ),
     local("time", time_),
     local(

@@ -25,12 +25,14 @@ from shardserver.commands import (
     geo,
     hashes,
     hyperloglog,
+    introspection,
     keys,
     lists,
     modules,
     multikey,
     persistence,
     pubsub,
+    replymode,
     scripting,
     server,
     sets,
@@ -98,6 +100,8 @@ FAMILIES = [
     debug,
     modules,
     persistence,
+    introspection,
+    replymode,
 ]
 
 
