@@ -119,6 +119,12 @@ def _tame(line: Line, args: list[bytes]) -> list[bytes]:
         argv[1 if name in (b"blmpop", b"bzmpop") else -1] = b"0.01"
     if head == [b"client", b"pause"] and len(argv) > 2:
         argv[2] = b"5"  # a pause holds every client back, the fuzzer's PING too
+    if head == [b"client", b"reply"] and len(argv) > 2:
+        argv[2] = b"on"  # OFF and SKIP answer nothing, and the fuzzer reads a reply
+    if line.blocking:  # XREAD and XREADGROUP: the timeout follows BLOCK, anywhere
+        for index, word in enumerate(argv[:-1]):
+            if word.lower() == b"block":
+                argv[index + 1] = b"10"
     return argv
 
 
