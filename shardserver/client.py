@@ -145,7 +145,9 @@ class ClientConnection(asyncio.Protocol):
         self.addr = ""
         self.laddr = ""
         self.no_evict = False
-        self.authenticated = not server.config["requirepass"]
+        #: The ACL user this connection runs as, and whether it authenticated (a new one
+        #: is the default user's, authenticated when that needs no password).
+        server.acl.start_session(self)
         #: After MULTI: the commands queued for EXEC, and whether one was refused.
         self.multi: list | None = None
         self.multi_failed = False
@@ -384,6 +386,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         if (
             not self.authenticated
+            or not self.user.unrestricted
             or self.multi is not None
             or self.pubsub_only
             or server.pause
@@ -407,7 +410,8 @@ class ClientConnection(asyncio.Protocol):
             return
         if spec.subcommands:
             if len(argv) == 1 and spec.run is not None:  # COMMAND alone
-                self._run_or_queue(spec, argv)
+                if self.user.unrestricted or not self._refuse_by_acl(spec, argv):
+                    self._run_or_queue(spec, argv)
                 return
             sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
             if sub is None:
@@ -417,7 +421,19 @@ class ClientConnection(asyncio.Protocol):
                 self._refuse(wrong_arity(sub.name), sub.name)
                 return
             spec = sub
+        if not self.user.unrestricted and self._refuse_by_acl(spec, argv):
+            return
         self._run_or_queue(spec, argv)
+
+    def _refuse_by_acl(self, spec: CommandSpec, argv: list) -> bool:
+        """A user that may not run everything: its ACL rules, checked after authentication
+        as Redis checks them (:mod:`shardserver.commands.acl`); after MULTI a refusal fails
+        the transaction."""
+        refused = self.server.acl.refusal(self, spec.name, argv)
+        if refused is None:
+            return False
+        self._refuse(refused, spec.name)
+        return True
 
     def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""

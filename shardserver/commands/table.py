@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shardserver.commands import (
+    acl,
     bitmaps,
     blocking,
     connection,
@@ -90,6 +91,7 @@ FAMILIES = [
     server,
     debug,
     persistence,
+    acl,
 ]
 
 
