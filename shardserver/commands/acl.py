@@ -83,6 +83,7 @@ class AccessControl:
         """What the other acceptors may tell or ask this one."""
         return {
             "acl_users": self.adopt,
+            "acl_log_add": self.log.add,
             "acl_log": self.log_entries,
             "acl_log_reset": self.log.reset,
         }
@@ -151,9 +152,15 @@ class AccessControl:
     def record(
         self, client: Any, user: acl.User, reason: int, context: str, obj: bytes, command: Any
     ) -> None:
-        """An ACL LOG entry; the client's info shows ``command`` (its last one if None)."""
-        info = client_line(client, command).encode()
-        self.log.add(reason, context, obj, user.name, info, int(time.time() * 1000))
+        """An ACL LOG entry; the client's info shows ``command`` (its last one if None).
+        The log is acceptor 0's, so entries group as in Redis whichever acceptor made
+        them (a tell, ahead of any later ACL LOG of the same client)."""
+        entry = (reason, context, obj, user.name, client_line(client, command).encode())
+        now = int(time.time() * 1000)
+        if self.server.index == 0:
+            self.log.add(*entry, now)
+        else:
+            self.server.peers.tell("acl_log_add", *entry, now, to=0)
 
     # -- changes -------------------------------------------------------------------------
 
@@ -249,7 +256,8 @@ class AccessControl:
     # -- the log over every acceptor -------------------------------------------------------
 
     def log_entries(self) -> list[tuple]:
-        """This acceptor's ACL LOG entries as plain data, for another acceptor's ACL LOG."""
+        """The ACL LOG entries as plain data (only acceptor 0 has any), for ACL LOG
+        through any acceptor."""
         return [
             (e.count, e.reason, e.context, e.object, e.username, e.created_ms, e.client_info)
             for e in self.log.entries
@@ -307,7 +315,7 @@ def acl_getuser(session: Any, argv: list[bytes]) -> bytes:
     user = _service(session).registry.get(argv[2])
     enc = session.enc
     if user is None:
-        return error_bytes(b"ERR Can not find user '" + argv[2] + b"' in ACL")
+        return enc.NULL  # Redis 7.0 answers a null (later versions an error)
     bulk = enc.bulk
     fields = [
         (bulk(b"flags"), enc.set([bulk(flag) for flag in user.flags()])),
@@ -370,7 +378,7 @@ def acl_genpass(session: Any, argv: list[bytes]) -> bytes:
 
 
 def acl_log(session: Any, argv: list[bytes]) -> bytes | Later:
-    """ACL LOG [count | RESET], over every acceptor's entries (newest first)."""
+    """ACL LOG [count | RESET]: acceptor 0's log, newest entries first."""
     if len(argv) > 3:
         return _subcommand_error(argv)
     server = session.server
@@ -519,7 +527,7 @@ ROWS = [
     local("acl|whoami", acl_whoami),
     local("acl|cat", acl_cat),
     local("acl|genpass", acl_genpass),
-    local("acl|log", acl_log, notes="every acceptor's entries; entries group per acceptor"),
+    local("acl|log", acl_log, notes="one log for every acceptor (acceptor 0 keeps it)"),
     local("acl|dryrun", acl_dryrun),
     local("acl|load", acl_load),
     local("acl|save", acl_save),
