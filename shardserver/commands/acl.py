@@ -430,10 +430,8 @@ def acl_dryrun(session: Any, argv: list[bytes]) -> bytes:
         return error_bytes(b"ERR User '" + argv[2] + b"' not found")
     line = argv[3:]
     name = acl.full_name(line)
-    if acl.lookup(name) is None and acl.lookup(name.partition("|")[0]) is None:
+    if acl.lookup(name) is None:  # an unknown subcommand too, as lookupCommand finds none
         return error_bytes(b"ERR Command '" + argv[3] + b"' not found")
-    if acl.lookup(name) is None:
-        name = name.partition("|")[0]
     reason, position = user.check(name, line)
     if reason == acl.DENIED_CMD:
         text = f"This user has no permissions to run the '{name}' command".encode()
