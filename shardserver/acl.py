@@ -229,7 +229,7 @@ for _command in COMMANDS.values():
             _COUNTED[_index] |= 1 << _command.bit
             _APPLIED[_index] |= _command.mask
 #: Commands in the order the printer walks them: each top-level one, then its subcommands.
-_WALK = [command for command in COMMANDS.values()]
+_WALK = list(COMMANDS.values())
 
 
 def lookup(name: str) -> AclCommand | None:

@@ -239,6 +239,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("appendfilename", "appendonly.aof", _string, False, "append-only file name"),
         Setting("requirepass", "", _string, True, "password (AUTH); empty means none"),
         Setting("aclfile", "", _string, False, "ACL users file (ACL LOAD, ACL SAVE)"),
+        Setting("acllog-max-len", 128, _int_range(0, 2**63 - 1), True, "ACL LOG's entries"),
         Setting("tcp-backlog", 511, _int_range(0, 65535), False, "listen backlog"),
         Setting("tcp-keepalive", 300, _int_range(0, 2**31 - 1), True, "keepalive seconds"),
         Setting("daemonize", "no", _yes_no, False, "accepted for compatibility; always 'no'"),

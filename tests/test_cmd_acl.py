@@ -175,6 +175,33 @@ def test_multi_refuses_at_queue_time(clone: ServerProcess, admin: redis.Redis) -
     raw.close()
 
 
+def test_exec_checks_again_rules_changed_after_queueing(
+    clone: ServerProcess, admin: redis.Redis
+) -> None:
+    admin.execute_command("ACL", "SETUSER", "late", "on", ">pw", "+@all", "~*", "&*")
+    raw = clone.raw()
+    assert raw.command("AUTH", "late", "pw") == b"+OK\r\n"
+    raw.command("MULTI")
+    for command in (["SET", "k", "v"], ["GET", "zz"], ["PUBLISH", "ch", "m"], ["PING"]):
+        assert raw.command(*command) == b"+QUEUED\r\n"
+    admin.execute_command("ACL", "SETUSER", "late", "-set", "resetkeys", "~k", "resetchannels")
+    changed = (
+        b"-NOPERM ACLs rules changed between the moment the transaction was accumulated and "
+        b"the EXEC call. This command is no longer allowed for the following reason: "
+    )
+    assert raw.command("EXEC") == (
+        b"*4\r\n"
+        + changed
+        + b"no permission to execute the command or subcommand\r\n"
+        + changed
+        + b"no permission to touch the specified keys\r\n"
+        + changed
+        + b"no permission to access one of the channels used as arguments\r\n+PONG\r\n"
+    )
+    assert not admin.exists("k")
+    raw.close()
+
+
 def test_scripts_check_every_call(clone: ServerProcess, admin: redis.Redis) -> None:
     admin.execute_command(
         "ACL", "SETUSER", "lua", "on", ">pw", "+eval", "+evalsha", "+get", "~k*", "&c*"
@@ -241,7 +268,7 @@ def test_acl_log_records_refusals(clone: ServerProcess, admin: redis.Redis) -> N
     raw.close()
     entries = admin.acl_log()
     assert [(e["reason"], e["context"], e["object"], e["username"]) for e in entries] == [
-        ("auth", "toplevel", "logged", "default"),
+        ("auth", "toplevel", "AUTH", "logged"),  # the command as sent, the name tried
         ("command", "toplevel", "set", "logged"),
         ("key", "toplevel", "b", "logged"),
     ]
@@ -250,6 +277,14 @@ def test_acl_log_records_refusals(clone: ServerProcess, admin: redis.Redis) -> N
     assert info["cmd"] == "get" and info["user"] == "logged"
     assert len(admin.acl_log(1)) == 1
     assert admin.acl_log_reset() and admin.acl_log() == []
+    admin.config_set("acllog-max-len", "1")
+    try:
+        for key in ("b1", "b2"):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                user.get(key)
+        assert [entry["object"] for entry in admin.acl_log()] == ["b2"]
+    finally:
+        admin.config_set("acllog-max-len", "128")
     user.close()
 
 

@@ -27,11 +27,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 from shardserver import acl
 from shardserver.commands.connection import client_line
-from shardserver.commands.spec import Later, local
+from shardserver.commands.spec import Later, Route, local
 from shardserver.errors import NOT_INTEGER, error, error_bytes
 from shardserver.glob import compile_glob
 from shardserver.numbers import parse_int
@@ -56,6 +57,20 @@ _NO_ACL_FILE = error(
     "users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a "
     "Redis configuration file set) in order to store users in the Redis configuration."
 )
+
+
+#: What a queued command refused at EXEC answers (its rules changed since it was queued).
+_CHANGED = {
+    reason: error(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and "
+        f"the EXEC call. This command is no longer allowed for the following reason: {why}"
+    )
+    for reason, why in (
+        (acl.DENIED_CMD, "no permission to execute the command or subcommand"),
+        (acl.DENIED_KEY, "no permission to touch the specified keys"),
+        (acl.DENIED_CHANNEL, "no permission to access one of the channels used as arguments"),
+    )
+}
 
 
 def _noperm_command(name: str) -> bytes:
@@ -83,7 +98,7 @@ class AccessControl:
         """What the other acceptors may tell or ask this one."""
         return {
             "acl_users": self.adopt,
-            "acl_log_add": self.log.add,
+            "acl_log_add": self._log_add,
             "acl_log": self.log_entries,
             "acl_log_reset": self.log.reset,
         }
@@ -101,15 +116,16 @@ class AccessControl:
         session.user = self.registry.default
         session.authenticated = self.opens_unauthenticated()
 
-    def authenticate(self, session: Any, name: bytes, password: bytes) -> bool:
-        """AUTH and HELLO AUTH: the session's user from now on, or a log entry of why not."""
+    def authenticate(self, session: Any, name: bytes, password: bytes, word: bytes) -> bool:
+        """AUTH and HELLO AUTH: the session's user from now on, or a log entry of why not
+        (Redis logs the name tried, and the command's first word as sent)."""
         user = self.registry.get(name)
         if user is not None and user.check_password(password):
             session.user = user
             session.authenticated = True
             return True
         context = "multi" if session.multi is not None else "toplevel"
-        self.record(session, session.user, acl.DENIED_AUTH, context, name, "auth")
+        self.record(session, name, acl.DENIED_AUTH, context, word, None)
         return False
 
     def requirepass_changed(self) -> None:
@@ -130,10 +146,25 @@ class AccessControl:
             return None
         context = "multi" if session.multi is not None else "toplevel"
         logged = _logged_object(reason, name, argv, position)
-        self.record(session, session.user, reason, context, logged, name)
+        self.record(session, session.user.name, reason, context, logged, name)
         if reason == acl.DENIED_CMD:
             return _noperm_command(name)
         return _NOPERM_KEY if reason == acl.DENIED_KEY else _NOPERM_CHANNEL
+
+    def recheck(self, session: Any, queued: list[tuple[Any, list[bytes]]]) -> list[tuple]:
+        """EXEC of a user with rules: each queued command is checked again (the rules may
+        have changed since it was queued), and one refused answers Redis's NOPERM in its
+        place in the array, the others running (execCommand)."""
+        user = session.user
+        checked = []
+        for spec, argv in queued:
+            reason, position = user.check(spec.name, argv)
+            if reason:
+                logged = _logged_object(reason, spec.name, argv, position)
+                self.record(session, user.name, reason, "multi", logged, "exec")
+                spec = replace(spec, route=Route.LOCAL, run=_answer(_CHANGED[reason]))
+            checked.append((spec, argv))
+        return checked
 
     def script_refusal(self, client: Any, name: str, argv: list[bytes]) -> bytes | None:
         """The error a script's ``redis.call`` gets when the user of the client that runs
@@ -146,21 +177,25 @@ class AccessControl:
         if not reason:
             return None
         logged = _logged_object(reason, name, argv, position)
-        self.record(client, user, reason, "lua", logged, None)
+        self.record(client, user.name, reason, "lua", logged, None)
         return _SCRIPT_DENIED[reason]
 
     def record(
-        self, client: Any, user: acl.User, reason: int, context: str, obj: bytes, command: Any
+        self, client: Any, username: bytes, reason: int, context: str, obj: bytes, command: Any
     ) -> None:
         """An ACL LOG entry; the client's info shows ``command`` (its last one if None).
         The log is acceptor 0's, so entries group as in Redis whichever acceptor made
         them (a tell, ahead of any later ACL LOG of the same client)."""
-        entry = (reason, context, obj, user.name, client_line(client, command).encode())
+        entry = (reason, context, obj, username, client_line(client, command).encode())
         now = int(time.time() * 1000)
         if self.server.index == 0:
-            self.log.add(*entry, now)
+            self._log_add(*entry, now)
         else:
             self.server.peers.tell("acl_log_add", *entry, now, to=0)
+
+    def _log_add(self, *entry: Any) -> None:
+        self.log.max_len = self.server.config["acllog-max-len"]
+        self.log.add(*entry)
 
     # -- changes -------------------------------------------------------------------------
 
@@ -262,6 +297,11 @@ class AccessControl:
             (e.count, e.reason, e.context, e.object, e.username, e.created_ms, e.client_info)
             for e in self.log.entries
         ]
+
+
+def _answer(reply: bytes) -> Any:
+    """A handler that answers ``reply``."""
+    return lambda _session, _argv: reply
 
 
 def _close(client: Any, server: Any, caller: Any = None) -> None:

@@ -74,7 +74,7 @@ def hello(session, argv: list[bytes]) -> bytes:
         option = argv[i].lower()
         more = len(argv) - i - 1
         if option == b"auth" and more >= 2:
-            if not session.server.acl.authenticate(session, argv[i + 1], argv[i + 2]):
+            if not session.server.acl.authenticate(session, argv[i + 1], argv[i + 2], argv[0]):
                 return _WRONGPASS
             i += 3
         elif option == b"setname" and more >= 1:
@@ -148,7 +148,7 @@ def auth(session, argv: list[bytes]) -> bytes:
         user, password = b"default", argv[1]
     else:
         user, password = argv[1], argv[2]
-    if not session.server.acl.authenticate(session, user, password):
+    if not session.server.acl.authenticate(session, user, password, argv[0]):
         return _WRONGPASS
     return b"+OK\r\n"
 
