@@ -105,7 +105,7 @@ class AccessControl:
 
     # -- authentication ------------------------------------------------------------------
 
-    def opens_unauthenticated(self) -> bool:
+    def opens_authenticated(self) -> bool:
         """Whether a new connection is authenticated at once (the default user is on and
         nopass), as Redis's createClient decides."""
         default = self.registry.default
@@ -114,7 +114,7 @@ class AccessControl:
     def start_session(self, session: Any) -> None:
         """A new or RESET connection: the default user, authenticated if it needs none."""
         session.user = self.registry.default
-        session.authenticated = self.opens_unauthenticated()
+        session.authenticated = self.opens_authenticated()
 
     def authenticate(self, session: Any, name: bytes, password: bytes, word: bytes) -> bool:
         """AUTH and HELLO AUTH: the session's user from now on, or a log entry of why not
