@@ -937,14 +937,19 @@ class Registry:
         """ACL LIST, and ACL SAVE's file: one ``user <name> <rules>`` per user, by name."""
         return [b"user " + name + b" " + self.users[name].describe() for name in self.names()]
 
-    def replace(self, users: dict[bytes, User]) -> list[User]:
-        """Take a whole new set of users (ACL LOAD, another acceptor's change): the default
-        user and any user of the same name keep their identity and take the new rules;
-        the users gone are returned (their clients must go)."""
-        gone = [user for name, user in self.users.items() if name not in users]
+    def replace(self, users: dict[bytes, User], keep: bool = True) -> list[User]:
+        """Take a whole new set of users: the users gone are returned (their clients must
+        go). The default user keeps its identity and takes the new rules; with ``keep``
+        (another acceptor's change) so does any user of the same name; without (ACL LOAD,
+        which in Redis 7.0 frees every other user) every other user is gone."""
+        gone = [
+            user
+            for name, user in self.users.items()
+            if name != b"default" and (name not in users or not keep)
+        ]
         fresh: dict[bytes, User] = {}
         for name, user in users.items():
-            kept = self.users.get(name)
+            kept = self.users.get(name) if keep or name == b"default" else None
             if kept is None:
                 fresh[name] = user
             else:

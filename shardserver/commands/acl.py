@@ -199,31 +199,37 @@ class AccessControl:
 
     # -- changes -------------------------------------------------------------------------
 
-    def changed(self, reply: bytes) -> bytes | Later:
-        """After a change here: the other acceptors take the new set of users, and the
-        reply leaves once they all have (a barrier ask after the tell)."""
+    def changed(self, reply: bytes, reloaded: bool = False) -> bytes | Later:
+        """After a change here: the other acceptors take the new set of users (``reloaded``:
+        by ACL LOAD), and the reply leaves once they all have (a barrier ask after the
+        tell)."""
         peers = self.server.peers
         if not len(peers):
             return reply
-        peers.tell("acl_users", self.registry.lines())
+        peers.tell("acl_users", self.registry.lines(), reloaded)
         return self.server.told_everywhere(reply, "barrier")
 
-    def adopt(self, lines: list[bytes]) -> None:
+    def adopt(self, lines: list[bytes], reloaded: bool) -> None:
         """Another acceptor's users, as its ACL LIST prints them."""
         users = acl.parse_user_lines(lines, "acl")
         if isinstance(users, str):  # cannot happen: these lines are what we print
             return
-        self.take(users)
+        self.take(users, reloaded)
 
-    def take(self, users: dict[bytes, acl.User]) -> None:
+    def take(
+        self, users: dict[bytes, acl.User], reloaded: bool = False, caller: Any = None
+    ) -> None:
         """A whole new set of users: pub/sub clients whose channels were revoked and the
-        clients of users gone are disconnected, as Redis does."""
-        for name, user in users.items():
-            kept = self.registry.get(name)
-            if kept is not None:
-                self.kill_revoked_subscribers(kept, kept, user)
-        for gone in self.registry.replace(users):
-            self.kill_clients_of(gone)
+        clients of users gone are disconnected, as Redis does. After ACL LOAD
+        (``reloaded``) that is every client of a user other than the default one: Redis
+        7.0 frees the old users, and their clients with them."""
+        if not reloaded:
+            for name, user in users.items():
+                kept = self.registry.get(name)
+                if kept is not None:
+                    self.kill_revoked_subscribers(kept, kept, user)
+        for gone in self.registry.replace(users, keep=not reloaded):
+            self.kill_clients_of(gone, caller)
 
     def kill_clients_of(self, user: acl.User, caller: Any = None) -> None:
         """ACLFreeUserAndKillClients: this acceptor's clients of a deleted user go (the
@@ -261,7 +267,7 @@ class AccessControl:
 
     # -- the ACL file --------------------------------------------------------------------
 
-    def load(self) -> str | None:
+    def load(self, caller: Any = None) -> str | None:
         """ACL LOAD: every user from the ACL file, or (changing nothing) every problem."""
         try:
             with open(self.aclfile, "rb") as handle:
@@ -271,7 +277,7 @@ class AccessControl:
         users = acl.parse_user_lines(lines, self.aclfile)
         if isinstance(users, str):
             return users
-        self.take(users)
+        self.take(users, reloaded=True, caller=caller)
         return None
 
     def save(self) -> bool:
@@ -488,10 +494,10 @@ def acl_load(session: Any, argv: list[bytes]) -> bytes | Later:
     service = _service(session)
     if not service.aclfile:
         return _NO_ACL_FILE
-    problem = service.load()
+    problem = service.load(session)
     if problem is not None:
         return error("ERR " + problem)
-    return service.changed(b"+OK\r\n")
+    return service.changed(b"+OK\r\n", reloaded=True)
 
 
 def acl_save(session: Any, argv: list[bytes]) -> bytes:
