@@ -688,6 +688,33 @@ _GETKEYS: dict[str, Callable[[list[bytes]], list[tuple[int, int]]]] = {
 }
 
 
+def sort_option_refusal(user: User, argv: list[bytes]) -> bytes | None:
+    """SORT's BY (with a ``*`` pattern) and GET read keys no key spec names: Redis 7.0
+    refuses them to a user without access to every key, with this error, as SORT parses
+    its options (a syntax error before them is SORT's own)."""
+    if any(selector.key_allowed(b"*", 0) for selector in user.selectors):
+        return None
+    i = 2
+    while i < len(argv):
+        word = argv[i].lower()
+        left = len(argv) - i - 1
+        if word in (b"asc", b"desc", b"alpha"):
+            i += 1
+        elif word == b"limit" and left >= 2:
+            i += 3
+        elif word == b"store" and left >= 1:
+            i += 2
+        elif word == b"by" and left >= 1:
+            if b"*" in argv[i + 1]:
+                return b"-ERR BY option of SORT denied due to insufficient ACL permissions.\r\n"
+            i += 2
+        elif word == b"get" and left >= 1:
+            return b"-ERR GET option of SORT denied due to insufficient ACL permissions.\r\n"
+        else:
+            return None
+    return None
+
+
 def hash_password(password: bytes) -> str:
     return hashlib.sha256(password).hexdigest()
 

@@ -251,6 +251,21 @@ def test_channels_for_publish_and_subscriptions(clone: ServerProcess, admin: red
     user.close()
 
 
+def test_sort_by_and_get_need_every_key(clone: ServerProcess, admin: redis.Redis) -> None:
+    admin.execute_command("ACL", "SETUSER", "sorter", "on", ">pw", "+@all", "~l*")
+    admin.rpush("l1", 3, 1, 2)
+    user = as_user(clone, "sorter")
+    for option, pattern in (("BY", "w_*"), ("GET", "#"), ("GET", "w_*")):
+        with pytest.raises(redis.exceptions.ResponseError) as problem:
+            user.execute_command("SORT", "l1", option, pattern)
+        text = f"{option} option of SORT denied due to insufficient ACL permissions."
+        assert str(problem.value) == text
+    assert user.execute_command("SORT", "l1", "BY", "nosort") == [b"3", b"1", b"2"]
+    admin.execute_command("ACL", "SETUSER", "sorter", "%R~*")
+    assert user.execute_command("SORT", "l1", "BY", "w_*") == [b"1", b"2", b"3"]
+    user.close()
+
+
 # -- the ACL LOG -----------------------------------------------------------------------------
 
 

@@ -133,6 +133,8 @@ DRYRUNS = [
     [b"sort", b"ro:1", b"store", b"wo:1"],
     [b"zunionstore", b"wo:1", b"2", b"ro:1", b"app:1"],
     [b"get", b"s:1"],
+    [b"sort", b"app:1", b"by", b"w_*"],
+    [b"sort", b"app:1", b"get", b"#"],
     [b"set", b"s:1", b"v"],
     [b"hset", b"s:1", b"f", b"v"],
     [b"mset", b"app:1", b"a", b"zz", b"b"],

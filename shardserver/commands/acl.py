@@ -73,6 +73,9 @@ _CHANGED = {
 }
 
 
+_SORTS = frozenset({"sort", "sort_ro"})
+
+
 def _noperm_command(name: str) -> bytes:
     return error(f"NOPERM this user has no permissions to run the '{name}' command")
 
@@ -143,7 +146,7 @@ class AccessControl:
         None. ``name`` is the full name (``config|get``)."""
         reason, position = session.user.check(name, argv)
         if not reason:
-            return None
+            return acl.sort_option_refusal(session.user, argv) if name in _SORTS else None
         context = "multi" if session.multi is not None else "toplevel"
         logged = _logged_object(reason, name, argv, position)
         self.record(session, session.user.name, reason, context, logged, name)
