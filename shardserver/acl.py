@@ -219,15 +219,22 @@ COMMANDS, _BITS = _universe()
 #: know whether a selector's rules started from +@all).
 FUTURE_BIT = 1 << _BITS
 EVERY_COMMAND = (1 << (_BITS + 1)) - 1
-#: Per category: the commands in it (to count), and what ``+@category`` sets (a container
-#: in a category brings all its subcommands).
-_COUNTED = [0] * len(CATEGORIES)
-_APPLIED = [0] * len(CATEGORIES)
-for _command in COMMANDS.values():
-    for _index in range(len(CATEGORIES)):
-        if _command.categories >> _index & 1:
-            _COUNTED[_index] |= 1 << _command.bit
-            _APPLIED[_index] |= _command.mask
+
+
+def _category_masks() -> tuple[list[int], list[int]]:
+    """Per category: the commands in it (to count), and what ``+@category`` sets (a
+    container in a category brings all its subcommands, as ACLChangeSelectorPerm does)."""
+    counted = [0] * len(CATEGORIES)
+    applied = [0] * len(CATEGORIES)
+    for command in COMMANDS.values():
+        for index in range(len(CATEGORIES)):
+            if command.categories >> index & 1:
+                counted[index] |= 1 << command.bit
+                applied[index] |= command.mask
+    return counted, applied
+
+
+_COUNTED, _APPLIED = _category_masks()
 #: Commands in the order the printer walks them: each top-level one, then its subcommands.
 _WALK = list(COMMANDS.values())
 

@@ -227,3 +227,44 @@ def test_genpass_length() -> None:
     assert len(acl.generate_password(256)) == 64
     assert len(acl.generate_password(5)) == 2
     assert all(chr(c) in "0123456789abcdef" for c in acl.generate_password(128))
+
+
+def test_keys_whose_flags_depend_on_the_arguments() -> None:
+    command = acl.lookup("set")
+    assert acl.key_references(command, [b"set", b"k", b"v"]) == [(1, acl.WRITE)]
+    assert acl.key_references(command, [b"set", b"k", b"v", b"GET"]) == [(1, acl.READ | acl.WRITE)]
+    bitfield = acl.lookup("bitfield")
+    assert acl.key_references(bitfield, [b"bitfield", b"k", b"GET", b"u8", b"0"]) == [(1, acl.READ)]
+    line = [b"bitfield", b"k", b"INCRBY", b"u8", b"0", b"1"]
+    assert acl.key_references(bitfield, line) == [(1, acl.READ | acl.WRITE)]
+    migrate = acl.lookup("migrate")
+    line = [b"migrate", b"h", b"1", b"", b"0", b"5", b"KEYS", b"a", b"b"]
+    assert [position for position, _ in acl.key_references(migrate, line)] == [7, 8]
+    # a keyword spec (GEORADIUS ... STORE dest), and a numkeys one past the line's end
+    georadius = acl.lookup("georadius")
+    line = [b"georadius", b"g", b"0", b"0", b"1", b"km", b"STORE", b"dest"]
+    assert acl.key_references(georadius, line) == [(1, acl.READ), (7, acl.WRITE)]
+    assert acl.key_references(acl.lookup("zunionstore"), [b"zunionstore", b"d", b"5", b"a"]) == [
+        (1, acl.WRITE),
+        (3, acl.READ),
+    ]
+
+
+def test_sort_options_need_every_key() -> None:
+    some = user_of(b"+@all", b"~l*")
+    assert acl.sort_option_refusal(some, [b"sort", b"l", b"BY", b"w_*"]).startswith(b"-ERR BY")
+    assert acl.sort_option_refusal(some, [b"sort", b"l", b"GET", b"#"]).startswith(b"-ERR GET")
+    assert acl.sort_option_refusal(some, [b"sort", b"l", b"BY", b"nosort"]) is None
+    assert acl.sort_option_refusal(some, [b"sort", b"l", b"LIMIT", b"0", b"1", b"ASC"]) is None
+    every = user_of(b"+@all", b"%R~*")
+    assert acl.sort_option_refusal(every, [b"sort", b"l", b"BY", b"w_*"]) is None
+
+
+def test_a_load_replaces_every_user_but_the_default_one() -> None:
+    registry = acl.Registry()
+    kept, _ = registry.set_user(b"kept", [b"on", b"+get"])
+    again = {b"kept": acl.User(b"kept")}
+    assert registry.replace(dict(again)) == [] and registry.get(b"kept") is kept
+    assert registry.replace(dict(again), keep=False) == [kept]
+    assert registry.get(b"kept") is not kept
+    assert registry.get(b"default") is registry.default  # its clients keep their user
