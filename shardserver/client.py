@@ -540,8 +540,10 @@ class ClientConnection(asyncio.Protocol):
         self.reply(aborted)
 
     def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
-        """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""
-        if self.authenticated or "no_auth" in spec.flags:
+        """While the default user needs a password, only commands flagged no_auth run
+        before AUTH (Redis's authRequired looks at the default user now, so a connection
+        made while it needed one runs once it needs none)."""
+        if self.authenticated or "no_auth" in spec.flags or self.server.acl.opens_authenticated():
             return False
         if spec.name == "hello" and len(argv) > 2:
             return False  # HELLO ... AUTH user pass

@@ -345,6 +345,14 @@ def test_requirepass_is_the_default_users_password(clone: ServerProcess) -> None
         assert raw.command("AUTH", "s3cret") == b"+OK\r\n"
         assert raw.command("AUTH", "default", "s3cret") == b"+OK\r\n"
         raw.close()
+        # a connection that did not authenticate runs while the default user needs none
+        raw = clone.raw()
+        assert raw.command("GET", "x").startswith(b"-NOAUTH")
+        admin.config_set("requirepass", "")
+        assert raw.command("GET", "x") == b"$-1\r\n"
+        admin.config_set("requirepass", "again")
+        assert raw.command("GET", "x").startswith(b"-NOAUTH")
+        raw.close()
     finally:
         admin.config_set("requirepass", "")
     assert admin.acl_list()[-1] == "user default on nopass ~* &* +@all"
