@@ -737,8 +737,8 @@ class User:
         self.name = name
         self.enabled = False
         self.nopass = False
-        #: None, "sanitize-payload" or "skip-sanitize-payload" (accepted and shown only:
-        #: RESTORE's payload is always checked here).
+        #: None, "sanitize-payload" or "skip-sanitize-payload" (accepted and shown; they
+        #: change nothing here).
         self.sanitize: str | None = None
         self.passwords: list[str] = []
         self.selectors: list[Selector] = [Selector(root=True)]
