@@ -1078,7 +1078,7 @@ def generate_password(bits: int) -> bytes:
 # -- the log ---------------------------------------------------------------------------------
 
 #: Entries within this many milliseconds of each other may be grouped into one.
-_GROUPING_MS = 60000
+_GROUPING_US = 60_000_000
 #: acllog-max-len's default.
 LOG_MAX_LEN = 128
 
@@ -1090,7 +1090,9 @@ class LogEntry:
     context: str
     object: bytes
     username: bytes
-    created_ms: int
+    #: When it was last updated, in microseconds (Redis keeps milliseconds: the finer
+    #: clock orders entries of several acceptors made within one millisecond).
+    created_us: int
     client_info: bytes
 
 
@@ -1109,23 +1111,23 @@ class AclLog:
         obj: bytes,
         username: bytes,
         client_info: bytes,
-        now_ms: int,
+        now_us: int,
     ) -> None:
         for index, entry in enumerate(self.entries[:10]):
             if (
                 entry.reason == reason
                 and entry.context == context
-                and abs(entry.created_ms - now_ms) <= _GROUPING_MS
+                and abs(entry.created_us - now_us) <= _GROUPING_US
                 and entry.object == obj
                 and entry.username == username
             ):
                 del self.entries[index]
                 entry.count += 1
-                entry.created_ms = now_ms
+                entry.created_us = now_us
                 entry.client_info = client_info
                 self.entries.insert(0, entry)
                 return
-        self.entries.insert(0, LogEntry(1, reason, context, obj, username, now_ms, client_info))
+        self.entries.insert(0, LogEntry(1, reason, context, obj, username, now_us, client_info))
         del self.entries[self.max_len :]
 
     def reset(self) -> None:
@@ -1152,3 +1154,30 @@ def startup_problem(definitions: list[str], aclfile: str) -> str | None:
     if isinstance(loaded, str):
         return f"Aborting Redis startup because of ACL errors: {loaded}"
     return None
+
+
+def merge_logs(logs: list[list[tuple]]) -> list[tuple]:
+    """Several acceptors' ACL LOG entries (``(count, reason, context, object, username,
+    created_us, client_info)``, each log newest first) as one log, newest first: added
+    oldest first into one :class:`AclLog`-like list, an entry like one of the ten newest
+    within a minute grouped into it (its count added, its time and client taken), as
+    Redis adds each refusal to its log."""
+    merged: list[list] = []  # newest first
+    # oldest first; within one log, entries of one millisecond keep their order
+    added = sorted(
+        ((entry[5], place, entry) for log in logs for place, entry in enumerate(reversed(log))),
+        key=lambda item: item[:2],
+    )
+    for _created, _place, entry in added:
+        count, reason, context, obj, username, created, info = entry
+        for index, newer in enumerate(merged[:10]):
+            same = (newer[1], newer[2], newer[3], newer[4]) == (reason, context, obj, username)
+            if same and abs(created - newer[5]) <= _GROUPING_US:
+                del merged[index]
+                newer[0] += count
+                newer[5], newer[6] = created, info
+                merged.insert(0, newer)
+                break
+        else:
+            merged.insert(0, list(entry))
+    return [tuple(entry) for entry in merged]

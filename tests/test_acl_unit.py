@@ -212,14 +212,14 @@ def test_printed_rules_read_back_the_same() -> None:
 
 def test_log_groups_like_entries_of_the_last_minute() -> None:
     log = acl.AclLog(max_len=3)
-    log.add(acl.DENIED_CMD, "toplevel", b"get", b"u", b"info1", 1000)
-    log.add(acl.DENIED_CMD, "toplevel", b"get", b"u", b"info2", 2000)
+    log.add(acl.DENIED_CMD, "toplevel", b"get", b"u", b"info1", 1_000_000)
+    log.add(acl.DENIED_CMD, "toplevel", b"get", b"u", b"info2", 2_000_000)
     assert len(log.entries) == 1 and log.entries[0].count == 2
     assert log.entries[0].client_info == b"info2"
-    log.add(acl.DENIED_CMD, "toplevel", b"get", b"u", b"info3", 2000 + 61000)
+    log.add(acl.DENIED_CMD, "toplevel", b"get", b"u", b"info3", 63_000_000)
     assert [entry.count for entry in log.entries] == [1, 2]
     for name in (b"a", b"b", b"c"):
-        log.add(acl.DENIED_KEY, "multi", name, b"u", b"i", 70000)
+        log.add(acl.DENIED_KEY, "multi", name, b"u", b"i", 70_000_000)
     assert [entry.object for entry in log.entries] == [b"c", b"b", b"a"]
 
 
@@ -268,3 +268,17 @@ def test_a_load_replaces_every_user_but_the_default_one() -> None:
     assert registry.replace(dict(again), keep=False) == [kept]
     assert registry.get(b"kept") is not kept
     assert registry.get(b"default") is registry.default  # its clients keep their user
+
+
+def test_logs_of_several_acceptors_merge_newest_first_and_group() -> None:
+    first = [(2, acl.DENIED_KEY, "toplevel", b"k", b"u", 5_000_000, b"a")]
+    second = [
+        (1, acl.DENIED_KEY, "toplevel", b"k", b"u", 4_000_000, b"b"),
+        (1, acl.DENIED_CMD, "toplevel", b"get", b"u", 3_000_000, b"c"),
+        (1, acl.DENIED_KEY, "toplevel", b"k", b"u", (5 - 70) * 1_000_000, b"d"),
+    ]
+    assert acl.merge_logs([first, second]) == [
+        (3, acl.DENIED_KEY, "toplevel", b"k", b"u", 5_000_000, b"a"),
+        (1, acl.DENIED_CMD, "toplevel", b"get", b"u", 3_000_000, b"c"),
+        (1, acl.DENIED_KEY, "toplevel", b"k", b"u", (5 - 70) * 1_000_000, b"d"),
+    ]

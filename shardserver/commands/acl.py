@@ -101,7 +101,6 @@ class AccessControl:
         """What the other acceptors may tell or ask this one."""
         return {
             "acl_users": self.adopt,
-            "acl_log_add": self._log_add,
             "acl_log": self.log_entries,
             "acl_log_reset": self.log.reset,
         }
@@ -186,19 +185,12 @@ class AccessControl:
     def record(
         self, client: Any, username: bytes, reason: int, context: str, obj: bytes, command: Any
     ) -> None:
-        """An ACL LOG entry; the client's info shows ``command`` (its last one if None).
-        The log is acceptor 0's, so entries group as in Redis whichever acceptor made
-        them (a tell, ahead of any later ACL LOG of the same client)."""
-        entry = (reason, context, obj, username, client_line(client, command).encode())
-        now = int(time.time() * 1000)
-        if self.server.index == 0:
-            self._log_add(*entry, now)
-        else:
-            self.server.peers.tell("acl_log_add", *entry, now, to=0)
-
-    def _log_add(self, *entry: Any) -> None:
+        """An entry of this acceptor's ACL LOG; the client's info shows ``command`` (its
+        last one if None). ACL LOG joins every acceptor's entries (:func:`acl.merge_logs`),
+        so it shows every refusal already answered, on any acceptor."""
+        info = client_line(client, command).encode()
         self.log.max_len = self.server.config["acllog-max-len"]
-        self.log.add(*entry)
+        self.log.add(reason, context, obj, username, info, time.time_ns() // 1000)
 
     # -- changes -------------------------------------------------------------------------
 
@@ -300,10 +292,9 @@ class AccessControl:
     # -- the log over every acceptor -------------------------------------------------------
 
     def log_entries(self) -> list[tuple]:
-        """The ACL LOG entries as plain data (only acceptor 0 has any), for ACL LOG
-        through any acceptor."""
+        """This acceptor's ACL LOG entries as plain data, for ACL LOG through any."""
         return [
-            (e.count, e.reason, e.context, e.object, e.username, e.created_ms, e.client_info)
+            (e.count, e.reason, e.context, e.object, e.username, e.created_us, e.client_info)
             for e in self.log.entries
         ]
 
@@ -427,7 +418,7 @@ def acl_genpass(session: Any, argv: list[bytes]) -> bytes:
 
 
 def acl_log(session: Any, argv: list[bytes]) -> bytes | Later:
-    """ACL LOG [count | RESET]: acceptor 0's log, newest entries first."""
+    """ACL LOG [count | RESET]: every acceptor's entries, newest first."""
     if len(argv) > 3:
         return _subcommand_error(argv)
     server = session.server
@@ -443,10 +434,7 @@ def acl_log(session: Any, argv: list[bytes]) -> bytes | Later:
     mine = server.acl.log_entries()
 
     def reply(found: list[list[tuple]]) -> bytes:
-        entries = sorted(
-            (entry for each in found for entry in each), key=lambda e: e[5], reverse=True
-        )
-        return _log_reply(session.enc, entries[:count])
+        return _log_reply(session.enc, acl.merge_logs(found)[:count])
 
     return server.everywhere(mine, reply, "acl_log")
 
@@ -456,7 +444,7 @@ def _log_reply(enc: Any, entries: list[tuple]) -> bytes:
     bulk = enc.bulk
     items = []
     for count, reason, context, obj, username, created, info in entries:
-        age = b"%.17g" % ((now - created) / 1000)
+        age = b"%.17g" % ((now - created // 1000) / 1000)  # milliseconds, as Redis's
         items.append(
             enc.map(
                 [
@@ -574,7 +562,11 @@ ROWS = [
     local("acl|whoami", acl_whoami),
     local("acl|cat", acl_cat),
     local("acl|genpass", acl_genpass),
-    local("acl|log", acl_log, notes="one log for every acceptor (acceptor 0 keeps it)"),
+    local(
+        "acl|log",
+        acl_log,
+        notes="every acceptor's entries; like entries of two acceptors group when listed",
+    ),
     local("acl|dryrun", acl_dryrun),
     local("acl|load", acl_load),
     local("acl|save", acl_save),
