@@ -488,6 +488,17 @@ def test_rules_hold_on_both_acceptors(clone_factory: ServerPool) -> None:
         on_first.close()
         on_second.close()
         assert second.acl_users() == ["default"]
+    # changes of different users at once through both acceptors all hold on both
+    for pair in range(5):
+        names = [f"at-once-{pair}-{side}" for side in (0, 1)]
+        for client, name in zip((first, second), names, strict=True):
+            client.connection.send_command("ACL", "SETUSER", name, "on")
+        for client in (first, second):
+            assert client.connection.read_response() == b"OK"
+        for client in (first, second):
+            assert set(names) <= set(client.acl_users())
+        second.acl_deluser(*names)
+        assert first.acl_users() == ["default"]
     first.execute_command("ACL", "SETUSER", "many", "on", ">pw", "+@all", "~*", "&*")
     users = [server.client_on(n % 2, username="many", password="pw") for n in range(4)]
     assert second.client_kill_filter(user="many") == 4

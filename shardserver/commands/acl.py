@@ -4,14 +4,13 @@ The user model, its rules and checks are :mod:`shardserver.acl` (pure). This mod
 what needs a server: :class:`AccessControl` (one per acceptor: the users, the ACL LOG, the
 ACL file, who is logged in as whom) and the ``ACL`` subcommands.
 
-Every acceptor keeps every user. A change (SETUSER, DELUSER, LOAD, CONFIG SET requirepass)
-is made where the command arrived, then the whole set of users, as ACL LIST prints it, is
-told to the other acceptors, and the reply waits for a barrier ask after it: from the
-reply on, the rules hold on every acceptor (as script changes do, see
-``commands/scripting.py``). Each acceptor applies the set as ACL LOAD would: a user of the
-same name keeps its identity and takes the new rules, so its connections see them at once;
-the clients of a user that is gone are disconnected, on every acceptor, as Redis's
-DELUSER does.
+Every acceptor keeps every user. A change (SETUSER, DELUSER, LOAD; CONFIG SET requirepass
+reaches every acceptor as settings do) is made where the command arrived, then what changed
+(the user as ACL LIST prints it, the names deleted, or all the users loaded) is told to the
+other acceptors, and the reply waits for a barrier ask after it: from the reply on, the
+rules hold on every acceptor (as script changes do, see ``commands/scripting.py``). A user
+changed keeps its identity and takes the new rules, so its connections see them at once;
+the clients of a user deleted are disconnected, on every acceptor, as Redis's DELUSER does.
 
 The checks cost nothing to the default user as it starts (``+@all ~* &*``): a client
 whose user is *unrestricted* (one selector allowing every command, key and channel) skips
@@ -100,7 +99,9 @@ class AccessControl:
     def handlers(self) -> dict[str, Any]:
         """What the other acceptors may tell or ask this one."""
         return {
-            "acl_users": self.adopt,
+            "acl_set": self.adopt_set,
+            "acl_deleted": self.adopt_deleted,
+            "acl_loaded": self.adopt_loaded,
             "acl_log": self.log_entries,
             "acl_log_reset": self.log.reset,
         }
@@ -194,22 +195,42 @@ class AccessControl:
 
     # -- changes -------------------------------------------------------------------------
 
-    def changed(self, reply: bytes, reloaded: bool = False) -> bytes | Later:
-        """After a change here: the other acceptors take the new set of users (``reloaded``:
-        by ACL LOAD), and the reply leaves once they all have (a barrier ask after the
-        tell)."""
+    def changed(self, reply: bytes, op: str, *args: Any) -> bytes | Later:
+        """After a change here: the other acceptors make it too (``op``: the users set,
+        deleted, or loaded), and the reply leaves once they all have (a barrier ask after
+        the tell). Only what changed travels, so changes of different users made at once
+        through different acceptors all hold everywhere."""
         peers = self.server.peers
         if not len(peers):
             return reply
-        peers.tell("acl_users", self.registry.lines(), reloaded)
+        peers.tell(op, *args)
         return self.server.told_everywhere(reply, "barrier")
 
-    def adopt(self, lines: list[bytes], reloaded: bool) -> None:
-        """Another acceptor's users, as its ACL LIST prints them."""
+    def adopt_set(self, lines: list[bytes]) -> None:
+        """Users another acceptor's SETUSER made or changed, as its ACL LIST prints them."""
         users = acl.parse_user_lines(lines, "acl")
         if isinstance(users, str):  # cannot happen: these lines are what we print
             return
-        self.take(users, reloaded)
+        for name, user in users.items():
+            kept = self.registry.get(name)
+            if kept is None:
+                self.registry.users[name] = user
+            else:
+                self.kill_revoked_subscribers(kept, kept, user)
+                kept.take(user)
+
+    def adopt_deleted(self, names: list[bytes]) -> None:
+        """Users another acceptor's DELUSER deleted: their clients here go too."""
+        for name in names:
+            user = self.registry.delete(name)
+            if user is not None:
+                self.kill_clients_of(user)
+
+    def adopt_loaded(self, lines: list[bytes]) -> None:
+        """Another acceptor's ACL LOAD: the users it loaded."""
+        users = acl.parse_user_lines(lines, "acl")
+        if isinstance(users, dict):
+            self.take(users, reloaded=True)
 
     def take(
         self, users: dict[bytes, acl.User], reloaded: bool = False, caller: Any = None
@@ -335,7 +356,7 @@ def acl_setuser(session: Any, argv: list[bytes]) -> bytes | Later:
         return problem
     if before is not None:
         service.kill_revoked_subscribers(user, before, user)
-    return service.changed(b"+OK\r\n")
+    return service.changed(b"+OK\r\n", "acl_set", [b"user " + argv[2] + b" " + user.describe()])
 
 
 def acl_deluser(session: Any, argv: list[bytes]) -> bytes | Later:
@@ -348,7 +369,7 @@ def acl_deluser(session: Any, argv: list[bytes]) -> bytes | Later:
         if user is not None:
             service.kill_clients_of(user, session)
             deleted += 1
-    return service.changed(session.enc.integer(deleted))
+    return service.changed(session.enc.integer(deleted), "acl_deleted", argv[2:])
 
 
 def acl_getuser(session: Any, argv: list[bytes]) -> bytes:
@@ -488,7 +509,7 @@ def acl_load(session: Any, argv: list[bytes]) -> bytes | Later:
     problem = service.load(session)
     if problem is not None:
         return error("ERR " + problem)
-    return service.changed(b"+OK\r\n", reloaded=True)
+    return service.changed(b"+OK\r\n", "acl_loaded", service.registry.lines())
 
 
 def acl_save(session: Any, argv: list[bytes]) -> bytes:
