@@ -973,8 +973,8 @@ class Registry:
 
     def replace(self, users: dict[bytes, User], keep: bool = True) -> list[User]:
         """Take a whole new set of users: the users gone are returned (their clients must
-        go). The default user keeps its identity and takes the new rules; with ``keep``
-        (another acceptor's change) so does any user of the same name; without (ACL LOAD,
+        go). The default user keeps its identity and takes the new rules; with ``keep`` (the
+        configured users at start) so does any user of the same name; without (ACL LOAD,
         which in Redis 7.0 frees every other user) every other user is gone."""
         gone = [
             user
