@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import certs
 import fills
 import proctree
 import report
@@ -194,7 +195,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 @contextlib.contextmanager
 def running(label: str, template: str, shards: int, settings: Settings) -> Iterator[Server]:
     """A started server, stopped (whole process tree) when the block ends, however it ends."""
-    server = Server(label, template, shards, settings.log_dir)
+    tls = None
+    if any(workload.tls for workload in settings.workloads):
+        tls = certs.make_certs(settings.log_dir / "certs")
+    server = Server(label, template, shards, settings.log_dir, tls=tls)
     try:
         yield server.start()
     finally:
@@ -222,7 +226,7 @@ def calibrate(servers: list[Server], workload: Workload, group: str, settings: S
         seconds = max(
             sum(requests / r.ops_per_s for r in results.values())
             for results in (
-                run_benchmark(s, workload.args(group, requests), settings.run_timeout)
+                run_benchmark(s, workload.args(group, requests), settings.run_timeout, workload.tls)
                 for s in servers
             )
         )

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import certs
 import proctree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,9 @@ class Server:
     shards: int
     log_dir: Path
     port: int = 0
+    #: Certificates for a TLS port beside the plain one (None: no TLS port), and that port.
+    tls: Path | None = None
+    tls_port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -83,11 +87,13 @@ class Server:
 
     def argv(self) -> list[str]:
         """The command line with this server's port and shard count filled in."""
-        return shlex.split(self.template.format(port=self.port, shards=self.shards))
+        argv = shlex.split(self.template.format(port=self.port, shards=self.shards))
+        return argv + (certs.server_flags(self.tls, self.tls_port) if self.tls else [])
 
     def start(self, timeout: float = 30.0) -> Server:
         """Start on a free port and return once it answers PING and DBSIZE."""
         self.port = free_port()
+        self.tls_port = free_port() if self.tls else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.argv(),

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import certs
 import proctree
 from servers import Server, ServerError
 
@@ -58,6 +59,8 @@ class Workload:
     data_size: int = 16
     groups: tuple[str, ...] = ("set,get",)
     keyspace: int = 100_000
+    #: Over the servers' TLS ports (redis-benchmark --tls) instead of their plain ones.
+    tls: bool = False
 
     @property
     def suite(self) -> bool:
@@ -80,7 +83,8 @@ class Workload:
     def legend(self) -> str:
         """The workload's redis-benchmark flags, in Markdown, for the docs."""
         if not self.suite:
-            return f"`{' '.join(['-t', self.groups[0], *self.flags()])}`"
+            tls = ["--tls", "--cacert", "ca.crt"] if self.tls else []
+            return f"`{' '.join([*tls, '-t', self.groups[0], *self.flags()])}`"
         runs = ", ".join(f"`{group}`" for group in self.groups)
         return f"`{' '.join(self.flags())}`, one run (`-t`) each of {runs}"
 
@@ -94,10 +98,16 @@ WORKLOADS: dict[str, Workload] = {
         Workload("d1024-c50-P16", clients=50, pipeline=16, data_size=1024),
         Workload("default-suite", clients=50, pipeline=1, groups=DEFAULT_SUITE),
         Workload("default-suite-P16", clients=50, pipeline=16, groups=DEFAULT_SUITE),
+        Workload("tls-c50-P1", clients=50, pipeline=1, tls=True),
+        Workload("tls-c50-P16", clients=50, pipeline=16, tls=True),
+        Workload("tls-c1-P1", clients=1, pipeline=1, tls=True),
     )
 }
-#: What --workloads selects by default: the SET/GET workloads (the suites take minutes each).
-DEFAULT_WORKLOADS = tuple(name for name, workload in WORKLOADS.items() if not workload.suite)
+#: What --workloads selects by default: the SET/GET workloads over plain TCP (the suites take
+#: minutes each; the TLS workloads are for when TLS is the question).
+DEFAULT_WORKLOADS = tuple(
+    name for name, workload in WORKLOADS.items() if not workload.suite and not workload.tls
+)
 
 
 @dataclass(frozen=True)
@@ -143,15 +153,19 @@ def parse_row(row: dict[str, str], server_cpu_s: float = 0.0) -> TestResult:
     )
 
 
-def benchmark_rows(server: Server, args: list[str], timeout: float) -> Iterator[dict[str, str]]:
-    """Run redis-benchmark --csv against `server`, yielding each test's CSV row as the test ends.
+def benchmark_rows(
+    server: Server, args: list[str], timeout: float, tls: bool = False
+) -> Iterator[dict[str, str]]:
+    """Run redis-benchmark --csv against `server` (its TLS port with `tls`), yielding each
+    test's CSV row as the test ends.
 
     stdbuf makes its output line-buffered, so a row arrives when its test is done. Raises
     ServerError, naming the server, the tests done and what redis-benchmark printed, when it
     reports an error (redis-benchmark 7 prints "Error from server: ..." and exits at the first
     error reply), exits non-zero, prints no row, or runs past `timeout`.
     """
-    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(server.port), "--csv", *args]
+    port, secure = (server.tls_port, certs.client_flags(server.tls)) if tls else (server.port, [])
+    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), *secure, "--csv", *args]
     started = time.monotonic()
     process = subprocess.Popen(
         ["stdbuf", "-oL", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -182,9 +196,11 @@ def benchmark_rows(server: Server, args: list[str], timeout: float) -> Iterator[
         )
 
 
-def run_benchmark(server: Server, args: list[str], timeout: float) -> dict[str, TestResult]:
+def run_benchmark(
+    server: Server, args: list[str], timeout: float, tls: bool = False
+) -> dict[str, TestResult]:
     """Run redis-benchmark against `server` and return its parsed CSV results."""
-    return {row["test"]: parse_row(row) for row in benchmark_rows(server, args, timeout)}
+    return {row["test"]: parse_row(row) for row in benchmark_rows(server, args, timeout, tls)}
 
 
 def measure(
@@ -195,7 +211,7 @@ def measure(
     started = time.monotonic()
     ticks = before.tree_ticks(target.pid)
     results = {}
-    for row in benchmark_rows(target, workload.args(group, requests), timeout):
+    for row in benchmark_rows(target, workload.args(group, requests), timeout, workload.tls):
         now = proctree.cpu_ticks(proctree.tree(target.pid))
         results[row["test"]] = parse_row(row, proctree.cpu_seconds_between(ticks, now))
         ticks = now

@@ -29,10 +29,13 @@ from shardserver.commands import connection
 from shardserver.commands.acl import AccessControl
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
-from shardserver.config import Config, buffer_limits
+from shardserver.config import Config
 from shardserver.errors import writes_refused
 from shardserver.eventclasses import KEYEVENT, KEYSPACE
+from shardserver.introspection import SETTINGS as INTROSPECTION_SETTINGS
+from shardserver.introspection import Introspection
 from shardserver.invalidations import Invalidations
+from shardserver.limits import ClientLimits
 from shardserver.links import ShardLink, ShardLinks
 from shardserver.monitoring import Monitors
 from shardserver.pausing import Pause
@@ -46,6 +49,7 @@ from shardserver.scripting.scripts import Scripts
 from shardserver.sequencer import Sequencer
 from shardserver.shared import ServerWords
 from shardserver.slots import shard_table, slot_for_key
+from shardserver.tls import TlsError, TlsPort, plain_port_wanted
 
 log = logging.getLogger("shardserver.acceptor")
 _TRACKING_EVENTS = frozenset({events.INVALIDATED, events.WRITTEN})
@@ -82,7 +86,6 @@ class Acceptor:
         self.peers = peers if peers is not None else Peers({})
         #: This acceptor's clients' subscriptions (docs/architecture.md, "Pub/sub").
         self.pubsub = PubSub()
-        self._update_buffer_limits()
         self.peers.handlers.update(
             client_lines=lambda ids, kind=None: connection.listed_here(self, ids, None, kind),
             client_kill=lambda filters: connection.killed_here(self, tuple(filters)),
@@ -135,6 +138,8 @@ class Acceptor:
         #: that says which scripts run now, in any shard or acceptor.
         self.scripts = Scripts(self, board)
         self.clients: dict[int, ClientConnection] = {}
+        #: maxclients, timeout, output and query buffer limits, maxmemory-clients.
+        self.limits = ClientLimits(self)
         #: Server-wide words (client IDs, the snapshot's state), shared by the acceptors.
         self.words = words if words is not None else ServerWords()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -145,10 +150,15 @@ class Acceptor:
         #: Counters for INFO: connections accepted, commands parsed (all routes).
         self.connections_received = 0
         self.commands_received = 0
+        #: This acceptor's TLS port (tls-port; none while it is 0).
+        self.tls = TlsPort(config, lambda: ClientConnection(self))
         #: Snapshots (SAVE, BGSAVE, save rules); whether SHUTDOWN asked to save (None: by
         #: the save rules).
         self.snapshots = Snapshots(self)
         self.shutdown_save: bool | None = None
+        #: SLOWLOG and the latency monitor (shardserver/introspection.py).
+        self.introspection = Introspection(self)
+        self.links.on_slow = self.introspection.heard_slow
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -172,7 +182,7 @@ class Acceptor:
                 self.server = await loop.create_server(
                     lambda: ClientConnection(self), sock=self.listener
                 )
-            else:
+            elif plain_port_wanted(self.config):
                 self.server = await loop.create_server(
                     lambda: ClientConnection(self),
                     host=self.config["bind"],
@@ -189,21 +199,29 @@ class Acceptor:
             )
             self.links.close()
             return 1
-        port = self.server.sockets[0].getsockname()[1]
+        try:
+            await self.tls.start(loop)
+        except (TlsError, OSError) as problem:
+            log.warning("Could not listen on the TLS port %s: %s", self.config["tls-port"], problem)
+            self.links.close()
+            return 1
+        port = self.server.sockets[0].getsockname()[1] if self.server is not None else 0
         self.config.values["port"] = port
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         log.info(
-            "acceptor %d pid %d listening on %s:%d with %d shards",
+            "acceptor %d pid %d listening on %s:%d (TLS: %d) with %d shards",
             self.index,
             os.getpid(),
             self.config["bind"],
             port,
+            self.config["tls-port"],
             self.shard_count,
         )
         if self.index == 0:
             log.info("Ready to accept connections tcp")
         cron = loop.create_task(self.snapshots.cron()) if self.index == 0 else None
+        self.limits.start(loop)
         while True:
             await self.stopping
             # Acceptor 0 decides the final snapshot (SHUTDOWN SAVE/NOSAVE, the save rules);
@@ -240,6 +258,7 @@ class Acceptor:
 
     def _peer_lost(self, index: int) -> None:
         self.monitors.elsewhere.pop(index, None)
+        self.words.acceptor_gone(index)  # its clients no longer count for maxclients
         if index == 0:
             self._stop("the end of acceptor 0")
         elif self.stopping is not None and not self.stopping.done():
@@ -248,6 +267,7 @@ class Acceptor:
     def _shutdown(self) -> None:
         if self.server is not None:
             self.server.close()
+        self.tls.close()
         for client in list(self.clients.values()):
             client.transport.abort()
         self.peers.close()  # the other acceptors see end of file and stop
@@ -295,6 +315,8 @@ class Acceptor:
                 self.tracking.heard(event)
             elif kind == events.MONITORED:
                 self.monitors.heard(event[1])
+            elif kind == events.LATENCY:
+                self.introspection.heard_sample(*event[1:])
             else:
                 waits.append(event)
         if waits:
@@ -312,13 +334,18 @@ class Acceptor:
     # -- clients -------------------------------------------------------------------------
 
     def register(self, client: ClientConnection) -> int:
-        client_id = self.words.next_client_id()
-        self.clients[client_id] = client
-        self.connections_received += 1
+        """A new connection's client ID; 0 when it is past maxclients (every acceptor's
+        clients counted), and then not counted as received, as in Redis."""
+        client_id = self.words.admit_client(self.index, self.config["maxclients"])
+        if client_id:
+            self.clients[client_id] = client
+            self.connections_received += 1
         return client_id
 
     def unregister(self, client: ClientConnection) -> None:
-        self.clients.pop(client.id, None)
+        if client.id and self.clients.pop(client.id, None) is not None:
+            self.words.client_gone(self.index)
+            self.limits.client_gone(client)
 
     def shard_of_key(self, key: bytes) -> int:
         slot = slot_for_key(key) if b"{" in key else crc_hqx(key, 0) & 0x3FFF
@@ -329,12 +356,17 @@ class Acceptor:
     def set_config(self, name: str, value: str, push: bool = True) -> None:
         """CONFIG SET one setting; raises ConfigError. Shards learn the new value (from the
         acceptor that got the command: ``push``)."""
+        if name.startswith("tls-"):  # the acceptors' own: the shards need none
+            self.tls.set([(name, value)])
+            return
         name = self.config.set(name, value)
         self.writes_refused = writes_refused(self.config)
         if name == "proto-max-bulk-len":
             self.max_bulk_len = self.config[name]
-        elif name == "client-output-buffer-limit":
-            self._update_buffer_limits()
+        elif name in ClientLimits.SETTINGS:
+            self.limits.configure()
+        elif name in INTROSPECTION_SETTINGS:
+            self.introspection.configure()
         elif name == "requirepass":
             self.acl.requirepass_changed()
         if not push:
@@ -343,16 +375,14 @@ class Acceptor:
             aof.commit_layout(self.config["dir"], self.config["appendfilename"], self.shard_count)
         self.push_settings({name: self.config[name]})
 
-    def _update_buffer_limits(self) -> None:
-        """The pubsub class of ``client-output-buffer-limit``, which subscribers are held to
-        (None: no limit)."""
-        limits = buffer_limits(self.config["client-output-buffer-limit"])["pubsub"]
-        self.pubsub.limits = limits if limits[0] or limits[1] else None
-
     def _set_configs(self, pairs: list[tuple[str, str]]) -> None:
         """Another acceptor's CONFIG SET (it validated the values and told the shards)."""
+        tls = [(name, value) for name, value in pairs if name.startswith("tls-")]
+        if tls:
+            self.tls.set(tls)  # together, as that acceptor set them
         for name, value in pairs:
-            self.set_config(name, value, push=False)
+            if not name.startswith("tls-"):
+                self.set_config(name, value, push=False)
 
     def told_everywhere(self, reply: bytes, op: str, *args: Any) -> bytes | Later:
         """Tell every other acceptor ``op``; ``reply`` once they all have done it (at once
@@ -363,7 +393,9 @@ class Acceptor:
         """CONFIG RESETSTAT in this acceptor: its counters start again."""
         self.connections_received = 0
         self.commands_received = 0
+        self.limits.reset_stats()
         info.STATS.reset(0)
+        self.introspection.reset_times()
 
     def everywhere(
         self, mine: Any, finish: Callable[[list[Any]], bytes], op: str, *args: Any

@@ -34,9 +34,9 @@ from itertools import count
 from typing import Any
 
 from shardserver import events
-from shardserver.commands.blocking import SHAPES, TIMED_OUT, parse_timeout
+from shardserver.commands.blocking import SHAPES, TIMED_OUT
 from shardserver.commands.multikey import Plan, Step
-from shardserver.coordination import Coordination, checked_shards
+from shardserver.coordination import Coordination, checked_shards, coordinate
 from shardserver.errors import error, is_error
 from shardserver.receivers import DISCARD
 
@@ -121,7 +121,7 @@ class Wait:
         return len(self.shards) == 1
 
     def start(self) -> None:
-        wait_ms = parse_timeout(self.shape.timeout_arg(self.argv))
+        wait_ms = self.shape.wait_ms(self.argv)
         if 0 < wait_ms < FOREVER_MS:
             loop = self.blocking.server.loop
             self.timer = loop.call_later(wait_ms / 1000.0, self.end, TIMED_OUT[self._protocol])
@@ -162,7 +162,7 @@ class Wait:
     def _look(self, first: bool) -> None:
         server = self.blocking.server
         self.state = "trying"
-        plan = self._wrapped(self.spec.plan(self.client, list(self.argv)), first)
+        plan = self._wrapped(self.shape.plan(self.spec, self.client, self.argv, first), first)
         held = sorted({server.shard_of_key(step.key) for step in plan.reads})
         Coordination(server, self, "look", plan, held).start()
 
@@ -280,5 +280,8 @@ def block(server: Any, client: Any, spec: Any, argv: list) -> None:
         client.reply(checked)
         return
     argv, shards = checked
+    if not SHAPES[spec.wire_name].blocks(argv):  # XREAD without BLOCK: a plain command
+        coordinate(server, client, spec, argv)
+        return
     argv[0] = spec.wire_name
     server.blocking.start(client, spec, argv, shards)

@@ -32,6 +32,7 @@ from shardserver.persistence import aof
 from shardserver.processes import name_process
 from shardserver.scripting.board import ScriptBoard
 from shardserver.shared import ServerWords
+from shardserver.tls import TlsError, enabled, plain_port_wanted, server_context
 
 log = logging.getLogger("shardserver.cli")
 
@@ -71,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         os.getpid(),
         config.source or "(defaults)",
     )
+    if enabled(config):
+        try:
+            server_context(config)  # as Redis, settings that make no TLS context stop the start
+        except TlsError as problem:
+            log.warning("%s", problem)
+            log.warning("Failed to configure TLS. Check logs for more info.")
+            return 1
     context = multiprocessing.get_context("fork")
     shards = int(config["shards"])
     acceptors = int(config["acceptors"])
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return uvloop.run(acceptor.serve())
     try:
-        sockets = listeners(config, acceptors)
+        sockets = listeners(config, acceptors) if plain_port_wanted(config) else [None] * acceptors
     except OSError as problem:
         log.warning(
             "Could not create server TCP listening socket %s:%s: %s",
@@ -142,7 +150,7 @@ def listeners(config: Config, count: int) -> list[socket.socket]:
 def run_acceptors(
     config: Config,
     launched: list[list[ShardLink]],
-    sockets: list[socket.socket],
+    sockets: list[socket.socket | None],
     book: Any,
     words: ServerWords,
     launcher: Callable[[int], list[ShardLink]],
@@ -192,12 +200,14 @@ def run_acceptors(
     return status
 
 
-def _keep_only(index: int, launched: list[list[ShardLink]], sockets: list[socket.socket]) -> None:
+def _keep_only(
+    index: int, launched: list[list[ShardLink]], sockets: list[socket.socket | None]
+) -> None:
     """In acceptor ``index``: close the other acceptors' pipe ends and listening sockets."""
     for links in launched:
         for other, link in enumerate(links):
             if other != index:
                 link.close_fds()
     for other, sock in enumerate(sockets):
-        if other != index:
+        if other != index and sock is not None:
             sock.close()

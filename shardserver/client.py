@@ -15,8 +15,12 @@ Memory per client is bounded by how fast it reads:
   value go about 8 at a time) and grows when they are small, so ordinary pipelines never
   wait for it;
 - reading also stops while the socket's unsent output passes :data:`WRITE_HIGH` bytes (asyncio
-  ``pause_writing``) or the queue passes :data:`PENDING_HIGH` entries, and resumes as they
-  drain.
+  ``pause_writing``; less when an output limit is smaller) or the queue passes
+  :data:`PENDING_HIGH` entries, and resumes as they drain.
+
+The client limits (``maxclients``, output and query buffer limits, ``timeout``) are the
+acceptor's :class:`shardserver.limits.ClientLimits`: this module only calls it where input
+or output can grow past a limit.
 """
 
 from __future__ import annotations
@@ -26,17 +30,18 @@ import logging
 import time
 from binascii import crc_hqx
 from collections import deque
+from time import perf_counter_ns
 from typing import Any
 
-from shardserver import monitoring
-from shardserver.commands import transactions
-from shardserver.commands.connection import client_line
+from shardserver import monitoring, protection
+from shardserver.commands import replymode, transactions
 from shardserver.commands.pubsub import ALLOWED_WHEN_SUBSCRIBED, refused_when_subscribed
 from shardserver.commands.spec import LOCAL_CALLS, NO_REPLY, Later, Route, bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
 from shardserver.commands.transactions import NOT_QUEUED
 from shardserver.errors import NOREPLICAS, error, unknown_command, unknown_subcommand, wrong_arity
 from shardserver.errorstats import ACCEPTOR as ERRORS
+from shardserver.latency import ACCEPTOR as TIMES
 from shardserver.resp import CommandReader, ProtocolError, Resp2, encoder_for
 from shardserver.routing import ROUTES
 from shardserver.slots import slot_for_key
@@ -46,7 +51,8 @@ log = logging.getLogger("shardserver.client")
 #: Pause reading from a client with this many unanswered entries; resume below the low mark.
 PENDING_HIGH = 4096
 PENDING_LOW = 1024
-#: The socket's unsent bytes at which reading pauses, and below which it resumes.
+#: The socket's unsent bytes at which reading pauses, and below which it resumes (unless an
+#: output limit is smaller: :mod:`shardserver.limits`).
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 1 << 18
 #: Commands of one client dispatched before their replies are seen: the first burst, the
@@ -104,6 +110,8 @@ class ClientConnection(asyncio.Protocol):
 
     #: A client's own commands are no script's (a script's session says True).
     in_script = False
+    #: SCRIPT DEBUG's mode for the next EVAL: "yes", "sync", or None (no debugging).
+    script_debug: str | None = None
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -144,6 +152,8 @@ class ClientConnection(asyncio.Protocol):
         self.last_command = b"NULL"
         self.addr = ""
         self.laddr = ""
+        #: The peer's address alone (protection.py: is it local?).
+        self.host = ""
         self.no_evict = False
         #: The ACL user this connection runs as, and whether it authenticated (a new one
         #: is the default user's, authenticated when that needs no password).
@@ -164,8 +174,8 @@ class ClientConnection(asyncio.Protocol):
         #: Pub/sub: what this client subscribes to (insertion-ordered sets, kept with the
         #: acceptor's registry, :mod:`shardserver.pubsub`); whether it is in RESP2's
         #: subscribed mode (only the commands of ALLOWED_WHEN_SUBSCRIBED run, no fast path);
-        #: the bytes of messages waiting in ``pending`` behind replies (at most: see
-        #: :meth:`_queued_messages`), and since when its output is past the soft limit.
+        #: the bytes of messages waiting in ``pending`` behind replies (at most: the output
+        #: limits count them again), and since when its output is past the soft limit.
         self.channels: dict[bytes, None] = {}
         self.patterns: dict[bytes, None] = {}
         self.shard_channels: dict[bytes, None] = {}
@@ -176,15 +186,28 @@ class ClientConnection(asyncio.Protocol):
         #: ClientTracking`): its commands then take the checked path (no fast path), where
         #: each run is wrapped for its shard to remember what it reads.
         self.tracking: Any = None
+        #: CLIENT REPLY's flags (:mod:`shardserver.commands.replymode`; the checked path
+        #: while any is set) and how many silent entries wait in ``pending``.
+        self.reply_flags = 0
+        self.silenced = 0
 
     # -- asyncio callbacks --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)  # type: ignore[attr-defined]
+        self.server.limits.set_write_limits(transport)
         self.id = self.server.register(self)
+        if not self.id:  # past maxclients
+            self.server.limits.refuse(self)
+            return
         self.addr = _address(transport.get_extra_info("peername"))
         self.laddr = _address(transport.get_extra_info("sockname"))
+        self.host = protection.peer_host(transport)
+        if protection.denies_connection(self.server.config, self.host):
+            self.server.limits.rejected += 1  # INFO rejected_connections, as maxclients
+            self.closing = True
+            transport.write(protection.DENIED)
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -207,6 +230,7 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.writing_paused = True
         self._update_reading()
+        self.server.limits.check_output(self)
 
     def resume_writing(self) -> None:
         self.writing_paused = False
@@ -218,7 +242,9 @@ class ClientConnection(asyncio.Protocol):
         if self.closing:
             return
         commands = self.reader.read(data)
-        if not commands:
+        if not commands:  # part of a command: it counts as interaction, and may be too big
+            self.last_active = time.monotonic()
+            self.server.limits.check_query(self)
             return
         self.last_active = time.monotonic()
         self.server.commands_received += len(commands)
@@ -352,7 +378,9 @@ class ClientConnection(asyncio.Protocol):
                 continue
             if argv[0] in _PING and len(argv) == 1 and fast is not _NO_FAST:
                 LOCAL_CALLS["ping"] += 1  # PING alone, as benchmarks send it: inline too
+                start = perf_counter_ns()
                 self.reply(_PONG)
+                TIMES.record("ping", perf_counter_ns() - start)
                 run_shard = -1
                 continue
             spec = FAST_SCRIPT.get(argv[0]) if fast is not _NO_FAST else None
@@ -363,7 +391,10 @@ class ClientConnection(asyncio.Protocol):
                 continue
             spec = LOOKUP.get(argv[0]) or LOOKUP.get(argv[0].lower())
             self.run, self.run_shard, self.run_turn = run, run_shard, turn
-            self._dispatch_other(spec, argv)
+            if self.reply_flags:  # CLIENT REPLY OFF or SKIP
+                replymode.quietly(self, self._dispatch_other, spec, argv)
+            else:
+                self._dispatch_other(spec, argv)
             if self.closing:
                 break
             if self.blocked is not None or self.postponed:
@@ -381,8 +412,8 @@ class ClientConnection(asyncio.Protocol):
     def _fast_lookup(self) -> Any:
         """The single-key fast path's lookup, or the one that finds nothing (scripts then
         take the checked path too): off before
-        AUTH, in MULTI, in RESP2 subscribed mode, while tracking, paused, monitored or busy
-        with a long script (each needs the checked path)."""
+        AUTH, in MULTI, in RESP2 subscribed mode, while tracking, paused, monitored, busy
+        with a long script or with replies switched off (each needs the checked path)."""
         server = self.server
         if (
             not self.authenticated
@@ -394,6 +425,7 @@ class ClientConnection(asyncio.Protocol):
             or self.tracking is not None
             or server.scripts.busy
             or server.writes_refused
+            or self.reply_flags
         ):
             return _NO_FAST
         return FAST_KEY.get
@@ -406,6 +438,11 @@ class ClientConnection(asyncio.Protocol):
         if bad_arity(spec.arity, len(argv)):
             self._refuse(wrong_arity(spec.name), spec.name)
             return
+        if spec.name in protection.GUARDED:  # before NOAUTH, as processCommand
+            refused = protection.command_refusal(self.server.config, spec, argv, self.host)
+            if refused is not None:
+                self._refuse(refused, spec.name)
+                return
         if not self.authenticated and self._refuse_unauthenticated(spec, argv):
             return
         if spec.subcommands:
@@ -631,8 +668,13 @@ class ClientConnection(asyncio.Protocol):
         pending = self.pending
         ready = []
         size = 0
+        silenced = self.silenced
         while pending and pending[0][0] is not None:
-            reply = pending.popleft()[0]
+            entry = pending.popleft()
+            if silenced and len(entry) == 3:  # CLIENT REPLY OFF/SKIP dropped it
+                self.silenced -= 1
+                continue
+            reply = entry[0]
             if reply.__class__ is list:  # it came in chunks
                 ready.extend(reply)
                 size += JOIN_LIMIT
@@ -649,6 +691,8 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.writelines(ready)
         if self.paused:
             self._update_reading()
+            if self.writing_paused:  # past the high-water mark: maybe past a limit
+                self.server.limits.check_output(self)
         if not pending:
             self.messages_queued = 0
             if self.closing:
@@ -660,7 +704,7 @@ class ClientConnection(asyncio.Protocol):
 
     def push(self, data: bytes) -> None:
         """A pub/sub message for this client: it leaves after every reply the client is
-        already owed, never inside one, whatever its reading pace. Past the pubsub class of
+        already owed, never inside one, whatever its reading pace. Past its class of
         ``client-output-buffer-limit`` the connection is dropped, as Redis drops it."""
         if self.closing or self.closed:
             return
@@ -672,44 +716,7 @@ class ClientConnection(asyncio.Protocol):
             self.out.append(data)
         else:
             self.transport.write(data)
-        limits = self.server.pubsub.limits
-        if limits is not None:
-            self._check_output_limit(*limits)
-
-    def _check_output_limit(self, hard: int, soft: int, soft_seconds: int) -> None:
-        """Redis's checkClientOutputBufferLimits: past ``hard`` bytes unsent, or past
-        ``soft`` for more than ``soft_seconds``, the client is closed at once."""
-        size = self.transport.get_write_buffer_size() + self.messages_queued
-        if not (hard and size >= hard or soft and size >= soft):
-            self.over_soft_limit_since = None
-            return
-        if self.messages_queued:  # an upper bound until counted
-            self.messages_queued = self._queued_messages()
-            size = self.transport.get_write_buffer_size() + self.messages_queued
-        over_hard = hard and size >= hard
-        over_soft = False
-        if soft and size >= soft:
-            now = time.monotonic()
-            if self.over_soft_limit_since is None:
-                self.over_soft_limit_since = now
-            else:
-                over_soft = now - self.over_soft_limit_since > soft_seconds
-        else:
-            self.over_soft_limit_since = None
-        if over_hard or over_soft:
-            log.warning(
-                "Client %s scheduled to be closed ASAP for overcoming of output buffer limits.",
-                client_line(self),
-            )
-            self.closing = True
-            self.pending.clear()
-            self.inbox.clear()
-            self.out.clear()
-            self.transport.abort()
-
-    def _queued_messages(self) -> int:
-        """The bytes of the messages that wait in ``pending`` behind replies."""
-        return sum(len(entry[0]) for entry in self.pending if len(entry) == 2)
+        self.server.limits.check_output(self)
 
     def subscriptions_changed(self) -> None:
         """After a (P|S)(UN)SUBSCRIBE, RESET or HELLO: RESP2's subscribed mode is on while

@@ -87,7 +87,7 @@ def _enum(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = str(text).strip().lower()
         if value not in choices:
-            raise ConfigError(f"argument must be one of: {', '.join(choices)}")
+            raise ConfigError(f"argument(s) must be one of the following: {', '.join(choices)}")
         return value
 
     return parse
@@ -103,8 +103,33 @@ def _memory_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _memory_or_percent(text: str) -> int:
+    """``maxmemory-clients``: bytes, or ``N%`` of ``maxmemory`` kept as -N, as Redis keeps a
+    percent setting (its error texts)."""
+    raw = str(text).strip()
+    if len(raw) > 1 and raw.endswith("%") and raw[:-1].isdigit():
+        if int(raw[:-1]) > 100:
+            raise ConfigError("percentage argument must be less or equal to 100")
+        return -int(raw[:-1])
+    try:
+        value = parse_memory(raw)
+    except ConfigError:
+        value = -1
+    if value < 0:
+        raise ConfigError("argument must be a memory or percent value")
+    return value
+
+
+def _show_memory_or_percent(value: int) -> str:
+    return f"{-value}%" if value < 0 else str(value)
+
+
 def _string(text: str) -> str:
     return str(text)
+
+
+#: Redis 7.0's values of the settings that guard a protected action (protection.py).
+_protected_action = _enum("no", "yes", "local")
 
 
 def _keyspace_events(text: str) -> int:
@@ -113,6 +138,27 @@ def _keyspace_events(text: str) -> int:
         return parse_classes(str(text))
     except ValueError as problem:
         raise ConfigError(str(problem)) from None
+
+
+def _percentiles(text: str) -> tuple[float, ...]:
+    """``latency-tracking-info-percentiles``: numbers from 0 to 100, as Redis checks them."""
+    values = []
+    for word in str(text).split():
+        try:
+            value = float(word)
+        except ValueError:
+            raise ConfigError("Invalid latency-tracking-info-percentiles parameters") from None
+        if not 0.0 <= value <= 100.0:
+            raise ConfigError(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+            )
+        values.append(value)
+    return tuple(values)
+
+
+def _show_percentiles(values: tuple[float, ...]) -> str:
+    """As CONFIG GET shows them: each ``%f`` with its trailing zeros trimmed."""
+    return " ".join(f"{value:f}".rstrip("0").rstrip(".") for value in values)
 
 
 def _save_rules(text: str) -> str:
@@ -211,15 +257,31 @@ SETTINGS: dict[str, Setting] = {
         Setting("logfile", "", _string, False, "log file; empty logs to standard error"),
         Setting("databases", 16, _int_range(1, 1024), False, "number of logical databases"),
         Setting("proto-max-bulk-len", 512 * 1024 * 1024, _memory_range(1024 * 1024, 2**40)),
-        Setting("maxclients", 10000, _int_range(1, 1_000_000), True, "most clients at once"),
+        # Client limits, enforced by shardserver/limits.py as Redis 7.0 enforces them.
+        Setting("maxclients", 10000, _int_range(1, 2**32 - 1), True, "most clients at once"),
         Setting("timeout", 0, _int_range(0, 2**31 - 1), True, "idle client timeout, 0 = never"),
+        Setting(
+            "client-query-buffer-limit",
+            1024**3,
+            _memory_range(1024**2, 2**63 - 1),
+            True,
+            "unparsed input a client may hold",
+        ),
+        Setting(
+            "maxmemory-clients",
+            0,
+            _memory_or_percent,
+            True,
+            "clients' memory before the largest are evicted (bytes, or N% of maxmemory)",
+            show=_show_memory_or_percent,
+        ),
         Setting("client-output-buffer-pause", 64 * 1024 * 1024, _memory_range(0, 2**40)),
         Setting(
             "client-output-buffer-limit",
             DEFAULT_BUFFER_LIMITS,
             lambda text: _update_buffer_limits(text, DEFAULT_BUFFER_LIMITS),
             True,
-            "class hard soft seconds ...; the pubsub class is enforced",
+            "class hard soft seconds ...; normal and pubsub are enforced (no replicas here)",
             update=_update_buffer_limits,
         ),
         Setting(
@@ -243,7 +305,32 @@ SETTINGS: dict[str, Setting] = {
         Setting("tcp-backlog", 511, _int_range(0, 65535), False, "listen backlog"),
         Setting("tcp-keepalive", 300, _int_range(0, 2**31 - 1), True, "keepalive seconds"),
         Setting("daemonize", "no", _yes_no, False, "accepted for compatibility; always 'no'"),
-        Setting("protected-mode", "no", _yes_no, True, "accepted for compatibility"),
+        # -- protected mode, TLS and hardening (shardserver/protection.py, shardserver/tls.py)
+        Setting("protected-mode", "yes", _yes_no, True, "only local clients while no password"),
+        Setting("enable-protected-configs", "no", _protected_action, False, "CONFIG SET dir ..."),
+        Setting("enable-debug-command", "no", _protected_action, False, "DEBUG: no, yes, local"),
+        Setting("enable-module-command", "no", _protected_action, False, "MODULE: no, yes, local"),
+        Setting("tls-port", 0, _int_range(0, 65535), True, "TLS port (0: none)"),
+        Setting("tls-cert-file", "", _string, True, "the server's certificate (PEM)"),
+        Setting("tls-key-file", "", _string, True, "its private key (PEM)"),
+        Setting("tls-key-file-pass", "", _string, True, "the key's passphrase"),
+        Setting("tls-client-cert-file", "", _string),
+        Setting("tls-client-key-file", "", _string),
+        Setting("tls-client-key-file-pass", "", _string),
+        Setting("tls-dh-params-file", "", _string, True, "DH parameters (PEM)"),
+        Setting("tls-ca-cert-file", "", _string, True, "CA bundle that client certificates need"),
+        Setting("tls-ca-cert-dir", "", _string, True, "CA directory (c_rehash'ed)"),
+        Setting("tls-auth-clients", "yes", _enum("no", "yes", "optional"), True, "client certs"),
+        Setting("tls-protocols", "", _string, True, 'e.g. "TLSv1.2 TLSv1.3" (empty: those)'),
+        Setting("tls-ciphers", "", _string, True, "TLSv1.2 cipher list (OpenSSL syntax)"),
+        Setting("tls-ciphersuites", "", _string, True, "TLSv1.3 cipher suites"),
+        Setting("tls-prefer-server-ciphers", "no", _yes_no),
+        Setting("tls-session-caching", "yes", _yes_no),
+        Setting("tls-session-cache-size", 20480, _int_range(0, 2**31 - 1)),
+        Setting("tls-session-cache-timeout", 300, _int_range(0, 2**31 - 1), True, "seconds"),
+        Setting("tls-cluster", "no", _yes_no, True, "accepted (no cluster bus here)"),
+        Setting("tls-replication", "no", _yes_no, True, "accepted (no replication here)"),
+        # -- end of protected mode, TLS and hardening
         # Encoding thresholds: OBJECT ENCODING reports what Redis would pick by them, and
         # dumps use the compact encodings they allow. Defaults are redis-server 7.0's
         # built-in ones (its sample redis.conf sets hash-max-listpack-entries to 128).
@@ -254,6 +341,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("set-max-intset-entries", 512, _int_range(0, 2**63 - 1)),
         Setting("list-max-listpack-size", -2, _int_range(-(2**31), 2**31 - 1)),
         Setting("list-compress-depth", 0, _int_range(0, 2**31 - 1)),
+        Setting("hll-sparse-max-bytes", 3000, _memory_range(0, 2**63 - 1)),
+        # A stream's listpack nodes are cut where Redis cuts them (XTRIM ~ counts follow).
+        Setting("stream-node-max-bytes", 4096, _int_range(0, 2**63 - 1)),
+        Setting("stream-node-max-entries", 100, _int_range(0, 2**63 - 1)),
         # No replica ever connects here: with both set, every write is refused (NOREPLICAS),
         # as Redis refuses writes while it has fewer good replicas than asked for.
         Setting(
@@ -271,6 +362,19 @@ SETTINGS: dict[str, Setting] = {
             True,
             "ms a script runs before other clients get -BUSY (alias lua-time-limit)",
         ),
+        # Introspection (shardserver/slowlog.py, shardserver/latency.py): Redis 7.0's ranges.
+        Setting("slowlog-log-slower-than", 10000, _int_range(-1, 2**63 - 1), True, "µs"),
+        Setting("slowlog-max-len", 128, _int_range(0, 2**63 - 1), True, "entries kept"),
+        Setting("latency-monitor-threshold", 0, _int_range(0, 2**63 - 1), True, "ms, 0 = off"),
+        Setting("latency-tracking", "yes", _yes_no, True, "per-command latency histograms"),
+        Setting(
+            "latency-tracking-info-percentiles",
+            (50.0, 99.0, 99.9),
+            _percentiles,
+            True,
+            "INFO latencystats' percentiles",
+            show=_show_percentiles,
+        ),
     ]
 }
 
@@ -286,8 +390,6 @@ ALIASES: dict[str, str] = {
 
 #: Redis 7.0 settings with no effect here, kept and returned by CONFIG GET as Redis would.
 PASSIVE: dict[str, str] = {
-    "stream-node-max-bytes": "4096",
-    "stream-node-max-entries": "100",
     "activerehashing": "yes",
     "maxmemory": "0",
     "maxmemory-policy": "noeviction",
@@ -297,12 +399,8 @@ PASSIVE: dict[str, str] = {
     "lazyfree-lazy-server-del": "no",
     "lazyfree-lazy-user-del": "no",
     "lazyfree-lazy-user-flush": "no",
-    "slowlog-log-slower-than": "10000",
-    "slowlog-max-len": "128",
-    "latency-monitor-threshold": "0",
     "active-expire-effort": "1",
     "dynamic-hz": "yes",
-    "client-query-buffer-limit": "1073741824",
     "stop-writes-on-bgsave-error": "yes",
     "rdbcompression": "yes",
     "rdbchecksum": "yes",
@@ -313,7 +411,6 @@ PASSIVE: dict[str, str] = {
     "replica-read-only": "yes",
     "cluster-enabled": "no",
     "io-threads": "1",
-    "enable-debug-command": "local",
 }
 
 

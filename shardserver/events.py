@@ -22,3 +22,7 @@ NOTIFIED = 4
 #: ``(MONITORED, lines)``: MONITOR's lines of commands this shard ran, in the order it ran
 #: them (:mod:`shardserver.monitoring`; only with several acceptors). Sent to every acceptor.
 MONITORED = 5
+#: ``(LATENCY, event, unix time, ms)``: a latency monitor sample of this shard's own work
+#: (the expiry sweep's ``expire-cycle``, the log's ``aof-fsync-always``;
+#: :mod:`shardserver.latency`). Sent to acceptor 0.
+LATENCY = 6

@@ -10,7 +10,8 @@ each shard's share.
 
 Figures with no counterpart here are reported honestly rather than invented: memory is the
 resident set of all our processes (Python has no allocator total to report), command times are
-not measured (``usec=0``), and counters we do not keep are 0 (docs/commands.md lists them).
+measured where they run (a shard's execution of each command, an acceptor's of its own:
+:mod:`shardserver.latency`), and counters we do not keep are 0 (docs/commands.md lists them).
 
 The acceptor-side counters live in :data:`STATS` (the memory peak, the previous sample for
 ``instantaneous_ops_per_sec``) and in :data:`shardserver.commands.spec.LOCAL_CALLS` (calls of
@@ -35,6 +36,8 @@ from shardserver.commands.spec import LOCAL_CALLS, Route
 from shardserver.config import ConfigError, parse_memory
 from shardserver.errorstats import ACCEPTOR as ACCEPTOR_ERRORS
 from shardserver.keyspace import now_ms
+from shardserver.latency import ACCEPTOR as ACCEPTOR_TIMES
+from shardserver.latency import merge, percentile, percentile_name
 from shardserver.slots import slot_ranges
 
 #: Sections in the order Redis 7.0 writes them, whatever order they were asked for in.
@@ -111,6 +114,7 @@ def shard_numbers(shard: Any) -> dict[str, Any]:
         "cpu": (times.user, times.system),
         "persistence": shard.persistence.numbers(),
         "errors": shard.errors.numbers(),
+        "times": shard.times.numbers(),
     }
 
 
@@ -118,6 +122,7 @@ def reset_shard(shard: Any) -> None:
     """CONFIG RESETSTAT in a shard: forget its counters (not its data)."""
     shard.calls.clear()
     shard.errors.clear()
+    shard.times.clear()
     shard.commands_processed = 0
     shard.expired_by_sweep = 0
     for db in shard.dbs:
@@ -243,7 +248,8 @@ class Report:
             ("process_id", server.main_pid),
             ("process_supervised", "no"),
             ("run_id", _RUN_ID),
-            ("tcp_port", self.settings.get("port", "0")),
+            # the TLS port when there is no plain one, as Redis shows it
+            ("tcp_port", int(self.settings["port"]) or int(self.settings.get("tls-port", 0))),
             ("server_time_usec", time.time_ns() // 1000),
             ("uptime_in_seconds", uptime),
             ("uptime_in_days", uptime // 86400),
@@ -260,8 +266,8 @@ class Report:
             ("connected_clients", self.total("clients")),
             ("cluster_connections", 0),
             ("maxclients", self.settings.get("maxclients", "10000")),
-            ("client_recent_max_input_buffer", 0),
-            ("client_recent_max_output_buffer", 0),
+            ("client_recent_max_input_buffer", max(n["buffer_peaks"][0] for n in self.acceptors)),
+            ("client_recent_max_output_buffer", max(n["buffer_peaks"][1] for n in self.acceptors)),
             ("blocked_clients", self.total("blocked")),
             ("tracking_clients", self.total("tracking")),
             ("clients_in_timeout_table", 0),
@@ -289,6 +295,8 @@ class Report:
             ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", self.settings.get("maxmemory-policy", "noeviction")),
             ("mem_fragmentation_ratio", "1.00"),
+            ("mem_clients_slaves", 0),
+            ("mem_clients_normal", self.total("client_memory")),  # shardserver/limits.py
             ("mem_allocator", "libc"),
             ("lazyfree_pending_objects", 0),
         ]
@@ -348,9 +356,10 @@ class Report:
             ("instantaneous_ops_per_sec", STATS.ops_per_sec(total)),
             ("total_net_input_bytes", 0),
             ("total_net_output_bytes", 0),
-            ("rejected_connections", 0),
+            ("rejected_connections", self.total("rejected_connections")),
             ("expired_keys", sum(part["expired"] for part in self.parts)),
             ("evicted_keys", 0),
+            ("evicted_clients", self.total("evicted_clients")),
             ("keyspace_hits", 0),
             ("keyspace_misses", 0),
             ("pubsub_channels", self.distinct("pubsub_channels")),
@@ -415,15 +424,42 @@ class Report:
                     calls[name[1:]] += count
         calls.update(fanned)
         rejected, failed = self.errors("rejected"), self.errors("failed")
-        return [
-            (
-                f"cmdstat_{name}",
-                f"calls={calls[name]},usec=0,usec_per_call=0.00,"
-                f"rejected_calls={rejected[name]},failed_calls={failed[name]}",
+        times = self.command_times()
+        lines = []
+        for name in sorted({*calls, *rejected, *failed}):
+            if not (calls[name] or rejected[name] or failed[name]):
+                continue
+            usec = times[name][0] // 1000 if name in times else 0
+            per_call = usec / calls[name] if calls[name] else 0
+            lines.append(
+                (
+                    f"cmdstat_{name}",
+                    f"calls={calls[name]},usec={usec},usec_per_call={per_call:.2f},"
+                    f"rejected_calls={rejected[name]},failed_calls={failed[name]}",
+                )
             )
-            for name in sorted({*calls, *rejected, *failed})
-            if calls[name] or rejected[name] or failed[name]
-        ]
+        return lines
+
+    def command_times(self) -> dict[str, tuple[int, dict[int, int]]]:
+        return command_times(
+            self.server, self.parts, [numbers["times"] for numbers in self.acceptors]
+        )
+
+    def latencystats_section(self) -> list[tuple[str, object]]:
+        """Redis's ``latency_percentiles_usec_<command>`` lines while latency-tracking is on:
+        each percentile of ``latency-tracking-info-percentiles``, in µs with 3 decimals."""
+        if self.server.config["latency-tracking"] != "yes":
+            return []
+        wanted = self.server.config["latency-tracking-info-percentiles"]
+        lines = []
+        for name, (_total, counts) in sorted(self.command_times().items()):
+            if not counts:
+                continue
+            shown = ",".join(
+                f"p{percentile_name(each)}={percentile(counts, each) / 1000:.3f}" for each in wanted
+            )
+            lines.append((f"latency_percentiles_usec_{name}", shown))
+        return lines
 
     def errorstats_section(self) -> list[tuple[str, object]]:
         """Per error code, in Redis's order (its rax: by code, bytewise)."""
@@ -434,11 +470,7 @@ class Report:
 
     def route(self, name: str) -> Route | None:
         """The route of a served command by name (``@name`` parts count as its calls)."""
-        parent, _, sub = name.partition("|")
-        spec = self.server.commands.get(parent)
-        if spec is not None and sub:
-            spec = spec.subcommands.get(sub)
-        return None if spec is None else spec.route
+        return _route(self.server, name)
 
     def cluster_section(self) -> list[tuple[str, object]]:
         return [("cluster_enabled", 0)]
@@ -505,6 +537,47 @@ class Report:
         return "\r\n".join(blocks)
 
 
+def command_times(
+    server: Any, parts: list[dict[str, Any]], acceptors: list[dict[str, Any]]
+) -> dict[str, tuple[int, dict[int, int]]]:
+    """Per command name: (total ns, sparse histogram) over every shard and acceptor. A
+    shard's ``@part`` counts as its command's; a command every shard runs (route ALL) takes
+    its slowest shard's figures, once, as commandstats counts its calls once."""
+    out: dict[str, list[Any]] = {}
+    fanned: dict[str, tuple[int, dict[int, int]]] = {}
+
+    def add(name: str, total: int, counts: dict[int, int]) -> None:
+        entry = out.setdefault(name, [0, {}])
+        entry[0] += total
+        merge(entry[1], counts)
+
+    for numbers in acceptors:
+        for name, (total, counts) in numbers.items():
+            add(name, total, counts)
+    for part in parts:
+        for name, (total, counts) in part["times"].items():
+            if not name.startswith("@"):
+                add(name, total, counts)
+                continue
+            route = _route(server, name[1:])
+            if route is Route.ALL:
+                if total >= fanned.get(name[1:], (-1, {}))[0]:
+                    fanned[name[1:]] = (total, counts)
+            elif route is not None and route is not Route.LOCAL and route is not Route.SCRIPT:
+                add(name[1:], total, counts)
+    for name, (total, counts) in fanned.items():
+        add(name, total, counts)
+    return {name: (total, counts) for name, (total, counts) in out.items()}
+
+
+def _route(server: Any, name: str) -> Route | None:
+    parent, _, sub = name.partition("|")
+    spec = server.commands.get(parent)
+    if spec is not None and sub:
+        spec = spec.subcommands.get(sub)
+    return None if spec is None else spec.route
+
+
 def acceptor_numbers(server: Any) -> dict[str, Any]:
     """An acceptor's own part of INFO (the others send theirs over the control channel)."""
     times = os.times()
@@ -518,11 +591,16 @@ def acceptor_numbers(server: Any) -> dict[str, Any]:
         "commands": server.commands_received,
         "local_calls": dict(LOCAL_CALLS),
         "errors": ACCEPTOR_ERRORS.numbers(),
+        "times": ACCEPTOR_TIMES.numbers(),
         "rss": process_rss(),
         "cpu": (times.user, times.system),
         "pubsub_channels": server.pubsub.active(False, None),
         "pubsub_patterns": server.pubsub.pattern_names(),
         "pubsub_shard_channels": server.pubsub.active(True, None),
+        "rejected_connections": server.limits.rejected,
+        "evicted_clients": server.limits.evicted,
+        "client_memory": server.limits.memory_total,
+        "buffer_peaks": server.limits.peaks(),
     }
 
 

@@ -31,6 +31,7 @@ from shardserver.errors import error
 from shardserver.framing import Chunk, Event, FrameDecoder, FrameWriter
 from shardserver.processes import describe_exit, enlarge_pipe, wait_for_exit
 from shardserver.slots import slot_ranges
+from shardserver.slowlog import SLOW
 from shardserver.worker import CHUNKED, run_worker, wait_ready
 
 log = logging.getLogger("shardserver.links")
@@ -177,6 +178,8 @@ class ShardLinks:
         #: and of a shard's death after what it had in flight was failed.
         self.on_events: Callable[[int, list], None] = lambda _index, _events: None
         self.on_failed: Callable[[int], None] = lambda _index: None
+        #: Hear a run's slow calls (``(target's receiver, its entry, notes)``, slowlog.py).
+        self.on_slow: Callable[[Any, Any, list], None] = lambda _receiver, _entry, _notes: None
 
     def __len__(self) -> int:
         return len(self.links)
@@ -248,7 +251,13 @@ class ShardLinks:
                 return
             for payload in link.decoder.feed(data):
                 if payload.__class__ is Chunk:
-                    link.chunks.setdefault(payload.run, []).append(payload.data)
+                    held = link.chunks.setdefault(payload.run, [])
+                    client, entry = link.inflight[0][payload.run]
+                    # a client's output limit counts a large reply as it arrives
+                    if entry.__class__ is not list or client.server.limits.chunk_arrived(
+                        client, held, payload.data
+                    ):
+                        held.append(payload.data)
                     continue
                 if payload.__class__ is Event:
                     self.on_events(link.index, loads(payload.data))
@@ -261,6 +270,9 @@ class ShardLinks:
                     replies = self._assemble(link, replies)
                 targets = link.inflight.popleft()
                 for (client, entry), reply in zip(targets, replies, strict=True):
+                    if reply.__class__ is tuple and reply and reply[0] is SLOW:
+                        _slow, reply, notes = reply  # slow calls' notes (slowlog.py)
+                        self.on_slow(client, entry, notes)
                     if entry.__class__ is list:
                         entry[0] = reply
                         pending = client.pending
@@ -281,7 +293,14 @@ class ShardLinks:
         """Put the chunks that went ahead in the places the reply frame marks."""
         chunks = link.chunks
         link.chunks = {}
-        return [chunks.pop(run) if reply is CHUNKED else reply for run, reply in enumerate(replies)]
+        return [
+            chunks.pop(run)
+            if reply is CHUNKED
+            else (SLOW, chunks.pop(run), reply[2])
+            if reply.__class__ is tuple and reply and reply[0] is SLOW and reply[1] is CHUNKED
+            else reply
+            for run, reply in enumerate(replies)
+        ]
 
     def _handshake(self, link: ShardLink, problem: str | None) -> None:
         """A restarted shard has loaded its data (or could not)."""

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver import eventclasses, events, values
+from shardserver.commands import geo
 from shardserver.commands.spec import Route, key_positions
 from shardserver.commands.table import COMMANDS
 from shardserver.errors import is_error
@@ -45,6 +46,7 @@ from shardserver.eventclasses import (
     LIST,
     NEW,
     SET,
+    STREAM,
     STRING,
     ZSET,
 )
@@ -437,6 +439,28 @@ def _zadd(w: Write) -> None:
         w.event(ZSET, b"zincr" if incr else b"zadd", w.keys[0])
 
 
+def _geoadd_pre(shard: Any, db: Any, argv: list) -> list | None:
+    db.lookup(argv[1], shard.now)
+    return _scores(db, argv[1], geo.geoadd_members(argv))
+
+
+def _geoadd(w: Write) -> None:
+    """GEOADD is ZADD to Redis (it runs zaddCommand): ``zadd`` when a score changed."""
+    if _scores(w.db, w.keys[0], geo.geoadd_members(w.argv)) != w.pre:
+        w.event(ZSET, b"zadd", w.keys[0])
+
+
+def _georadius(w: Write) -> None:
+    """GEORADIUS[BYMEMBER] ... STORE: a STORE command's events, on the key after STORE."""
+    at = geo.store_key_at(w.argv)
+    if at is not None:
+        destination = w.argv[at]
+        if w.exists(destination):
+            w.event(ZSET, b"georadiusstore", destination)
+        elif w.existed(destination):
+            w.event(GENERIC, b"del", destination)
+
+
 def _zincrby_pre(shard: Any, db: Any, argv: list) -> list | None:
     db.lookup(argv[1], shard.now)
     return _scores(db, argv[1], [argv[3]])
@@ -459,6 +483,7 @@ def _put(w: Write) -> None:
 _REPLACING = frozenset((b"rename_to", b"copy_to", b"restore"))
 _PUT_CLASSES = {
     b"set": STRING,
+    b"pfadd": STRING,
     b"sortstore": LIST,
     b"sinterstore": SET,
     b"sunionstore": SET,
@@ -467,6 +492,8 @@ _PUT_CLASSES = {
     b"zinterstore": ZSET,
     b"zdiffstore": ZSET,
     b"zrangestore": ZSET,
+    b"geosearchstore": ZSET,
+    b"georadiusstore": ZSET,
 }
 
 
@@ -491,6 +518,84 @@ _MIN_FIRST = (b"zpopmin", b"zpopmax")
 
 #: How each write's events follow (wire names; a write missing here makes none: FLUSHDB,
 #: SWAPDB and the like, as in Redis).
+# -- streams: xadd (then xtrim), xtrim, xdel, the xgroup-* events, xsetid, and the
+# xgroup-createconsumer of a consumer that XREADGROUP, XCLAIM or XAUTOCLAIM made on the way
+
+
+def _stream_length(shard: Any, db: Any, argv: list) -> int:
+    found = db.data.get(argv[1])
+    return getattr(found, "length", 0)
+
+
+def _xadd(w: Write) -> None:
+    if w.reply[:1] != b"$" or w.reply in _NILS:
+        return
+    w.event(STREAM, b"xadd", w.keys[0])
+    if w.db.data[w.keys[0]].length < w.pre + 1:
+        w.event(STREAM, b"xtrim", w.keys[0])
+
+
+def _consumers(key_at: int, group_at: int, consumer_at: int) -> Pre:
+    """Whether the named consumer existed before, for a command naming one key."""
+
+    def pre(shard: Any, db: Any, argv: list) -> list[bool]:
+        return [_has_consumer(db, argv[key_at], argv[group_at], argv[consumer_at])]
+
+    return pre
+
+
+def _has_consumer(db: Any, key: bytes, group: bytes, consumer: bytes) -> bool:
+    found = db.data.get(key)
+    groups = getattr(found, "groups", None)
+    return bool(groups) and group in groups and consumer in groups[group].consumers
+
+
+def _made_consumer(key_at: int, group_at: int, consumer_at: int) -> Derive:
+    def derive(w: Write) -> None:
+        argv = w.argv
+        if not w.pre[0] and _has_consumer(w.db, argv[key_at], argv[group_at], argv[consumer_at]):
+            w.event(STREAM, b"xgroup-createconsumer", argv[key_at])
+
+    return derive
+
+
+def _group_read_pre(shard: Any, db: Any, argv: list) -> list[bool]:
+    group, consumer, keys = _group_read_names(argv)
+    return [_has_consumer(db, key, group, consumer) for key in keys]
+
+
+def _group_read_names(argv: list) -> tuple[bytes, bytes, list[bytes]]:
+    words = [word.lower() for word in argv]
+    if b"group" not in words or b"streams" not in words:
+        return b"", b"", []  # refused before it ran
+    group_at = words.index(b"group")
+    streams_at = words.index(b"streams") + 1
+    keys = argv[streams_at : streams_at + (len(argv) - streams_at) // 2]
+    return argv[group_at + 1], argv[group_at + 2], keys
+
+
+def _xreadgroup(w: Write) -> None:
+    group, consumer, keys = _group_read_names(w.argv)
+    for key, had in zip(keys, w.pre, strict=False):
+        if not had and _has_consumer(w.db, key, group, consumer):
+            w.event(STREAM, b"xgroup-createconsumer", key)
+
+
+def _ok(flag: int, name: bytes) -> Derive:
+    """The event when the reply is +OK."""
+
+    def derive(w: Write) -> None:
+        if w.reply == b"+OK\r\n":
+            w.event(flag, name, w.keys[0])
+
+    return derive
+
+
+def _delconsumer(w: Write) -> None:
+    if w.pre[0] and not is_error(w.reply):
+        w.event(STREAM, b"xgroup-delconsumer", w.keys[0])
+
+
 RULES: dict[bytes, Rule] = {
     name.encode() if isinstance(name, str) else name: rule if isinstance(rule, Rule) else Rule(rule)
     for name, rule in {
@@ -514,6 +619,9 @@ RULES: dict[bytes, Rule] = {
         "setbit": Rule(_setbit, _length),
         "bitfield": Rule(_bitfield, _value),
         "bitop": _store(STRING, b"set"),
+        # HyperLogLog: PFMERGE names its change "pfadd" too, as Redis does
+        "pfadd": _unless_zero(STRING, b"pfadd"),
+        "pfmerge": _always(STRING, b"pfadd"),
         # generic
         "del": _del,
         "unlink": _del,
@@ -579,6 +687,24 @@ RULES: dict[bytes, Rule] = {
         "zinterstore": _store(ZSET, b"zinterstore"),
         "zdiffstore": _store(ZSET, b"zdiffstore"),
         "zrangestore": _store(ZSET, b"zrangestore"),
+        # geo: sorted sets
+        "geoadd": Rule(_geoadd, _geoadd_pre),
+        "geosearchstore": _store(ZSET, b"geosearchstore"),
+        "georadius": _georadius,
+        "georadiusbymember": _georadius,
+        # streams
+        "xadd": Rule(_xadd, _stream_length),
+        "xtrim": _unless_zero(STREAM, b"xtrim"),
+        "xdel": _unless_zero(STREAM, b"xdel"),
+        "xgroup|create": _ok(STREAM, b"xgroup-create"),
+        "xgroup|setid": _ok(STREAM, b"xgroup-setid"),
+        "xgroup|destroy": _unless_zero(STREAM, b"xgroup-destroy"),
+        "xgroup|createconsumer": _unless_zero(STREAM, b"xgroup-createconsumer"),
+        "xgroup|delconsumer": Rule(_delconsumer, _consumers(2, 3, 4)),
+        "xsetid": _ok(STREAM, b"xsetid"),
+        "xreadgroup": Rule(_xreadgroup, _group_read_pre),
+        "xclaim": Rule(_made_consumer(1, 2, 3), _consumers(1, 2, 3)),
+        "xautoclaim": Rule(_made_consumer(1, 2, 3), _consumers(1, 2, 3)),
         # the parts of multi-shard writes
         "@mset": _mset_part,
         "@del": _del,

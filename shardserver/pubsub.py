@@ -97,10 +97,6 @@ class PubSub:
         self.shard_channels = _Kind("shard_channels")
         #: A compiled matcher per subscribed pattern.
         self._matchers: dict[bytes, Callable[[bytes], bool]] = {}
-        #: The output limits subscribers are held to, (hard bytes, soft bytes, soft
-        #: seconds) of ``client-output-buffer-limit``'s pubsub class (the acceptor sets
-        #: them; the clients enforce them), or None for no limit.
-        self.limits: tuple[int, int, int] | None = None
 
     # -- subscribing -----------------------------------------------------------------------
 

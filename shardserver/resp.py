@@ -167,6 +167,14 @@ class RequestParser:
         """How many received bytes are not yet consumed."""
         return len(self._buf) - self._pos
 
+    def unconsumed(self, size: int) -> bytes:
+        """The first ``size`` bytes not yet consumed."""
+        return bytes(self._buf[self._pos : self._pos + size])
+
+    def pending_args(self) -> list[bytes]:
+        """The arguments read so far of a multibulk request not yet complete."""
+        return self._pending_args if self._pending_count else []
+
     def idle(self) -> bool:
         """Whether every byte received has been handed out as commands (a boundary)."""
         return self._pos >= len(self._buf) and not self._pending_count
@@ -368,6 +376,29 @@ class CommandReader:
     def fast(self) -> bool:
         """Whether hiredis still serves this connection."""
         return self._parser is None
+
+    def buffered(self) -> int:
+        """Bytes received and not yet handed out as commands (the start of one to come):
+        what Redis's query buffer holds (``client-query-buffer-limit``, CLIENT LIST)."""
+        if self._parser is not None:
+            return self._parser.buffered() + sum(map(len, self._parser.pending_args()))
+        return self._window_bytes - self._window_used
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes of what :meth:`buffered` counts (for a log line)."""
+        if self._parser is not None:
+            return self._parser.unconsumed(size)
+        skip, taken = self._window_used, []
+        for chunk in self._window:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            taken.append(chunk[skip : skip + size])
+            size -= len(taken[-1])
+            skip = 0
+            if size <= 0:
+                break
+        return b"".join(taken)
 
     def read(self, data: bytes) -> list:
         """The commands completed by ``data``; a trailing ProtocolError ends the stream."""

@@ -11,6 +11,11 @@ piece; when that would be larger than a chunk, the replies stay apart in a :clas
 list (the worker sends them as chunks). A run of one internal fan-out part (``argv[0]``
 starting with ``@``) returns that part's plain value instead, for the acceptor to merge.
 
+Every command is timed (one clock reading per command, :mod:`shardserver.latency`); a run
+with a call past ``slowlog-log-slower-than`` or ``latency-monitor-threshold`` replies
+``(SLOW, reply, notes)`` instead, and the acceptor's link unwraps it
+(:mod:`shardserver.slowlog`).
+
 A shard outlives every command: a handler that raises, or returns something that is not a
 reply, costs that command an error reply and nothing else.
 """
@@ -23,20 +28,24 @@ import random
 import time
 from collections import Counter
 from operator import itemgetter
+from time import perf_counter_ns
 from typing import Any
 
 from shardserver.commands.spec import Route
 from shardserver.commands.table import COMMANDS, INTERNAL_PARTS
 from shardserver.errors import error, writes_refused
 from shardserver.errorstats import ErrorStats
+from shardserver.events import LATENCY
 from shardserver.framing import CHUNK_SIZE
 from shardserver.keyspace import Database, active_expire_cycle, now_ms
+from shardserver.latency import NEVER, CommandTimes
 from shardserver.monitoring import INTERNAL_PARTS as MONITOR_PARTS
 from shardserver.notifications import Notifications
 from shardserver.persistence.journal import ShardPersistence
 from shardserver.resp import Resp2, Resp3
 from shardserver.scripting.runner import INTERNAL_PARTS as SCRIPT_PARTS
 from shardserver.scripting.runner import ShardScripts
+from shardserver.slowlog import SLOW, note
 from shardserver.tracking import INTERNAL_PARTS as TRACKING_PARTS
 from shardserver.tracking import Tracking
 from shardserver.waiters import INTERNAL_PARTS as WAIT_PARTS
@@ -62,6 +71,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "proto-max-bulk-len": 512 * 1024 * 1024,
     "min-replicas-to-write": 0,
     "min-replicas-max-lag": 10,
+    "slowlog-log-slower-than": 10000,
+    "latency-monitor-threshold": 0,
+    "latency-tracking": "yes",
 }
 
 
@@ -84,9 +96,25 @@ def _apply_settings(shard: Shard, db: Database, argv: list[bytes]) -> None:
     shard.writes_refused = writes_refused(shard.settings)
     shard.persistence.configure()
     shard.notifications.configure()
+    shard.configure_timing()
 
 
+def _fast_names() -> frozenset[bytes]:
+    """Wire names (parts too) of the commands Redis flags ``fast``: their slow calls are the
+    latency monitor's ``fast-command`` event, the others' ``command``."""
+    names = set()
+    for spec in COMMANDS.values():
+        for each in [spec, *spec.subcommands.values()]:
+            if "fast" in each.flags:
+                names |= {each.name.encode(), b"@" + each.name.encode()}
+    return frozenset(names)
+
+
+FAST = _fast_names()
 HANDLERS = _shard_handlers()
+#: What SLOWLOG may show: clients' commands and commands' parts, not the internal parts of
+#: plans, scripts, settings ... (their time still counts for the latency monitor).
+LOGGED = frozenset(HANDLERS)
 HANDLERS.update(INTERNAL_PARTS)
 HANDLERS.update(WATCH_PARTS)
 HANDLERS.update(WAIT_PARTS)
@@ -114,6 +142,10 @@ class Shard:
         self.calls: Counter[bytes] = Counter()
         #: Error replies of the commands run here (INFO errorstats, commandstats).
         self.errors = ErrorStats()
+        #: Nanoseconds per command (INFO commandstats' usec, latencystats), and the
+        #: durations from which a call is noted for SLOWLOG or LATENCY (slowlog.py).
+        self.times = CommandTimes()
+        self.configure_timing()
         self.now = now_ms()
         #: The milliseconds the clock stands at while a held script runs (``@clock``), else
         #: None: every batch's ``now`` is then that, and the sweep waits, as Redis decides
@@ -148,6 +180,23 @@ class Shard:
         self.persistence.configure(starting=True)
         self.notifications.configure()
 
+    def configure_timing(self) -> None:
+        """The thresholds and tracking of :attr:`times`, from the settings."""
+        self.times.configure(self.settings)
+
+    def slow_notes(self, commands: list[list], took: list[int], reply: Any) -> Any:
+        """A run's reply with the notes of its calls past a threshold (see slowlog.py):
+        ``(SLOW, reply, notes)``, or the reply alone when none is worth a note (an internal
+        part is never logged, only heard by the latency monitor)."""
+        times = self.times
+        slower, monitor = times.slower_ns, times.monitor_ns
+        notes = []
+        for argv, ns in zip(commands, took, strict=True):
+            logged = slower if argv[0] in LOGGED else NEVER
+            if ns >= logged or ns >= monitor:
+                notes.append(note(argv, ns, argv[0] in FAST, logged, monitor))
+        return (SLOW, reply, notes) if notes else reply
+
     def refresh_handlers(self) -> None:
         """Point the shard at the handler table and expiry hook that its state needs."""
         watches = self.watches
@@ -178,6 +227,12 @@ class Shard:
         self.frozen_ms = ms
         self.now = now_ms() if ms is None else ms
 
+    def clock(self) -> int:
+        """Now, for the deadlines and TTLs commands compute: the batch's time, or the real
+        time while a held script has stopped the clock (Redis 7.0 freezes a script's expiry
+        decisions only; SET EX, PTTL and RESTORE still read mstime())."""
+        return self.now if self.frozen_ms is None else now_ms()
+
     def execute_batch(self, batch: list[list]) -> list:
         """Run every command of a batch in order; one reply per run."""
         frozen = self.frozen_ms
@@ -188,6 +243,9 @@ class Shard:
         ready = self.waiters.ready
         replies = []
         count = 0
+        times = self.times
+        watch = times.watch_ns
+        clock = perf_counter_ns
         for run in batch:
             if ready:  # the last run wrote a key that clients wait on: serve them first
                 self.waiters.serve()
@@ -199,28 +257,42 @@ class Shard:
                 argv = run[1]
                 count += 1
                 calls[argv[0]] += 1
+                start = clock()
                 try:
                     if argv[0][0] == 0x40:  # '@': a fan-out part, returns a plain value
-                        replies.append(handlers[argv[0]](self, db, argv))
+                        value = handlers[argv[0]](self, db, argv)
+                        took = clock() - start
+                        times.record(argv[0], took)
+                        if took >= watch:
+                            value = self.slow_notes([argv], [took], value)
+                        replies.append(value)
                         handlers = self.handlers  # a first WATCH or last UNWATCH switches them
                         continue
                     reply = handlers[argv[0]](self, db, argv, enc)
                 except Exception as exc:  # a bug must cost one reply, never the shard
                     reply = self._internal_error(argv, exc)
+                took = clock() - start
+                times.record(argv[0], took)
                 if reply.__class__ is not bytes:
                     reply = self._mend([argv], [reply])[0]
                 if reply[:1] == b"-":  # an error reply, counted where it is made
                     self.errors.failed_call(argv[0], reply)
-                replies.append(reply)
+                replies.append(reply if took < watch else self.slow_notes([argv], [took], reply))
                 continue
             out = []
             commands = run[1:]
             calls.update(map(_first, commands))
+            spent = []  # each call's nanoseconds: one clock reading per command
+            start = clock()
             for argv in commands:
                 try:
                     out.append(handlers[argv[0]](self, db, argv, enc))
                 except Exception as exc:
                     out.append(self._internal_error(argv, exc))
+                end = clock()
+                spent.append(end - start)
+                start = end
+            times.record_run(commands, spent)
             count += len(out)
             if {*map(type, out)} != _BYTES:
                 out = self._mend(commands, out)
@@ -231,7 +303,10 @@ class Shard:
             if some_error:
                 self._count_errors(commands, out)
             size = sum(map(len, out))
-            replies.append(b"".join(out) if size <= CHUNK_SIZE else Pieces(out))
+            reply = b"".join(out) if size <= CHUNK_SIZE else Pieces(out)
+            if max(spent) >= watch:
+                reply = self.slow_notes(commands, spent, reply)
+            replies.append(reply)
         if ready:
             self.waiters.serve()
         self.commands_processed += count
@@ -271,9 +346,17 @@ class Shard:
             return 0
         if budget_s is None:
             budget_s = 0.25 / self.hz
+        start = perf_counter_ns()
         removed = active_expire_cycle(self.dbs, budget_s, time.perf_counter, now_ms, self._rng)
+        self.latency_sample("expire-cycle", perf_counter_ns() - start)
         self.expired_by_sweep += removed
         return removed
+
+    def latency_sample(self, event: str, ns: int) -> None:
+        """This shard's own work (the sweep, the log's fsync) took ``ns``: past
+        ``latency-monitor-threshold`` it is a sample of ``event`` for acceptor 0."""
+        if ns >= self.times.monitor_ns:
+            self.events.append((0, (LATENCY, event, int(time.time()), ns // 1_000_000)))
 
     def key_count(self) -> int:
         return sum(len(db) for db in self.dbs)

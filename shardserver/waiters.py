@@ -42,6 +42,11 @@ _ENCODERS = (Resp2, Resp3)
 #: Events a shard sends its acceptors without being asked (the first item of each).
 
 
+def enc_of(waiter: Waiter) -> Any:
+    """The encoder of a waiter's protocol."""
+    return _ENCODERS[waiter.ctx & 1]
+
+
 class Waiter:
     """One client's blocking command, as one shard holds it."""
 
@@ -156,7 +161,20 @@ class Waiters:
                 waiter = queue[0]
                 value = db.lookup(key, shard.now)
                 if value is None or (waiter.direct and value.__class__ is not waiter.shape.value):
-                    break
+                    if not waiter.direct:
+                        # its key is gone: its acceptor looks again (a blocked XREADGROUP
+                        # ends then, any other wait goes on)
+                        if not waiter.signaled:
+                            waiter.signaled = True
+                            shard.events.append((waiter.token[0], (events.READY, waiter.token[1])))
+                        break
+                    gone = waiter.shape.gone(enc_of(waiter))
+                    if gone is None:
+                        break
+                    # XREADGROUP: its stream is gone (deleted, renamed, replaced)
+                    self.cancel(waiter.token)
+                    shard.events.append((waiter.token[0], (events.SERVED, waiter.token[1], gone)))
+                    continue
                 if not waiter.direct:
                     if not waiter.signaled:
                         waiter.signaled = True
@@ -167,17 +185,22 @@ class Waiters:
 
     def _serve_one(self, waiter: Waiter, db: Any, key: bytes) -> bool:
         shape = waiter.shape
-        enc = _ENCODERS[waiter.ctx & 1]
+        enc = enc_of(waiter)
         argv = shape.narrowed(waiter.argv, key)
+        marked = len(self.ready)
         try:
-            reply = self.shard.handlers[argv[0]](self.shard, db, argv, enc)
+            reply = shape.serve(self.shard.handlers[argv[0]], self.shard, db, argv, enc)
         except Exception as problem:  # a bug costs this client's reply, never the shard
             log.exception("shard %d: serving a waiter failed", self.shard.index)
             name = type(problem).__name__
             reply = error(f"ERR internal error in shard {self.shard.index}: {name}")
         if reply == shape.nothing(enc):
+            # found nothing (a stream read whose key has nothing new): it wrote nothing a
+            # waiter needs, so the key is not ready again because of it
+            del self.ready[marked:]
             return False
         self.cancel(waiter.token)
+        reply = shape.served(reply)
         self.shard.events.append((waiter.token[0], (events.SERVED, waiter.token[1], reply)))
         return True
 
@@ -188,7 +211,9 @@ class Waiters:
         return wrapped_writes(base, self._client_write, self._part, self._tables)
 
     def _part(self, name: bytes, handler: Callable, keys: Callable) -> Callable:
-        return self._swapdb(handler) if name == b"@swapdb" else self._part_write(handler, keys)
+        if name in (b"@swapdb", b"@flushdb", b"@flushall"):
+            return self._whole_db(handler, name)
+        return self._part_write(handler, keys)
 
     def _mark(self, db: Any, keys: list[bytes]) -> None:
         queues = self.queues
@@ -220,14 +245,20 @@ class Waiters:
 
         return marking
 
-    def _swapdb(self, handler: Callable) -> Callable:
-        """SWAPDB: every waited key of the two databases may have something now."""
+    def _whole_db(self, handler: Callable, name: bytes) -> Callable:
+        """SWAPDB (every waited key of the two databases may have something now), FLUSHDB
+        and FLUSHALL (their waited keys are gone, which XREADGROUP hears of)."""
 
         def marking(shard: Any, db: Any, argv: list) -> Any:
             reply = handler(shard, db, argv)
             if not is_error(reply):
-                swapped = {int(argv[1]), int(argv[2])}
-                self.ready.extend(where for where in self.queues if where[0] in swapped)
+                if name == b"@swapdb":
+                    changed = {int(argv[1]), int(argv[2])}
+                elif name == b"@flushdb":
+                    changed = {shard.dbs.index(db)}
+                else:
+                    changed = set(range(len(shard.dbs)))
+                self.ready.extend(where for where in self.queues if where[0] in changed)
             return reply
 
         return marking
@@ -246,6 +277,7 @@ def block_part(shard: Any, db: Any, argv: list) -> list[bytes] | None:
     if reply != shape.nothing(enc):
         return [reply]
     index = shard.dbs.index(db)
+    command = shape.to_wait(shard, db, command)
     shard.waiters.add(Waiter((stream, wait_id), index, shape.keys(command), command, ctx))
     return None
 

@@ -38,6 +38,7 @@ from shardserver.persistence.loader import LoadError, load
 from shardserver.processes import close_inherited_fds, name_process
 from shardserver.scheduler import Scheduler
 from shardserver.shard import Pieces, Shard
+from shardserver.slowlog import SLOW
 
 log = logging.getLogger("shardserver.worker")
 
@@ -284,9 +285,15 @@ def encode_replies(replies: list) -> list[bytes | memoryview]:
     frames: list[bytes | memoryview] = []
     marked = list(replies)
     for run, reply in enumerate(replies):
+        notes = None
+        if reply.__class__ is tuple and reply and reply[0] is SLOW:  # slowlog.py's wrapper
+            _slow, reply, notes = reply
         if reply.__class__ is Pieces:
             frames.extend(_chunks(run, reply))
-            marked[run] = CHUNKED
+            marked[run] = CHUNKED if notes is None else (SLOW, CHUNKED, notes)
+        elif reply.__class__ is bytes and len(reply) > CHUNK_SIZE and notes is not None:
+            frames.extend(chunk_frames(run, reply))
+            marked[run] = (SLOW, CHUNKED, notes)
         elif reply.__class__ is bytes and len(reply) > CHUNK_SIZE:
             frames.extend(chunk_frames(run, reply))
             marked[run] = CHUNKED

@@ -11,6 +11,10 @@ What lives here:
   the real `redis-server` as the oracle), `redis_server`, and `clone_factory` for tests that need a
   fresh server of their own (lifecycle, signals).
 
+DEBUG is refused by default, as in Redis 7.0 (`enable-debug-command no`). A test module that needs
+it says so: `CLONE_ARGS = DEBUG_ENABLED` at module level gives its `clone` and `endpoint` servers
+`--enable-debug-command yes`, and servers it starts itself get `*DEBUG_ENABLED` in their args.
+
 `REDIS_CLONE_CMD` overrides the command that starts the server under test (shell-quoted, the
 `--port/--bind/--shards/--acceptors/--loglevel` flags are appended), e.g. to run the suite
 against another build. `REDIS_CLONE_ACCEPTORS` sets the acceptor count of every server the
@@ -47,6 +51,8 @@ STOP_DEADLINE_S = 5.0
 LOG_TAIL_CHARS = 20_000
 
 Arg = bytes | str | int
+#: The flags of a server that allows DEBUG (see the module docstring).
+DEBUG_ENABLED = ("--enable-debug-command", "yes")
 
 
 def clone_command() -> list[str]:
@@ -517,8 +523,9 @@ def clone_factory(server_log_dir: Path) -> Iterator[ServerPool]:
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
 def clone(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
-    """A redis-clone with 1 or 4 shards, shared by the tests of one module."""
-    return module_servers.clone(request.param)
+    """A redis-clone with 1 or 4 shards, shared by the tests of one module (with the module's
+    ``CLONE_ARGS``, if it has any)."""
+    return module_servers.clone(request.param, module_clone_args(request))
 
 
 @pytest.fixture(scope="module")
@@ -554,7 +561,12 @@ def endpoint(request: pytest.FixtureRequest, module_servers: ServerPool) -> Serv
     """The real redis-server (the oracle for expected bytes) and redis-clone at 1 and 4 shards."""
     if request.param == "redis-server":
         return request.getfixturevalue("redis_server")
-    return module_servers.clone(request.param)
+    return module_servers.clone(request.param, module_clone_args(request))
+
+
+def module_clone_args(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The extra flags a test module asks for its shared servers (``CLONE_ARGS``)."""
+    return tuple(getattr(request.module, "CLONE_ARGS", ()))
 
 
 @pytest.hookimpl(wrapper=True)

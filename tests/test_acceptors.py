@@ -12,6 +12,7 @@ tests/test_atomicity.py.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import (
+    DEBUG_ENABLED,
     RawConnection,
     ServerPool,
     ServerProcess,
@@ -38,7 +40,7 @@ SHARDS = 4
 
 @pytest.fixture(scope="module")
 def server(module_servers: ServerPool) -> ServerProcess:
-    return module_servers.clone(SHARDS, ["--acceptors", "2"])
+    return module_servers.clone(SHARDS, ["--acceptors", "2", *DEBUG_ENABLED])
 
 
 def one_key_per_shard(prefix: str) -> list[str]:
@@ -84,6 +86,20 @@ def test_script_and_library_changes_hold_everywhere_from_their_reply(
         assert second.evalsha(sha, 0) == b"loaded"
         second.script_flush()
         assert first.script_exists(sha) == [False]
+    first.close()
+    second.close()
+
+
+def test_a_script_eval_cached_is_cached_everywhere_from_its_reply(
+    server: ServerProcess,
+) -> None:
+    """EVAL caches its script (Redis: EVALSHA may follow at once): the first EVAL's reply
+    waits until the other acceptor has it, so EVALSHA there never gets -NOSCRIPT."""
+    first, second = server.client_on(0), server.client_on(1)
+    for each in range(200):
+        body = f"return {each}"
+        assert first.eval(body, 0) == each
+        assert second.evalsha(hashlib.sha1(body.encode()).hexdigest(), 0) == each
     first.close()
     second.close()
 

@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, parse_reply
+from conftest import DEBUG_ENABLED, RawConnection, ServerPool, ServerProcess, parse_reply
 
 FILL = [
     ("SET", "s", "hello"),
@@ -31,7 +31,7 @@ FILL = [
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
 def server(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
-    return module_servers.clone(request.param)
+    return module_servers.clone(request.param, DEBUG_ENABLED)
 
 
 def _filled(server: ServerProcess) -> RawConnection:

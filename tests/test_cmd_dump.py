@@ -202,9 +202,9 @@ def test_settings_decide_encodings_on_restore_and_dump() -> None:
 
 
 @pytest.mark.usefixtures("stand_ins")
-def test_streams_are_refused_with_a_reason() -> None:
+def test_redis_7_2_streams_are_refused_with_a_reason() -> None:
     shard = Shard(0)
-    stream = payload(rdb.TYPE_STREAM_LISTPACKS_2, b"\x00")
+    stream = payload(rdb.TYPE_STREAM_LISTPACKS_3, b"\x00")
     reply = run(shard, b"RESTORE", b"k", b"0", stream)
     assert reply.startswith(b"-ERR Bad data format: ") and b"stream" in reply
     empty = payload(rdb.TYPE_LIST, _length(0))

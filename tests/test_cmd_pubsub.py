@@ -22,7 +22,17 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command, wait_until
+from conftest import (
+    DEBUG_ENABLED,
+    RawConnection,
+    ServerPool,
+    ServerProcess,
+    encode_command,
+    wait_until,
+)
+
+#: DEBUG SLEEP holds the shards in the ordering tests.
+CLONE_ARGS = DEBUG_ENABLED
 
 MARKER = b"~end-of-step~"
 

@@ -872,6 +872,41 @@ def test_a_reply_that_holds_itself_ends_where_redis_ends_it(
     assert replies[1] == replies[0]
 
 
+def test_long_replies_and_many_arguments_reach_the_script_as_in_redis(
+    redis_server: ServerProcess, clone: ServerProcess
+) -> None:
+    """Replies of any length become Lua tables (LRANGE of 20,000 items, HGETALL and
+    SMEMBERS of 10,000, in RESP2 and RESP3), and KEYS/ARGV of any length arrive: one call
+    into Lua once took at most about 8000 values."""
+    body = (
+        "redis.setresp(tonumber(ARGV[1])) "
+        "local l = redis.call('LRANGE', KEYS[1], 0, -1) "
+        "local h = redis.call('HGETALL', KEYS[2]) "
+        "local s = redis.call('SMEMBERS', KEYS[3]) "
+        "local hn = 0 if h.map then for _ in pairs(h.map) do hn = hn + 1 end else hn = #h end "
+        "local sn = 0 if s.set then for _ in pairs(s.set) do sn = sn + 1 end else sn = #s end "
+        "return {#l, l[1], l[8001], l[20000], hn, sn, #KEYS, #ARGV, ARGV[#ARGV]}"
+    )
+    keys = ["big{s}", "hash{s}", "set{s}"]
+    replies = []
+    for server in (redis_server, clone):
+        client = redis.Redis(port=server.port)
+        client.delete(*keys)
+        client.rpush(keys[0], *range(20_000))
+        client.hset(keys[1], mapping={f"f{i}": i for i in range(10_000)})
+        client.sadd(keys[2], *range(10_000))
+        for protocol in ("2", "3"):
+            args = [protocol, *(f"a{i}" for i in range(12_000))]
+            replies.append(client.eval(body, len(keys), *keys, *args))
+        many_keys = [f"k{i}{{s}}" for i in range(9_000)]
+        replies.append(client.eval("return {#KEYS, KEYS[9000]}", len(many_keys), *many_keys))
+        client.delete(*keys)
+        client.close()
+    half = len(replies) // 2
+    assert replies[half:] == replies[:half]
+    assert replies[0][0] == 20_000 and replies[0][6:8] == [3, 12_001]
+
+
 def test_math_random_is_one_sequence_for_the_server(clone: ServerProcess) -> None:
     """As Redis 7: one sequence that lives on between scripts, wherever they run (the
     first run of a script is held, later ones run in a shard); a seed restarts it."""

@@ -640,6 +640,7 @@ def test_shard_numbers_and_report() -> None:
         links=SimpleNamespace(restarts=[0, 2], last_restart_reason=["", "killed by SIGKILL"]),
         pubsub=PubSub(),
         tracking=(),
+        limits=SimpleNamespace(rejected=0, evicted=0, memory_total=0, peaks=lambda: (0, 0)),
     )
     text = info.render(fake, [b"keyspace", b"shards", b"server"], [part, part])
     assert text.startswith("# Server\r\nredis_version:7.0.15\r\n")
@@ -684,7 +685,10 @@ def test_debug_is_refused_when_disabled_as_in_redis(
             assert conn.command("debug", "foo") == DEBUG_REFUSED
 
 
-def test_debug_sleep_works_by_default_from_loopback(clone: ServerProcess) -> None:
-    """Our default is local: DEBUG SLEEP, which the command surface promises, just works."""
-    with clone.raw() as conn:
-        assert conn.command("DEBUG", "SLEEP", "0") == OK
+def test_debug_is_refused_by_default_as_in_redis(
+    redis_server: ServerProcess, clone: ServerProcess
+) -> None:
+    """Redis 7.0's default is enable-debug-command no, ours too: refused even from loopback."""
+    for endpoint in (redis_server, clone):
+        with endpoint.raw() as conn:
+            assert conn.command("DEBUG", "SLEEP", "0") == DEBUG_REFUSED

@@ -11,7 +11,13 @@ DEBUG RELOAD.
 from __future__ import annotations
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, require_redis_server
+from conftest import (
+    DEBUG_ENABLED,
+    RawConnection,
+    ServerPool,
+    ServerProcess,
+    require_redis_server,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,7 +83,7 @@ def oracle(module_servers: ServerPool) -> Connection:
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
 def ours(request: pytest.FixtureRequest, module_servers: ServerPool) -> Connection:
-    return Connection(module_servers.clone(request.param))
+    return Connection(module_servers.clone(request.param, DEBUG_ENABLED))
 
 
 @settings(

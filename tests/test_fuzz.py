@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import hiredis
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command
+from conftest import DEBUG_ENABLED, RawConnection, ServerPool, ServerProcess, encode_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,7 +151,7 @@ class Fuzzer:
 @pytest.fixture(scope="module")
 def server(module_servers: ServerPool, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     data_dir: Path = tmp_path_factory.mktemp("fuzz-data")
-    return module_servers.start_clone(shards=4, args=["--dir", str(data_dir)])
+    return module_servers.start_clone(shards=4, args=[*DEBUG_ENABLED, "--dir", str(data_dir)])
 
 
 def shard_pids(server: ServerProcess) -> list[int]:

@@ -24,6 +24,7 @@ from collections import Counter
 import pytest
 import redis
 from conftest import (
+    DEBUG_ENABLED,
     ServerPool,
     ServerProcess,
     encode_command,
@@ -37,6 +38,8 @@ from shardserver.keyspace import now_ms
 from shardserver.shard import HANDLERS, Shard
 
 Message = tuple[bytes, bytes]
+#: DEBUG SET-ACTIVE-EXPIRE turns the sweep off for the lazy expiry test.
+CLONE_ARGS = DEBUG_ENABLED
 
 SEQUENCES: dict[str, list[str]] = {
     "strings": [
@@ -232,6 +235,39 @@ SEQUENCES: dict[str, list[str]] = {
         "DEL l",
         "SORT l STORE d",
     ],  # fmt: skip
+    "hyperloglog": [
+        "PFADD h a b c",
+        "PFADD h a",
+        "PFADD n",
+        "PFADD n",
+        "PFCOUNT h",
+        "PFCOUNT h n a",
+        "PFMERGE a h",
+        "PFMERGE b",
+        "PFMERGE a b",
+        "SET s x",
+        "PFADD s y",
+        "PFMERGE s h",
+        "PFDEBUG TODENSE h",
+        "PFADD h d",
+    ],
+    "geo": [
+        "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+        "GEOADD g 13.361389 38.115556 Palermo",
+        "GEOADD g XX CH 13.3 38.1 Palermo",
+        "GEOADD g NX 1 1 Palermo",
+        "GEOADD g 1 100 Bad",
+        "GEORADIUS g 15 37 200 km STORE a",
+        "GEORADIUS g 15 37 200 km STOREDIST a",
+        "GEORADIUS g 0 0 1 km STORE a",
+        "GEORADIUS g 0 0 1 km STORE a",
+        "GEOSEARCHSTORE b g FROMLONLAT 15 37 BYRADIUS 200 km",
+        "GEOSEARCHSTORE b g FROMLONLAT 0 0 BYRADIUS 1 km",
+        "GEORADIUSBYMEMBER g Palermo 300 km STORE c",
+        "GEOSEARCHSTORE c nokey FROMMEMBER x BYBOX 1 1 km",
+        "GEORADIUS g 15 37 200 km",
+        "ZREM g Palermo Catania",
+    ],
     "transactions": ["MULTI", "SET a 1", "LPUSH b x", "DEL a", "INCR a", "EXEC"],
     "flushes make none": ["SET a 1", "FLUSHDB", "SET b 1", "SWAPDB 0 1", "FLUSHALL"],
 }

@@ -63,8 +63,8 @@ def test_rdb_damage_names_the_offset() -> None:
     data[-12] ^= 0xFF  # the last value byte: the checksum no longer matches
     with pytest.raises(rdb.RdbError, match="checksum"):
         list(rdb.read_dump("x.rdb", bytes(data)))
-    unsupported = _dump([], now_ms())[:-9] + b"\x0f\x01k\x00"  # a stream (not stored yet)
-    with pytest.raises(rdb.RdbError, match="type or opcode 15 at offset"):
+    unsupported = _dump([], now_ms())[:-9] + b"\x15\x01k\x00"  # a Redis 7.2 stream
+    with pytest.raises(rdb.RdbError, match="type or opcode 21 at offset"):
         list(rdb.read_dump("x.rdb", unsupported))
 
 

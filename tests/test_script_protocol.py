@@ -14,7 +14,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command
+from conftest import (
+    DEBUG_ENABLED,
+    RawConnection,
+    ServerPool,
+    ServerProcess,
+    encode_command,
+    parse_reply,
+)
 
 from shardserver.keyspace import now_ms
 from shardserver.shard import Shard
@@ -118,7 +125,7 @@ TIME_SEQUENCE = [
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["shards1", "shards4"])
 def server(request: pytest.FixtureRequest, module_servers: ServerPool) -> ServerProcess:
-    return module_servers.clone(request.param)
+    return module_servers.clone(request.param, DEBUG_ENABLED)
 
 
 def _replies(server: ServerProcess, commands: list[list[str]], protocol: int) -> list[bytes]:
@@ -158,6 +165,39 @@ def test_time_moves_in_a_script_as_in_redis_7_0(server: ServerProcess) -> None:
         )
         assert conn.command("EVAL", body, "0") == b":1\r\n"
         assert conn.command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == b"+OK\r\n"
+
+
+def test_deadlines_and_ttls_read_the_real_clock_in_a_script(server: ServerProcess) -> None:
+    """Redis 7.0.15 stops only expiry decisions during a script: SET PX, PTTL and RESTORE's
+    TTL read the clock again after a DEBUG SLEEP (7.2 would answer the start's time)."""
+    with RawConnection(server.port) as conn:
+        assert conn.command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1") == b"+OK\r\n"
+        body = (
+            "redis.call('SET', KEYS[1], 'v', 'PX', 1000) redis.call('DEBUG', 'SLEEP', 0.02) "
+            "redis.call('SET', KEYS[2], 'v', 'PX', 1000) "
+            "local dump = redis.call('DUMP', KEYS[1]) "
+            "redis.call('RESTORE', KEYS[3], 1000, dump, 'REPLACE') "
+            "return {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2]), "
+            "redis.call('PEXPIRETIME', KEYS[2]) - redis.call('PEXPIRETIME', KEYS[1]), "
+            "redis.call('PEXPIRETIME', KEYS[3]) - redis.call('PEXPIRETIME', KEYS[1])}"
+        )
+        for _run in range(2):  # the first run is held, the second may take the fast path
+            reply = parse_reply(conn.command("EVAL", body, "3", "a{t}", "b{t}", "c{t}"))
+            first, second, set_apart, restore_apart = reply
+            assert first <= 985 and second > first
+            assert set_apart >= 15 and restore_apart >= 15
+        assert conn.command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == b"+OK\r\n"
+        # no DEBUG or TIME (which the acceptor answers, so the script is held): after its
+        # first run, the script takes the fast path, one part on one shard; its loop takes
+        # milliseconds (about 30 here), so the second deadline is later
+        body = (
+            "redis.call('SET', KEYS[1], 'v', 'PX', 1000) "
+            "local x = 0 for i = 1, 3000000 do x = x + i end "
+            "redis.call('SET', KEYS[2], 'v', 'PX', 1000) "
+            "return redis.call('PEXPIRETIME', KEYS[2]) - redis.call('PEXPIRETIME', KEYS[1])"
+        )
+        for _run in range(3):
+            assert int(conn.command("EVAL", body, "2", "a{t}", "b{t}")[1:-2]) > 0
 
 
 @pytest.mark.parametrize("command", ["client id", "subscribe x", "shutdown", "monitor", "multi"])

@@ -15,6 +15,7 @@ import pytest
 
 from shardserver.framing import CHUNK_SIZE, Chunk, FrameDecoder, encode_frame
 from shardserver.shard import HANDLERS, Shard
+from shardserver.slowlog import SLOW
 from shardserver.worker import CHUNKED, serve
 
 
@@ -41,7 +42,11 @@ class Worker:
                 if isinstance(payload, Chunk):
                     chunks.setdefault(payload.run, []).append(bytes(payload.data))
                     continue
-                replies = marshal.loads(payload)
+                # a slow run's reply carries notes (slowlog.py), which the links take off
+                replies = [
+                    reply[1] if reply.__class__ is tuple and reply and reply[0] is SLOW else reply
+                    for reply in marshal.loads(payload)
+                ]
                 return [
                     b"".join(chunks.pop(i)) if reply is CHUNKED else reply
                     for i, reply in enumerate(replies)

@@ -1,6 +1,6 @@
-"""The blocking pops (Redis's ``blocking.c`` with the list and sorted-set halves of
-``t_list.c`` and ``t_zset.c``): BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX,
-BZMPOP.
+"""The blocking commands (Redis's ``blocking.c`` with the list, sorted-set and stream halves
+of ``t_list.c``, ``t_zset.c`` and ``t_stream.c``): BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
+BZPOPMIN, BZPOPMAX, BZMPOP, and XREAD and XREADGROUP with BLOCK.
 
 Each is its non-blocking twin (LMPOP, LMOVE, RPOPLPUSH, ZMPOP and the pops of one element)
 plus a wait. What is here is the twin: the native handler a shard runs when every key is
@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from shardserver.commands import lists, zsets
+from shardserver.commands import lists, streams, zsets
 from shardserver.commands.multikey import Plan, Step
 from shardserver.commands.spec import Command, Route
 from shardserver.errors import WRONGTYPE, error
@@ -71,6 +71,19 @@ class Shape:
     def timeout_arg(self, argv: list[bytes]) -> bytes:
         return argv[-1]
 
+    def wait_ms(self, argv: list[bytes]) -> int:
+        """How long to wait, in milliseconds (0: for ever), once the check has passed."""
+        return parse_timeout(self.timeout_arg(argv))  # type: ignore[return-value]
+
+    def blocks(self, argv: list[bytes]) -> bool:
+        """Whether the command waits when there is nothing (XREAD only with BLOCK)."""
+        return True
+
+    def to_wait(self, shard: Any, db: Any, argv: list[bytes]) -> list[bytes]:
+        """The command as it waits, once it found nothing (XREAD's ``$`` made the last ID
+        it saw, so what comes later is new)."""
+        return argv
+
     def keys(self, argv: list[bytes]) -> list[bytes]:
         """The keys waited on, in the order they are tried."""
         return argv[1:-1]
@@ -83,6 +96,23 @@ class Shape:
     def nothing(self, enc: Any) -> bytes:
         """The twin's reply when there is nothing to pop."""
         return enc.NULL if self.empty_is_null_bulk else enc.NULL_ARRAY
+
+    def gone(self, enc: Any) -> bytes | None:
+        """The reply of a waiter whose key no longer holds its type (None: it waits on)."""
+        return None
+
+    def served(self, reply: bytes) -> bytes:
+        """The reply of a waiter served after it waited (the twin's, as a rule)."""
+        return reply
+
+    def serve(self, handler: Any, shard: Any, db: Any, argv: list[bytes], enc: Any) -> bytes:
+        """Run the narrowed command for a waiter whose key became ready."""
+        return handler(shard, db, argv, enc)
+
+    def plan(self, spec: Any, session: Any, argv: list[bytes], first: bool) -> Plan:
+        """The twin's plan for a look of a wait over several shards (``first``: the look
+        before it waits)."""
+        return spec.plan(session, argv)
 
 
 class _Move(Shape):
@@ -108,6 +138,41 @@ class _Numkeys(Shape):
         return [argv[0], argv[1], b"1", key, *argv[3 + count :]]
 
 
+class _StreamRead(Shape):
+    """XREAD and XREADGROUP: BLOCK in milliseconds among the options, keys after STREAMS."""
+
+    def wait_ms(self, argv: list[bytes]) -> int:
+        return streams.parse_read(argv).block or 0  # type: ignore[union-attr]
+
+    def blocks(self, argv: list[bytes]) -> bool:
+        parsed = streams.parse_read(argv)
+        return parsed.__class__ is not bytes and parsed.block is not None  # type: ignore[union-attr]
+
+    def keys(self, argv: list[bytes]) -> list[bytes]:
+        return streams.parse_read(argv).keys  # type: ignore[union-attr]
+
+    def narrowed(self, argv: list[bytes], key: bytes) -> list[bytes]:
+        return streams.narrowed(argv, [key])
+
+    def to_wait(self, shard: Any, db: Any, argv: list[bytes]) -> list[bytes]:
+        return streams.resolved(shard, db, argv)
+
+    def gone(self, enc: Any) -> bytes | None:
+        """Redis 7.0 unblocks XREADGROUP whose stream is deleted, renamed or replaced
+        (XREAD waits on)."""
+        return streams.STREAM_GONE if self.name == "xreadgroup" else None
+
+    def served(self, reply: bytes) -> bytes:
+        """A group destroyed while XREADGROUP waited has Redis's own words."""
+        return streams.GROUP_GONE if reply.startswith(b"-NOGROUP ") else reply
+
+    def serve(self, handler: Any, shard: Any, db: Any, argv: list[bytes], enc: Any) -> bytes:
+        return streams.serve_waiter(handler, shard, db, argv, enc)
+
+    def plan(self, spec: Any, session: Any, argv: list[bytes], first: bool) -> Plan:
+        return streams.plan_read(session, argv, waited=not first)
+
+
 SHAPES: dict[bytes, Shape] = {
     b"blpop": Shape("blpop", lists.ListValue),
     b"brpop": Shape("brpop", lists.ListValue),
@@ -117,6 +182,8 @@ SHAPES: dict[bytes, Shape] = {
     b"bzpopmin": Shape("bzpopmin", zsets.SortedSet),
     b"bzpopmax": Shape("bzpopmax", zsets.SortedSet),
     b"bzmpop": _Numkeys("bzmpop", zsets.SortedSet),
+    b"xread": _StreamRead("xread", streams.Stream),
+    b"xreadgroup": _StreamRead("xreadgroup", streams.Stream),
 }
 
 
@@ -187,6 +254,10 @@ def bzmpop(shard, db, argv: list[bytes], enc) -> bytes:
 
 
 # -- checks in the acceptor, and key positions ---------------------------------------------
+
+
+def check_read(session, argv: list[bytes]) -> bytes | None:
+    return streams.check_read(session, argv)
 
 
 def _checked_timeout(argv: list[bytes]) -> bytes | None:
@@ -313,4 +384,22 @@ ROWS = [
     Command("bzpopmin", B, bzpopmin, plan=plan_bzpopmin, check=check_pops),
     Command("bzpopmax", B, bzpopmax, plan=plan_bzpopmax, check=check_pops),
     Command("bzmpop", B, bzmpop, plan=plan_bzmpop, check=check_bzmpop, keys=numkeys_keys),
+    Command(
+        "xread",
+        B,
+        streams.xread,
+        plan=streams.plan_read,
+        check=check_read,
+        keys=streams.read_keys,
+    ),
+    Command(
+        "xreadgroup",
+        B,
+        streams.xreadgroup,
+        plan=streams.plan_read,
+        check=check_read,
+        keys=streams.read_keys,
+        propagate=streams.propagate_xreadgroup,
+        notes="logged as the XCLAIMs and XGROUP SETID of its deliveries, as Redis propagates it",
+    ),
 ]

@@ -12,6 +12,7 @@ import time
 
 from shardserver import REDIS_COMPAT_VERSION, pausing
 from shardserver.blocked import UNBLOCKED
+from shardserver.clientmemory import client_memory
 from shardserver.commands import transactions
 from shardserver.commands.blocking import TIMED_OUT
 from shardserver.commands.spec import Later, local
@@ -180,12 +181,14 @@ def reset(session, argv: list[bytes]) -> bytes:
 # -- CLIENT LIST / INFO / KILL ----------------------------------------------------------------
 
 
-def client_line(client, command: str | None = None) -> str:
+def client_line(client, command: str | None = None, argv: list[bytes] | None = None) -> str:
     """One client as Redis 7.0's CLIENT LIST writes it, without the newline.
 
-    Buffer and memory figures are not tracked here and read 0; ``oll`` is the number of
-    replies the client is still waiting for. ``command`` names the caller's own command
-    (``client|list``); for other clients the last command seen is shown.
+    Buffer and memory figures are what the acceptor holds for the client
+    (:mod:`shardserver.clientmemory`); there is no fixed reply buffer (``rbs``, ``rbp`` and
+    ``obl`` read 0). ``command`` names the caller's own command (``client|list``) and
+    ``argv`` is its arguments (``argv-mem``); for other clients the last command seen is
+    shown.
     """
     transport = client.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
@@ -199,6 +202,7 @@ def client_line(client, command: str | None = None) -> str:
     flags += "e" if client.no_evict else ""
     if command is None:
         command = _command_name(client, client.last_command)
+    memory = client_memory(client, argv)
     return (
         f"id={client.id} addr={client.addr} laddr={client.laddr} "
         f"fd={sock.fileno() if sock is not None else -1} "
@@ -207,8 +211,9 @@ def client_line(client, command: str | None = None) -> str:
         f"idle={int(time.monotonic() - client.last_active)} flags={flags or 'N'} "
         f"db={client.db} sub={len(client.channels)} psub={len(client.patterns)} "
         f"ssub={len(client.shard_channels)} multi={len(client.multi) if in_multi else -1} "
-        "qbuf=0 qbuf-free=0 argv-mem=0 "
-        f"multi-mem=0 rbs=0 rbp=0 obl=0 oll={len(client.pending)} omem=0 tot-mem=0 events=r "
+        f"qbuf={memory.qbuf} qbuf-free=0 argv-mem={memory.argv_mem} "
+        f"multi-mem={memory.multi_mem} rbs=0 rbp=0 obl=0 oll={memory.oll} "
+        f"omem={memory.omem} tot-mem={memory.tot_mem} events=r "
         f"cmd={command} user={client.user.name.decode('utf-8', 'replace')} "
         f"redir={redirect_of(client)} resp={client.protocol}"
     )
@@ -265,7 +270,7 @@ def client_list(session, argv: list[bytes]) -> bytes | Later:
         return SYNTAX
     else:
         ids = None
-    mine = listed_here(session.server, ids, session, kind)
+    mine = listed_here(session.server, ids, session, kind, argv)
 
     def reply(found: list[list[tuple[int, str]]]) -> bytes:
         lines = sorted(line for each in found for line in each)
@@ -275,7 +280,11 @@ def client_list(session, argv: list[bytes]) -> bytes | Later:
 
 
 def listed_here(
-    server, ids: list[int] | None, caller=None, kind: str | None = None
+    server,
+    ids: list[int] | None,
+    caller=None,
+    kind: str | None = None,
+    argv: list[bytes] | None = None,
 ) -> list[tuple[int, str]]:
     """(order, CLIENT LIST line) of this acceptor's clients: all of them (of type ``kind``),
     by id, or those of ``ids`` in the order (repeats included) they were asked for, as
@@ -285,7 +294,9 @@ def listed_here(
         clients = [client for client in clients if client_type(client) == kind]
 
     def line(client) -> str:
-        return client_line(client, "client|list" if client is caller else None)
+        if client is caller:
+            return client_line(client, "client|list", argv)
+        return client_line(client)
 
     if ids is None:
         return [(client.id, line(client)) for client in clients]
@@ -294,7 +305,7 @@ def listed_here(
 
 
 def client_info(session, argv: list[bytes]) -> bytes:
-    return session.enc.verbatim((client_line(session, "client|info") + "\n").encode())
+    return session.enc.verbatim((client_line(session, "client|info", argv) + "\n").encode())
 
 
 def client_kill(session, argv: list[bytes]) -> bytes | Later:
@@ -433,7 +444,8 @@ def client_unpause(session, argv: list[bytes]) -> bytes | Later:
 
 
 def client_no_evict(session, argv: list[bytes]) -> bytes:
-    """Accepted and shown in CLIENT LIST (flag ``e``); nothing is evicted here anyway."""
+    """CLIENT NO-EVICT on|off: whether maxmemory-clients may evict this client (CLIENT
+    LIST's flag ``e``; :mod:`shardserver.limits`)."""
     mode = argv[2].lower()
     if mode not in (b"on", b"off"):
         return SYNTAX
@@ -522,7 +534,8 @@ ROWS = [
     local(
         "client|list",
         client_list,
-        notes="buffer and memory fields read 0; other clients' cmd is their last command's name",
+        notes="buffer figures are what the acceptor holds (no fixed reply buffer: rbs, rbp, "
+        "obl read 0); other clients' cmd is their last command's name",
     ),
     local("client|info", client_info, notes="as CLIENT LIST"),
     local(
@@ -534,6 +547,6 @@ ROWS = [
     local("client|unblock", client_unblock),
     local("client|pause", client_pause, notes="expiry goes on while paused"),
     local("client|unpause", client_unpause),
-    local("client|no-evict", client_no_evict, notes="accepted; nothing is evicted"),
+    local("client|no-evict", client_no_evict),
     local("client|help", client_help, notes="lists only the subcommands served here"),
 ]

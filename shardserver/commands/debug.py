@@ -28,11 +28,6 @@ from shardserver.numbers import parse_int
 from shardserver.persistence import rdb
 from shardserver.slots import slot_for_key, slot_ranges
 
-_REFUSED = error(
-    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
-    "you can run it from a local connection, otherwise you need to set this option in the "
-    "configuration file, and then restart the server."
-)
 _HELP = [
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "DIGEST",
@@ -90,19 +85,10 @@ _WRONG_TYPE_NAME = error(
 )
 
 
-def _allowed(session: Any) -> bool:
-    """Redis 7.0's ``enable-debug-command``: no, yes, or local (loopback only; our default)."""
-    mode = session.server.config.get_all().get("enable-debug-command", "no").lower()
-    if mode == "yes":
-        return True
-    host = session.addr.rpartition(":")[0]
-    return mode == "local" and host in ("127.0.0.1", "::1", "[::1]", "")
-
-
 def check(session: Any, argv: list[bytes]) -> bytes | None:
-    """Refuse DEBUG as Redis does, and answer HELP; the rest reaches the shards."""
-    if not _allowed(session):
-        return _REFUSED
+    """Answer HELP and PROTOCOL, refuse what Redis refuses; the rest reaches the shards.
+    (``enable-debug-command`` is checked where Redis checks it, as the client's command is
+    dispatched: :mod:`shardserver.protection`.)"""
     sub = argv[1].lower()
     if sub == b"help" and len(argv) == 2:
         return session.enc.array([session.enc.simple(line) for line in _HELP])
@@ -480,8 +466,8 @@ ROWS = [
         merge=merge,
         check=check,
         notes=(
-            "enable-debug-command applies as in Redis 7.0, but defaults to local (loopback "
-            "clients may use DEBUG); SLEEP, RELOAD [MERGE] [NOFLUSH] [NOSAVE] (the dump is "
+            "enable-debug-command as in Redis 7.0 (default no: DEBUG refused; local: "
+            "127.0.0.1 and ::1 only); SLEEP, RELOAD [MERGE] [NOFLUSH] [NOSAVE] (the dump is "
             "really saved, in the foreground, and NOSAVE really loads it; the save-then-load "
             "forms pass each value through its RDB encoding in place, the same result; a "
             "duplicate key without MERGE fails the load, changing nothing, where Redis "

@@ -96,9 +96,10 @@ def restore(shard, db, argv: list[bytes], enc) -> bytes:
         return BAD_FORMAT
     if replace:
         db.delete(key)
+    clock = shard.clock()
     if ttl and not absttl:
-        ttl = _wrap(ttl + now)
-    if ttl and ttl <= now:
+        ttl = _wrap(ttl + clock)
+    if ttl and ttl <= clock:
         return OK
     db.store(key, value, ttl or None)
     return OK

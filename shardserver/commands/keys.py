@@ -94,7 +94,8 @@ def _expire_generic(shard, db, argv: list[bytes], relative: bool, seconds: bool)
         if when > _SECONDS_MAX or when < _SECONDS_MIN:
             return invalid_expire(argv[0].decode())
         when *= 1000
-    base = shard.now if relative else 0
+    clock = shard.clock()
+    base = clock if relative else 0
     if when > LLONG_MAX - base:
         return invalid_expire(argv[0].decode())
     when += base
@@ -112,7 +113,7 @@ def _expire_generic(shard, db, argv: list[bytes], relative: bool, seconds: bool)
             return b":0\r\n"
         if flags & _LT and current is not None and when >= current:
             return b":0\r\n"
-    if when <= shard.now:
+    if when <= clock:
         db.delete(key)
     else:
         db.set_deadline(key, when)
@@ -158,7 +159,7 @@ def _ttl_generic(shard, db, key: bytes, in_ms: bool, absolute: bool) -> bytes:
     deadline = db.deadline_of(key)
     if deadline is None:
         return b":-1\r\n"
-    ttl = max(deadline if absolute else deadline - shard.now, 0)
+    ttl = max(deadline if absolute else deadline - shard.clock(), 0)
     return b":%d\r\n" % (ttl if in_ms else (ttl + 500) // 1000)
 
 

@@ -77,6 +77,22 @@ def function_kill(session: Any, argv: list[bytes]) -> bytes:
     return session.server.scripts.kill(functions=True)
 
 
+_DEBUG_MODES = {b"yes": "yes", b"sync": "sync", b"no": None}
+
+
+def script_debug(session: Any, argv: list[bytes]) -> bytes:
+    """SCRIPT DEBUG YES|SYNC|NO: whether the client's next EVAL is a debugging session
+    (:mod:`shardserver.scripting.debugging`). Redis refuses it behind replies not yet
+    written (a pipeline)."""
+    if session.pending or session.out:
+        return error("ERR SCRIPT DEBUG must be called outside a pipeline")
+    mode = argv[2].lower()
+    if mode not in _DEBUG_MODES:
+        return error("ERR Use SCRIPT DEBUG YES/SYNC/NO")
+    session.script_debug = _DEBUG_MODES[mode]
+    return b"+OK\r\n"
+
+
 def script_help(session: Any, argv: list[bytes]) -> bytes:
     return session.enc.array([session.enc.simple(line) for line in _HELP])
 
@@ -214,6 +230,12 @@ ROWS = [
     local("script|exists", script_exists),
     local("script|flush", script_flush),
     local("script|kill", script_kill),
+    local(
+        "script|debug",
+        script_debug,
+        notes="the next EVAL is a Lua debugger session over every shard held; YES undoes "
+        "its writes at the end (Redis forks)",
+    ),
     local("script|help", script_help),
     Command("fcall", Route.SCRIPT, keys=script_keys),
     Command("fcall_ro", Route.SCRIPT, keys=script_keys),

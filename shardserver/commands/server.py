@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from shardserver import info
+from shardserver import info, protection
 from shardserver.commands import metadata
 from shardserver.commands.spec import (
     NO_REPLY,
@@ -129,11 +129,20 @@ def config_set(session, argv: list[bytes]) -> bytes | Later:
                 f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                 "duplicate parameter"
             )
+    refused = protection.config_set_refusal(session.server.config, names, session.host)
+    if refused is not None:
+        return refused
+    texts = [(name, value.decode("utf-8", "replace")) for name, value in pairs]
+    tls = [(name, text) for name, text in texts if name.startswith("tls-")]
     done = []
     try:
-        for name, value in pairs:
-            session.server.set_config(name, value.decode("utf-8", "replace"))
-            done.append((name, value.decode("utf-8", "replace")))
+        if tls:  # together: a new certificate and its key make one context
+            session.server.tls.set(tls)
+            done.extend(tls)
+        for name, text in texts:
+            if not name.startswith("tls-"):
+                session.server.set_config(name, text)
+                done.append((name, text))
     except ConfigError as problem:
         if done:
             session.server.told_everywhere(b"", "config", done)
@@ -269,7 +278,8 @@ ROWS = [
         part=info_part,
         notes=(
             "adds a `shards` section (in the default set) and `redis_clone_version`; memory "
-            "figures are the resident memory of all processes; commandstats usec are 0, and a "
+            "figures are the resident memory of all processes; commandstats usec are each "
+            "shard's execution time (scripts' are 0), and a "
             "multi-key command split over shards counts once per shard; "
             "keyspace_hits/misses and net bytes are not measured (0); "
             "instantaneous_ops_per_sec is measured between INFO calls"

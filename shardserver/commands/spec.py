@@ -61,9 +61,11 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any
 
 from shardserver.errorstats import ACCEPTOR as ERRORS
+from shardserver.latency import ACCEPTOR as TIMES
 
 
 class Propagate(enum.Enum):
@@ -147,13 +149,19 @@ LOCAL_CALLS: Counter[str] = Counter()
 def local(
     name: str, handler: Callable[..., Any], notes: str = "", part: Callable[..., Any] | None = None
 ) -> Command:
-    """A table row for a command the acceptor answers, with its calls counted; ``part`` is
+    """A table row for a command the acceptor answers, with its calls counted and timed
+    (INFO commandstats and latencystats, SLOWLOG, LATENCY); ``part`` is
     what shards run when the handler asks them (INFO's numbers)."""
 
     @functools.wraps(handler)
     def run(session: Any, argv: list[bytes]) -> Any:
         LOCAL_CALLS[name] += 1
+        start = perf_counter_ns()
         reply = handler(session, argv)
+        took = perf_counter_ns() - start  # its execution, as Redis's call() times it
+        TIMES.record(name, took)
+        if took >= TIMES.watch_ns:
+            session.server.introspection.local_was_slow(session, name, argv, took)
         # its error reply counts here, where the acceptor makes it (one byte to look at)
         if reply.__class__ is bytes:
             if reply[:1] == b"-":

@@ -68,7 +68,7 @@ def set_(shard, db, argv: list[bytes], enc) -> bytes:
         return SYNTAX
     deadline = None
     if expire_arg is not None:
-        deadline = _deadline(flags, expire_arg, shard.now, "set")
+        deadline = _deadline(flags, expire_arg, shard.clock(), "set")
         if deadline.__class__ is bytes:
             return deadline
     key = argv[1]
@@ -158,7 +158,7 @@ def psetex(shard, db, argv: list[bytes], enc) -> bytes:
 
 def _set_expiring(shard, db, argv: list[bytes], flags: int) -> bytes:
     """SETEX and PSETEX: SET with EX or PX, the time before the value (any type replaced)."""
-    deadline = _deadline(flags, argv[2], shard.now, argv[0].decode())
+    deadline = _deadline(flags, argv[2], shard.clock(), argv[0].decode())
     if deadline.__class__ is bytes:
         return deadline
     db.store(argv[1], argv[3], deadline)
@@ -201,10 +201,10 @@ def getex(shard, db, argv: list[bytes], enc) -> bytes:
     if value.__class__ is not bytes:
         return WRONGTYPE
     if expire_arg is not None:
-        deadline = _deadline(flags, expire_arg, shard.now, "getex")
+        deadline = _deadline(flags, expire_arg, shard.clock(), "getex")
         if deadline.__class__ is bytes:
             return deadline
-        if flags & (_EXAT | _PXAT) and deadline <= shard.now:
+        if flags & (_EXAT | _PXAT) and deadline <= shard.clock():
             db.delete(key)
         else:
             db.set_deadline(key, deadline)

@@ -227,6 +227,8 @@ class AppendLog:
         self.size = 0
         self.unsynced = False
         self.last_write_ok = True
+        #: How long the last fsync of the ``always`` policy took (the latency monitor's).
+        self.fsync_ns = 0
         self._lock = threading.Lock()
         self._syncer: threading.Thread | None = None
 
@@ -265,7 +267,9 @@ class AppendLog:
             raise
         self.size += len(data)
         if self.policy == "always":
+            start = time.perf_counter_ns()
             os.fsync(self.fd)
+            self.fsync_ns = time.perf_counter_ns() - start  # Redis's aof-fsync-always
         else:
             self.unsynced = True
 

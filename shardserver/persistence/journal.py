@@ -294,6 +294,9 @@ class ShardPersistence:
     def flush(self) -> None:
         if self.log is not None:
             self.log.flush()
+            if self.log.fsync_ns:
+                self.shard.latency_sample("aof-fsync-always", self.log.fsync_ns)
+                self.log.fsync_ns = 0
         if self.rewrite_requested:
             self.rewrite_requested = False
             self._start_rewrite()

@@ -240,6 +240,8 @@ class _Replayer:
             self._library(argv)
         else:
             handler = REPLAYABLE.get(name)
+            if handler is None and len(argv) > 1:  # a container's write: XGROUP CREATE ...
+                handler = REPLAYABLE.get(name + b"|" + argv[1].lower())
             if handler is None:
                 raise aof.AofError(f"unexpected command {argv[0][:32]!r}")
             argv[0] = name

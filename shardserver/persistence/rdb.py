@@ -12,8 +12,10 @@ reads, the older ones too (``LIST``, ``LIST_ZIPLIST``, ``LIST_QUICKLIST``, ``HAS
 and decides the compact-or-big encoding from the content and :class:`Limits` exactly as
 Redis converts on load, so OBJECT ENCODING answers the same after a load or a RESTORE.
 Values are built with ``values.TYPES[name].from_plain`` from the plain forms of
-:mod:`shardserver.values`. Streams and module values are refused with a message that names
-them. :func:`encode_value` and :func:`decode_value` are the whole API for one value;
+:mod:`shardserver.values`. Streams are ``STREAM_LISTPACKS_2`` both ways (and
+``STREAM_LISTPACKS`` read), see :mod:`shardserver.persistence.streamrdb`; 7.2's
+``STREAM_LISTPACKS_3`` and module values are refused with a message that names them.
+:func:`encode_value` and :func:`decode_value` are the whole API for one value;
 :func:`dump_payload`, :func:`payload_intact` and :func:`load_payload` add DUMP's footer (RDB
 version, CRC-64).
 
@@ -46,7 +48,7 @@ from typing import Any, NamedTuple
 
 from shardserver import values
 from shardserver.numbers import parse_int
-from shardserver.persistence import intset, listpack, lzf, ziplist
+from shardserver.persistence import intset, listpack, lzf, streamrdb, ziplist
 from shardserver.persistence.crc64 import combine, crc64
 from shardserver.persistence.lzf import decompress as lzf_decompress
 
@@ -82,8 +84,11 @@ TYPE_FAMILY = {
     TYPE_HASH_ZIPMAP: "hash",
     TYPE_HASH_ZIPLIST: "hash",
     TYPE_HASH_LISTPACK: "hash",
+    TYPE_STREAM_LISTPACKS: "stream",
+    TYPE_STREAM_LISTPACKS_2: "stream",
 }
-_STREAM_TYPES = frozenset((TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2, TYPE_STREAM_LISTPACKS_3))
+#: Redis 7.2's streams (consumers' active time): not read here.
+_STREAM_TYPES = frozenset((TYPE_STREAM_LISTPACKS_3,))
 _MODULE_TYPES = frozenset((TYPE_MODULE_PRE_GA, TYPE_MODULE_2))
 
 _ENC_INT8, _ENC_INT16, _ENC_INT32, _ENC_LZF = 0, 1, 2, 3
@@ -207,6 +212,9 @@ def encode_value(value: object, list_fill: int = -2, compress: bool = False) -> 
         return _encode_set(plain[1], encoding == "intset", compress)
     if kind == "zset":
         return _encode_zset(plain[1], encoding == "listpack", compress)
+    if kind == "stream":
+        body = streamrdb.encode(value, encode_length, encode_string, compress)  # type: ignore[arg-type]
+        return TYPE_STREAM_LISTPACKS_2, body
     raise RdbError(f"no RDB encoding for {kind} values")
 
 
@@ -399,7 +407,7 @@ def refusal(kind: int) -> str | None:
     """Why a value of a type Redis writes cannot be loaded here (a stream, a module value,
     a family this server lacks); None if it can, or if ``kind`` is no value type at all."""
     if kind in _STREAM_TYPES:
-        return "stream values are not stored by this server yet"
+        return "Redis 7.2's stream encoding (type 21) is not read by this server"
     if kind in _MODULE_TYPES:
         return "module values cannot be loaded (this server runs no modules)"
     family = TYPE_FAMILY.get(kind)
@@ -614,7 +622,13 @@ _READERS: dict[int, Callable[[_Reader, Limits], Any]] = {
     TYPE_HASH_ZIPMAP: _read_hash_zipmap,
     TYPE_HASH_ZIPLIST: _read_hash_ziplist,
     TYPE_HASH_LISTPACK: _read_hash_listpack,
+    TYPE_STREAM_LISTPACKS: lambda reader, limits: _read_stream(reader, TYPE_STREAM_LISTPACKS),
+    TYPE_STREAM_LISTPACKS_2: lambda reader, limits: _read_stream(reader, TYPE_STREAM_LISTPACKS_2),
 }
+
+
+def _read_stream(reader: _Reader, kind: int) -> tuple:
+    return streamrdb.read(reader, kind).to_plain()
 
 
 def _skip_value(reader: _Reader, kind: int) -> None:
@@ -639,6 +653,8 @@ def _skip_value(reader: _Reader, kind: int) -> None:
         for _ in range(reader.count()):
             reader.skip_string()
             reader.skip(8)
+    elif kind in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2):
+        streamrdb.read(reader, kind)
     else:  # a string, or one of the encodings held in one string
         reader.skip_string()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from shardserver.commands import streams
 from shardserver.commands.metadata import META, redis_arity_and_flags
 from shardserver.commands.spec import bad_arity
 from shardserver.commands.table import COMMANDS, CommandSpec
@@ -71,6 +72,8 @@ def checked(
             return refused
     if read_only and "write" in flags:
         return READ_ONLY
+    if spec.name in ("xread", "xreadgroup"):  # BLOCK is refused in a script
+        return streams.script_refusal(argv) or spec
     return spec
 
 

@@ -58,6 +58,9 @@ _EXACT = 2**53
 #: How deep a script's reply may nest before Redis's Lua stack (LUAI_MAXCSTACK, 8000 slots,
 #: less what the call itself holds) runs out: measured on redis-server 7.0.
 _LUA_STACK_SLOTS = 7995
+#: The most values one call from Python into Lua passes (lupa puts them all on the C stack,
+#: which holds 8000): longer arrays, and KEYS with ARGV past it, go in pieces or as tables.
+_ARGS_PER_CALL = 4000
 _LOG_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.INFO, 3: logging.WARNING}
 
 
@@ -422,8 +425,18 @@ globals.type = function(...)
   return kind
 end
 redis.replicate_commands = function() return true end
-redis.breakpoint = function() return false end
-redis.debug = function() end
+-- Outside a debugging session (SCRIPT DEBUG) these do nothing, as in Redis; a session puts
+-- its own in ``debugging`` while it runs (shardserver/scripting/ldb.py).
+local debugging = {}
+redis.breakpoint = function()
+  local f = debugging.breakpoint
+  if f then return f() end
+  return false
+end
+redis.debug = function(...)
+  local f = debugging.debug
+  if f then f(...) end
+end
 redis.acl_check_cmd = py.acl_check_cmd
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_ALL = 0, 1, 3
 redis.REPL_SLAVE, redis.REPL_REPLICA = 2, 2
@@ -594,18 +607,24 @@ local function load_library(code)
 end
 
 -- A function of a library, called as FCALL calls it: f(keys, args).
-local function call_function(f, numkeys, ...)
+-- KEYS and ARGV come as the arguments after numkeys, or, when there are too many for the C
+-- stack (about 8000), as two tables (numkeys then false).
+local function split(numkeys, ...)
+  if numkeys == false then return ... end
   local all, keys, args = {...}, {}, {}
   for i = 1, numkeys do keys[i] = all[i] end
   for i = numkeys + 1, select('#', ...) do args[i - numkeys] = all[i] end
+  return keys, args
+end
+
+local function call_function(f, numkeys, ...)
+  local keys, args = split(numkeys, ...)
   local ok, value = rawxpcall(function() return f(keys, args) end, handler)
   return ok, value
 end
 
 local function run(f, numkeys, ...)
-  local all, keys, args = {...}, {}, {}
-  for i = 1, numkeys do keys[i] = all[i] end
-  for i = numkeys + 1, select('#', ...) do args[i - numkeys] = all[i] end
+  local keys, args = split(numkeys, ...)
   rawset(globals, 'KEYS', keys)
   rawset(globals, 'ARGV', args)
   local ok, value = rawxpcall(f, handler)
@@ -662,9 +681,16 @@ local function as_map(flat, count)
   return {map = t}
 end
 local function array(...) return {...} end
+-- t with the arguments after offset: a long array comes in pieces, as many values as one
+-- call can take on Lua's C stack (Redis builds its tables one item at a time).
+local function extend(t, offset, ...)
+  local items = {...}
+  for i = 1, select('#', ...) do t[offset + i] = items[i] end
+  return t
+end
 
 return compile, run, shape, status, failure, wrap, verbatim, as_set, as_map, array,
-  load_library, call_function
+  load_library, call_function, debugging, extend
 """
 
 
@@ -725,6 +751,8 @@ class Engine:
             self._array,
             self._load_library,
             self._call_function,
+            self.debugging,
+            self._extend,
         ) = setup
         #: FUNCTION's functions, by name: their Lua callbacks.
         self.library_functions: dict[bytes, Any] = {}
@@ -819,7 +847,10 @@ class Engine:
         self.aborted = None
         self.reply_errors = []
         callback = self.library_functions[name]
-        ok, value = self._call_function(callback, len(keys), *keys, *args)
+        if len(keys) + len(args) <= _ARGS_PER_CALL:
+            ok, value = self._call_function(callback, len(keys), *keys, *args)
+        else:
+            ok, value = self._call_function(callback, False, self.table(keys), self.table(args))
         if self.aborted is not None:
             raise self.aborted
         if not ok:
@@ -833,7 +864,10 @@ class Engine:
         self.resp = 2
         self.aborted = None
         self.reply_errors = []
-        ok, value = self._run(self.functions[sha], len(keys), *keys, *args)
+        if len(keys) + len(args) <= _ARGS_PER_CALL:
+            ok, value = self._run(self.functions[sha], len(keys), *keys, *args)
+        else:
+            ok, value = self._run(self.functions[sha], False, self.table(keys), self.table(args))
         if self.aborted is not None:
             raise self.aborted
         if not ok:
@@ -912,7 +946,7 @@ class Engine:
         if kind is Status:
             return self._status(bytes(value))
         if kind is list:
-            return self._array(*[self.to_lua(item) for item in value])
+            return self.table([self.to_lua(item) for item in value])
         if kind is ErrorReply:
             return self._failure(bytes(value))
         if kind is bool:
@@ -924,14 +958,25 @@ class Engine:
             for key, item in value:
                 flat.append(self.to_lua(key))
                 flat.append(self.to_lua(item))
-            return self._as_map(self._array(*flat), len(flat))
+            return self._as_map(self.table(flat), len(flat))
         if kind is Set:
-            return self._as_set(self._array(*[self.to_lua(item) for item in value]))
+            return self._as_set(self.table([self.to_lua(item) for item in value]))
         if kind is BigNumber:
             return self._wrap(b"big_number", bytes(value))
         if kind is Verbatim:
             return self._verbatim(bytes(value), value.format)
         raise TypeError(f"no Lua form for {kind.__name__}")
+
+    def table(self, items: list) -> Any:
+        """A Lua array of ``items``: built in pieces past what one call takes on Lua's C
+        stack (lupa passes a call's arguments there: about 8000)."""
+        if len(items) <= _ARGS_PER_CALL:
+            return self._array(*items)
+        table = self._array(*items[:_ARGS_PER_CALL])
+        extend = self._extend
+        for start in range(_ARGS_PER_CALL, len(items), _ARGS_PER_CALL):
+            extend(table, start, *items[start : start + _ARGS_PER_CALL])
+        return table
 
     # -- the script's value as a reply ----------------------------------------------------
 

@@ -134,6 +134,11 @@ class ShardScripts:
         if board is not None:
             board.started(shard.index, now_ms(), function)
         self.running = True
+        # expiry decided at the script's start (the batch's time), the deadlines and TTLs
+        # its commands compute on the real clock (Shard.clock), as Redis 7.0
+        stopped = shard.frozen_ms
+        if stopped is None:
+            shard.frozen_ms = shard.now
         try:
             reply = runs(name, keys, args, protocol)
         except Abort as abort:
@@ -143,6 +148,7 @@ class ShardScripts:
             return (ESCAPED, abort.reason)
         finally:
             self.running = False
+            shard.frozen_ms = stopped
             if board is not None:
                 board.ended(shard.index)
         return (RAN, reply, self.engine.reply_errors)

@@ -18,6 +18,7 @@ Where a script runs (docs/architecture.md, "Scripts"):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ from shardserver.keyspace import now_ms
 from shardserver.numbers import parse_int
 from shardserver.receivers import DISCARD
 from shardserver.resp import ProtocolError, split_inline_args
+from shardserver.scripting import debugging
 from shardserver.scripting.board import ScriptBoard
 from shardserver.scripting.functions import Functions
 from shardserver.scripting.held import HeldScript, ScriptThread
@@ -63,7 +65,7 @@ class Script:
     """A cached script: its body as Lua compiles it, and its shebang's read-only flag; or a
     FUNCTION LOAD function (``source`` None, ``sha`` its name)."""
 
-    __slots__ = ("sha", "body", "source", "read_only", "key", "command")
+    __slots__ = ("sha", "body", "source", "read_only", "key", "command", "told")
 
     def __init__(
         self,
@@ -82,6 +84,10 @@ class Script:
         #: A function's call as the client wrote it (FCALL and the name): FUNCTION STATS
         #: shows the command line that runs.
         self.command = command
+        #: With other acceptors: their answer to the ask sent after the tell that taught
+        #: them this script; the first EVAL's reply waits for it (an EVALSHA on any
+        #: acceptor after it finds the script). None once known everywhere, or alone.
+        self.told: asyncio.Future | None = None
 
 
 def shebang(body: bytes) -> tuple[bytes, bool] | bytes:
@@ -257,8 +263,11 @@ class Scripts:
             problem = compiled[1].decode("utf-8", "replace")
             return error(f"ERR Error compiling script (new function): {problem}")
         script = self.cache[sha] = Script(sha, body, source, read_only)
-        if len(self.server.peers):
-            self.server.peers.tell("script_load", body)
+        peers = self.server.peers
+        if len(peers):
+            peers.tell("script_load", body)
+            told = script.told = peers.ask("barrier")
+            told.add_done_callback(lambda _answered: setattr(script, "told", None))
         return script
 
     def learned(self, body: bytes) -> None:
@@ -289,6 +298,8 @@ class Scripts:
         """The SCRIPT route: EVAL, EVALSHA and their _RO forms, sent where they run."""
         name = spec.name
         LOCAL_CALLS[name] += 1  # INFO commandstats (the shards count the script's calls)
+        if client.script_debug is not None and debugging.route(self, client, spec, argv):
+            return
         prepared = self.prepare(name, argv)
         if prepared.__class__ is bytes:
             ERRORS.script_replied(name, prepared, None)
@@ -296,6 +307,9 @@ class Scripts:
             return
         script, keys = prepared[0], prepared[1]
         entry = client.new_entry()
+        if script.told is not None:
+            self._reply_once_told(client, entry, prepared, name)
+            return
         # a user with ACL rules runs its scripts here, where each call is checked
         if script.key in self.local and client.user.unrestricted:
             # the shard of every key, or -1 for keys of several; one shard owns them all
@@ -313,6 +327,20 @@ class Scripts:
                 _FastReply(self, client, entry, prepared, name).send(shard)
                 return
         self.run_held(client, lambda reply: client.fill(entry, reply), prepared, name=name)
+
+    def _reply_once_told(self, client: Any, entry: list, prepared: tuple, name: str) -> None:
+        """The first EVAL of a script new here: run now, reply once the other acceptors
+        have it too (as SCRIPT LOAD does), so a client's EVALSHA right after, through
+        any acceptor, cannot get -NOSCRIPT."""
+        told = prepared[0].told
+
+        def finished(reply: bytes) -> None:
+            if told.done():
+                client.fill(entry, reply)
+            else:
+                told.add_done_callback(lambda _answered: client.fill(entry, reply))
+
+        self.run_held(client, finished, prepared, name=name)
 
     def prepare(self, name: str, argv: list[bytes]) -> tuple | bytes:
         """``(script, keys, args, read_only)`` of an EVAL-like command line, or its error."""
@@ -367,6 +395,12 @@ class Scripts:
         """Run a script over every shard held (by ``owner``, an EXEC that holds them, or by
         the script itself); learn whether it kept to its keys' shard. ``name``: the
         command (EVAL ...) whose reply's errors count here."""
+        if (
+            owner is not None
+            and client.script_debug is not None
+            and debugging.run_in_exec(self, client, done, prepared, owner, name)
+        ):
+            return
         script, keys, args, read_only = prepared
         declared = {self.server.shard_of_key(key) for key in keys}
 
