@@ -26,6 +26,7 @@ from shardserver import events, info
 from shardserver.blocked import Blocking
 from shardserver.client import ClientConnection
 from shardserver.commands import connection
+from shardserver.commands.acl import AccessControl
 from shardserver.commands.spec import Later
 from shardserver.commands.table import COMMANDS
 from shardserver.config import Config
@@ -114,6 +115,9 @@ class Acceptor:
             pubsub_patterns=self.pubsub.pattern_names,
         )
         self.peers.on_lost = self._peer_lost
+        #: ACL users, the ACL LOG, the ACL file (:mod:`shardserver.commands.acl`).
+        self.acl = AccessControl(self)
+        self.peers.handlers.update(self.acl.handlers())
         #: This acceptor's tracking clients (docs/architecture.md, "Client-side caching").
         self.tracking = Invalidations(self)
         #: Starts a shard process afresh, with pipes for every acceptor (the shards' parent
@@ -351,10 +355,6 @@ class Acceptor:
 
     # -- services for command handlers ---------------------------------------------------
 
-    def check_password(self, password: bytes) -> bool:
-        required = self.config["requirepass"]
-        return not required or password == required.encode()
-
     def set_config(self, name: str, value: str, push: bool = True) -> None:
         """CONFIG SET one setting; raises ConfigError. Shards learn the new value (from the
         acceptor that got the command: ``push``)."""
@@ -370,6 +370,8 @@ class Acceptor:
             self.limits.configure()
         elif name in INTROSPECTION_SETTINGS:
             self.introspection.configure()
+        elif name == "requirepass":
+            self.acl.requirepass_changed()
         if not push:
             return
         if name == "appendonly" and self.config[name] == "yes":

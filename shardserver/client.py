@@ -161,7 +161,9 @@ class ClientConnection(asyncio.Protocol):
         #: The peer's address alone (protection.py: is it local?).
         self.host = ""
         self.no_evict = False
-        self.authenticated = not server.config["requirepass"]
+        #: The ACL user this connection runs as, and whether it authenticated (a new one
+        #: is the default user's, authenticated when that needs no password).
+        server.acl.start_session(self)
         #: After MULTI: the commands queued for EXEC, and whether one was refused.
         self.multi: list | None = None
         self.multi_failed = False
@@ -421,6 +423,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         if (
             not self.authenticated
+            or not self.user.unrestricted
             or self.multi is not None
             or self.pubsub_only
             or server.pause
@@ -454,7 +457,8 @@ class ClientConnection(asyncio.Protocol):
             return
         if spec.subcommands:
             if len(argv) == 1 and spec.run is not None:  # COMMAND alone
-                self._run_or_queue(spec, argv)
+                if self.user.unrestricted or not self._refuse_by_acl(spec, argv):
+                    self._run_or_queue(spec, argv)
                 return
             sub = spec.subcommands.get(argv[1].lower().decode("utf-8", "replace"))
             if sub is None:
@@ -464,7 +468,19 @@ class ClientConnection(asyncio.Protocol):
                 self._refuse(wrong_arity(sub.name), sub.name)
                 return
             spec = sub
+        if not self.user.unrestricted and self._refuse_by_acl(spec, argv):
+            return
         self._run_or_queue(spec, argv)
+
+    def _refuse_by_acl(self, spec: CommandSpec, argv: list) -> bool:
+        """A user that may not run everything: its ACL rules, checked after authentication
+        as Redis checks them (:mod:`shardserver.commands.acl`); after MULTI a refusal fails
+        the transaction."""
+        refused = self.server.acl.refusal(self, spec.name, argv)
+        if refused is None:
+            return False
+        self._refuse(refused, spec.name)
+        return True
 
     def _run_or_queue(self, spec: CommandSpec, argv: list) -> None:
         """Run a checked command, or after MULTI queue it (all but EXEC, DISCARD ...)."""
@@ -592,8 +608,10 @@ class ClientConnection(asyncio.Protocol):
         self.reply(aborted)
 
     def _refuse_unauthenticated(self, spec: CommandSpec, argv: list) -> bool:
-        """With ``requirepass`` set, only commands flagged no_auth run before AUTH."""
-        if self.authenticated or "no_auth" in spec.flags:
+        """While the default user needs a password, only commands flagged no_auth run
+        before AUTH (Redis's authRequired looks at the default user now, so a connection
+        made while it needed one runs once it needs none)."""
+        if self.authenticated or "no_auth" in spec.flags or self.server.acl.opens_authenticated():
             return False
         if spec.name == "hello" and len(argv) > 2:
             return False  # HELLO ... AUTH user pass

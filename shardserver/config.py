@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shardserver.acl import startup_problem
 from shardserver.eventclasses import classes_text, parse_classes
 
 
@@ -322,6 +323,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("dbfilename", "dump.rdb", _string, True, "snapshot file name"),
         Setting("appendfilename", "appendonly.aof", _string, False, "append-only file name"),
         Setting("requirepass", "", _string, True, "password (AUTH); empty means none"),
+        Setting("aclfile", "", _string, False, "ACL users file (ACL LOAD, ACL SAVE)"),
+        Setting("acllog-max-len", 128, _int_range(0, 2**63 - 1), True, "ACL LOG's entries"),
         Setting("tcp-backlog", 511, _int_range(0, 65535), False, "listen backlog"),
         Setting("tcp-keepalive", 300, _int_range(0, 2**31 - 1), True, "keepalive seconds"),
         Setting("daemonize", "no", _yes_no, False, "accepted for compatibility; always 'no'"),
@@ -441,9 +444,14 @@ PASSIVE: dict[str, str] = {
 class Config:
     """The live settings of one server: known settings, passive ones, and where they came from."""
 
-    def __init__(self, values: dict[str, Any], source: str | None = None) -> None:
+    def __init__(
+        self, values: dict[str, Any], source: str | None = None, users: list[str] | None = None
+    ) -> None:
         self.values = values
         self.source = source
+        #: ACL users as redis.conf's ``user`` lines give them (``user`` in the TOML file,
+        #: a string or a list of them, and each ``--user``), without the word ``user``.
+        self.users = users or []
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -548,6 +556,7 @@ def parse_args(argv: list[str]) -> tuple[Config, dict[str, bool]]:
             overrides.append((name, value))
 
     values = {name: setting.default for name, setting in SETTINGS.items()}
+    users: list[str] = []
     values["acceptors"] = _acceptors("auto")
     table: dict[str, Any] = {}
     source = config_path or default_config_path()
@@ -562,18 +571,44 @@ def parse_args(argv: list[str]) -> tuple[Config, dict[str, bool]]:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file '{source}' is not valid TOML: {error}") from None
         for name, raw in table.items():
+            if _key(name) == "user":
+                users.extend(_user_entries(raw, source))
+                continue
             if isinstance(raw, dict | list):
                 raise ConfigError(f"{source}: setting '{name}' must be a single value")
             _apply(values, name, raw, source)
     else:
         source = None
     for name, raw in overrides:
+        if _key(name) == "user":
+            users.append(raw)
+            continue
         _apply(values, name, raw, "command line")
+    if users and values["aclfile"]:
+        # Redis refuses the mix: "please define either an ACL file or declare users
+        # directly in your redis.conf, but not both"
+        raise ConfigError(
+            "Configuring Redis with users defined in redis.conf and at the same setting an "
+            "ACL file path is invalid. This setup is very likely to lead to configuration "
+            "errors and security holes, please define either an ACL file or declare users "
+            "directly in your redis.conf, but not both."
+        )
+    problem = startup_problem(users, values["aclfile"])
+    if problem is not None:
+        raise ConfigError(problem)
     # "auto" shards take the cores the acceptors leave.
     given = [raw for name, raw in [*table.items(), *overrides] if _key(name) == "shards"]
     if not given or str(given[-1]).strip().lower() == "auto":
         values["shards"] = auto_shards(values["acceptors"])
-    return Config(values, source), actions
+    return Config(values, source, users), actions
+
+
+def _user_entries(raw: Any, source: str) -> list[str]:
+    """``user`` in the TOML file: one user's rules, or a list of them."""
+    entries = raw if isinstance(raw, list) else [raw]
+    if not all(isinstance(entry, str) for entry in entries):
+        raise ConfigError(f"{source}: 'user' must be a string or a list of strings")
+    return entries
 
 
 def _key(name: str) -> str:

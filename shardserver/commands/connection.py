@@ -75,8 +75,8 @@ def hello(session, argv: list[bytes]) -> bytes:
         option = argv[i].lower()
         more = len(argv) - i - 1
         if option == b"auth" and more >= 2:
-            if argv[i + 1] != b"default" or not session.server.check_password(argv[i + 2]):
-                return error("WRONGPASS invalid username-password pair or user is disabled.")
+            if not session.server.acl.authenticate(session, argv[i + 1], argv[i + 2], argv[0]):
+                return _WRONGPASS
             i += 3
         elif option == b"setname" and more >= 1:
             name = argv[i + 1]
@@ -136,11 +136,12 @@ def client_id(session, argv: list[bytes]) -> bytes:
 
 
 def auth(session, argv: list[bytes]) -> bytes:
-    """AUTH [username] password, with only Redis's ``default`` user (requirepass)."""
+    """AUTH [username] password: the ACL user (``default`` without a name) the connection
+    runs as from now on (:mod:`shardserver.commands.acl`)."""
     if len(argv) > 3:
         return SYNTAX
     if len(argv) == 2:
-        if not session.server.config["requirepass"]:
+        if session.server.acl.registry.default.nopass:
             return error(
                 "ERR AUTH <password> called without any password configured for the default "
                 "user. Are you sure your configuration is correct?"
@@ -148,9 +149,8 @@ def auth(session, argv: list[bytes]) -> bytes:
         user, password = b"default", argv[1]
     else:
         user, password = argv[1], argv[2]
-    if user != b"default" or not session.server.check_password(password):
+    if not session.server.acl.authenticate(session, user, password, argv[0]):
         return _WRONGPASS
-    session.authenticated = True
     return b"+OK\r\n"
 
 
@@ -174,7 +174,7 @@ def reset(session, argv: list[bytes]) -> bytes:
     session.subscriptions_changed()
     session.server.monitors.remove(session)
     session.server.tracking.disable(session)
-    session.authenticated = not session.server.config["requirepass"]
+    session.server.acl.start_session(session)
     return b"+RESET\r\n"
 
 
@@ -214,7 +214,8 @@ def client_line(client, command: str | None = None, argv: list[bytes] | None = N
         f"qbuf={memory.qbuf} qbuf-free=0 argv-mem={memory.argv_mem} "
         f"multi-mem={memory.multi_mem} rbs=0 rbp=0 obl=0 oll={memory.oll} "
         f"omem={memory.omem} tot-mem={memory.tot_mem} events=r "
-        f"cmd={command} user=default redir={redirect_of(client)} resp={client.protocol}"
+        f"cmd={command} user={client.user.name.decode('utf-8', 'replace')} "
+        f"redir={redirect_of(client)} resp={client.protocol}"
     )
 
 
@@ -314,7 +315,7 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
     Another client's connection is dropped at once, unsent replies and all, as Redis frees
     it; the caller's own closes after this reply.
     """
-    addr = laddr = None
+    addr = laddr = user = None
     client_id = 0
     kind = None
     skipme = len(argv) > 3
@@ -338,13 +339,14 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
             elif option == b"laddr":
                 laddr = value
             elif option == b"user":
-                if value != b"default":
+                if session.server.acl.registry.get(value) is None:
                     return error_bytes(b"ERR No such user '" + value + b"'")
+                user = value
             elif option == b"skipme" and value.lower() in (b"yes", b"no"):
                 skipme = value.lower() == b"yes"
             else:
                 return SYNTAX
-    filters = (addr, laddr, client_id, kind)
+    filters = (addr, laddr, client_id, kind, user)
     mine = killed_here(session.server, filters, session, skipme)
 
     def reply(counts: list[int]) -> bytes:
@@ -358,7 +360,7 @@ def client_kill(session, argv: list[bytes]) -> bytes | Later:
 
 def killed_here(server, filters: tuple, caller=None, skipme: bool = False) -> int:
     """Drop this acceptor's clients that match CLIENT KILL's filters; how many."""
-    addr, laddr, client_id, kind = filters
+    addr, laddr, client_id, kind, user = filters
     killed = 0
     for client in _live_clients(server) if kind != "" else []:
         if kind is not None and client_type(client) != kind:
@@ -368,6 +370,8 @@ def killed_here(server, filters: tuple, caller=None, skipme: bool = False) -> in
         if laddr is not None and client.laddr.encode() != laddr:
             continue
         if client_id and client.id != client_id:
+            continue
+        if user is not None and client.user.name != user:
             continue
         if client is caller:
             if skipme:
@@ -520,7 +524,7 @@ ROWS = [
     local(
         "auth",
         auth,
-        notes="the default user only (no ACL users)",
+        notes="ACL users (shardserver/commands/acl.py)",
     ),
     local("reset", reset),
     local("client|setname", client_setname),
@@ -537,7 +541,7 @@ ROWS = [
     local(
         "client|kill",
         client_kill,
-        notes="only the default user, normal and pubsub clients exist",
+        notes="only normal and pubsub clients exist",
     ),
     local("monitor", monitor, notes="across acceptors, each shard's lines in its order"),
     local("client|unblock", client_unblock),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shardserver.commands import (
+    acl,
     bitmaps,
     blocking,
     connection,
@@ -102,6 +103,7 @@ FAMILIES = [
     persistence,
     introspection,
     replymode,
+    acl,
 ]
 
 

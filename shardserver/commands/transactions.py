@@ -172,6 +172,8 @@ def exec_(session: Any, argv: list[bytes]) -> bytes | Later:
     if failed:
         unwatch_all(session)
         return _EXECABORT
+    if not session.user.unrestricted:  # ACL rules may have changed since the queueing
+        queued = session.server.acl.recheck(session, queued)
     rounds = _conditional(session, queued)
     if session.watched or rounds:
         watched = session.watched

@@ -16,6 +16,7 @@ error that says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from shardserver.commands import streams
 from shardserver.commands.metadata import META, redis_arity_and_flags
@@ -37,10 +38,17 @@ NOT_ALLOWED_HERE = (
 BY_NAME: dict[bytes, CommandSpec] = {name.encode(): spec for name, spec in COMMANDS.items()}
 
 
-def checked(argv: list[bytes], read_only: bool, deny_disabled: bool = False) -> CommandSpec | bytes:
+def checked(
+    argv: list[bytes],
+    read_only: bool,
+    deny_disabled: bool = False,
+    acl_refusal: Callable[[CommandSpec, list[bytes]], bytes | None] | None = None,
+) -> CommandSpec | bytes:
     """The command a script's ``redis.call`` names (a subcommand's own spec for a
     container), or Redis's error reply for it; ``deny_disabled``: DEBUG
-    SET-DISABLE-DENY-SCRIPTS is on."""
+    SET-DISABLE-DENY-SCRIPTS is on; ``acl_refusal``: the caller's ACL rules, for a user
+    that may not run everything (checked where Redis checks them: after ``noscript``,
+    before the read-only refusal)."""
     spec = BY_NAME.get(argv[0]) or BY_NAME.get(argv[0].lower())
     if spec is None:
         return _not_served(argv)
@@ -58,6 +66,10 @@ def checked(argv: list[bytes], read_only: bool, deny_disabled: bool = False) -> 
             return NOT_ALLOWED
         if spec.name != "debug":
             return NOT_ALLOWED_HERE
+    if acl_refusal is not None:
+        refused = acl_refusal(spec, argv)
+        if refused is not None:
+            return refused
     if read_only and "write" in flags:
         return READ_ONLY
     if spec.name in ("xread", "xreadgroup"):  # BLOCK is refused in a script

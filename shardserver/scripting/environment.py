@@ -92,6 +92,10 @@ def _nothing() -> None:
     pass
 
 
+def _anything(argv: list[bytes]) -> bool:
+    return True
+
+
 def _log(*args: Any) -> None:
     """``redis.log(level, message ...)``."""
     if len(args) < 2:
@@ -127,17 +131,6 @@ def _sha1hex(*args: Any) -> bytes:
     if len(args) != 1:
         raise CallError(b"ERR wrong number of arguments")
     return hashlib.sha1(_lua_string(args[0])).hexdigest().encode()
-
-
-def _acl_check_cmd(*args: Any) -> bool:
-    """``redis.acl_check_cmd(command, ...)``: whether the user may run it; every user may
-    run everything here (no ACL yet), so: whether the command exists."""
-    argv = command_line(args)
-    if argv.__class__ is CallError:
-        raise argv
-    if not calls.command_exists(argv):
-        raise CallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
-    return True
 
 
 def command_line(args: tuple) -> list[bytes] | CallError:
@@ -722,6 +715,10 @@ class Engine:
         self.random: Random48 = Random48()
         #: Called every 100,000 Lua instructions: raises :class:`Killed` to stop the script.
         self.tick: Callable[[], None] = _nothing
+        #: Whether the script's user may run a command line (``redis.acl_check_cmd``):
+        #: everything, unless the owner says otherwise (a held script of a user with ACL
+        #: rules; other users' scripts run anywhere).
+        self.permits: Callable[[list[bytes]], bool] = _anything
         self.functions: dict[bytes, Any] = {}
         py = runtime.table_from(
             {
@@ -730,7 +727,7 @@ class Engine:
                 b"caught": _caught,
                 b"tick": lambda *_event: self.tick(),
                 b"sha1hex": _sha1hex,
-                b"acl_check_cmd": _acl_check_cmd,
+                b"acl_check_cmd": self._acl_check_cmd,
                 b"lrand48": lambda: self.random.lrand48(),
                 b"srand48": lambda seed: self.random.srand48(seed),
                 b"log": _log,
@@ -762,6 +759,16 @@ class Engine:
         #: Each library's function names.
         self.libraries: dict[bytes, list[bytes]] = {}
         self.lua_type = lua.lua_type
+
+    def _acl_check_cmd(self, *args: Any) -> bool:
+        """``redis.acl_check_cmd(command, ...)``: whether the script's user may run it; an
+        error for a command Redis does not know."""
+        argv = command_line(args)
+        if argv.__class__ is CallError:
+            raise argv
+        if not calls.command_exists(argv):
+            raise CallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+        return self.permits(argv)
 
     # -- scripts -------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shardserver.acl import full_name
 from shardserver.commands.multikey import Plan
 from shardserver.commands.spec import COORDINATED, LOCAL_CALLS, Later, Route
 from shardserver.coordination import checked_shards, step_ctx
@@ -199,6 +200,8 @@ class HeldScript:
     def _run(self, engine: Engine) -> None:
         engine.call = self._call_from_thread
         engine.tick = self._tick
+        user = self.session.client.user
+        engine.permits = lambda argv: user.unrestricted or not user.check(full_name(argv), argv)[0]
         self.started_us = time.time_ns() // 1000
         board = self.board
         if board is not None:
@@ -255,7 +258,13 @@ class HeldScript:
             answer.set_result(error(f"ERR internal error: {type(failure).__name__}"))
 
     def _dispatch(self, argv: list[bytes], resp: int, answer: concurrent.futures.Future) -> None:
-        spec = calls.checked(argv, self.read_only, self.server.words.deny_scripts_disabled)
+        client = self.session.client
+        spec = calls.checked(
+            argv,
+            self.read_only,
+            self.server.words.deny_scripts_disabled,
+            None if client.user.unrestricted else self._refused_by_acl,
+        )
         if spec.__class__ is not bytes and self.server.writes_refused and "write" in spec.flags:
             spec = NOREPLICAS  # as Redis's scriptVerifyWriteCommandAllow: no replicas here
         if self.oom and not self.wrote and spec.__class__ is not bytes and "denyoom" in spec.flags:
@@ -315,6 +324,10 @@ class HeldScript:
             runs.append([session.ctx, part])
             targets.append((receiver, index))
         self.server.sequencer.schedule_flush()
+
+    def _refused_by_acl(self, spec: Any, argv: list[bytes]) -> bytes | None:
+        """The script's caller's ACL rules on one ``redis.call`` (Redis's scriptVerifyACL)."""
+        return self.server.acl.script_refusal(self.session.client, spec.name, argv)
 
     def _acceptor_command(
         self, spec: Any, argv: list[bytes], answer: concurrent.futures.Future

@@ -320,7 +320,8 @@ class Scripts:
         if script.told is not None:
             self._reply_once_told(client, entry, prepared, name)
             return
-        if script.key in self.local:
+        # a user with ACL rules runs its scripts here, where each call is checked
+        if script.key in self.local and client.user.unrestricted:
             # the shard of every key, or -1 for keys of several; one shard owns them all
             # when there is one (no hashing), and none is asked for then
             if self.single or not keys:
