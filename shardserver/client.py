@@ -209,7 +209,10 @@ class ClientConnection(asyncio.Protocol):
         self.addr = _address(transport.get_extra_info("peername"))
         self.laddr = _address(transport.get_extra_info("sockname"))
         self.host = protection.peer_host(transport)
-        if protection.denies_connection(self.server.config, self.host):
+        server = self.server
+        if protection.denies_connection(
+            server.config, self.host, server.acl.registry.default.nopass
+        ):
             self.server.limits.rejected += 1  # INFO rejected_connections, as maxclients
             self.closing = True
             transport.write(protection.DENIED)

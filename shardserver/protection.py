@@ -80,19 +80,11 @@ def allowed(mode: str, host: str) -> bool:
     return mode == "yes" or (mode == "local" and is_local(host))
 
 
-def default_user_has_no_password(config: Any) -> bool:
-    """Whether the default user logs in without a password: today ``requirepass`` is empty
-    (the one place protected mode asks, so ACL users can answer it instead)."""
-    return not config["requirepass"]
-
-
-def denies_connection(config: Any, host: str) -> bool:
-    """Whether protected mode refuses a client from ``host`` as it connects."""
-    return (
-        config["protected-mode"] == "yes"
-        and not is_local(host)
-        and default_user_has_no_password(config)
-    )
+def denies_connection(config: Any, host: str, default_nopass: bool) -> bool:
+    """Whether protected mode refuses a client from ``host`` as it connects;
+    ``default_nopass``: the default user has the ``nopass`` flag (Redis 7.0 asks that, so
+    ``requirepass``, or an ACL password given to ``default``, lifts it)."""
+    return config["protected-mode"] == "yes" and default_nopass and not is_local(host)
 
 
 def command_refusal(config: Any, spec: Any, argv: list[bytes], host: str) -> bytes | None:

@@ -570,6 +570,15 @@ def test_a_password_or_protected_mode_no_lets_remote_clients_in(
             finally:
                 client.execute_command("AUTH", "secret")
                 client.config_set("requirepass", "")
+            # an ACL password for the default user lifts it too (Redis asks its nopass flag)
+            client.execute_command("ACL", "SETUSER", "default", "resetpass", ">acl-secret")
+            try:
+                assert _from_remote(server.port, ping) == (
+                    b"-NOAUTH Authentication required.\r\n+OK\r\n"
+                )
+            finally:
+                client.execute_command("AUTH", "acl-secret")
+                client.execute_command("ACL", "SETUSER", "default", "nopass")
             client.config_set("protected-mode", "no")
             try:
                 assert _from_remote(server.port, ping) == b"+PONG\r\n+OK\r\n"
@@ -686,14 +695,13 @@ def test_local_is_redis_s_islocalclient() -> None:
     assert not allowed("local", "127.0.0.2") and not allowed("no", "127.0.0.1")
 
 
-def test_protected_mode_asks_the_password() -> None:
+def test_protected_mode_asks_the_default_user_s_nopass_flag() -> None:
     config, _ = parse_args([])
-    assert denies_connection(config, "10.1.2.3") and not denies_connection(config, "127.0.0.1")
-    config.set("requirepass", "pw")
-    assert not denies_connection(config, "10.1.2.3")
-    config.set("requirepass", "")
+    assert denies_connection(config, "10.1.2.3", True)
+    assert not denies_connection(config, "127.0.0.1", True)
+    assert not denies_connection(config, "10.1.2.3", False)  # requirepass or an ACL password
     config.set("protected-mode", "no")
-    assert not denies_connection(config, "10.1.2.3")
+    assert not denies_connection(config, "10.1.2.3", True)
 
 
 def test_config_set_refusal_takes_the_first_refused_name() -> None:
