@@ -229,6 +229,24 @@ class RawConnection:
         return data
 
 
+def flushed_replies(server: ServerProcess, commands: list[list], protocol: int = 2) -> list[bytes]:
+    """FLUSHALL, then ``commands`` pipelined in RESP ``protocol``: their raw replies."""
+    with RawConnection(server.port, timeout=30.0) as conn:
+        conn.command("HELLO", protocol)
+        assert conn.command("FLUSHALL") == b"+OK\r\n"
+        conn.send(b"".join(encode_command(*command) for command in commands))
+        return [conn.read_reply() for _ in commands]
+
+
+def assert_like_redis(clone: ServerProcess, oracle: ServerProcess, commands: list[list]) -> None:
+    """Every reply of ``commands`` (from an empty server, RESP2 and RESP3) as the oracle's."""
+    for protocol in (2, 3):
+        expected = flushed_replies(oracle, commands, protocol)
+        got = flushed_replies(clone, commands, protocol)
+        for command, want, have in zip(commands, expected, got, strict=True):
+            assert have == want, command
+
+
 def proc_children(pid: int) -> list[int]:
     """Return the PIDs whose parent is `pid`, read from /proc."""
     children = []

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command
+from conftest import (
+    ServerPool,
+    ServerProcess,
+    assert_like_redis,
+)
 
 from shardserver.slots import shard_table, slot_for_key
 
@@ -43,23 +47,6 @@ PLACES = [
     "37.502669",
     "Twin",
 ]
-
-
-def replies(server: ServerProcess, commands: list[list], resp: int) -> list[bytes]:
-    """FLUSHALL, then the commands pipelined: the raw replies."""
-    with RawConnection(server.port, timeout=30.0) as conn:
-        conn.command("HELLO", resp)
-        conn.command("FLUSHALL")
-        conn.send(b"".join(encode_command(*command) for command in commands))
-        return [conn.read_reply() for _ in commands]
-
-
-def assert_like_redis(clone: ServerProcess, oracle: ServerProcess, commands: list[list]) -> None:
-    for resp in (2, 3):
-        expected = replies(oracle, commands, resp)
-        got = replies(clone, commands, resp)
-        for command, want, have in zip(commands, expected, got, strict=True):
-            assert have == want, command
 
 
 def test_keys_are_on_four_shards() -> None:

@@ -16,29 +16,16 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command
+from conftest import (
+    ServerPool,
+    ServerProcess,
+    assert_like_redis,
+)
 
 from shardserver.commands import hyperloglog as hll
 from shardserver.slots import shard_table, slot_for_key
 
 KEYS = [b"a", b"b", b"c", b"d"]
-
-
-def replies(server: ServerProcess, commands: list[list], resp: int = 2) -> list[bytes]:
-    """FLUSHALL, then the commands pipelined: the raw replies."""
-    with RawConnection(server.port, timeout=30.0) as conn:
-        conn.command("HELLO", resp)
-        conn.command("FLUSHALL")
-        conn.send(b"".join(encode_command(*command) for command in commands))
-        return [conn.read_reply() for _ in commands]
-
-
-def assert_like_redis(clone: ServerProcess, oracle: ServerProcess, commands: list[list]) -> None:
-    for resp in (2, 3):
-        expected = replies(oracle, commands, resp)
-        got = replies(clone, commands, resp)
-        for command, want, have in zip(commands, expected, got, strict=True):
-            assert have == want, command
 
 
 def test_keys_are_on_four_shards(clone: ServerProcess) -> None:

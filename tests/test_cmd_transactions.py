@@ -16,7 +16,13 @@ import time
 
 import pytest
 import redis
-from conftest import RawConnection, ServerPool, ServerProcess, encode_command
+from conftest import (
+    RawConnection,
+    ServerPool,
+    ServerProcess,
+    encode_command,
+    flushed_replies,
+)
 
 from shardserver.slots import shard_table, slot_for_key
 
@@ -113,15 +119,6 @@ SEQUENCES: dict[str, list[list[str]]] = {
 }
 
 
-def replies(server: ServerProcess, commands: list[list[str]], resp3: bool = False) -> list[bytes]:
-    with RawConnection(server.port) as conn:
-        assert conn.command("FLUSHALL") == b"+OK\r\n"
-        if resp3:
-            assert conn.command("HELLO", "3").startswith(b"%")
-        conn.send(b"".join(encode_command(*command) for command in commands))
-        return [conn.read_reply() for _ in commands]
-
-
 def test_the_keys_span_shards() -> None:
     table = shard_table(4)
     assert len({table[slot_for_key(key)] for key in (b"a", b"b", b"c", b"d")}) >= 3
@@ -130,7 +127,7 @@ def test_the_keys_span_shards() -> None:
 @pytest.mark.parametrize("name", sorted(SEQUENCES))
 def test_replies_match_redis(redis_server: ServerProcess, clone: ServerProcess, name: str) -> None:
     commands = SEQUENCES[name]
-    assert replies(clone, commands) == replies(redis_server, commands)
+    assert flushed_replies(clone, commands) == flushed_replies(redis_server, commands)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +142,7 @@ def test_resp3_replies_match_redis(
     redis_server: ServerProcess, clone: ServerProcess, name: str
 ) -> None:
     commands = [*SEQUENCES[name][:-1], ["HSET", "h", "f", "v"], ["HGETALL", "h"], ["EXEC"]]
-    assert replies(clone, commands, resp3=True) == replies(redis_server, commands, resp3=True)
+    assert flushed_replies(clone, commands, 3) == flushed_replies(redis_server, commands, 3)
 
 
 def test_commands_answered_later_answer_in_place(clone: ServerProcess) -> None:
