@@ -31,6 +31,7 @@ import _ssl
 import asyncio
 import ctypes
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -159,6 +160,7 @@ def server_context(config: Config) -> ssl.SSLContext:
 
 #: ``SSL_CTX_ctrl`` commands and session cache modes (openssl/ssl.h).
 _SET_SESS_CACHE_SIZE = 42
+_SET_TLSEXT_TICKET_KEYS = 59
 _SET_SESS_CACHE_MODE = 44
 _SESS_CACHE_OFF = 0
 _SESS_CACHE_SERVER = 2
@@ -190,10 +192,19 @@ class _OpenSSL:
         self.lib.SSL_CTX_ctrl(self.ctx, _SET_SESS_CACHE_SIZE, size, None)
         self.lib.SSL_CTX_set_timeout(self.ctx, timeout)
         self.lib.SSL_CTX_set_session_id_context(self.ctx, b"redis", 5)
+        keys = ctypes.create_string_buffer(_TICKET_KEYS, len(_TICKET_KEYS))
+        if self.lib.SSL_CTX_ctrl(self.ctx, _SET_TLSEXT_TICKET_KEYS, len(_TICKET_KEYS), keys) != 1:
+            raise TlsError("Failed to set the session tickets' keys")
 
     def no_cache(self) -> None:
         self.lib.SSL_CTX_ctrl(self.ctx, _SET_SESS_CACHE_MODE, _SESS_CACHE_OFF, None)
 
+
+#: The keys session tickets are sealed with (name 16, HMAC 32, AES 32 bytes), drawn once in
+#: the launcher before it forks the acceptors: every acceptor seals and opens tickets with
+#: the same keys, so a client resumes whichever acceptor the kernel hands its next
+#: connection to (Redis is one process; each acceptor drawing its own keys failed that).
+_TICKET_KEYS = os.urandom(80)
 
 _LIBRARY: ctypes.CDLL | None = None
 

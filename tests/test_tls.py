@@ -429,6 +429,28 @@ def test_session_caching_lets_a_client_resume(
     assert wait_until(lambda: not resumed(), 10)
 
 
+def test_a_session_resumes_on_whichever_acceptor_serves_it(
+    clone_factory: ServerPool, certs: Path
+) -> None:
+    """With two acceptors the kernel spreads connections over both: every one seals tickets
+    with the same keys, so each of many reconnections resumes (TLS 1.2 and 1.3)."""
+    port = free_port()
+    clone_factory.start_clone(1, ["--acceptors", "2", *tls_args(certs, port)])
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        context.load_cert_chain(str(certs / "client.crt"), str(certs / "client.key"))
+        context.maximum_version = version
+        session, reused = None, []
+        for _ in range(12):
+            plain = socket.create_connection((HOST, port), timeout=10)
+            with context.wrap_socket(plain, server_hostname="localhost", session=session) as sock:
+                sock.sendall(encode_command("PING"))
+                assert sock.recv(100) == b"+PONG\r\n"
+                session = sock.session
+                reused.append(sock.session_reused)
+        assert reused == [False] + [True] * 11, version
+
+
 def test_tls_port_alone(clone_factory: ServerPool, certs: Path) -> None:
     """--port 0 beside a TLS port: no plain port (as Redis); INFO's tcp_port is the TLS one."""
     port = free_port()
