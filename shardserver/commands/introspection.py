@@ -16,6 +16,7 @@ from typing import Any
 
 from shardserver import REDIS_COMPAT_VERSION, info, latency
 from shardserver.commands import lolwut
+from shardserver.commands.server import over_every_process
 from shardserver.commands.spec import Later, local
 from shardserver.errors import error, error_bytes
 from shardserver.numbers import parse_int
@@ -213,21 +214,13 @@ def latency_reset(session, argv: list[bytes]) -> bytes | Later:
 def latency_histogram(session, argv: list[bytes]) -> bytes | Later:
     server = session.server
     enc = session.enc
-    parts = server.call_shards([[b"@latency|histogram"]] * server.shard_count)
-    peers = server.peers.ask("times")
 
-    async def reply() -> bytes:
-        shard_parts = await parts
-        failed = [part for part in shard_parts if part.__class__ is bytes]
-        if failed:
-            return failed[0]
-        others = [each for each in (await peers).values() if each is not None]
+    def finish(shard_parts: list, others: list) -> bytes:
         times = info.command_times(server, shard_parts, [latency.ACCEPTOR.numbers(), *others])
         names = _histogram_names(server, argv[2:], times)
-        pairs = [(enc.bulk(name.encode()), _cdf(enc, times[name][1])) for name in names]
-        return enc.map(pairs)
+        return enc.map([(enc.bulk(name.encode()), _cdf(enc, times[name][1])) for name in names])
 
-    return Later(server.loop.create_task(reply()))
+    return over_every_process(session, [b"@latency|histogram"], "times", finish)
 
 
 def _histogram_names(server: Any, asked: list[bytes], times: dict[str, Any]) -> list[str]:
@@ -279,18 +272,12 @@ def latency_help(session, argv: list[bytes]) -> bytes:
 def _with_numbers(session, finish) -> Later:
     """``finish(report)`` over an INFO report of every shard and acceptor (one step)."""
     server = session.server
-    parts = server.call_shards([[b"@info"]] * server.shard_count)
-    peers = server.peers.ask("stats")
-
-    async def reply() -> bytes:
-        shard_parts = await parts
-        failed = [part for part in shard_parts if part.__class__ is bytes]
-        if failed:
-            return failed[0]
-        others = [each for each in (await peers).values() if each is not None]
-        return finish(info.Report(server, shard_parts, others))
-
-    return Later(server.loop.create_task(reply()))
+    return over_every_process(
+        session,
+        [b"@info"],
+        "stats",
+        lambda parts, others: finish(info.Report(server, parts, others)),
+    )
 
 
 def _float(value: float) -> bytes:

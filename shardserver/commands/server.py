@@ -9,6 +9,7 @@ encoded reply. INFO, CONFIG RESETSTAT and DEBUG SLEEP need every shard, so they 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from shardserver import info, protection
 from shardserver.commands import metadata
@@ -196,22 +197,38 @@ def info_part(shard, db, argv: list[bytes]) -> dict:
     return info.shard_numbers(shard)
 
 
+def over_every_process(
+    session, part: list[bytes], peer_op: str, finish: Callable[[list, list], bytes]
+) -> Later:
+    """``finish(shard_values, acceptor_answers)`` once every shard has run ``part`` (one
+    step: a consistent cut) and every other acceptor has answered ``peer_op``; a shard's
+    failure is the reply instead."""
+    server = session.server
+    parts = server.call_shards([part] * server.shard_count)
+    peers = server.peers.ask(peer_op)
+
+    async def reply() -> bytes:
+        shard_parts = await parts
+        failed = [each for each in shard_parts if each.__class__ is bytes]
+        if failed:
+            return failed[0]
+        return finish(shard_parts, [each for each in (await peers).values() if each is not None])
+
+    return Later(server.loop.create_task(reply()))
+
+
 def info_(session, argv: list[bytes]) -> Later:
     """Redis's INFO text (a bulk string in RESP2, a verbatim string in RESP3), from every
     shard's numbers (one consistent step) and every acceptor's."""
     server = session.server
-    parts = server.call_shards([[b"@info"]] * server.shard_count)
-    peers = server.peers.ask("stats")
-
-    async def report() -> bytes:
-        shard_parts = await parts
-        failed = [p for p in shard_parts if p.__class__ is bytes]
-        if failed:
-            return failed[0]
-        numbers = [each for each in (await peers).values() if each is not None]
-        return session.enc.verbatim(info.render(server, argv[1:], shard_parts, numbers).encode())
-
-    return Later(server.loop.create_task(report()))
+    return over_every_process(
+        session,
+        [b"@info"],
+        "stats",
+        lambda parts, others: session.enc.verbatim(
+            info.render(server, argv[1:], parts, others).encode()
+        ),
+    )
 
 
 # -- TIME, SHUTDOWN ------------------------------------------------------------------------
