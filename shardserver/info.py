@@ -200,6 +200,11 @@ def _system_memory() -> int:
     return 0
 
 
+#: Routes whose calls the acceptor counts, not the parts its shards run: its own commands,
+#: every script it sends, and a KEYS command split over shards (MGET over four shards is one
+#: call, as in Redis, not four).
+_COUNTED_BY_ACCEPTOR = frozenset({None, Route.LOCAL, Route.SCRIPT, Route.KEYS})
+
 class Report:
     """One INFO reply: the shards' parts and the acceptor's state, rendered section by section."""
 
@@ -430,8 +435,7 @@ class Report:
                 if route is Route.ALL:
                     # every shard runs each call's part: count it once, not once per shard
                     fanned[name[1:]] = max(fanned.get(name[1:], 0), count)
-                elif route is not None and route is not Route.LOCAL and route is not Route.SCRIPT:
-                    # (the acceptor counts its own commands, and every script it sends)
+                elif route not in _COUNTED_BY_ACCEPTOR:
                     calls[name[1:]] += count
         calls.update(fanned)
         rejected, failed = self.errors("rejected"), self.errors("failed")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shardserver.blocked import block
-from shardserver.commands.spec import Route, key_positions
+from shardserver.commands.spec import LOCAL_CALLS, Route, key_positions
 from shardserver.coordination import checked_shards, coordinate
 from shardserver.errorstats import ACCEPTOR as ERRORS
 from shardserver.receivers import Gather
@@ -111,6 +111,7 @@ def plan_keys(server: Any, client: Any, spec: Any, argv: list) -> Parts | bytes:
     if len(by_shard) == 1:
         argv[0] = spec.wire_name
         return Parts([(next(iter(by_shard)), argv)])
+    LOCAL_CALLS[spec.name] += 1  # one call, however many shards run a part of it
     name = b"@" + spec.wire_name
     step = spec.step
     first = spec.first_key

@@ -486,13 +486,16 @@ def test_info_keyspace(endpoint: ServerProcess) -> None:
 
 
 def test_info_commandstats_and_resetstat(endpoint: ServerProcess) -> None:
-    """Calls per command (fan-outs counted once, not once per shard); RESETSTAT zeroes them."""
+    """Calls per command (fan-outs and split multi-key commands counted once, not once per
+    shard); RESETSTAT zeroes them."""
     r = endpoint.client(protocol=2)
     assert r.config_resetstat()
     for _ in range(3):
         r.get("k")
         r.dbsize()
         r.ping()
+        r.mget("a", "b", "c", "d")  # keys of every shard at 4: one call each, not four
+    r.delete("a", "b", "c", "d")
     with endpoint.raw() as conn:
         text = conn.call("INFO", "commandstats").decode()
     line = re.compile(
@@ -507,6 +510,8 @@ def test_info_commandstats_and_resetstat(endpoint: ServerProcess) -> None:
         assert match, entry
         calls[match[1]] = int(match[2])
     assert calls["get"] == 3 and calls["dbsize"] == 3 and calls["ping"] == 3
+    assert calls["mget"] == 3 and calls["del"] == 1
+    assert "info" not in calls  # counted once it has run, as Redis's call() counts
     stats = r.info("stats")
     assert stats["total_commands_processed"] < 20
     assert r.config_resetstat()

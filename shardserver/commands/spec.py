@@ -155,25 +155,28 @@ def local(
 
     @functools.wraps(handler)
     def run(session: Any, argv: list[bytes]) -> Any:
-        LOCAL_CALLS[name] += 1
         start = perf_counter_ns()
         reply = handler(session, argv)
         took = perf_counter_ns() - start  # its execution, as Redis's call() times it
         TIMES.record(name, took)
         if took >= TIMES.watch_ns:
             session.server.introspection.local_was_slow(session, name, argv, took)
-        # its error reply counts here, where the acceptor makes it (one byte to look at)
-        if reply.__class__ is bytes:
-            if reply[:1] == b"-":
-                ERRORS.failed_call(name, reply)
-        elif reply.__class__ is Later:
+        # counted once it has run, as Redis's call() counts (INFO's report does not hold
+        # its own call; CONFIG RESETSTAT's own call survives it); its error reply counts
+        # here, where the acceptor makes it (one byte to look at)
+        if reply.__class__ is Later:
             reply.future.add_done_callback(lambda done: _count_later(name, done))
+        else:
+            LOCAL_CALLS[name] += 1
+            if reply.__class__ is bytes and reply[:1] == b"-":
+                ERRORS.failed_call(name, reply)
         return reply
 
     return Command(name, Route.LOCAL, run, part=part, notes=notes)
 
 
 def _count_later(name: str, done: asyncio.Future) -> None:
+    LOCAL_CALLS[name] += 1
     reply = Later.result(done)
     if reply.__class__ is bytes and reply[:1] == b"-":
         ERRORS.failed_call(name, reply)
