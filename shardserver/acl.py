@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import hiredis
 
 from shardserver.commands.metadata import META
+from shardserver.errors import error_bytes
 from shardserver.glob import compile_glob
 
 #: Redis's categories, in its order (``ACLCommandCategories``): ACL CAT lists them so, and
@@ -922,7 +923,8 @@ def split_args(text: bytes) -> list[bytes]:
 
 def setuser_error(op: bytes, message: str) -> bytes:
     """ACL SETUSER's error reply for a rule that failed."""
-    return b"-ERR Error in ACL SETUSER modifier '" + op + b"': " + message.encode() + b"\r\n"
+    # the rule is the client's bytes: a line break in it must not end the reply early
+    return error_bytes(b"ERR Error in ACL SETUSER modifier '" + op + b"': " + message.encode())
 
 
 class Registry:
@@ -948,7 +950,9 @@ class Registry:
             opening = ops[merged]
             return (
                 None,
-                b"-ERR Unmatched parenthesis in acl selector starting at '%b'.\r\n" % opening,
+                error_bytes(
+                    b"ERR Unmatched parenthesis in acl selector starting at '%b'." % opening
+                ),
             )
         existing = self.users.get(name)
         staged = existing.copy() if existing is not None else User(name)

@@ -32,8 +32,16 @@ from shardserver.commands.table import COMMANDS
 
 EXAMPLES = int(os.environ.get("REDIS_CLONE_FUZZ_EXAMPLES", "25"))
 NOT_SENT = {"shutdown"}
-#: CONFIG SET may change these; anything else it is sent for gets one of these names.
-CONFIG_SETTABLE = [b"hz", b"timeout", b"maxclients", b"tcp-keepalive", b"hash-max-listpack-value"]
+#: CONFIG SET may change these; anything else it is sent for gets one of these names. Not
+#: maxclients or timeout, now enforced: a small value shut the fuzzer's next connection out
+#: (or closed it), and every later example failed.
+CONFIG_SETTABLE = [
+    b"hz",
+    b"slowlog-max-len",
+    b"maxmemory-samples",
+    b"tcp-keepalive",
+    b"hash-max-listpack-value",
+]
 
 KEYS = [b"k", b"{t}a", b"{t}b", b"key:1", b"x\r\ny", b"", b"\x00\xff", b"*", b"-"]
 NUMBERS = [
@@ -119,6 +127,8 @@ def _tame(line: Line, args: list[bytes]) -> list[bytes]:
         argv[1 if name in (b"blmpop", b"bzmpop") else -1] = b"0.01"
     if head == [b"client", b"pause"] and len(argv) > 2:
         argv[2] = b"5"  # a pause holds every client back, the fuzzer's PING too
+    if head == [b"script", b"debug"] and len(argv) > 2:
+        argv[2] = b"no"  # a debugging session reads the connection's next lines itself
     if head == [b"client", b"reply"] and len(argv) > 2:
         argv[2] = b"on"  # OFF and SKIP answer nothing, and the fuzzer reads a reply
     if line.blocking:  # XREAD and XREADGROUP: the timeout follows BLOCK, anywhere
