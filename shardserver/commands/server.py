@@ -157,8 +157,10 @@ def config_set(session, argv: list[bytes]) -> bytes | Later:
 
 
 def config_resetstat_part(shard, db, argv: list[bytes]) -> int:
-    """Each shard forgets its own counters (calls, operations, expired keys)."""
+    """Each shard forgets its own counters (calls, operations, expired keys), then counts
+    this call again: Redis counts a command after it ran, so RESETSTAT's own call stays."""
     info.reset_shard(shard)
+    shard.calls[argv[0]] += 1
     return 0
 
 
