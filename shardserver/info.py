@@ -205,6 +205,7 @@ def _system_memory() -> int:
 #: call, as in Redis, not four).
 _COUNTED_BY_ACCEPTOR = frozenset({None, Route.LOCAL, Route.SCRIPT, Route.KEYS})
 
+
 class Report:
     """One INFO reply: the shards' parts and the acceptor's state, rendered section by section."""
 
