@@ -571,15 +571,7 @@ class ClientConnection(asyncio.Protocol):
     def _refuse_write(self, spec: CommandSpec) -> bool:
         """While min-replicas-to-write refuses writes, a write (an EXEC with one queued)
         gets -NOREPLICAS, in Redis's place in its checks: before -BUSY and the queueing."""
-        if spec.name == "exec" and self.multi is not None:
-            if any("write" in queued.flags for queued, _argv in self.multi):
-                self._abort_exec(NOREPLICAS)
-                return True
-            return False
-        if "write" not in spec.flags:
-            return False
-        self._refuse(NOREPLICAS, spec.name)
-        return True
+        return self._refuse_flagged(spec, "write", NOREPLICAS)
 
     def _refuse_oom(self, spec: CommandSpec) -> bool:
         """Redis's OOM check in processCommand (before -NOREPLICAS and -BUSY): while some
@@ -588,17 +580,23 @@ class ClientConnection(asyncio.Protocol):
         is refused (a queue could grow without bound), failing the transaction."""
         if not server_full():
             return False
-        if spec.name == "exec" and self.multi is not None:
-            if any("denyoom" in queued.flags for queued, _argv in self.multi):
-                self._abort_exec(OOM)
-                return True
-            return False
-        if "denyoom" in spec.flags or (
-            self.multi is not None and spec.name not in ("exec", "discard", "quit", "reset")
-        ):
+        if self.multi is not None and spec.name not in ("exec", "discard", "quit", "reset"):
             self._refuse(OOM, spec.name)
             return True
-        return False
+        return self._refuse_flagged(spec, "denyoom", OOM)
+
+    def _refuse_flagged(self, spec: CommandSpec, flag: str, reply: bytes) -> bool:
+        """A command flagged ``flag`` gets ``reply``; an EXEC with such a command queued is
+        aborted with it (as Redis checks the transaction's flags at EXEC)."""
+        if spec.name == "exec" and self.multi is not None:
+            if any(flag in queued.flags for queued, _argv in self.multi):
+                self._abort_exec(reply)
+                return True
+            return False
+        if flag not in spec.flags:
+            return False
+        self._refuse(reply, spec.name)
+        return True
 
     def _abort_exec(self, reply: bytes) -> None:
         """EXEC refused before it runs: the transaction goes, and the reply says why, as
